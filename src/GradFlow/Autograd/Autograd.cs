@@ -1,0 +1,167 @@
+namespace GradFlow;
+
+/// <summary>
+/// The autograd front door (torch.autograd): grad mode, the functional Grad, named
+/// scopes and observers. Ops call <see cref="Record(string, Tensor, Node?, Tensor)"/> to put
+/// themselves in the graph.
+/// </summary>
+public static class Autograd
+{
+    [ThreadStatic] private static bool t_gradDisabled;
+    [ThreadStatic] internal static string? t_scope;
+    private static IAutogradObserver[] s_observers = [];
+
+    /// <summary>Whether ops record the graph on this thread (true unless inside <see cref="NoGrad"/>).</summary>
+    public static bool IsGradEnabled
+    {
+        get => !t_gradDisabled;
+        set => t_gradDisabled = !value;
+    }
+
+    /// <summary>A scope in which no op records a graph: <c>using (Autograd.NoGrad()) { ... }</c>.</summary>
+    public static GradModeScope NoGrad() => new(false);
+
+    /// <summary>A scope in which ops record again, inside an outer NoGrad.</summary>
+    public static GradModeScope EnableGrad() => new(true);
+
+    /// <summary>Names the ops created inside (a module path); nodes keep it in <see cref="Node.Scope"/>.</summary>
+    public static NamedScope Scope(string? name) => new(name);
+
+    /// <summary>The named scope in force on this thread.</summary>
+    public static string? CurrentScope => t_scope;
+
+    /// <summary>Adds an observer of every op and gradient; dispose the result to remove it.</summary>
+    public static IDisposable AddObserver(IAutogradObserver observer)
+    {
+        Guard.NotNull(observer, nameof(AddObserver), nameof(observer));
+        lock (typeof(Autograd)) s_observers = [.. s_observers, observer];
+        return new Removal(() =>
+        {
+            lock (typeof(Autograd)) s_observers = Array.FindAll(s_observers, o => !ReferenceEquals(o, observer));
+        });
+    }
+
+    internal static IAutogradObserver[] Observers => s_observers;
+
+    /// <summary>
+    /// The gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>, without touching
+    /// any <see cref="Tensor.Grad"/> (torch.autograd.grad). With <paramref name="createGraph"/> the backward pass
+    /// is itself recorded, so the results can be differentiated again (Hessian-vector products).
+    /// </summary>
+    /// <param name="outputs">Tensors to differentiate.</param>
+    /// <param name="inputs">Tensors to differentiate with respect to; each must require grad.</param>
+    /// <param name="gradOutputs">The vector in the vector-Jacobian product, per output; null entries (or a null array) mean ones for scalar outputs.</param>
+    /// <param name="createGraph">Record the backward pass for higher-order derivatives.</param>
+    /// <param name="retainGraph">Keep the graph for another backward (defaults to <paramref name="createGraph"/>).</param>
+    /// <param name="allowUnused">Return null for an input the outputs do not depend on, instead of throwing.</param>
+    public static Tensor?[] Grad(Tensor[] outputs, Tensor[] inputs, Tensor?[]? gradOutputs = null,
+        bool createGraph = false, bool? retainGraph = null, bool allowUnused = false)
+    {
+        Guard.NotNull(outputs, nameof(Grad), nameof(outputs));
+        Guard.NotNull(inputs, nameof(Grad), nameof(inputs));
+        if (gradOutputs is not null && gradOutputs.Length != outputs.Length)
+            Guard.ThrowArg(nameof(Grad), nameof(gradOutputs), $"got {gradOutputs.Length} gradients for {outputs.Length} outputs.");
+        for (int i = 0; i < inputs.Length; i++)
+            if (!inputs[i].RequiresGrad)
+                Guard.ThrowArg(nameof(Grad), nameof(inputs), $"input {i} (shape {Guard.Shape(inputs[i])}) does not require grad.");
+        var results = Engine.Run(outputs, gradOutputs, retainGraph ?? createGraph, createGraph, inputs);
+        if (!allowUnused)
+            for (int i = 0; i < results.Length; i++)
+                if (results[i] is null)
+                    Guard.ThrowInvalid(nameof(Grad), $"input {i} (shape {Guard.Shape(inputs[i])}) was not used in the graph of the outputs; pass allowUnused: true to get null for it.");
+        return results;
+    }
+
+    /// <summary>Grad for one scalar output and one input.</summary>
+    public static Tensor Grad(Tensor output, Tensor input, bool createGraph = false) =>
+        Grad([output], [input], null, createGraph)[0]!;
+
+    internal static bool NeedsGrad(Tensor a) => !t_gradDisabled && a.RequiresGrad;
+
+    internal static bool NeedsGrad(Tensor a, Tensor b) => !t_gradDisabled && (a.RequiresGrad || b.RequiresGrad);
+
+    internal static bool NeedsGrad(ReadOnlySpan<Tensor> inputs)
+    {
+        if (t_gradDisabled) return false;
+        foreach (var t in inputs) if (t.RequiresGrad) return true;
+        return false;
+    }
+
+    /// <summary>Links a one-input op's output into the graph (when <paramref name="node"/> is not null) and tells observers.</summary>
+    internal static Tensor Record(string op, Tensor output, Node? node, Tensor input)
+    {
+        if (node is not null)
+        {
+            node.Next = [input.GradientEdge()];
+            Attach(node, output, 0);
+        }
+        if (s_observers.Length != 0) Notify(op, [input], output, node);
+        return output;
+    }
+
+    internal static Tensor Record(string op, Tensor output, Node? node, Tensor a, Tensor b)
+    {
+        if (node is not null)
+        {
+            node.Next = [a.GradientEdge(), b.GradientEdge()];
+            Attach(node, output, 0);
+        }
+        if (s_observers.Length != 0) Notify(op, [a, b], output, node);
+        return output;
+    }
+
+    internal static Tensor Record(string op, Tensor output, Node? node, ReadOnlySpan<Tensor> inputs)
+    {
+        if (node is not null)
+        {
+            LinkInputs(node, inputs);
+            Attach(node, output, 0);
+        }
+        if (s_observers.Length != 0) Notify(op, inputs, output, node);
+        return output;
+    }
+
+    /// <summary>Links a multi-output op; output i becomes output number i of the node.</summary>
+    internal static Tensor[] Record(string op, Tensor[] outputs, Node? node, ReadOnlySpan<Tensor> inputs)
+    {
+        if (node is not null)
+        {
+            LinkInputs(node, inputs);
+            for (int i = 0; i < outputs.Length; i++) Attach(node, outputs[i], i);
+        }
+        if (s_observers.Length != 0)
+            foreach (var o in outputs) Notify(op, inputs, o, node);
+        return outputs;
+    }
+
+    private static void LinkInputs(Node node, ReadOnlySpan<Tensor> inputs)
+    {
+        var edges = new Edge[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) edges[i] = inputs[i].GradientEdge();
+        node.Next = edges;
+    }
+
+    private static void Attach(Node node, Tensor output, int outputNr)
+    {
+        node.Scope = t_scope;
+        output.SetGradFn(node, outputNr);
+    }
+
+    private static void Notify(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
+    {
+        foreach (var o in s_observers) o.OnForward(op, inputs, output, node);
+    }
+
+    private sealed class Removal(Action remove) : IDisposable
+    {
+        private Action? _remove = remove;
+
+        public void Dispose()
+        {
+            _remove?.Invoke();
+            _remove = null;
+        }
+    }
+
+    internal static IDisposable Handle(Action remove) => new Removal(remove);
+}

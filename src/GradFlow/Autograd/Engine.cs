@@ -1,0 +1,200 @@
+namespace GradFlow;
+
+/// <summary>
+/// Runs backward: finds the part of the graph reachable from the roots, counts for every node how
+/// many gradients it waits for, then executes nodes in dependency order, summing the gradients that
+/// reach the same input. With capture targets (Autograd.Grad) it returns their gradients instead of
+/// accumulating into leaves, and runs only the nodes that lead to a target.
+/// </summary>
+internal static class Engine
+{
+    private sealed class NodeTask(Node node)
+    {
+        public readonly Tensor?[] Buffer = new Tensor?[node.NumOutputs];
+        public int Dependencies;
+        public bool Needed;
+        public List<(int OutputNr, int Index)>? Captures;
+    }
+
+    public static Tensor?[] Run(Tensor[] roots, Tensor?[]? gradients, bool retainGraph, bool createGraph, Tensor[]? captures)
+    {
+        var rootEdges = new Edge[roots.Length];
+        var rootGrads = new Tensor[roots.Length];
+        for (int i = 0; i < roots.Length; i++)
+        {
+            var root = roots[i];
+            Guard.NotNull(root, "Backward", "outputs");
+            if (!root.RequiresGrad)
+                Guard.ThrowInvalid("Backward", $"output {i} (shape {Guard.Shape(root)}) does not require grad and has no GradFn.");
+            rootEdges[i] = root.GradientEdge();
+            rootGrads[i] = RootGradient(root, gradients?[i], i);
+        }
+
+        var tasks = Discover(rootEdges);
+        Tensor?[] results = [];
+        if (captures is not null)
+        {
+            results = new Tensor?[captures.Length];
+            for (int i = 0; i < captures.Length; i++)
+            {
+                var e = captures[i].GradientEdge();
+                if (e.Function is null || !tasks.TryGetValue(e.Function, out var t)) continue;
+                (t.Captures ??= []).Add((e.InputNr, i));
+            }
+            MarkNeeded(tasks);
+        }
+        else
+        {
+            foreach (var t in tasks.Values) t.Needed = true;
+        }
+        foreach (var (node, task) in tasks)
+            foreach (var e in node.Next)
+                if (e.Function is not null && tasks[e.Function].Needed) tasks[e.Function].Dependencies++;
+
+        var ready = new Stack<Node>();
+        for (int i = 0; i < roots.Length; i++)
+        {
+            var task = tasks[rootEdges[i].Function!];
+            Accumulate(task.Buffer, rootEdges[i].InputNr, rootGrads[i]);
+        }
+        foreach (var (node, task) in tasks)
+            if (task.Dependencies == 0 && task.Needed) ready.Push(node);
+
+        while (ready.Count > 0)
+        {
+            var node = ready.Pop();
+            Execute(node, tasks[node], tasks, ready, results, retainGraph, createGraph, captures is not null);
+        }
+        return results;
+    }
+
+    private static Tensor RootGradient(Tensor root, Tensor? gradient, int index)
+    {
+        if (gradient is null)
+        {
+            if (root.NumEl != 1)
+                Guard.ThrowInvalid("Backward", $"a gradient can be implicitly created only for scalar outputs; output {index} has shape {Guard.Shape(root)}. Pass the output's gradient explicitly.");
+            return Tensor.OnesLike(root);
+        }
+        if (!Shapes.Equal(gradient.Shape, root.Shape) || gradient.DType != root.DType)
+            Guard.ThrowArg("Backward", "gradient", $"gradient {gradient.DType.Name()} {Guard.Shape(gradient)} does not match output {index}: {root.DType.Name()} {Guard.Shape(root)}.");
+        return gradient;
+    }
+
+    /// <summary>Every node reachable from the roots, found iteratively (graphs of recurrent nets are deep).</summary>
+    private static Dictionary<Node, NodeTask> Discover(Edge[] rootEdges)
+    {
+        var tasks = new Dictionary<Node, NodeTask>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<Node>();
+        foreach (var e in rootEdges)
+        {
+            if (tasks.ContainsKey(e.Function!)) continue;
+            tasks[e.Function!] = new NodeTask(e.Function!);
+            stack.Push(e.Function!);
+        }
+        while (stack.Count > 0)
+        {
+            foreach (var e in stack.Pop().Next)
+            {
+                if (e.Function is null || tasks.ContainsKey(e.Function)) continue;
+                tasks[e.Function] = new NodeTask(e.Function);
+                stack.Push(e.Function);
+            }
+        }
+        return tasks;
+    }
+
+    /// <summary>In capture mode a node is needed if it holds a target or leads to one (a post-order walk).</summary>
+    private static void MarkNeeded(Dictionary<Node, NodeTask> tasks)
+    {
+        var state = new Dictionary<Node, bool>(ReferenceEqualityComparer.Instance); // false: open, true: done
+        var stack = new Stack<(Node Node, int Next)>();
+        foreach (var root in tasks.Keys)
+        {
+            if (state.ContainsKey(root)) continue;
+            stack.Push((root, 0));
+            state[root] = false;
+            while (stack.Count > 0)
+            {
+                var (node, next) = stack.Pop();
+                if (next < node.Next.Length)
+                {
+                    stack.Push((node, next + 1));
+                    var child = node.Next[next].Function;
+                    if (child is not null && !state.ContainsKey(child))
+                    {
+                        state[child] = false;
+                        stack.Push((child, 0));
+                    }
+                    continue;
+                }
+                var task = tasks[node];
+                task.Needed |= task.Captures is not null;
+                foreach (var e in node.Next)
+                    if (e.Function is not null && tasks[e.Function].Needed) task.Needed = true;
+                state[node] = true;
+            }
+        }
+    }
+
+    private static void Execute(Node node, NodeTask task, Dictionary<Node, NodeTask> tasks, Stack<Node> ready,
+        Tensor?[] results, bool retainGraph, bool createGraph, bool captureMode)
+    {
+        var grads = task.Buffer;
+        using (new GradModeScope(createGraph))
+        {
+            RunPreHooks(node, grads);
+        }
+        if (task.Captures is not null)
+            foreach (var (outputNr, index) in task.Captures) results[index] = grads[outputNr];
+
+        bool anyGradient = Array.Exists(grads, g => g is not null);
+        Tensor?[] gradInputs = [];
+        if (anyGradient && !(captureMode && node is AccumulateGrad))
+        {
+            using (new GradModeScope(createGraph))
+            {
+                gradInputs = node.Backward(grads);
+            }
+            var observers = Autograd.Observers;
+            foreach (var o in observers) o.OnBackward(node, grads, gradInputs);
+        }
+        if (!retainGraph) node.Release();
+
+        var next = node.Next;
+        for (int i = 0; i < next.Length; i++)
+        {
+            var f = next[i].Function;
+            if (f is null) continue;
+            var child = tasks[f];
+            if (!child.Needed) continue;
+            if (i < gradInputs.Length && gradInputs[i] is { } g)
+            {
+                using (new GradModeScope(createGraph))
+                {
+                    Accumulate(child.Buffer, next[i].InputNr, g);
+                }
+            }
+            if (--child.Dependencies == 0) ready.Push(f);
+        }
+    }
+
+    private static void RunPreHooks(Node node, Tensor?[] grads)
+    {
+        for (int k = 0; k < grads.Length; k++)
+        {
+            if (grads[k] is not { } g) continue;
+            if (node.PreHooks?[k] is { } hooks)
+                foreach (var hook in hooks.ToArray()) g = hook(g) ?? g;
+            grads[k] = g;
+            if (node.RetainGradTensors?[k] is { } retained)
+            {
+                var old = retained.Grad;
+                retained.Grad = old is null ? (Autograd.IsGradEnabled ? g : g.Detach().Clone()) : old + g;
+            }
+        }
+    }
+
+    private static void Accumulate(Tensor?[] buffer, int slot, Tensor g) =>
+        buffer[slot] = buffer[slot] is { } old ? old + g : g;
+}

@@ -1,0 +1,115 @@
+namespace GradFlow;
+
+/// <summary>Where a gradient flows next: input number <see cref="InputNr"/> of <see cref="Function"/>.</summary>
+public readonly record struct Edge(Node? Function, int InputNr);
+
+/// <summary>
+/// One recorded op in the autograd graph (PyTorch's grad_fn). An op's forward creates its node,
+/// saves what its backward needs, and points at the nodes of its inputs; <see cref="Backward"/>
+/// maps the gradients of the op's outputs to the gradients of its inputs.
+/// </summary>
+public abstract class Node
+{
+    [ThreadStatic] private static long t_sequence;
+
+    private Tensor[]? _saved;
+    private int[]? _savedVersions;
+
+    /// <summary>Creates a node with the given number of outputs.</summary>
+    protected Node(int numOutputs = 1)
+    {
+        NumOutputs = numOutputs;
+        SequenceNr = ++t_sequence;
+    }
+
+    /// <summary>The node's name, as in PyTorch ("MulBackward", "AccumulateGrad").</summary>
+    public virtual string Name => GetType().Name;
+
+    /// <summary>How many outputs the op has (and so how many gradients Backward receives).</summary>
+    public int NumOutputs { get; }
+
+    /// <summary>Creation order; later nodes run earlier in backward.</summary>
+    public long SequenceNr { get; }
+
+    /// <summary>The nodes the input gradients flow to, one per op input (Function is null for inputs that need no gradient).</summary>
+    public IReadOnlyList<Edge> NextEdges => Next;
+
+    /// <summary>The named scope (a module path such as "encoder.layers.0.linear1") active when the op ran.</summary>
+    public string? Scope { get; internal set; }
+
+    /// <summary>Free-form data an observer attached at creation (the anomaly mode's creation site, for one).</summary>
+    public object? ObserverTag { get; set; }
+
+    internal Edge[] Next = [];
+    internal List<Func<Tensor, Tensor?>>?[]? PreHooks;
+    internal Tensor?[]? RetainGradTensors;
+    internal bool Released;
+
+    /// <summary>The gradients with respect to the op's inputs, given those with respect to its outputs (null where unused).</summary>
+    protected internal abstract Tensor?[] Backward(Tensor?[] gradOutputs);
+
+    /// <summary>Saves tensors for backward, remembering their versions to catch later in-place writes.</summary>
+    protected void Save(params Tensor[] tensors)
+    {
+        _saved = tensors;
+        _savedVersions = new int[tensors.Length];
+        for (int i = 0; i < tensors.Length; i++) _savedVersions[i] = tensors[i].Version;
+    }
+
+    /// <summary>A tensor saved by <see cref="Save"/>, checked against use after free and in-place change.</summary>
+    protected Tensor Saved(int index)
+    {
+        if (Released || _saved is null)
+            throw new InvalidOperationException(
+                $"{Name}: trying to backward through the graph a second time (or to read saved tensors after they were freed). " +
+                "Pass retainGraph: true to the first Backward if you need to backward twice.");
+        var t = _saved[index];
+        if (t.Version != _savedVersions![index])
+            throw new InvalidOperationException(
+                $"{Name}: one of the tensors needed for gradient computation (saved tensor {index}, shape {Guard.Shape(t)}) " +
+                $"has been modified by an in-place operation: it is at version {t.Version}, expected version {_savedVersions[index]}.");
+        return t;
+    }
+
+    /// <summary>True if this node saved tensors (and so cannot run again once released).</summary>
+    internal bool HasSavedTensors => _saved is not null;
+
+    internal void Release()
+    {
+        Released = true;
+        _saved = null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+}
+
+/// <summary>The sink of a leaf tensor's gradient: it adds what arrives into <see cref="Tensor.Grad"/>.</summary>
+public sealed class AccumulateGrad : Node
+{
+    internal List<Func<Tensor, Tensor?>>? Hooks;
+
+    internal AccumulateGrad(Tensor variable) => Variable = variable;
+
+    /// <summary>The leaf tensor whose gradient this node accumulates.</summary>
+    public Tensor Variable { get; }
+
+    /// <inheritdoc />
+    protected internal override Tensor?[] Backward(Tensor?[] gradOutputs)
+    {
+        var g = gradOutputs[0];
+        if (g is null) return [];
+        if (Hooks is not null)
+            foreach (var hook in Hooks) g = hook(g) ?? g;
+        if (!Shapes.Equal(g.Shape, Variable.Shape))
+            Guard.ThrowInvalid(Name, $"gradient of shape {Guard.Shape(g)} arrived for a leaf of shape {Guard.Shape(Variable)}.");
+        var old = Variable.Grad;
+        if (old is null)
+            Variable.Grad = Autograd.IsGradEnabled ? g : g.Detach().Clone();
+        else if (Autograd.IsGradEnabled || old.RequiresGrad)
+            Variable.Grad = old + g;
+        else
+            old.AddInPlace(g);
+        return [];
+    }
+}

@@ -1,0 +1,83 @@
+using GradFlow.Kernels;
+
+namespace GradFlow;
+
+// In-place updates, for optimisers and data handling. They bump the storage version, so a tensor
+// that autograd saved and that is then changed in place is caught at backward time. Writing in
+// place into a tensor that requires grad while grad mode is on is refused (wrap it in NoGrad).
+public sealed partial class Tensor
+{
+    private void CheckInPlace(string op)
+    {
+        if (Autograd.IsGradEnabled && RequiresGrad)
+            Guard.ThrowInvalid(op, $"a tensor of shape {Guard.Shape(this)} that requires grad cannot be changed in place while grad mode is on; use Autograd.NoGrad() or the out-of-place op.");
+        BumpVersion();
+    }
+
+    private void CheckInPlaceOperand(Tensor other, string op)
+    {
+        Guard.NotNull(other, op, nameof(other));
+        Guard.SameDType(this, other, op);
+        var shape = Shapes.Broadcast(ShapeArray, other.ShapeArray, op);
+        if (!Shapes.Equal(shape, ShapeArray))
+            Guard.Throw(op, $"in place, other of shape {Guard.Shape(other)} must broadcast to this tensor's shape {Guard.Shape(this)}.");
+    }
+
+    /// <summary>this += alpha * other (other broadcasts to this shape). Returns this.</summary>
+    public Tensor AddInPlace(Tensor other, double alpha = 1)
+    {
+        CheckInPlaceOperand(other, nameof(AddInPlace));
+        CheckInPlace(nameof(AddInPlace));
+        var src = alpha == 1 ? other : MapScalar<MulOp>(other, alpha, false, nameof(AddInPlace));
+        BinaryInto<AddOp>(this, this, src);
+        return this;
+    }
+
+    /// <summary>this -= other. Returns this.</summary>
+    public Tensor SubInPlace(Tensor other) => AddInPlace(other, -1);
+
+    /// <summary>this *= other (other broadcasts to this shape). Returns this.</summary>
+    public Tensor MulInPlace(Tensor other)
+    {
+        CheckInPlaceOperand(other, nameof(MulInPlace));
+        CheckInPlace(nameof(MulInPlace));
+        BinaryInto<MulOp>(this, this, other);
+        return this;
+    }
+
+    /// <summary>this *= s. Returns this.</summary>
+    public Tensor MulInPlace(double s)
+    {
+        CheckInPlace(nameof(MulInPlace));
+        BinaryInto<MulOp>(this, this, Full([], s, DType));
+        return this;
+    }
+
+    /// <summary>this += s. Returns this.</summary>
+    public Tensor AddInPlace(double s)
+    {
+        CheckInPlace(nameof(AddInPlace));
+        BinaryInto<AddOp>(this, this, Full([], s, DType));
+        return this;
+    }
+
+    /// <summary>Sets every element to <paramref name="value"/>. Returns this.</summary>
+    public Tensor Fill(double value)
+    {
+        CheckInPlace(nameof(Fill));
+        FillRaw(value);
+        return this;
+    }
+
+    /// <summary>Sets every element to zero. Returns this.</summary>
+    public Tensor Zero() => Fill(0);
+
+    /// <summary>Copies <paramref name="source"/> (broadcast to this shape) into this tensor. Returns this.</summary>
+    public Tensor CopyFrom(Tensor source)
+    {
+        CheckInPlaceOperand(source, nameof(CopyFrom));
+        CheckInPlace(nameof(CopyFrom));
+        CopyRaw(source, this);
+        return this;
+    }
+}

@@ -1,0 +1,118 @@
+using GradFlow.Kernels;
+
+namespace GradFlow;
+
+// Matrix products with torch.matmul's rules: 1-d operands gain a dim that is removed afterwards,
+// batch dims broadcast. A transposed 2-d view is passed to GEMM as a transpose flag, not copied.
+public sealed partial class Tensor
+{
+    /// <summary>The matrix product (torch.matmul): dot, matrix-vector, matrix-matrix or batched with broadcasting.</summary>
+    public Tensor MatMul(Tensor other)
+    {
+        Guard.NotNull(other, nameof(MatMul), nameof(other));
+        Guard.SameDType(this, other, nameof(MatMul));
+        Guard.Floating(this, nameof(MatMul));
+        if (Rank == 0 || other.Rank == 0)
+            Guard.Throw(nameof(MatMul), $"both operands need at least one dim, got {Guard.Shape(this)} and {Guard.Shape(other)}.");
+        var a = Rank == 1 ? Unsqueeze(0) : this;
+        var b = other.Rank == 1 ? other.Unsqueeze(1) : other;
+        var y = MatMulCore(a, b);
+        if (other.Rank == 1) y = y.Squeeze(-1);
+        if (Rank == 1) y = y.Squeeze(other.Rank == 1 ? -1 : -2);
+        return y;
+    }
+
+    private static Tensor MatMulCore(Tensor a, Tensor b)
+    {
+        int m = a.ShapeArray[^2], k = a.ShapeArray[^1], k2 = b.ShapeArray[^2], n = b.ShapeArray[^1];
+        if (k != k2) Guard.Throw(nameof(MatMul), $"shapes {Guard.Shape(a)} and {Guard.Shape(b)} cannot be multiplied ({k} != {k2}).");
+        Tensor y;
+        if (b.Rank == 2 && a.Rank > 2 && a.IsContiguous)
+        {
+            // Batch folded into the rows: (..., m, k) @ (k, n) is one (batch*m, k) @ (k, n) product.
+            var outShape = (int[])a.ShapeArray.Clone();
+            outShape[^1] = n;
+            y = Empty(outShape, a.DType);
+            Mm(a.AsStridedView([a.NumEl / k, k], [k, 1], a.Offset), b, y.AsStridedView([y.NumEl / n, n], [n, 1], 0));
+        }
+        else if (a.Rank == 2 && b.Rank == 2)
+        {
+            y = Empty([m, n], a.DType);
+            Mm(a, b, y);
+        }
+        else
+        {
+            y = BatchedMm(a, b, m, k, n);
+        }
+        return Autograd.Record(nameof(MatMul), y, Autograd.NeedsGrad(a, b) ? new MatMulBackward(a, b) : null, a, b);
+    }
+
+    private static Tensor BatchedMm(Tensor a, Tensor b, int m, int k, int n)
+    {
+        var batch = Shapes.Broadcast(a.ShapeArray.AsSpan(0, a.Rank - 2), b.ShapeArray.AsSpan(0, b.Rank - 2), nameof(MatMul));
+        int count = Shapes.Count(batch);
+        var ae = a.ExpandRaw([.. batch, m, k]).ContiguousRaw();
+        var be = b.ExpandRaw([.. batch, k, n]).ContiguousRaw();
+        var y = Empty([.. batch, m, n], a.DType);
+        for (int i = 0; i < count; i++)
+            Mm(ae.AsStridedView([m, k], [k, 1], ae.Offset + i * m * k), be.AsStridedView([k, n], [n, 1], be.Offset + i * k * n),
+               y.AsStridedView([m, n], [n, 1], i * m * n));
+        return y;
+    }
+
+    /// <summary>c = a @ b for 2-d operands; c contiguous. Transposed views become GEMM flags.</summary>
+    internal static void Mm(Tensor a, Tensor b, Tensor c, bool accumulate = false)
+    {
+        var (ta, lda, ac) = GemmOperand(a);
+        var (tb, ldb, bc) = GemmOperand(b);
+        int m = a.ShapeArray[0], k = a.ShapeArray[1], n = b.ShapeArray[1];
+        if (m == 0 || n == 0) return;
+        if (k == 0) { if (!accumulate) c.FillRaw(0); return; }
+        if (a.DType == DType.Float32)
+            Gemm.Sgemm(ta, tb, m, n, k, 1f, ac.Data<float>().AsSpan(ac.Offset), lda, bc.Data<float>().AsSpan(bc.Offset), ldb,
+                accumulate ? 1f : 0f, c.Data<float>().AsSpan(c.Offset), n);
+        else
+            Gemm.Dgemm(ta, tb, m, n, k, 1.0, ac.Data<double>().AsSpan(ac.Offset), lda, bc.Data<double>().AsSpan(bc.Offset), ldb,
+                accumulate ? 1.0 : 0.0, c.Data<double>().AsSpan(c.Offset), n);
+    }
+
+    private static (bool Trans, int Ld, Tensor Source) GemmOperand(Tensor x)
+    {
+        int rows = x.ShapeArray[0], cols = x.ShapeArray[1];
+        int s0 = x.StridesArray[0], s1 = x.StridesArray[1];
+        if ((s1 == 1 || cols == 1) && s0 >= Math.Max(cols, 1)) return (false, Math.Max(s0, 1), x);
+        if ((s0 == 1 || rows == 1) && s1 >= Math.Max(rows, 1)) return (true, Math.Max(s1, 1), x);
+        var c = x.ContiguousRaw();
+        return (false, Math.Max(cols, 1), c);
+    }
+}
+
+internal sealed class MatMulBackward : Node
+{
+    private readonly bool _needA, _needB;
+
+    public MatMulBackward(Tensor a, Tensor b)
+    {
+        _needA = a.RequiresGrad;
+        _needB = b.RequiresGrad;
+        Save(a, b);
+    }
+
+    // For C = A B: dA = dC B^T, dB = A^T dC, each summed over broadcast batch dims.
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        Tensor a = Saved(0), b = Saved(1), gc = g[0]!;
+        Tensor? ga = null, gb = null;
+        if (_needA) ga = Tensor.SumTo(gc.MatMul(b.Transpose(-1, -2)), a.ShapeArray);
+        if (_needB)
+        {
+            if (b.Rank == 2 && a.Rank > 2)
+            {
+                int k = a.ShapeArray[^1], n = b.ShapeArray[^1];
+                gb = a.Reshape(-1, k).T.MatMul(gc.Reshape(-1, n));
+            }
+            else gb = Tensor.SumTo(a.Transpose(-1, -2).MatMul(gc), b.ShapeArray);
+        }
+        return [ga, gb];
+    }
+}

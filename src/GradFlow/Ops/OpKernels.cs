@@ -1,0 +1,109 @@
+using GradFlow.Kernels;
+
+namespace GradFlow;
+
+/// <summary>
+/// The bridge from tensors to span kernels: allocate the output, pick the contiguous fast path or
+/// the strided loop, dispatch on dtype. No autograd here; the op files add that.
+/// </summary>
+public sealed partial class Tensor
+{
+    internal static Tensor MapUnary<TOp>(Tensor x, string op) where TOp : struct, IUnaryOp
+    {
+        Guard.Floating(x, op);
+        var y = Empty(x.ShapeArray, x.DType);
+        bool flat = x.IsContiguous;
+        if (x.DType == DType.Float32)
+        {
+            if (flat) Elementwise.Unary<TOp, float>(x.Span<float>(), y.Span<float>());
+            else Elementwise.Unary<TOp, float>(x.ShapeArray, y.Data<float>(), y.StridesArray, 0, x.Data<float>(), x.StridesArray, x.Offset);
+        }
+        else
+        {
+            if (flat) Elementwise.Unary<TOp, double>(x.Span<double>(), y.Span<double>());
+            else Elementwise.Unary<TOp, double>(x.ShapeArray, y.Data<double>(), y.StridesArray, 0, x.Data<double>(), x.StridesArray, x.Offset);
+        }
+        return y;
+    }
+
+    internal static Tensor MapBinary<TOp>(Tensor a, Tensor b, string op) where TOp : struct, IBinaryOp
+    {
+        Guard.NotNull(a, op, "input");
+        Guard.NotNull(b, op, "other");
+        Guard.SameDType(a, b, op);
+        if (Shapes.Equal(a.ShapeArray, b.ShapeArray) && a.IsContiguous && b.IsContiguous)
+        {
+            var y = Empty(a.ShapeArray, a.DType);
+            switch (a.DType)
+            {
+                case DType.Float32: Elementwise.Binary<TOp, float>(a.Span<float>(), b.Span<float>(), y.Span<float>()); break;
+                case DType.Float64: Elementwise.Binary<TOp, double>(a.Span<double>(), b.Span<double>(), y.Span<double>()); break;
+                default: Elementwise.Binary<TOp, long>(a.Span<long>(), b.Span<long>(), y.Span<long>()); break;
+            }
+            return y;
+        }
+        var shape = Shapes.Broadcast(a.ShapeArray, b.ShapeArray, op);
+        var result = Empty(shape, a.DType);
+        BinaryInto<TOp>(result, a, b);
+        return result;
+    }
+
+    /// <summary>dst = a op b, with a and b broadcast to dst's shape (dst may alias a for in-place ops).</summary>
+    internal static void BinaryInto<TOp>(Tensor dst, Tensor a, Tensor b) where TOp : struct, IBinaryOp
+    {
+        var shape = dst.ShapeArray;
+        var sa = Shapes.BroadcastStrides(a.ShapeArray, a.StridesArray, shape);
+        var sb = Shapes.BroadcastStrides(b.ShapeArray, b.StridesArray, shape);
+        switch (dst.DType)
+        {
+            case DType.Float32: Elementwise.Binary<TOp, float>(shape, dst.Data<float>(), dst.StridesArray, dst.Offset, a.Data<float>(), sa, a.Offset, b.Data<float>(), sb, b.Offset); break;
+            case DType.Float64: Elementwise.Binary<TOp, double>(shape, dst.Data<double>(), dst.StridesArray, dst.Offset, a.Data<double>(), sa, a.Offset, b.Data<double>(), sb, b.Offset); break;
+            default: Elementwise.Binary<TOp, long>(shape, dst.Data<long>(), dst.StridesArray, dst.Offset, a.Data<long>(), sa, a.Offset, b.Data<long>(), sb, b.Offset); break;
+        }
+    }
+
+    /// <summary>y = x op s (or s op x when <paramref name="scalarLeft"/>).</summary>
+    internal static Tensor MapScalar<TOp>(Tensor x, double s, bool scalarLeft, string op) where TOp : struct, IBinaryOp
+    {
+        Guard.NotNull(x, op, "input");
+        var c = x.IsContiguous ? x : x.ContiguousRaw();
+        var y = Empty(x.ShapeArray, x.DType);
+        switch (x.DType)
+        {
+            case DType.Float32:
+                if (scalarLeft) Elementwise.BinaryScalarLeft<TOp, float>((float)s, c.Span<float>(), y.Span<float>());
+                else Elementwise.BinaryScalarRight<TOp, float>(c.Span<float>(), (float)s, y.Span<float>());
+                break;
+            case DType.Float64:
+                if (scalarLeft) Elementwise.BinaryScalarLeft<TOp, double>(s, c.Span<double>(), y.Span<double>());
+                else Elementwise.BinaryScalarRight<TOp, double>(c.Span<double>(), s, y.Span<double>());
+                break;
+            default:
+                if (scalarLeft) Elementwise.BinaryScalarLeft<TOp, long>((long)s, c.Span<long>(), y.Span<long>());
+                else Elementwise.BinaryScalarRight<TOp, long>(c.Span<long>(), (long)s, y.Span<long>());
+                break;
+        }
+        return y;
+    }
+
+    /// <summary>Copies src (broadcast to dst's shape) into dst, elementwise through strides.</summary>
+    internal static void CopyRaw(Tensor src, Tensor dst)
+    {
+        var ss = Shapes.BroadcastStrides(src.ShapeArray, src.StridesArray, dst.ShapeArray);
+        switch (dst.DType)
+        {
+            case DType.Float32: Elementwise.Copy(dst.ShapeArray, dst.Data<float>(), dst.StridesArray, dst.Offset, src.Data<float>(), ss, src.Offset); break;
+            case DType.Float64: Elementwise.Copy(dst.ShapeArray, dst.Data<double>(), dst.StridesArray, dst.Offset, src.Data<double>(), ss, src.Offset); break;
+            default: Elementwise.Copy(dst.ShapeArray, dst.Data<long>(), dst.StridesArray, dst.Offset, src.Data<long>(), ss, src.Offset); break;
+        }
+    }
+
+    /// <summary>A contiguous copy (or this tensor if already contiguous), with no autograd.</summary>
+    internal Tensor ContiguousRaw()
+    {
+        if (IsContiguous) return this;
+        var y = Empty(ShapeArray, DType);
+        CopyRaw(this, y);
+        return y;
+    }
+}

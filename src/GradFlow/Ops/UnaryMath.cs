@@ -1,0 +1,182 @@
+using GradFlow.Kernels;
+
+namespace GradFlow;
+
+// Pointwise functions of one tensor, each with its derivative beside it.
+public sealed partial class Tensor
+{
+    /// <summary>e^x.</summary>
+    public Tensor Exp()
+    {
+        var y = MapUnary<ExpOp>(this, nameof(Exp));
+        return Autograd.Record(nameof(Exp), y, Autograd.NeedsGrad(this) ? new ExpBackward(y) : null, this);
+    }
+
+    /// <summary>Natural logarithm.</summary>
+    public Tensor Log()
+    {
+        var y = MapUnary<LogOp>(this, nameof(Log));
+        return Autograd.Record(nameof(Log), y, Autograd.NeedsGrad(this) ? new LogBackward(this) : null, this);
+    }
+
+    /// <summary>Square root.</summary>
+    public Tensor Sqrt()
+    {
+        var y = MapUnary<SqrtOp>(this, nameof(Sqrt));
+        return Autograd.Record(nameof(Sqrt), y, Autograd.NeedsGrad(this) ? new SqrtBackward(y) : null, this);
+    }
+
+    /// <summary>|x|.</summary>
+    public Tensor Abs()
+    {
+        var y = MapUnary<AbsOp>(this, nameof(Abs));
+        return Autograd.Record(nameof(Abs), y, Autograd.NeedsGrad(this) ? new AbsBackward(this) : null, this);
+    }
+
+    /// <summary>Sine.</summary>
+    public Tensor Sin()
+    {
+        var y = MapUnary<SinOp>(this, nameof(Sin));
+        return Autograd.Record(nameof(Sin), y, Autograd.NeedsGrad(this) ? new SinBackward(this) : null, this);
+    }
+
+    /// <summary>Cosine.</summary>
+    public Tensor Cos()
+    {
+        var y = MapUnary<CosOp>(this, nameof(Cos));
+        return Autograd.Record(nameof(Cos), y, Autograd.NeedsGrad(this) ? new CosBackward(this) : null, this);
+    }
+
+    /// <summary>Hyperbolic tangent.</summary>
+    public Tensor Tanh()
+    {
+        var y = MapUnary<TanhOp>(this, nameof(Tanh));
+        return Autograd.Record(nameof(Tanh), y, Autograd.NeedsGrad(this) ? new TanhBackward(y) : null, this);
+    }
+
+    /// <summary>The logistic function 1 / (1 + e^-x).</summary>
+    public Tensor Sigmoid()
+    {
+        var y = MapUnary<SigmoidOp>(this, nameof(Sigmoid));
+        return Autograd.Record(nameof(Sigmoid), y, Autograd.NeedsGrad(this) ? new SigmoidBackward(y) : null, this);
+    }
+
+    /// <summary>max(x, 0).</summary>
+    public Tensor Relu()
+    {
+        var y = MapUnary<ReluOp>(this, nameof(Relu));
+        return Autograd.Record(nameof(Relu), y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
+    }
+
+    /// <summary>The sign of x (-1, 0 or 1); its gradient is zero.</summary>
+    public Tensor Sign()
+    {
+        Guard.Floating(this, nameof(Sign));
+        var y = MapBinary<SubOp>(Gt(0.0), Lt(0.0), nameof(Sign));
+        return Autograd.Record(nameof(Sign), y, Autograd.NeedsGrad(this) ? new ZeroBackward() : null, this);
+    }
+
+    /// <summary>Clamps x to [min, max]; either bound may be null (no bound).</summary>
+    public Tensor Clamp(double? min = null, double? max = null)
+    {
+        if (min is null && max is null) Guard.Throw(nameof(Clamp), "at least one of min and max must be given.");
+        if (min > max) Guard.Throw(nameof(Clamp), $"min {min} is greater than max {max}.");
+        var y = this;
+        if (min is { } lo) y = MapScalar<MaxOp>(y, lo, false, nameof(Clamp));
+        if (max is { } hi) y = MapScalar<MinOp>(y, hi, false, nameof(Clamp));
+        return Autograd.Record(nameof(Clamp), y, Autograd.NeedsGrad(this) ? new ClampBackward(this, min, max) : null, this);
+    }
+}
+
+internal sealed class ExpBackward : Node
+{
+    public ExpBackward(Tensor y) => Save(y);
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! * Saved(0)];
+}
+
+internal sealed class LogBackward : Node
+{
+    public LogBackward(Tensor x) => Save(x);
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! / Saved(0)];
+}
+
+internal sealed class SqrtBackward : Node
+{
+    public SqrtBackward(Tensor y) => Save(y);
+    // d sqrt(x)/dx = 1 / (2 sqrt(x))
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! / (Saved(0) * 2.0)];
+}
+
+internal sealed class AbsBackward : Node
+{
+    public AbsBackward(Tensor x) => Save(x);
+    // d|x|/dx = sign(x), 0 at 0 (PyTorch's subgradient)
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! * Saved(0).Sign()];
+}
+
+internal sealed class SinBackward : Node
+{
+    public SinBackward(Tensor x) => Save(x);
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! * Saved(0).Cos()];
+}
+
+internal sealed class CosBackward : Node
+{
+    public CosBackward(Tensor x) => Save(x);
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [-g[0]! * Saved(0).Sin()];
+}
+
+internal sealed class TanhBackward : Node
+{
+    public TanhBackward(Tensor y) => Save(y);
+    // d tanh(x)/dx = 1 - tanh(x)^2
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var y = Saved(0);
+        return [g[0]! * (1.0 - y * y)];
+    }
+}
+
+internal sealed class SigmoidBackward : Node
+{
+    public SigmoidBackward(Tensor y) => Save(y);
+    // d sigmoid(x)/dx = s (1 - s), at most 1/4
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var y = Saved(0);
+        return [g[0]! * y * (1.0 - y)];
+    }
+}
+
+internal sealed class ReluBackward : Node
+{
+    public ReluBackward(Tensor y) => Save(y);
+    // The gradient passes where the output is positive; 0 at 0, as in PyTorch.
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! * Saved(0).Gt(0.0)];
+}
+
+internal sealed class ClampBackward : Node
+{
+    private readonly double? _min, _max;
+
+    public ClampBackward(Tensor x, double? min, double? max)
+    {
+        (_min, _max) = (min, max);
+        Save(x);
+    }
+
+    // The gradient passes where min <= x <= max (bounds included, as in PyTorch).
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var x = Saved(0);
+        Tensor mask = _min is { } lo ? x.Ge(lo) : Tensor.OnesLike(x);
+        if (_max is { } hi) mask = mask * x.Le(hi);
+        return [g[0]! * mask];
+    }
+}
+
+/// <summary>The backward of piecewise-constant ops: no gradient flows.</summary>
+internal sealed class ZeroBackward : Node
+{
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [Tensor.ZerosLike(g[0]!)];
+}

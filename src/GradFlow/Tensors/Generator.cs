@@ -1,0 +1,113 @@
+namespace GradFlow;
+
+/// <summary>
+/// A seedable random generator (xoshiro256** seeded through SplitMix64), so the same seed gives the
+/// same tensors bit for bit on every machine. Its state can be saved and restored for exact resume.
+/// Normal samples use the Box-Muller transform, caching the second value of each pair.
+/// </summary>
+public sealed class Generator
+{
+    private ulong _s0, _s1, _s2, _s3;
+    private double _spareNormal;
+    private bool _hasSpare;
+
+    /// <summary>Creates a generator from a seed.</summary>
+    public Generator(ulong seed = 0x5EED) => ManualSeed(seed);
+
+    /// <summary>The generator used when an op is given none. Seed it with <c>Generator.Default.ManualSeed(42)</c>.</summary>
+    public static Generator Default { get; } = new();
+
+    /// <summary>Resets the state from a seed.</summary>
+    public Generator ManualSeed(ulong seed)
+    {
+        ulong x = seed;
+        _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
+        _hasSpare = false;
+        _spareNormal = 0;
+        return this;
+    }
+
+    /// <summary>The full state, for checkpoints: four words, the cached normal's bits and whether it is valid.</summary>
+    public ulong[] GetState() => [_s0, _s1, _s2, _s3, (ulong)BitConverter.DoubleToInt64Bits(_spareNormal), _hasSpare ? 1UL : 0UL];
+
+    /// <summary>Restores a state from <see cref="GetState"/>.</summary>
+    public void SetState(ulong[] state)
+    {
+        Guard.NotNull(state, nameof(SetState), nameof(state));
+        if (state.Length != 6 || (state[0] | state[1] | state[2] | state[3]) == 0 || state[5] > 1)
+            Guard.ThrowArg(nameof(SetState), nameof(state), $"expected 6 words with a non-zero xoshiro state, got {state.Length}.");
+        (_s0, _s1, _s2, _s3) = (state[0], state[1], state[2], state[3]);
+        _spareNormal = BitConverter.Int64BitsToDouble((long)state[4]);
+        _hasSpare = state[5] == 1;
+    }
+
+    private static ulong SplitMix(ref ulong x)
+    {
+        ulong z = x += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>The next 64 random bits.</summary>
+    public ulong NextUInt64()
+    {
+        ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
+        ulong t = _s1 << 17;
+        _s2 ^= _s0; _s3 ^= _s1; _s1 ^= _s2; _s0 ^= _s3;
+        _s2 ^= t;
+        _s3 = ulong.RotateLeft(_s3, 45);
+        return result;
+    }
+
+    /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
+    public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+
+    /// <summary>Uniform in [0, 1) with 24 random bits.</summary>
+    public float NextFloat() => (NextUInt64() >> 40) * (1.0f / (1 << 24));
+
+    /// <summary>Uniform integer in [0, n), without modulo bias (Lemire's method).</summary>
+    public long NextInt64(long n)
+    {
+        if (n <= 0) Guard.ThrowArg(nameof(NextInt64), nameof(n), $"upper bound must be positive, got {n}.");
+        ulong un = (ulong)n;
+        ulong threshold = (0UL - un) % un;
+        while (true)
+        {
+            ulong r = NextUInt64();
+            ulong hi = Math.BigMul(r, un, out ulong lo);
+            if (lo >= threshold) return (long)hi;
+        }
+    }
+
+    /// <summary>A standard normal sample.</summary>
+    public double NextNormal()
+    {
+        if (_hasSpare)
+        {
+            _hasSpare = false;
+            return _spareNormal;
+        }
+        double u1 = 1.0 - NextDouble(); // (0, 1]: log is finite
+        double u2 = NextDouble();
+        double r = Math.Sqrt(-2.0 * Math.Log(u1));
+        (double s, double c) = Math.SinCos(2.0 * Math.PI * u2);
+        _spareNormal = r * s;
+        _hasSpare = true;
+        return r * c;
+    }
+
+    /// <summary>A random permutation of 0..n-1 (Fisher-Yates).</summary>
+    public int[] Permutation(int n)
+    {
+        if (n < 0) Guard.ThrowArg(nameof(Permutation), nameof(n), $"n must be non-negative, got {n}.");
+        var p = new int[n];
+        for (int i = 0; i < n; i++) p[i] = i;
+        for (int i = n - 1; i > 0; i--)
+        {
+            int j = (int)NextInt64(i + 1);
+            (p[i], p[j]) = (p[j], p[i]);
+        }
+        return p;
+    }
+}
