@@ -17,6 +17,7 @@ public class GemmTests
         { 1023, 33, 65 },
         { 65, 130, 1023 },
         { 33, 1023, 7 },
+        { 20, 70, 2100 },
     };
 
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.5, 1), (2, 0.5)];
