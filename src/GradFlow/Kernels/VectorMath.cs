@@ -8,9 +8,9 @@ namespace GradFlow.Kernels;
 /// the runtime's own (ported from AMD AOCL-LibM). Double tanh uses Cephes' rational below |x| = 0.625 and
 /// exp above; double sigmoid is built on e^-|x| so it never overflows. The float functions evaluate the
 /// double ones on widened lanes and round once: the runtime's float exp and log measured 2 ulp (exp near 0,
-/// log near 0.65); the widened forms round to the correctly rounded float on a sweep of 4 million inputs over
-/// the whole range, denormals
-/// included (the test allows 1 ulp for double rounding), for about half the float throughput.
+/// log near 0.65); the widened forms give the correctly rounded float on a sweep of 4 million inputs over the
+/// whole range, denormals included (the test allows 1 ulp for double rounding), at about half the float
+/// throughput.
 /// </summary>
 internal static partial class VectorMath
 {
