@@ -61,23 +61,25 @@ internal static unsafe class GemmPacking
         }
     }
 
-    // Source element (p, i) at src[i * ld + p]: a transpose, read row by row at the same depth so each
-    // source row streams through the cache once.
+    // Source element (p, i) at src[i * ld + p]: a transpose. Walk the depth outermost so the panel is
+    // written sequentially (a KC = 1024 panel is 48-128 KiB, larger than L1, so scattered writes would
+    // thrash it) while the `count` source rows stream in parallel.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRunsAlongDepth<T>(T* src, nint ld, int count, int kc, int width, T* dst)
         where T : unmanaged
     {
-        if (count < width)
+        for (int p = 0; p < kc; p++, dst += width)
         {
-            new Span<T>(dst, width * kc).Clear();
-        }
-
-        for (int i = 0; i < count; i++, src += ld)
-        {
-            T* d = dst + i;
-            for (int p = 0; p < kc; p++, d += width)
+            T* s = src + p;
+            int i = 0;
+            for (; i < count; i++, s += ld)
             {
-                *d = src[p];
+                dst[i] = *s;
+            }
+
+            for (; i < width; i++)
+            {
+                dst[i] = default;
             }
         }
     }
