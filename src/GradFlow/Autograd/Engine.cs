@@ -192,6 +192,7 @@ internal static class Engine
             grads[k] = g;
             if (node.RetainGradTensors?[k] is { } retained)
             {
+                using var _ = TensorArena.Suspend();
                 var old = retained.Grad;
                 retained.Grad = old is null ? (Autograd.IsGradEnabled ? g : g.Detach().Clone()) : old + g;
             }

@@ -104,8 +104,9 @@ public sealed class AccumulateGrad : Node
         if (!Shapes.Equal(g.Shape, Variable.Shape))
             Guard.ThrowInvalid(Name, $"gradient of shape {Guard.Shape(g)} arrived for a leaf of shape {Guard.Shape(Variable)}.");
         var old = Variable.Grad;
+        using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
         if (old is null)
-            Variable.Grad = Autograd.IsGradEnabled ? g : g.Detach().Clone();
+            Variable.Grad = Autograd.IsGradEnabled ? TensorArena.Keep(g) : g.Detach().Clone();
         else if (Autograd.IsGradEnabled || old.RequiresGrad)
             Variable.Grad = old + g;
         else
