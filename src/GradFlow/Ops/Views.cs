@@ -8,15 +8,16 @@ public sealed partial class Tensor
     public Tensor Reshape(params ReadOnlySpan<int> shape)
     {
         var s = InferShape(shape, nameof(Reshape));
-        var y = IsContiguous ? AsStridedView(s, Shapes.ContiguousStrides(s), Offset) : new Tensor(ContiguousRaw().Storage, s);
+        var strides = IsContiguous ? Shapes.ContiguousStrides(s) : Shapes.ViewStrides(ShapeArray, StridesArray, s);
+        var y = strides is not null ? AsStridedView(s, strides, Offset) : new Tensor(ContiguousRaw().Storage, s);
         return Autograd.Record(nameof(Reshape), y, Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
     }
 
-    /// <summary>A view with a new shape; the tensor must be contiguous (use Reshape otherwise).</summary>
+    /// <summary>A view with a new shape; the layout must allow it (use Reshape otherwise).</summary>
     public Tensor View(params ReadOnlySpan<int> shape)
     {
-        if (!IsContiguous)
-            Guard.ThrowInvalid(nameof(View), $"the tensor of shape {Guard.Shape(this)} with strides {Guard.Shape(StridesArray)} is not contiguous; use Reshape, or Contiguous() first.");
+        if (!IsContiguous && Shapes.ViewStrides(ShapeArray, StridesArray, InferShape(shape, nameof(View))) is null)
+            Guard.ThrowInvalid(nameof(View), $"the tensor of shape {Guard.Shape(this)} with strides {Guard.Shape(StridesArray)} cannot be viewed as {Guard.Shape(shape)}; use Reshape, or Contiguous() first.");
         return Reshape(shape);
     }
 
