@@ -57,6 +57,7 @@ public sealed partial class Tensor
     /// <summary>this / other, broadcasting.</summary>
     public Tensor Div(Tensor other)
     {
+        Guard.Floating(this, nameof(Div)); // torch's true division of integers gives floats; GradFlow asks for a conversion
         var y = MapBinary<DivOp>(this, other, nameof(Div));
         return Autograd.Record(nameof(Div), y, Autograd.NeedsGrad(this, other) ? new DivBackward(this, other) : null, this, other);
     }
