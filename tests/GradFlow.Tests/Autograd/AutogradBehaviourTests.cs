@@ -293,4 +293,16 @@ public class AutogradBehaviourTests
         Assert.Equal("encoder.layers.0.linear1", outer.GradFn!.Scope);
         Assert.Null((x * 2.0).GradFn!.Scope);
     }
+
+    [Fact]
+    public void AccumulatingAfterACreateGraphBackward()
+    {
+        // createGraph stores the incoming gradient itself (here a stride-0 view from Sum's backward); a later
+        // backward must not add into that view in place.
+        var x = X(1, 2, 3);
+        var y = x.Sum();
+        y.Backward(retainGraph: true, createGraph: true);
+        y.Backward();
+        Assert.Equal(new float[] { 2, 2, 2 }, x.Grad!.ToArray<float>());
+    }
 }
