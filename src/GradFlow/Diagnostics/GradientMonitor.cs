@@ -1,4 +1,6 @@
 using GradFlow.Kernels;
+using GradFlow.NN;
+using GradFlow.Optim;
 
 namespace GradFlow.Diagnostics;
 
@@ -12,7 +14,7 @@ namespace GradFlow.Diagnostics;
 /// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
 /// optimiser calls it for you); dispose to detach.
 /// </summary>
-public sealed class GradientMonitor : IAutogradObserver, IDisposable
+public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
     private static readonly HashSet<string> s_reluFamily = ["Relu", "LeakyRelu", "Elu", "Gelu", "Silu", "Selu", "Prelu", "Relu6", "Softplus"];
     private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh", "Hardtanh"];
@@ -25,6 +27,8 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
     private readonly double?[] _updateSquares;
     private IDisposable? _registration;
+    private IDisposable? _optimizerRegistration;
+    private Optimizer? _optimizer;
     private double? _clipBefore, _clipAfter, _loss;
     private long _step;
 
@@ -39,6 +43,30 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
         _updateSquares = new double?[_params.Length];
         _registration = Autograd.AddObserver(this);
     }
+
+    /// <summary>
+    /// Attaches a monitor to a model in one line; with an <paramref name="optimizer"/> it also sees the
+    /// updates really applied and closes each step by itself after <see cref="Optimizer.Step"/>.
+    /// </summary>
+    public static GradientMonitor Attach(Module model, Optimizer? optimizer = null, MonitorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options);
+        if (optimizer is not null) monitor.AttachOptimizer(optimizer);
+        return monitor;
+    }
+
+    /// <summary>Watches an optimiser: update norms come from its update pass, and its Step ends the monitor's step.</summary>
+    public void AttachOptimizer(Optimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        _optimizerRegistration?.Dispose();
+        _optimizer = optimizer;
+        _optimizerRegistration = optimizer.AddObserver(this);
+    }
+
+    /// <summary>The latest step's statistics for a parameter, by name, or null.</summary>
+    public ParameterStats? LatestFor(string parameterName) => Latest?.Parameters.FirstOrDefault(p => p.Name == parameterName);
 
     /// <summary>The options in force.</summary>
     public MonitorOptions Options => _options;
@@ -185,6 +213,10 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
         }
     }
 
+    void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update) => ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
+
+    void IOptimizerObserver.OnStepCompleted(Optimizer optimizer) => EndStep(learningRate: optimizer.ParamGroups.Count > 0 ? optimizer.ParamGroups[0].Lr : null);
+
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
         if (roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint()) _loss = roots[0].Item();
@@ -194,6 +226,8 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
     public void Dispose()
     {
         _registration?.Dispose();
-        _registration = null;
+        _optimizerRegistration?.Dispose();
+        _registration = _optimizerRegistration = null;
+        _optimizer = null;
     }
 }

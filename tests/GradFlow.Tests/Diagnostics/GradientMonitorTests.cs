@@ -151,3 +151,36 @@ public class GradientMonitorTests
         Assert.Contains("Every", e.Message);
     }
 }
+
+public class GradientMonitorModuleTests
+{
+    [Fact]
+    public void AttachedToAModelAndOptimiserItRecordsEveryStepByItself()
+    {
+        Generator.Default.ManualSeed(11);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(6, 16), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(16, 3));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
+        using var monitor = GradientMonitor.Attach(model, opt);
+        var records = new List<StepRecord>();
+        monitor.StepRecorded += records.Add;
+        var g = new Generator(2);
+        var x = Tensor.Randn([32, 6], DType.Float32, g);
+        var y = Tensor.RandInt(0, 3, [32], generator: g);
+        for (int step = 0; step < 3; step++)
+        {
+            opt.ZeroGrad();
+            var loss = GradFlow.NN.Functional.CrossEntropy(model.Call(x), y);
+            loss.Backward();
+            opt.Step();
+        }
+        Assert.Equal(3, records.Count);
+        var last = records[^1];
+        Assert.Equal(["0.weight", "0.bias", "2.weight", "2.bias"], last.Parameters.Select(p => p.Name));
+        Assert.Equal(["0", "2"], last.Layers.Select(l => l.Layer));
+        Assert.Equal(0.1, last.LearningRate);
+        Assert.NotNull(last.Loss);
+        Assert.All(last.Parameters, p => Assert.True(p.UpdateNorm > 0 && p.UpdateToWeight > 0));
+        Assert.Contains(last.Activations, a => a.Layer == "1" && a.Op == "Relu");
+        Assert.Contains(last.Flow, f => f.Layer == "2" && f.InputGradNorm > 0);
+    }
+}
