@@ -9,6 +9,7 @@ import statistics
 import time
 
 import torch
+from torch import nn
 
 
 def gemm(size):
@@ -21,21 +22,92 @@ def gemm(size):
     return setup
 
 
+def wave(phase, *shape):
+    """x[i] = sin(0.1 i + phase) as float32, as GradFlow.Bench's BenchData.Wave."""
+    n = 1
+    for s in shape:
+        n *= s
+    return torch.sin(torch.arange(n, dtype=torch.float64) * 0.1 + phase).float().reshape(shape)
+
+
+def labels(n, classes):
+    """(7 i) mod classes, as BenchData.Labels."""
+    return (torch.arange(n, dtype=torch.int64) * 7) % classes
+
+
+def training(build):
+    """A training step as GradFlow's TrainingCase: zero grads (to None), forward, loss, backward, step."""
+    def setup():
+        torch.manual_seed(0)
+        model, opt, loss_fn, flops = build()
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            opt.step()
+        return step, flops
+    return setup
+
+
+def mlp():
+    batch = 128
+    model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    x, y = wave(0, batch, 784), labels(batch, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    ce = nn.CrossEntropyLoss()
+    return model, opt, lambda: ce(model(x), y), 3 * 2.0 * batch * (784 * 1024 + 1024 * 1024 + 1024 * 10)
+
+
+def tiny():
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1))
+    x, y = wave(0, 1, 2), wave(1, 1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    mse = nn.MSELoss()
+    return model, opt, lambda: mse(model(x), y), 0
+
+
+def deep_sigmoid():
+    batch, depth, width = 128, 20, 256
+    layers = []
+    for i in range(depth):
+        layers += [nn.Linear(784 if i == 0 else width, width), nn.Sigmoid()]
+    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    x, y = wave(0, batch, 784), labels(batch, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    ce = nn.CrossEntropyLoss()
+    return model, opt, lambda: ce(model(x), y), 3 * 2.0 * batch * (784 * width + (depth - 1) * width * width + width * 10)
+
+
 CASES = {
     "gemm1024": gemm(1024),
     "gemm256": gemm(256),
+    "mlp": training(mlp),
+    "tiny": training(tiny),
+    "deep_sigmoid": training(deep_sigmoid),
 }
+
+
+MIN_SECONDS = 1.0  # as GradFlow.Bench's BenchRunner.MinSeconds: least wall time of warm-up and of timed steps
+MAX_REPS = 20000
+
+
+def repeat(step, count, seconds, times=None):
+    start = time.perf_counter()
+    i = 0
+    while i < MAX_REPS and (i < count or time.perf_counter() - start < seconds):
+        t = time.perf_counter()
+        step()
+        if times is not None:
+            times.append((time.perf_counter() - t) * 1e3)
+        i += 1
 
 
 def run(name, setup, reps, warmup, threads):
     step, flops = setup()
-    for _ in range(warmup):
-        step()
+    repeat(step, warmup, MIN_SECONDS)
     times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1e3)
+    repeat(step, reps, MIN_SECONDS, times)
+    reps = len(times)
     median = statistics.median_low(sorted(times))
     return {"impl": "pytorch", "case": name, "threads": threads, "ms": round(median, 4),
             "min_ms": round(min(times), 4), "gflops": round(flops / (median * 1e6), 2) if flops else 0,
@@ -52,6 +124,8 @@ def main():
     torch.set_num_threads(args.threads)
     names = args.case or list(CASES)
     for name in names:
+        if name.endswith("_monitor"):
+            continue  # GradFlow's monitor overhead has no PyTorch twin
         if name not in CASES:
             raise SystemExit(f"no case named {name}")
         print(json.dumps(run(name, CASES[name], max(5, args.reps), args.warmup, args.threads)), flush=True)

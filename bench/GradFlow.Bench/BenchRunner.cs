@@ -4,34 +4,98 @@ using System.Globalization;
 namespace GradFlow.Bench;
 
 /// <summary>
-/// Times a case: warm-up steps (JIT tiers, packing buffers, worker threads), then timed repetitions;
-/// reports the median and the bytes this thread allocated per step, as one JSON line.
+/// Times a case: warm-up (at least <c>warmup</c> steps and <see cref="MinSeconds"/>, so the JIT's tier-1
+/// code, packing buffers and worker threads are in place), then timed steps (at least <c>reps</c> and
+/// <see cref="MinSeconds"/>); reports the median, the bytes this thread allocated per step and the share
+/// of the timed wall time spent in GC pauses, as one JSON line. Training cases also report the bytes
+/// per step without their <see cref="TensorArena"/>; monitor cases alternate blocks of steps with and
+/// without the monitor and report both medians.
 /// </summary>
 internal static class BenchRunner
 {
+    /// <summary>Least wall time of warm-up, and of timed steps (--seconds).</summary>
+    public static double MinSeconds { get; set; } = 1.0;
+
+    private const int MaxReps = 20000;
+
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
     {
         benchCase.Setup();
-        for (int i = 0; i < warmup; i++)
-        {
-            benchCase.Step();
-        }
+        if (benchCase is MonitorCase monitored) return RunMonitored(monitored, repetitions, warmup, threads);
+        Repeat(benchCase, warmup, MinSeconds, null);
 
-        var times = new double[repetitions];
+        var times = new List<double>();
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < repetitions; i++)
+        var pauseBefore = GC.GetTotalPauseDuration();
+        int gcBefore = GC.CollectionCount(0);
+        double wall = Repeat(benchCase, repetitions, MinSeconds, times);
+        long allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / times.Count;
+        double gcPercent = 100 * (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds / wall;
+        int collections = GC.CollectionCount(0) - gcBefore;
+
+        string noArena = "null";
+        if (benchCase is TrainingCase training)
         {
-            long start = Stopwatch.GetTimestamp();
-            benchCase.Step();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            training.UseArena = false;
+            Repeat(benchCase, 3, 0, null);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            const int steps = 5;
+            Repeat(benchCase, steps, 0, null);
+            noArena = ((GC.GetAllocatedBytesForCurrentThread() - before) / steps).ToString(CultureInfo.InvariantCulture);
+            training.UseArena = true;
         }
 
-        long allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / repetitions;
-        Array.Sort(times);
-        double median = times[repetitions / 2];
+        double median = Median(times);
         double gflops = benchCase.FlopsPerStep / (median * 1e6);
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, " +
-            $"\"min_ms\": {times[0]:F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, \"reps\": {repetitions}}}");
+            $"\"min_ms\": {times.Min():F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
+            $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
+    }
+
+    /// <summary>Blocks of steps alternately without and with the monitor, on one model, until both have enough steps.</summary>
+    private static string RunMonitored(MonitorCase c, int repetitions, int warmup, int threads)
+    {
+        const int block = 5;
+        foreach (bool on in (bool[])[false, true])
+        {
+            c.Inner.SetMonitor(on);
+            Repeat(c, warmup, MinSeconds / 2, null);
+        }
+        var off = new List<double>();
+        var with = new List<double>();
+        long start = Stopwatch.GetTimestamp();
+        while (off.Count < repetitions || with.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 2 * MinSeconds)
+        {
+            c.Inner.SetMonitor(false);
+            Repeat(c, block, 0, off);
+            c.Inner.SetMonitor(true);
+            Repeat(c, block, 0, with);
+            if (off.Count >= MaxReps) break;
+        }
+        c.Inner.SetMonitor(false);
+        double mOff = Median(off), mOn = Median(with);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {mOn:F4}, \"ms_off\": {mOff:F4}, " +
+            $"\"overhead_pct\": {100 * ((mOn / mOff) - 1):F2}, \"reps\": {with.Count}}}");
+    }
+
+    /// <summary>Runs at least <paramref name="count"/> steps and at least <paramref name="seconds"/>; records each step's ms when asked. Returns the wall ms.</summary>
+    private static double Repeat(IBenchCase c, int count, double seconds, List<double>? times)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < MaxReps && (i < count || Stopwatch.GetElapsedTime(start).TotalSeconds < seconds); i++)
+        {
+            long t = Stopwatch.GetTimestamp();
+            c.Step();
+            times?.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+        }
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double Median(List<double> times)
+    {
+        var sorted = times.Order().ToArray();
+        return sorted[(sorted.Length - 1) / 2];
     }
 }

@@ -9,5 +9,10 @@ internal static class CaseRegistry
     [
         new GemmCase(1024),
         new GemmCase(256),
+        new MlpCase(),
+        new TinyCase(),
+        new DeepSigmoidCase(),
+        new MonitorCase(new MlpCase()),
+        new MonitorCase(new DeepSigmoidCase()),
     ];
 }
