@@ -79,6 +79,7 @@ internal static class Engine
         }
         if (!Shapes.Equal(gradient.Shape, root.Shape) || gradient.DType != root.DType)
             Guard.ThrowArg("Backward", "gradient", $"gradient {gradient.DType.Name()} {Guard.Shape(gradient)} does not match output {index}: {root.DType.Name()} {Guard.Shape(root)}.");
+        gradient.Storage.Exposed = true; // the caller's tensor: a leaf may not adopt it
         return gradient;
     }
 
@@ -147,7 +148,8 @@ internal static class Engine
             RunPreHooks(node, grads);
         }
         if (task.Captures is not null)
-            foreach (var (outputNr, index) in task.Captures) results[index] = grads[outputNr];
+            foreach (var (outputNr, index) in task.Captures)
+                if ((results[index] = grads[outputNr]) is { } captured) captured.Storage.Exposed = true;
 
         bool anyGradient = Array.Exists(grads, g => g is not null);
         Tensor?[] gradInputs = [];
@@ -188,10 +190,15 @@ internal static class Engine
         {
             if (grads[k] is not { } g) continue;
             if (node.PreHooks?[k] is { } hooks)
+            {
+                g.Storage.Exposed = true; // a hook may keep it
                 foreach (var hook in hooks.ToArray()) g = hook(g) ?? g;
+                g.Storage.Exposed = true;
+            }
             grads[k] = g;
             if (node.RetainGradTensors?[k] is { } retained)
             {
+                g.Storage.Exposed = true;
                 using var _ = TensorArena.Suspend();
                 var old = retained.Grad;
                 retained.Grad = old is null ? (Autograd.IsGradEnabled ? g : g.Detach().Clone()) : old + g;

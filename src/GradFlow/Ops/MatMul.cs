@@ -109,10 +109,20 @@ internal sealed class MatMulBackward : Node
             if (b.Rank == 2 && a.Rank > 2)
             {
                 int k = a.ShapeArray[^1], n = b.ShapeArray[^1];
-                gb = a.Reshape(-1, k).T.MatMul(gc.Reshape(-1, n));
+                gb = RightGradient(a.Reshape(-1, k), gc.Reshape(-1, n), b);
             }
+            else if (b.Rank == 2 && a.Rank == 2) gb = RightGradient(a, gc, b);
             else gb = Tensor.SumTo(a.Transpose(-1, -2).MatMul(gc), b.ShapeArray);
         }
         return [ga, gb];
     }
+
+    // dB = A^T dC laid out as B is: for B a transposed view (x W^T in Linear), dB^T = dC^T A is computed
+    // contiguous and returned as its transpose, so W's gradient arrives contiguous (as PyTorch's
+    // mm_mat2_backward does) instead of being copied through strides at accumulation.
+    private static Tensor RightGradient(Tensor a, Tensor gc, Tensor b) =>
+        IsTransposedLayout(b) ? gc.T.MatMul(a).T : a.T.MatMul(gc);
+
+    private static bool IsTransposedLayout(Tensor b) =>
+        b.StridesArray[0] == 1 && b.ShapeArray[1] > 1 && b.StridesArray[1] == b.ShapeArray[0];
 }
