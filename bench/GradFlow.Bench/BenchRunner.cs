@@ -6,7 +6,8 @@ namespace GradFlow.Bench;
 /// <summary>
 /// Times a case: warm-up (at least <c>warmup</c> steps and <see cref="MinSeconds"/>, so the JIT's tier-1
 /// code, packing buffers and worker threads are in place), then timed steps (at least <c>reps</c> and
-/// <see cref="MinSeconds"/>); reports the median, the bytes this thread allocated per step and the share
+/// <see cref="MinSeconds"/>); reports the median, the process CPU time per step (mean; robust to other
+/// processes taking the cores, which a wall-clock median on a shared machine is not), the bytes this thread allocated per step and the share
 /// of the timed wall time spent in GC pauses, as one JSON line. Training cases also report the bytes
 /// per step without their <see cref="TensorArena"/>; monitor cases alternate blocks of steps with and
 /// without the monitor and report both medians.
@@ -16,7 +17,7 @@ internal static class BenchRunner
     /// <summary>Least wall time of warm-up, and of timed steps (--seconds).</summary>
     public static double MinSeconds { get; set; } = 1.0;
 
-    private const int MaxReps = 20000;
+    private const int MaxReps = 200_000;
 
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
     {
@@ -28,7 +29,9 @@ internal static class BenchRunner
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var pauseBefore = GC.GetTotalPauseDuration();
         int gcBefore = GC.CollectionCount(0);
+        var cpuBefore = Environment.CpuUsage.TotalTime;
         double wall = Repeat(benchCase, repetitions, MinSeconds, times);
+        double cpuMs = (Environment.CpuUsage.TotalTime - cpuBefore).TotalMilliseconds / times.Count;
         long allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / times.Count;
         double gcPercent = 100 * (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds / wall;
         int collections = GC.CollectionCount(0) - gcBefore;
@@ -48,7 +51,7 @@ internal static class BenchRunner
         double median = Median(times);
         double gflops = benchCase.FlopsPerStep / (median * 1e6);
         return string.Create(CultureInfo.InvariantCulture,
-            $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, " +
+            $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, \"cpu_ms\": {cpuMs:F4}, \"mean_ms\": {times.Average():F4}, " +
             $"\"min_ms\": {times.Min():F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
             $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
     }
