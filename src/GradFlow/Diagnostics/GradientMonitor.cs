@@ -29,7 +29,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
-    private double? _clipBefore, _clipAfter, _loss;
+    private double? _clipBefore, _clipAfter;
+    private double _lossSum;
+    private int _lossCount;
     private long _step;
 
     /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
@@ -99,7 +101,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
 
     /// <summary>
-    /// Closes the step: measures the parameters' gradients as they are now (after accumulation, clipping
+    /// Closes the step (after the optimiser step; with gradient accumulation, after the last micro-batch): measures the parameters' gradients as they are now (after accumulation, clipping
     /// and the optimiser step) and returns the record, or null on steps skipped by <see cref="MonitorOptions.Every"/>.
     /// </summary>
     public StepRecord? EndStep(double? loss = null, double? learningRate = null)
@@ -111,7 +113,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             return null;
         }
         _step++;
-        var record = BuildRecord(loss ?? _loss, learningRate);
+        var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
         ResetStep();
         Latest = record;
         StepRecorded?.Invoke(record);
@@ -177,7 +179,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         _flow.Clear();
         Array.Clear(_updateSquares);
-        _clipBefore = _clipAfter = _loss = null;
+        _clipBefore = _clipAfter = null;
+        _lossSum = 0;
+        _lossCount = 0;
         foreach (var a in _activations.Values) if (a.SeenThisStep) a.Finish(_options.DeadWindow);
     }
 
@@ -219,7 +223,12 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
-        if (roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint()) _loss = roots[0].Item();
+        // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
+        if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
+        {
+            _lossSum += roots[0].Item();
+            _lossCount++;
+        }
     }
 
     /// <summary>Detaches the monitor from the engine.</summary>
