@@ -13,7 +13,8 @@ internal static class NNFixtures
     /// <summary>The state dict saved by the script ("param.*" keys, prefix removed).</summary>
     public static Dictionary<string, Tensor> StateDict(FixtureCase c) =>
         c.Tensors.Where(kv => kv.Key.StartsWith("param.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key["param.".Length..], kv => kv.Value);
+            .ToDictionary(kv => kv.Key["param.".Length..], kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal) ? kv.Value.Reshape() : kv.Value);
+    // (num_batches_tracked is a 0-d tensor, which Fixture.cs reads back as shape [1].)
 
     /// <summary>The inputs ("in.*"), float ones made to require grad.</summary>
     public static Dictionary<string, Tensor> Inputs(FixtureCase c) =>
@@ -51,7 +52,7 @@ internal static class NNFixtures
                 Fixture.AssertClose(c["grad.param." + k], p.Grad ?? Tensor.ZerosLike(p), $"{name}: grad.param.{k}", rtol, atol);
         foreach (var (k, b) in module.NamedBuffers())
             if (c.Has("after." + k))
-                Fixture.AssertClose(c["after." + k], b, $"{name}: buffer {k} after the call", rtol, atol);
+                Fixture.AssertClose(c["after." + k], b.Rank == 0 ? b.Reshape(1) : b, $"{name}: buffer {k} after the call", rtol, atol);
     }
 
     /// <summary>Check for a single-input module whose input is "x".</summary>
