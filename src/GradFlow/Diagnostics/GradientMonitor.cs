@@ -1,0 +1,199 @@
+using GradFlow.Kernels;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Watches gradient flow from inside the autograd engine. Attached to a model's named parameters, it
+/// records each step: every parameter's and layer's gradient statistics (norms, |g| mean and max,
+/// zeros, NaN/Inf, log2 histograms), parameter and update norms, the global gradient norm before and
+/// after clipping, the gradient reaching each layer's input in backward, and activation health (dead
+/// ReLU units, saturated sigmoid/tanh units, mean and std) in forward. Activations and the backward
+/// flow are measured as the engine produces them, while they are still in cache; nothing runs an
+/// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
+/// optimiser calls it for you); dispose to detach.
+/// </summary>
+public sealed class GradientMonitor : IAutogradObserver, IDisposable
+{
+    private static readonly HashSet<string> s_reluFamily = ["Relu", "LeakyRelu", "Elu", "Gelu", "Silu", "Selu", "Prelu", "Relu6", "Softplus"];
+    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh", "Hardtanh"];
+
+    private readonly (string Name, string Layer, Tensor Param)[] _params;
+    private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
+    private readonly MonitorOptions _options;
+    private readonly Dictionary<string, int> _depth = [];
+    private readonly Dictionary<(string, string), ActivationTracker> _activations = [];
+    private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
+    private readonly double?[] _updateSquares;
+    private IDisposable? _registration;
+    private double? _clipBefore, _clipAfter, _loss;
+    private long _step;
+
+    /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
+    public GradientMonitor(IEnumerable<KeyValuePair<string, Tensor>> namedParameters, MonitorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(namedParameters);
+        _options = options ?? new MonitorOptions();
+        _options.Validate();
+        _params = namedParameters.Select(p => (p.Key, LayerOf(p.Key), p.Value)).ToArray();
+        for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
+        _updateSquares = new double?[_params.Length];
+        _registration = Autograd.AddObserver(this);
+    }
+
+    /// <summary>The options in force.</summary>
+    public MonitorOptions Options => _options;
+
+    /// <summary>The latest recorded step, or null before the first.</summary>
+    public StepRecord? Latest { get; private set; }
+
+    /// <summary>Steps ended so far (recorded or skipped by <see cref="MonitorOptions.Every"/>).</summary>
+    public long StepCount => _step;
+
+    /// <summary>Raised with each recorded step (for a user's own callback, the run log, TensorBoard).</summary>
+    public event Action<StepRecord>? StepRecorded;
+
+    private bool Recording => _step % _options.Every == 0;
+
+    /// <summary>The module path that owns a parameter: its name without the last part.</summary>
+    public static string LayerOf(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        return dot < 0 ? "" : name[..dot];
+    }
+
+    /// <summary>Tells the monitor the norm of the update an optimiser applied to a parameter (squared, summed over its elements).</summary>
+    public void ObserveUpdate(Tensor parameter, double updateSquaredNorm)
+    {
+        if (Recording && _paramIndex.TryGetValue(parameter, out int i)) _updateSquares[i] = (_updateSquares[i] ?? 0) + updateSquaredNorm;
+    }
+
+    /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
+    public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
+
+    /// <summary>
+    /// Closes the step: measures the parameters' gradients as they are now (after accumulation, clipping
+    /// and the optimiser step) and returns the record, or null on steps skipped by <see cref="MonitorOptions.Every"/>.
+    /// </summary>
+    public StepRecord? EndStep(double? loss = null, double? learningRate = null)
+    {
+        if (!Recording)
+        {
+            _step++;
+            ResetStep();
+            return null;
+        }
+        _step++;
+        var record = BuildRecord(loss ?? _loss, learningRate);
+        ResetStep();
+        Latest = record;
+        StepRecorded?.Invoke(record);
+        return record;
+    }
+
+    private StepRecord BuildRecord(double? loss, double? learningRate)
+    {
+        var parameters = new ParameterStats[_params.Length];
+        var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
+        var global = new StatsAccumulator();
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var (name, layer, p) = _params[i];
+            layerAcc.TryGetValue(layer, out var la);
+            TensorStats? gradStats = null;
+            if (p.Grad is { } g)
+            {
+                var acc = new StatsAccumulator();
+                var hist = TensorStats.Accumulate(g, ref acc, _options.Histograms);
+                gradStats = TensorStats.From(acc, hist);
+                Merge(ref la.Acc, acc);
+                Merge(ref global, acc);
+                if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
+            }
+            double paramNorm = p.Norm().Item();
+            la.ParamSq += paramNorm * paramNorm;
+            if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
+            layerAcc[layer] = la;
+            parameters[i] = new ParameterStats(name, layer, gradStats, paramNorm, _updateSquares[i] is { } uu ? Math.Sqrt(uu) : null);
+        }
+        var layers = layerAcc
+            .Select(kv => new LayerGradientStats(kv.Key, DepthOf(kv.Key), TensorStats.From(kv.Value.Acc, kv.Value.Hist),
+                Math.Sqrt(kv.Value.ParamSq), kv.Value.UpdateSq is { } u ? Math.Sqrt(u) : null))
+            .OrderBy(l => l.Depth).ToArray();
+        var flow = _flow.Select(kv => new FlowStats(kv.Key, DepthOf(kv.Key), Math.Sqrt(kv.Value.SumSquares), kv.Value.NonFinite))
+            .OrderBy(f => f.Depth).ToArray();
+        var activations = _activations.Values.Where(a => a.SeenThisStep).Select(a => a.Finish(_options.DeadWindow))
+            .OrderBy(a => a.Depth).ToArray();
+        double globalNorm = _clipBefore ?? Math.Sqrt(global.SumSquares + (global.NaNs + global.Infs > 0 ? double.NaN : 0));
+        return new StepRecord
+        {
+            Step = _step, Loss = loss, LearningRate = learningRate, GlobalGradNorm = globalNorm, ClippedGradNorm = _clipAfter,
+            Parameters = parameters, Layers = layers, Flow = flow, Activations = activations,
+        };
+    }
+
+    private static void Merge(ref StatsAccumulator into, in StatsAccumulator from)
+    {
+        into.Count += from.Count; into.SumSquares += from.SumSquares; into.SumAbs += from.SumAbs;
+        into.MaxAbs = Math.Max(into.MaxAbs, from.MaxAbs); into.Zeros += from.Zeros; into.NaNs += from.NaNs; into.Infs += from.Infs;
+    }
+
+    private int DepthOf(string layer)
+    {
+        if (_depth.TryGetValue(layer, out int d)) return d;
+        // Layers never seen in forward (no ops under their scope) sort by parameter order, after the seen ones.
+        int index = Array.FindIndex(_params, p => p.Layer == layer);
+        return 1_000_000 + Math.Max(index, 0);
+    }
+
+    private void ResetStep()
+    {
+        _flow.Clear();
+        Array.Clear(_updateSquares);
+        _clipBefore = _clipAfter = _loss = null;
+        foreach (var a in _activations.Values) if (a.SeenThisStep) a.Finish(_options.DeadWindow);
+    }
+
+    void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
+    {
+        // Only training forwards: a NoGrad evaluation pass, or the ops of a createGraph backward, are not this step's model.
+        if (node is null || !Recording || Autograd.IsInBackward) return;
+        string scope = Autograd.CurrentScope ?? "";
+        if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
+        if (!_options.Activations) return;
+        bool relu = s_reluFamily.Contains(op);
+        if (!relu && !s_saturating.Contains(op)) return;
+        var key = (scope, op);
+        if (!_activations.TryGetValue(key, out var tracker))
+            _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], relu, _options.SaturationEpsilon);
+        tracker.Observe(output);
+    }
+
+    void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
+    {
+        if (!_options.Flow || !Recording || node is AccumulateGrad) return;
+        string scope = node.Scope ?? "";
+        var next = node.Next;
+        for (int i = 0; i < gradInputs.Length && i < next.Length; i++)
+        {
+            // A gradient leaving this layer for another layer's op: what reaches this layer's input.
+            var target = next[i].Function;
+            if (target is null or AccumulateGrad || gradInputs[i] is not { } g || (target.Scope ?? "") == scope) continue;
+            var acc = new StatsAccumulator();
+            TensorStats.Accumulate(g, ref acc, histogram: false);
+            _flow.TryGetValue(scope, out var f);
+            _flow[scope] = (f.SumSquares + acc.SumSquares, f.NonFinite + acc.NaNs + acc.Infs);
+        }
+    }
+
+    void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
+    {
+        if (roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint()) _loss = roots[0].Item();
+    }
+
+    /// <summary>Detaches the monitor from the engine.</summary>
+    public void Dispose()
+    {
+        _registration?.Dispose();
+        _registration = null;
+    }
+}

@@ -1,0 +1,59 @@
+namespace GradFlow.Optim;
+
+/// <summary>
+/// Sees every parameter update an optimiser applies, measured during the update pass itself: the
+/// gradient-flow monitor reads update norms and update-to-weight ratios here with no extra pass over
+/// the weights. Attach with <see cref="Optimizer.AddObserver"/>; the optimiser does not know who listens.
+/// </summary>
+public interface IOptimizerObserver
+{
+    /// <summary>One parameter was updated; <paramref name="update"/> is valid only during the call.</summary>
+    void OnParameterUpdated(in ParameterUpdate update);
+
+    /// <summary>A whole <see cref="Optimizer.Step"/> finished (after every parameter's update).</summary>
+    void OnStepCompleted(Optimizer optimizer) { }
+}
+
+/// <summary>What one parameter's update did, as seen by an <see cref="IOptimizerObserver"/>.</summary>
+public readonly struct ParameterUpdate
+{
+    /// <summary>The optimiser that applied the update.</summary>
+    public required Optimizer Optimizer { get; init; }
+
+    /// <summary>Index of the parameter's group in <see cref="Optimizer.ParamGroups"/>.</summary>
+    public required int GroupIndex { get; init; }
+
+    /// <summary>Index of the parameter across all groups (the key of the optimiser's state dict).</summary>
+    public required int ParamIndex { get; init; }
+
+    /// <summary>The parameter, already updated.</summary>
+    public required Tensor Param { get; init; }
+
+    /// <summary>The gradient the update used (before weight decay or sign flips).</summary>
+    public required Tensor Grad { get; init; }
+
+    /// <summary>The group's learning rate for this step.</summary>
+    public required double Lr { get; init; }
+
+    /// <summary>This parameter's step count, 1 on its first update.</summary>
+    public required long Step { get; init; }
+
+    /// <summary>Stats of the applied update.</summary>
+    public required UpdateStats Stats { get; init; }
+}
+
+/// <summary>
+/// Sums of squares taken while the update ran: of the applied change (new − old, so weight decay and
+/// rounding included) and of the parameter before it.
+/// </summary>
+public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
+{
+    /// <summary>‖Δp‖₂.</summary>
+    public double UpdateNorm => Math.Sqrt(UpdateSumSq);
+
+    /// <summary>‖p‖₂ before the update.</summary>
+    public double ParamNorm => Math.Sqrt(ParamSumSq);
+
+    /// <summary>‖Δp‖ / ‖p‖ (the update-to-weight ratio; about 1e-3 is the usual healthy range), infinite for a zero parameter with a non-zero update.</summary>
+    public double UpdateToWeightRatio => ParamSumSq > 0 ? UpdateNorm / ParamNorm : UpdateSumSq > 0 ? double.PositiveInfinity : 0;
+}

@@ -1,0 +1,214 @@
+namespace GradFlow.Optim;
+
+/// <summary>
+/// The base of every optimiser (torch.optim.Optimizer): parameter groups with their own hyper-parameters,
+/// lazily created per-parameter state, <see cref="Step"/>, <see cref="ZeroGrad"/> and a state dict.
+/// A subclass supplies the update of one parameter (a fused span kernel from Kernels/Optim), so a step
+/// allocates nothing once the state exists. Parameters are updated in place; their version counters are
+/// bumped as any in-place write bumps them.
+/// </summary>
+public abstract class Optimizer
+{
+    private readonly List<ParamGroup> _groups = [];
+    private readonly Dictionary<Tensor, ParamState> _state = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, double> _defaults;
+    private IOptimizerObserver[] _observers = [];
+
+    /// <summary>An optimiser over one group holding <paramref name="parameters"/>.</summary>
+    protected Optimizer(IEnumerable<Tensor> parameters, IReadOnlyDictionary<string, double> defaults)
+        : this([new ParamGroup(parameters ?? throw new ArgumentNullException(nameof(parameters)))], defaults) { }
+
+    /// <summary>An optimiser over several groups; hyper-parameters a group lacks come from <paramref name="defaults"/>.</summary>
+    protected Optimizer(IEnumerable<ParamGroup> groups, IReadOnlyDictionary<string, double> defaults)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(defaults);
+        _defaults = new Dictionary<string, double>(defaults);
+        foreach (var g in groups) AddParamGroup(g);
+        if (_groups.Count == 0) Guard.Throw(GetType().Name, "got an empty list of parameter groups.");
+    }
+
+    /// <summary>The hyper-parameters given at construction, by PyTorch name.</summary>
+    public IReadOnlyDictionary<string, double> Defaults => _defaults;
+
+    /// <summary>The parameter groups; change <see cref="ParamGroup.Lr"/> and the rest here between steps.</summary>
+    public IReadOnlyList<ParamGroup> ParamGroups => _groups;
+
+    /// <summary>How many times <see cref="Step"/> has run.</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Adds a group, filling its missing hyper-parameters from the defaults (torch's add_param_group).</summary>
+    public void AddParamGroup(ParamGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        string op = GetType().Name;
+        foreach (var (k, v) in _defaults) group.SetDefault(k, v);
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var g in _groups) foreach (var p in g.Params) seen.Add(p);
+        for (int i = 0; i < group.Params.Count; i++)
+        {
+            var p = group.Params[i];
+            if (!p.DType.IsFloatingPoint())
+                Guard.ThrowArg(op, "params", $"parameter {i} is {p.DType.Name()} {Guard.Shape(p)}; only floating-point tensors can be optimised.");
+            if (!p.IsLeaf)
+                Guard.ThrowArg(op, "params", $"parameter {i} {Guard.Shape(p)} is not a leaf (it was produced by {p.GradFn!.Name}); optimise leaves only.");
+            if (!p.IsContiguous)
+                Guard.ThrowArg(op, "params", $"parameter {i} {Guard.Shape(p)} is a non-contiguous view; optimise the tensor that owns the data.");
+            if (!seen.Add(p))
+                Guard.ThrowArg(op, "params", $"parameter {i} {Guard.Shape(p)} appears in more than one parameter group (or twice in one).");
+        }
+        ValidateGroup(group);
+        _groups.Add(group);
+    }
+
+    /// <summary>Checks a group's hyper-parameters (ranges, incompatible options); throw ArgumentException naming the option.</summary>
+    protected virtual void ValidateGroup(ParamGroup group) { }
+
+    /// <summary>Creates the state of a parameter on its first update (buffers shaped like it).</summary>
+    protected abstract void InitState(ParamGroup group, Tensor param, ParamState state);
+
+    /// <summary>
+    /// Updates one parameter in place from <paramref name="grad"/> (contiguous, same shape and dtype).
+    /// <paramref name="state"/>.Step already counts this update. With <paramref name="measure"/>, return the
+    /// update's sums of squares measured in the same pass; otherwise return default.
+    /// </summary>
+    protected abstract UpdateStats Update(ParamGroup group, Tensor param, Tensor grad, ParamState state, bool measure);
+
+    /// <summary>Applies one update to every parameter that has a gradient (torch's optimizer.step()).</summary>
+    public void Step()
+    {
+        var observers = _observers;
+        bool measure = observers.Length > 0;
+        int index = 0;
+        for (int gi = 0; gi < _groups.Count; gi++)
+        {
+            var group = _groups[gi];
+            var ps = group.Params;
+            for (int pi = 0; pi < ps.Count; pi++, index++)
+            {
+                var p = ps[pi];
+                var grad = p.Grad;
+                if (grad is null) continue;
+                if (!grad.IsContiguous) grad = grad.Contiguous();
+                if (!_state.TryGetValue(p, out var state))
+                {
+                    state = new ParamState();
+                    InitState(group, p, state);
+                    _state[p] = state;
+                }
+                state.Step++;
+                var stats = Update(group, p, grad, state, measure);
+                p.BumpVersion();
+                if (measure)
+                {
+                    var u = new ParameterUpdate { Optimizer = this, GroupIndex = gi, ParamIndex = index, Param = p, Grad = grad, Lr = group.Lr, Step = state.Step, Stats = stats };
+                    foreach (var o in observers) o.OnParameterUpdated(in u);
+                }
+            }
+        }
+        StepCount++;
+        foreach (var o in observers) o.OnStepCompleted(this);
+    }
+
+    /// <summary>Clears every parameter's gradient: to null by default (as PyTorch 2.0), or to zeros in place.</summary>
+    public void ZeroGrad(bool setToNone = true)
+    {
+        foreach (var g in _groups)
+            foreach (var p in g.Params)
+            {
+                if (p.Grad is null) continue;
+                if (setToNone) p.Grad = null;
+                else p.Grad.Detach().FillRaw(0);
+            }
+    }
+
+    /// <summary>The state of a parameter, or null before its first update.</summary>
+    public ParamState? GetState(Tensor param) => _state.GetValueOrDefault(param);
+
+    /// <summary>Adds an observer of every parameter update; dispose the result to remove it.</summary>
+    public IDisposable AddObserver(IOptimizerObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        _observers = [.. _observers, observer];
+        return Autograd.Handle(() => _observers = Array.FindAll(_observers, o => !ReferenceEquals(o, observer)));
+    }
+
+    /// <summary>A copy of the state: hyper-parameters per group, and per-parameter state by index across groups.</summary>
+    public OptimizerStateDict StateDict()
+    {
+        var groups = new List<ParamGroupState>();
+        var state = new Dictionary<int, ParamState>();
+        int index = 0;
+        foreach (var g in _groups)
+        {
+            var ids = new int[g.Params.Count];
+            for (int i = 0; i < ids.Length; i++, index++)
+            {
+                ids[i] = index;
+                if (_state.TryGetValue(g.Params[i], out var s)) state[index] = s.DeepCopy();
+            }
+            groups.Add(new ParamGroupState(new Dictionary<string, double>(g.Options), ids));
+        }
+        return new OptimizerStateDict { ParamGroups = groups, State = state };
+    }
+
+    /// <summary>
+    /// Restores state saved by <see cref="StateDict"/> from an optimiser over parameters of the same shapes,
+    /// grouped the same way. Hyper-parameters are replaced; buffers are copied (cast to the parameter's dtype).
+    /// </summary>
+    public void LoadStateDict(OptimizerStateDict stateDict)
+    {
+        ArgumentNullException.ThrowIfNull(stateDict);
+        string op = GetType().Name + "." + nameof(LoadStateDict);
+        if (stateDict.ParamGroups.Count != _groups.Count)
+            Guard.ThrowArg(op, nameof(stateDict), $"the state has {stateDict.ParamGroups.Count} parameter groups, this optimiser has {_groups.Count}.");
+        var byIndex = new List<(ParamGroup Group, Tensor Param)>();
+        for (int gi = 0; gi < _groups.Count; gi++)
+        {
+            if (stateDict.ParamGroups[gi].Params.Count != _groups[gi].Params.Count)
+                Guard.ThrowArg(op, nameof(stateDict), $"group {gi} has {stateDict.ParamGroups[gi].Params.Count} parameters in the state, {_groups[gi].Params.Count} here.");
+            foreach (var p in _groups[gi].Params) byIndex.Add((_groups[gi], p));
+        }
+        var map = new Dictionary<int, (ParamGroup Group, Tensor Param)>();
+        for (int gi = 0, k = 0; gi < _groups.Count; gi++)
+            foreach (int id in stateDict.ParamGroups[gi].Params)
+                if (!map.TryAdd(id, byIndex[k++])) Guard.ThrowArg(op, nameof(stateDict), $"parameter index {id} appears twice.");
+        var restored = new Dictionary<Tensor, ParamState>(ReferenceEqualityComparer.Instance);
+        foreach (var (id, s) in stateDict.State)
+        {
+            if (!map.TryGetValue(id, out var target))
+                Guard.ThrowArg(op, nameof(stateDict), $"state for parameter index {id}, which no group lists.");
+            restored[target.Param] = CopyState(s, target.Param, id, op);
+        }
+        for (int gi = 0; gi < _groups.Count; gi++) _groups[gi].ReplaceOptions(stateDict.ParamGroups[gi].Options);
+        _state.Clear();
+        foreach (var (p, s) in restored) _state[p] = s;
+    }
+
+    private static ParamState CopyState(ParamState s, Tensor param, int id, string op)
+    {
+        if (s.Step < 0) Guard.ThrowArg(op, "stateDict", $"parameter {id} has a negative step count {s.Step}.");
+        var copy = new ParamState { Step = s.Step };
+        foreach (var (name, t) in s.Buffers)
+        {
+            if (!t.Shape.SequenceEqual(param.Shape))
+                Guard.ThrowArg(op, "stateDict", $"buffer '{name}' of parameter {id} has shape {Guard.Shape(t)}, the parameter has {Guard.Shape(param)}.");
+            if (!t.DType.IsFloatingPoint())
+                Guard.ThrowArg(op, "stateDict", $"buffer '{name}' of parameter {id} is {t.DType.Name()}, expected floating point.");
+            copy.Buffers[name] = t.DType == param.DType ? t.Detach().Clone() : t.Detach().To(param.DType);
+        }
+        foreach (var (k, v) in s.Scalars) copy.Scalars[k] = v;
+        return copy;
+    }
+
+    /// <summary>A zero buffer shaped like the parameter.</summary>
+    protected static Tensor ZerosLike(Tensor param) => Tensor.ZerosLike(param);
+
+    /// <summary>Reads an option and checks a range, naming the optimiser and option on failure.</summary>
+    protected void CheckRange(ParamGroup group, string name, double min, double max, bool maxExclusive = false)
+    {
+        double v = group[name];
+        if (double.IsNaN(v) || v < min || v > max || (maxExclusive && v == max))
+            Guard.ThrowArg(GetType().Name, name, $"invalid {name} {v}: expected {min} <= {name} {(maxExclusive ? "<" : "<=")} {max}.");
+    }
+}
