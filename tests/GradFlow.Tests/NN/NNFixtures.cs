@@ -13,8 +13,7 @@ internal static class NNFixtures
     /// <summary>The state dict saved by the script ("param.*" keys, prefix removed).</summary>
     public static Dictionary<string, Tensor> StateDict(FixtureCase c) =>
         c.Tensors.Where(kv => kv.Key.StartsWith("param.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key["param.".Length..], kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal) ? kv.Value.Reshape() : kv.Value);
-    // (num_batches_tracked is a 0-d tensor, which Fixture.cs reads back as shape [1].)
+            .ToDictionary(kv => kv.Key["param.".Length..], kv => kv.Value);
 
     /// <summary>The inputs ("in.*"), float ones made to require grad.</summary>
     public static Dictionary<string, Tensor> Inputs(FixtureCase c) =>
@@ -37,10 +36,8 @@ internal static class NNFixtures
         Tensor? total = null;
         foreach (var (k, y) in outputs)
         {
-            // Fixture.cs reads a 0-d tensor back as shape [1] (Tensor.FromArray with an empty shape is 1-d).
-            var expected = y.Rank == 0 ? c["out." + k].Reshape() : c["out." + k];
-            Fixture.AssertClose(expected, y, $"{name}: out.{k}", rtol, atol);
-            var term = (y * (y.Rank == 0 ? c["gy." + k].Reshape() : c["gy." + k])).Sum();
+            Fixture.AssertClose(c["out." + k], y, $"{name}: out.{k}", rtol, atol);
+            var term = (y * c["gy." + k]).Sum();
             total = total is null ? term : total + term;
         }
         if (total!.RequiresGrad) total.Backward();
@@ -52,7 +49,7 @@ internal static class NNFixtures
                 Fixture.AssertClose(c["grad.param." + k], p.Grad ?? Tensor.ZerosLike(p), $"{name}: grad.param.{k}", rtol, atol);
         foreach (var (k, b) in module.NamedBuffers())
             if (c.Has("after." + k))
-                Fixture.AssertClose(c["after." + k], b.Rank == 0 ? b.Reshape(1) : b, $"{name}: buffer {k} after the call", rtol, atol);
+                Fixture.AssertClose(c["after." + k], b, $"{name}: buffer {k} after the call", rtol, atol);
     }
 
     /// <summary>Check for a single-input module whose input is "x".</summary>
