@@ -97,6 +97,18 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (Recording && _paramIndex.TryGetValue(parameter, out int i)) _updateSquares[i] = (_updateSquares[i] ?? 0) + updateSquaredNorm;
     }
 
+    /// <summary>
+    /// Clips the watched parameters' gradients by their global norm (GradientClipping.ClipGradNorm) and records
+    /// the norm before and after; returns the norm before, as clip_grad_norm_ does.
+    /// </summary>
+    public double ClipGradNorm(double maxNorm, double normType = 2, bool errorIfNonfinite = false)
+    {
+        double total = GradientClipping.ClipGradNorm(_params.Select(p => p.Param), maxNorm, normType, errorIfNonfinite);
+        double coef = Math.Min(maxNorm / (total + 1e-6), 1.0);
+        ObserveClip(total, double.IsNaN(total) ? double.NaN : total * coef);
+        return total;
+    }
+
     /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
     public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
 

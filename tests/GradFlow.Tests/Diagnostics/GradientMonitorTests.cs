@@ -213,3 +213,20 @@ public class GradientMonitorAccumulationTests
             Assert.Equal(summed[p.Name], p.Gradient!.L2Norm, 5); // statistics of the accumulated gradient
     }
 }
+
+public class GradientMonitorClippingTests
+{
+    [Fact]
+    public void ClippingThroughTheMonitorRecordsTheNormBeforeAndAfter()
+    {
+        var w = Tensor.Ones([3, 4], DType.Float32, requiresGrad: true);
+        using var monitor = new GradientMonitor([KeyValuePair.Create("fc.weight", w)]);
+        (w * 10.0).Sum().Backward(); // every gradient element is 10: global norm sqrt(12) * 10
+        double before = monitor.ClipGradNorm(1.0);
+        var record = monitor.EndStep()!;
+        Assert.Equal(Math.Sqrt(12) * 10, before, 4);
+        Assert.Equal(before, record.GlobalGradNorm, 6);
+        Assert.Equal(1.0, record.ClippedGradNorm!.Value, 5);
+        Assert.Equal(1.0, record.Parameters[0].Gradient!.L2Norm, 5); // statistics are of the clipped gradient
+    }
+}
