@@ -16,8 +16,11 @@ namespace GradFlow.Diagnostics;
 /// </summary>
 public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
-    private static readonly HashSet<string> s_reluFamily = ["Relu", "LeakyRelu", "Elu", "Gelu", "Silu", "Selu", "Prelu", "Relu6", "Softplus"];
-    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh", "Hardtanh"];
+    // The engine's activation primitives: a ReLU unit can die (output exactly 0 for every sample, so no
+    // gradient flows); sigmoid and tanh saturate (derivative near 0 at the bounds). Composite activations
+    // (LeakyReLU, GELU, SiLU, ...) have a non-zero gradient almost everywhere; SiLU's inner sigmoid is seen as one.
+    private static readonly HashSet<string> s_reluFamily = ["Relu"];
+    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh"];
 
     private readonly (string Name, string Layer, Tensor Param)[] _params;
     private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
