@@ -202,8 +202,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
     {
-        // Only training forwards: a NoGrad evaluation pass, or the ops of a createGraph backward, are not this step's model.
-        if (node is null || !Recording || Autograd.IsInBackward) return;
+        // Only training forwards: a NoGrad evaluation pass, or the ops of a backward, are not this step's model.
+        // (An op with no node still counts: the layers in front of it may be frozen.)
+        if (!Autograd.IsGradEnabled || !Recording || Autograd.IsInBackward) return;
         string scope = Autograd.CurrentScope ?? "";
         if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
         if (!_options.Activations) return;
