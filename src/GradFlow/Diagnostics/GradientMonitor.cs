@@ -1,4 +1,6 @@
 using GradFlow.Kernels;
+using GradFlow.NN;
+using GradFlow.Optim;
 
 namespace GradFlow.Diagnostics;
 
@@ -12,10 +14,13 @@ namespace GradFlow.Diagnostics;
 /// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
 /// optimiser calls it for you); dispose to detach.
 /// </summary>
-public sealed class GradientMonitor : IAutogradObserver, IDisposable
+public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
-    private static readonly HashSet<string> s_reluFamily = ["Relu", "LeakyRelu", "Elu", "Gelu", "Silu", "Selu", "Prelu", "Relu6", "Softplus"];
-    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh", "Hardtanh"];
+    // The engine's activation primitives: a ReLU unit can die (output exactly 0 for every sample, so no
+    // gradient flows); sigmoid and tanh saturate (derivative near 0 at the bounds). Composite activations
+    // (LeakyReLU, GELU, SiLU, ...) have a non-zero gradient almost everywhere; SiLU's inner sigmoid is seen as one.
+    private static readonly HashSet<string> s_reluFamily = ["Relu"];
+    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh"];
 
     private readonly (string Name, string Layer, Tensor Param)[] _params;
     private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
@@ -25,7 +30,11 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
     private readonly double?[] _updateSquares;
     private IDisposable? _registration;
-    private double? _clipBefore, _clipAfter, _loss;
+    private IDisposable? _optimizerRegistration;
+    private Optimizer? _optimizer;
+    private double? _clipBefore, _clipAfter;
+    private double _lossSum;
+    private int _lossCount;
     private long _step;
 
     /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
@@ -39,6 +48,30 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
         _updateSquares = new double?[_params.Length];
         _registration = Autograd.AddObserver(this);
     }
+
+    /// <summary>
+    /// Attaches a monitor to a model in one line; with an <paramref name="optimizer"/> it also sees the
+    /// updates really applied and closes each step by itself after <see cref="Optimizer.Step"/>.
+    /// </summary>
+    public static GradientMonitor Attach(Module model, Optimizer? optimizer = null, MonitorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options);
+        if (optimizer is not null) monitor.AttachOptimizer(optimizer);
+        return monitor;
+    }
+
+    /// <summary>Watches an optimiser: update norms come from its update pass, and its Step ends the monitor's step.</summary>
+    public void AttachOptimizer(Optimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        _optimizerRegistration?.Dispose();
+        _optimizer = optimizer;
+        _optimizerRegistration = optimizer.AddObserver(this);
+    }
+
+    /// <summary>The latest step's statistics for a parameter, by name, or null.</summary>
+    public ParameterStats? LatestFor(string parameterName) => Latest?.Parameters.FirstOrDefault(p => p.Name == parameterName);
 
     /// <summary>The options in force.</summary>
     public MonitorOptions Options => _options;
@@ -67,11 +100,23 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
         if (Recording && _paramIndex.TryGetValue(parameter, out int i)) _updateSquares[i] = (_updateSquares[i] ?? 0) + updateSquaredNorm;
     }
 
+    /// <summary>
+    /// Clips the watched parameters' gradients by their global norm (GradientClipping.ClipGradNorm) and records
+    /// the norm before and after; returns the norm before, as clip_grad_norm_ does.
+    /// </summary>
+    public double ClipGradNorm(double maxNorm, double normType = 2, bool errorIfNonfinite = false)
+    {
+        double total = GradientClipping.ClipGradNorm(_params.Select(p => p.Param), maxNorm, normType, errorIfNonfinite);
+        double coef = Math.Min(maxNorm / (total + 1e-6), 1.0);
+        ObserveClip(total, double.IsNaN(total) ? double.NaN : total * coef);
+        return total;
+    }
+
     /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
     public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
 
     /// <summary>
-    /// Closes the step: measures the parameters' gradients as they are now (after accumulation, clipping
+    /// Closes the step (after the optimiser step; with gradient accumulation, after the last micro-batch): measures the parameters' gradients as they are now (after accumulation, clipping
     /// and the optimiser step) and returns the record, or null on steps skipped by <see cref="MonitorOptions.Every"/>.
     /// </summary>
     public StepRecord? EndStep(double? loss = null, double? learningRate = null)
@@ -83,7 +128,7 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
             return null;
         }
         _step++;
-        var record = BuildRecord(loss ?? _loss, learningRate);
+        var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
         ResetStep();
         Latest = record;
         StepRecorded?.Invoke(record);
@@ -149,7 +194,9 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
     {
         _flow.Clear();
         Array.Clear(_updateSquares);
-        _clipBefore = _clipAfter = _loss = null;
+        _clipBefore = _clipAfter = null;
+        _lossSum = 0;
+        _lossCount = 0;
         foreach (var a in _activations.Values) if (a.SeenThisStep) a.Finish(_options.DeadWindow);
     }
 
@@ -185,15 +232,26 @@ public sealed class GradientMonitor : IAutogradObserver, IDisposable
         }
     }
 
+    void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update) => ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
+
+    void IOptimizerObserver.OnStepCompleted(Optimizer optimizer) => EndStep(learningRate: optimizer.ParamGroups.Count > 0 ? optimizer.ParamGroups[0].Lr : null);
+
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
-        if (roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint()) _loss = roots[0].Item();
+        // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
+        if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
+        {
+            _lossSum += roots[0].Item();
+            _lossCount++;
+        }
     }
 
     /// <summary>Detaches the monitor from the engine.</summary>
     public void Dispose()
     {
         _registration?.Dispose();
-        _registration = null;
+        _optimizerRegistration?.Dispose();
+        _registration = _optimizerRegistration = null;
+        _optimizer = null;
     }
 }

@@ -151,3 +151,82 @@ public class GradientMonitorTests
         Assert.Contains("Every", e.Message);
     }
 }
+
+public class GradientMonitorModuleTests
+{
+    [Fact]
+    public void AttachedToAModelAndOptimiserItRecordsEveryStepByItself()
+    {
+        Generator.Default.ManualSeed(11);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(6, 16), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(16, 3));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
+        using var monitor = GradientMonitor.Attach(model, opt);
+        var records = new List<StepRecord>();
+        monitor.StepRecorded += records.Add;
+        var g = new Generator(2);
+        var x = Tensor.Randn([32, 6], DType.Float32, g);
+        var y = Tensor.RandInt(0, 3, [32], generator: g);
+        for (int step = 0; step < 3; step++)
+        {
+            opt.ZeroGrad();
+            var loss = GradFlow.NN.Functional.CrossEntropy(model.Call(x), y);
+            loss.Backward();
+            opt.Step();
+        }
+        Assert.Equal(3, records.Count);
+        var last = records[^1];
+        Assert.Equal(["0.weight", "0.bias", "2.weight", "2.bias"], last.Parameters.Select(p => p.Name));
+        Assert.Equal(["0", "2"], last.Layers.Select(l => l.Layer));
+        Assert.Equal(0.1, last.LearningRate);
+        Assert.NotNull(last.Loss);
+        Assert.All(last.Parameters, p => Assert.True(p.UpdateNorm > 0 && p.UpdateToWeight > 0));
+        Assert.Contains(last.Activations, a => a.Layer == "1" && a.Op == "Relu");
+        Assert.Contains(last.Flow, f => f.Layer == "2" && f.InputGradNorm > 0);
+    }
+}
+
+public class GradientMonitorAccumulationTests
+{
+    [Fact]
+    public void MicroBatchesAccumulateIntoOneStep()
+    {
+        Generator.Default.ManualSeed(12);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(4, 8), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
+        using var monitor = GradientMonitor.Attach(model, opt);
+        var g = new Generator(3);
+        var xs = Enumerable.Range(0, 4).Select(_ => Tensor.Randn([8, 4], DType.Float32, g)).ToArray();
+        opt.ZeroGrad();
+        var losses = new List<double>();
+        foreach (var x in xs)
+        {
+            var loss = model.Call(x).Pow(2).Mean();
+            losses.Add(loss.Item());
+            loss.Backward();
+        }
+        var summed = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Grad!.Norm().Item());
+        opt.Step();
+        var record = monitor.Latest!;
+        Assert.Equal(1, record.Step);
+        Assert.Equal(losses.Average(), record.Loss!.Value, 6);
+        foreach (var p in record.Parameters)
+            Assert.Equal(summed[p.Name], p.Gradient!.L2Norm, 5); // statistics of the accumulated gradient
+    }
+}
+
+public class GradientMonitorClippingTests
+{
+    [Fact]
+    public void ClippingThroughTheMonitorRecordsTheNormBeforeAndAfter()
+    {
+        var w = Tensor.Ones([3, 4], DType.Float32, requiresGrad: true);
+        using var monitor = new GradientMonitor([KeyValuePair.Create("fc.weight", w)]);
+        (w * 10.0).Sum().Backward(); // every gradient element is 10: global norm sqrt(12) * 10
+        double before = monitor.ClipGradNorm(1.0);
+        var record = monitor.EndStep()!;
+        Assert.Equal(Math.Sqrt(12) * 10, before, 4);
+        Assert.Equal(before, record.GlobalGradNorm, 6);
+        Assert.Equal(1.0, record.ClippedGradNorm!.Value, 5);
+        Assert.Equal(1.0, record.Parameters[0].Gradient!.L2Norm, 5); // statistics are of the clipped gradient
+    }
+}
