@@ -40,58 +40,62 @@ internal static class RunLogJson
         Optional(w, "learningRate", r.LearningRate);
         Number(w, "globalGradNorm", r.GlobalGradNorm);
         Optional(w, "clippedGradNorm", r.ClippedGradNorm);
-        w.WriteStartArray("parameters");
-        foreach (var p in r.Parameters)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", p.Name);
-            w.WriteString("layer", p.Layer);
-            if (p.Gradient is { } g) Stats(w, "gradient", g);
-            Number(w, "paramNorm", p.ParamNorm);
-            Optional(w, "updateNorm", p.UpdateNorm);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        w.WriteStartArray("layers");
-        foreach (var l in r.Layers)
-        {
-            w.WriteStartObject();
-            w.WriteString("layer", l.Layer);
-            w.WriteNumber("depth", l.Depth);
-            Stats(w, "gradient", l.Gradient);
-            Number(w, "paramNorm", l.ParamNorm);
-            Optional(w, "updateNorm", l.UpdateNorm);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        w.WriteStartArray("flow");
-        foreach (var f in r.Flow)
-        {
-            w.WriteStartObject();
-            w.WriteString("layer", f.Layer);
-            w.WriteNumber("depth", f.Depth);
-            Number(w, "inputGradNorm", f.InputGradNorm);
-            w.WriteNumber("nonFinite", f.NonFinite);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        w.WriteStartArray("activations");
-        foreach (var a in r.Activations)
-        {
-            w.WriteStartObject();
-            w.WriteString("layer", a.Layer);
-            w.WriteString("op", a.Op);
-            w.WriteNumber("depth", a.Depth);
-            w.WriteNumber("units", a.Units);
-            Optional(w, "deadFraction", a.DeadFraction);
-            Optional(w, "deadWindowFraction", a.DeadWindowFraction);
-            Optional(w, "saturatedFraction", a.SaturatedFraction);
-            Number(w, "mean", a.Mean);
-            Number(w, "std", a.Std);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        WriteArray(w, "parameters", r.Parameters, Parameter);
+        WriteArray(w, "layers", r.Layers, Layer);
+        WriteArray(w, "flow", r.Flow, Flow);
+        WriteArray(w, "activations", r.Activations, Activation);
         w.WriteEndObject();
+    }
+
+    private static void WriteArray<T>(Utf8JsonWriter w, string name, IReadOnlyList<T> items, Action<Utf8JsonWriter, T> write)
+    {
+        w.WriteStartArray(name);
+        foreach (var item in items)
+        {
+            w.WriteStartObject();
+            write(w, item);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
+    private static void Parameter(Utf8JsonWriter w, ParameterStats p)
+    {
+        w.WriteString("name", p.Name);
+        w.WriteString("layer", p.Layer);
+        if (p.Gradient is { } g) Stats(w, "gradient", g);
+        Number(w, "paramNorm", p.ParamNorm);
+        Optional(w, "updateNorm", p.UpdateNorm);
+    }
+
+    private static void Layer(Utf8JsonWriter w, LayerGradientStats l)
+    {
+        w.WriteString("layer", l.Layer);
+        w.WriteNumber("depth", l.Depth);
+        Stats(w, "gradient", l.Gradient);
+        Number(w, "paramNorm", l.ParamNorm);
+        Optional(w, "updateNorm", l.UpdateNorm);
+    }
+
+    private static void Flow(Utf8JsonWriter w, FlowStats f)
+    {
+        w.WriteString("layer", f.Layer);
+        w.WriteNumber("depth", f.Depth);
+        Number(w, "inputGradNorm", f.InputGradNorm);
+        w.WriteNumber("nonFinite", f.NonFinite);
+    }
+
+    private static void Activation(Utf8JsonWriter w, ActivationStats a)
+    {
+        w.WriteString("layer", a.Layer);
+        w.WriteString("op", a.Op);
+        w.WriteNumber("depth", a.Depth);
+        w.WriteNumber("units", a.Units);
+        Optional(w, "deadFraction", a.DeadFraction);
+        Optional(w, "deadWindowFraction", a.DeadWindowFraction);
+        Optional(w, "saturatedFraction", a.SaturatedFraction);
+        Number(w, "mean", a.Mean);
+        Number(w, "std", a.Std);
     }
 
     private static void Stats(Utf8JsonWriter w, string name, TensorStats s)

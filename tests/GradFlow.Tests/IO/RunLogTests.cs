@@ -135,6 +135,17 @@ public sealed class RunLogTests : IDisposable
     }
 
     [Fact]
+    public void CrLfLineEndsAndBlankLinesAreAccepted()
+    {
+        var lines = File.ReadAllLines(WriteLog(2));
+        string text = string.Join("\r\n", lines[0], "", lines[1], "   ", lines[2]) + "\r\n\r\n";
+        using var reader = new RunLogReader(new MemoryStream(Encoding.UTF8.GetBytes(text)));
+        Assert.Equal([1L, 2L], reader.ReadRecords().Select(r => r.Step));
+        Assert.Empty(reader.Warnings);
+        Assert.Throws<InvalidOperationException>(() => reader.ReadRecords().ToList());
+    }
+
+    [Fact]
     public void FlippedByteInAMiddleLineIsReported()
     {
         byte[] bytes = File.ReadAllBytes(WriteLog(3));
