@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using GradFlow.Diagnostics;
+using GradFlow.IO;
 using GradFlow.NN;
 using GradFlow.Optim;
 
@@ -19,6 +20,7 @@ internal static class DemoCommand
         int batchSize = options.Int("batch-size", 64, 1, 100_000);
         double lr = options.Double("lr", 0.05, 1e-9, 100);
         int seed = options.Int("seed", 0, 0, int.MaxValue);
+        string? logDir = options.String("log-dir");
 
         Generator.Default.ManualSeed((ulong)seed);
         var (x, y) = LoadDigits();
@@ -33,6 +35,9 @@ internal static class DemoCommand
         using var monitor = GradientMonitor.Attach(model, optimizer);
         var epochRecords = new List<StepRecord>();
         monitor.StepRecorded += epochRecords.Add;
+        if (logDir is not null) Directory.CreateDirectory(logDir);
+        using var runLog = logDir is null ? null : RunLog.Attach(monitor, Path.Combine(logDir, "runlog.jsonl"));
+        using var tensorBoard = logDir is null ? null : TensorBoard.Attach(monitor, logDir);
 
         output.WriteLine($"GradFlow demo: MLP 64-128-64-10 ({model.ParameterCount():N0} parameters) on Digits " +
                          $"({xTrain.Size(0)} train, {xTest.Size(0)} test), SGD lr={lr} momentum=0.9, batch {batchSize}, seed {seed}");
@@ -59,6 +64,8 @@ internal static class DemoCommand
                              $"{Accuracy(model, xTrain, yTrain),6:P1} {Accuracy(model, xTest, yTest),6:P1}   {LayerSummary(epochRecords)}");
         }
         output.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s; test accuracy {Accuracy(model, xTest, yTest):P2}");
+        if (logDir is not null)
+            output.WriteLine($"run log: {Path.Combine(logDir, "runlog.jsonl")}; TensorBoard: tensorboard --logdir {logDir}");
         return 0;
     }
 
