@@ -12,7 +12,8 @@ namespace GradFlow.Diagnostics;
 /// ReLU units, saturated sigmoid/tanh units, mean and std) in forward. Activations and the backward
 /// flow are measured as the engine produces them, while they are still in cache; nothing runs an
 /// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
-/// optimiser calls it for you); dispose to detach.
+/// optimiser calls it for you); dispose to detach. The monitor watches the autograd ops of the
+/// thread that created it (the training loop's), so other threads' work does not leak into its figures.
 /// </summary>
 public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
