@@ -108,53 +108,6 @@ public sealed partial class Tensor
                 }
         }
     }
-
-    /// <summary>
-    /// 2-d cross-correlation (torch.conv2d): x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O). Each
-    /// group is one batched product weight (O/g, C/g*kh*kw) @ columns (C/g*kh*kw, L).
-    /// </summary>
-    internal static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding,
-        (int H, int W) dilation, int groups)
-    {
-        const string op = "Conv2d";
-        Guard.SameDType(x, weight, op);
-        if (x.Rank != 4 || weight.Rank != 4 || groups <= 0 || x.ShapeArray[1] != weight.ShapeArray[1] * groups || weight.ShapeArray[0] % groups != 0)
-            Guard.Throw(op, $"input {Guard.Shape(x)} (N, C, H, W) does not fit weight {Guard.Shape(weight)} (O, C/groups, kh, kw) with groups={groups}.");
-        int n = x.ShapeArray[0], o = weight.ShapeArray[0], kh = weight.ShapeArray[2], kw = weight.ShapeArray[3];
-        var g = new Window2d(kh, kw, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, x.ShapeArray[2], x.ShapeArray[3]);
-        var cols = Im2Col(x, g);
-        int kg = cols.ShapeArray[1] / groups, l = cols.ShapeArray[2];
-        var y = groups == 1
-            ? weight.Reshape(o, kg).MatMul(cols)
-            : weight.Reshape(groups, o / groups, kg).MatMul(cols.Reshape(n, groups, kg, l));
-        y = y.Reshape(n, o, g.OutH, g.OutW);
-        return bias is null ? y : y + bias.Reshape(1, o, 1, 1);
-    }
-
-    /// <summary>
-    /// The transposed convolution (torch.conv_transpose2d), the gradient of Conv2d with respect to its input:
-    /// x (N, Cin, H, W), weight (Cin, Cout/groups, kh, kw); out = (in - 1) stride - 2 pad + dilation (k - 1) + outputPadding + 1.
-    /// </summary>
-    internal static Tensor ConvTranspose2d(Tensor x, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding,
-        (int H, int W) outputPadding, int groups, (int H, int W) dilation)
-    {
-        const string op = "ConvTranspose2d";
-        Guard.SameDType(x, weight, op);
-        if (x.Rank != 4 || weight.Rank != 4 || groups <= 0 || x.ShapeArray[1] != weight.ShapeArray[0] || weight.ShapeArray[0] % groups != 0)
-            Guard.Throw(op, $"input {Guard.Shape(x)} (N, Cin, H, W) does not fit weight {Guard.Shape(weight)} (Cin, Cout/groups, kh, kw) with groups={groups}.");
-        if (outputPadding.H >= Math.Max(stride.H, dilation.H) || outputPadding.W >= Math.Max(stride.W, dilation.W) || outputPadding.H < 0 || outputPadding.W < 0)
-            Guard.Throw(op, $"output padding {outputPadding} must be smaller than the stride {stride} or the dilation {dilation}.");
-        int n = x.ShapeArray[0], cin = x.ShapeArray[1], h = x.ShapeArray[2], w = x.ShapeArray[3];
-        int coutG = weight.ShapeArray[1], kh = weight.ShapeArray[2], kw = weight.ShapeArray[3];
-        int outH = (h - 1) * stride.H - 2 * padding.H + dilation.H * (kh - 1) + outputPadding.H + 1;
-        int outW = (w - 1) * stride.W - 2 * padding.W + dilation.W * (kw - 1) + outputPadding.W + 1;
-        var g = new Window2d(kh, kw, stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, outH, outW);
-        int cinG = cin / groups, rows = coutG * kh * kw;
-        var wt = weight.Reshape(groups, cinG, rows).Transpose(1, 2);
-        var cols = wt.MatMul(x.Reshape(n, groups, cinG, h * w)).Reshape(n, groups * rows, h * w);
-        var y = Col2Im(cols, g);
-        return bias is null ? y : y + bias.Reshape(1, groups * coutG, 1, 1);
-    }
 }
 
 internal sealed class Im2ColBackward(Window2d g) : Node

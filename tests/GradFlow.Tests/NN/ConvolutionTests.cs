@@ -65,6 +65,18 @@ public class ConvolutionTests
     }
 
     [Fact]
+    public void KernelConvolutionAgreesWithUnfoldAndMatMul()
+    {
+        // The reference: columns of every window times the flattened filters, per group.
+        var x = R64(10, 2, 4, 6, 5);
+        var w = R64(11, 6, 2, 3, 2);
+        var y = Functional.Conv2d(x, w, stride: (2, 1), padding: (1, 1), dilation: (1, 2), groups: 2);
+        var cols = Functional.Unfold(x, (3, 2), dilation: (1, 2), padding: (1, 1), stride: (2, 1)); // (2, 4*6, L)
+        var reference = w.Reshape(2, 3, 12).MatMul(cols.Reshape(2, 2, 12, -1)).Reshape(y.Shape);
+        Fixtures.Fixture.AssertClose(reference, y, "conv vs unfold", 1e-12, 1e-12);
+    }
+
+    [Fact]
     public void UnbatchedInputsWork()
     {
         var conv = new Conv2d(2, 3, 3, padding: 1);
