@@ -1,1 +1,3 @@
-﻿Console.WriteLine("Hello, World!");
+using GradFlow.Cli;
+
+return CliApp.Run(args);

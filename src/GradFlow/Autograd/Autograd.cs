@@ -9,6 +9,7 @@ public static class Autograd
 {
     [ThreadStatic] private static bool t_gradDisabled;
     [ThreadStatic] internal static string? t_scope;
+    [ThreadStatic] internal static int t_backwardDepth;
     private static IAutogradObserver[] s_observers = [];
 
     /// <summary>Whether ops record the graph on this thread (true unless inside <see cref="NoGrad"/>).</summary>
@@ -26,6 +27,9 @@ public static class Autograd
 
     /// <summary>Names the ops created inside (a module path); nodes keep it in <see cref="Node.Scope"/>.</summary>
     public static NamedScope Scope(string? name) => new(name);
+
+    /// <summary>True while the engine runs a node's backward on this thread (ops then compute gradients, not the model).</summary>
+    public static bool IsInBackward => t_backwardDepth > 0;
 
     /// <summary>The named scope in force on this thread.</summary>
     public static string? CurrentScope => t_scope;

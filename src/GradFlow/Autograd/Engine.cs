@@ -30,6 +30,7 @@ internal static class Engine
             rootGrads[i] = RootGradient(root, gradients?[i], i);
         }
 
+        foreach (var o in Autograd.Observers) o.OnBackwardBegin(roots);
         var tasks = Discover(rootEdges);
         Tensor?[] results = [];
         if (captures is not null)
@@ -154,7 +155,9 @@ internal static class Engine
         {
             using (new GradModeScope(createGraph))
             {
-                gradInputs = node.Backward(grads);
+                Autograd.t_backwardDepth++;
+                try { gradInputs = node.Backward(grads); }
+                finally { Autograd.t_backwardDepth--; }
             }
             var observers = Autograd.Observers;
             foreach (var o in observers) o.OnBackward(node, grads, gradInputs);
@@ -189,6 +192,7 @@ internal static class Engine
             grads[k] = g;
             if (node.RetainGradTensors?[k] is { } retained)
             {
+                using var _ = TensorArena.Suspend();
                 var old = retained.Grad;
                 retained.Grad = old is null ? (Autograd.IsGradEnabled ? g : g.Detach().Clone()) : old + g;
             }

@@ -18,4 +18,7 @@ public interface IAutogradObserver
     /// its outputs (null where none arrived), <paramref name="gradInputs"/> those it produced for its inputs.
     /// </summary>
     void OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs);
+
+    /// <summary>A backward pass starts from <paramref name="roots"/> (for a training step, the loss).</summary>
+    void OnBackwardBegin(ReadOnlySpan<Tensor> roots) { }
 }

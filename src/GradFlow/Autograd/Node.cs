@@ -88,6 +88,7 @@ public abstract class Node
 public sealed class AccumulateGrad : Node
 {
     internal List<Func<Tensor, Tensor?>>? Hooks;
+    private Tensor? _ownedGrad; // a gradient this node allocated, so it may add into it in place
 
     internal AccumulateGrad(Tensor variable) => Variable = variable;
 
@@ -103,13 +104,16 @@ public sealed class AccumulateGrad : Node
             foreach (var hook in Hooks) g = hook(g) ?? g;
         if (!Shapes.Equal(g.Shape, Variable.Shape))
             Guard.ThrowInvalid(Name, $"gradient of shape {Guard.Shape(g)} arrived for a leaf of shape {Guard.Shape(Variable)}.");
+        // A gradient stored as is (createGraph) or set by the user may alias another tensor (an expanded view,
+        // the caller's gradient): it is replaced, never written in place.
         var old = Variable.Grad;
-        if (old is null)
-            Variable.Grad = Autograd.IsGradEnabled ? g : g.Detach().Clone();
-        else if (Autograd.IsGradEnabled || old.RequiresGrad)
-            Variable.Grad = old + g;
-        else
+        using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
+        if (old is not null && !Autograd.IsGradEnabled && !old.RequiresGrad && ReferenceEquals(old, _ownedGrad))
             old.AddInPlace(g);
+        else if (Autograd.IsGradEnabled)
+            Variable.Grad = old is null ? TensorArena.Keep(g) : old + g;
+        else
+            Variable.Grad = _ownedGrad = old is null ? g.Detach().Clone() : old + g;
         return [];
     }
 }

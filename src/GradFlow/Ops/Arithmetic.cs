@@ -22,8 +22,12 @@ public sealed partial class Tensor
     public static Tensor operator +(double s, Tensor a) => a.Add(s);
     /// <summary>Subtracts a scalar.</summary>
     public static Tensor operator -(Tensor a, double s) => a.Add(-s);
-    /// <summary>A scalar minus a tensor.</summary>
-    public static Tensor operator -(double s, Tensor a) => a.Neg().Add(s);
+    /// <summary>A scalar minus a tensor (one kernel: it is on the hot path of Tanh's and Sigmoid's backward).</summary>
+    public static Tensor operator -(double s, Tensor a)
+    {
+        var y = MapScalar<SubOp>(a, s, true, nameof(Sub));
+        return Autograd.Record(nameof(Sub), y, Autograd.NeedsGrad(a) ? new ScaleBackward(-1) : null, a);
+    }
     /// <summary>Multiplies by a scalar.</summary>
     public static Tensor operator *(Tensor a, double s) => a.Mul(s);
     /// <summary>Multiplies by a scalar.</summary>
@@ -57,6 +61,7 @@ public sealed partial class Tensor
     /// <summary>this / other, broadcasting.</summary>
     public Tensor Div(Tensor other)
     {
+        Guard.Floating(this, nameof(Div)); // torch's true division of integers gives floats; GradFlow asks for a conversion
         var y = MapBinary<DivOp>(this, other, nameof(Div));
         return Autograd.Record(nameof(Div), y, Autograd.NeedsGrad(this, other) ? new DivBackward(this, other) : null, this, other);
     }

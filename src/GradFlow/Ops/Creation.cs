@@ -95,7 +95,7 @@ public sealed partial class Tensor
         var t = Empty([steps], dtype);
         double step = steps > 1 ? (end - start) / (steps - 1) : 0;
         // Fill from both ends, as PyTorch does, so the last value is exactly end.
-        for (int i = 0; i < steps; i++) t.SetRaw(i, i < steps / 2 ? start + i * step : end - (steps - 1 - i) * step);
+        for (int i = 0; i < steps; i++) t.SetRaw(i, steps == 1 ? start : i < steps / 2 ? start + i * step : end - (steps - 1 - i) * step);
         return t;
     }
 

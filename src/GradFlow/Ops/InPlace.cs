@@ -11,6 +11,9 @@ public sealed partial class Tensor
     {
         if (Autograd.IsGradEnabled && RequiresGrad)
             Guard.ThrowInvalid(op, $"a tensor of shape {Guard.Shape(this)} that requires grad cannot be changed in place while grad mode is on; use Autograd.NoGrad() or the out-of-place op.");
+        for (int d = 0; d < Rank; d++)
+            if (StridesArray[d] == 0 && ShapeArray[d] > 1)
+                Guard.ThrowInvalid(op, $"the tensor of shape {Guard.Shape(this)} with strides {Guard.Shape(StridesArray)} is an expanded view: several of its elements share one memory location. Clone() it first.");
         BumpVersion();
     }
 

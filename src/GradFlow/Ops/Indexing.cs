@@ -24,6 +24,7 @@ public sealed partial class Tensor
     private Tensor ScatterCore(int dim, Tensor index, Tensor src, bool accumulate, string op)
     {
         int d = CheckIndexTensor(dim, index, op, sameRank: true);
+        Guard.NotNull(src, op, nameof(src));
         Guard.SameDType(this, src, op);
         if (!Shapes.Equal(src.ShapeArray, index.ShapeArray))
             Guard.ThrowArg(op, nameof(src), $"src of shape {Guard.Shape(src)} must have the shape of index {Guard.Shape(index)}.");
@@ -41,7 +42,7 @@ public sealed partial class Tensor
     /// <summary>The slices at <paramref name="index"/> (a 1-d int64 tensor) along a dim (torch.index_select).</summary>
     public Tensor IndexSelect(int dim, Tensor index)
     {
-        int d = Guard.Dim(dim, Rank, nameof(IndexSelect));
+        int d = Guard.IndexedDim(dim, this, nameof(IndexSelect));
         var idx = CheckIndexVector(index, ShapeArray[d], nameof(IndexSelect));
         var shape = (int[])ShapeArray.Clone();
         shape[d] = idx.Length;
@@ -54,7 +55,8 @@ public sealed partial class Tensor
     /// <summary>A copy of this tensor with source's slices added at <paramref name="index"/> along a dim (torch.index_add).</summary>
     public Tensor IndexAdd(int dim, Tensor index, Tensor source)
     {
-        int d = Guard.Dim(dim, Rank, nameof(IndexAdd));
+        int d = Guard.IndexedDim(dim, this, nameof(IndexAdd));
+        Guard.NotNull(source, nameof(IndexAdd), nameof(source));
         Guard.SameDType(this, source, nameof(IndexAdd));
         var idx = CheckIndexVector(index, ShapeArray[d], nameof(IndexAdd));
         bool ok = source.Rank == Rank && source.ShapeArray[d] == idx.Length;
@@ -87,7 +89,7 @@ public sealed partial class Tensor
     private int CheckIndexTensor(int dim, Tensor index, string op, bool sameRank)
     {
         Guard.NotNull(index, op, nameof(index));
-        int d = Guard.Dim(dim, Rank, op);
+        int d = Guard.IndexedDim(dim, this, op);
         if (index.DType != DType.Int64) Guard.ThrowArg(op, nameof(index), $"index must be int64, got {index.DType.Name()} of shape {Guard.Shape(index)}.");
         if (sameRank && index.Rank != Rank) Guard.ThrowArg(op, nameof(index), $"index of shape {Guard.Shape(index)} must have the rank of input {Guard.Shape(this)}.");
         for (int k = 0; k < Rank; k++)

@@ -9,6 +9,7 @@ public sealed partial class Tensor
         Guard.NotNull(tensors, nameof(Cat), nameof(tensors));
         if (tensors.Count == 0) Guard.ThrowArg(nameof(Cat), nameof(tensors), "expects at least one tensor.");
         var first = tensors[0];
+        Guard.NotNull(first, nameof(Cat), nameof(tensors));
         int d = Guard.Dim(dim, first.Rank, nameof(Cat));
         if (first.Rank == 0) Guard.ThrowArg(nameof(Cat), nameof(tensors), "zero-dimensional tensors cannot be concatenated; use Stack.");
         var shape = (int[])first.ShapeArray.Clone();
@@ -42,6 +43,7 @@ public sealed partial class Tensor
     {
         Guard.NotNull(tensors, nameof(Stack), nameof(tensors));
         if (tensors.Count == 0) Guard.ThrowArg(nameof(Stack), nameof(tensors), "expects at least one tensor.");
+        foreach (var t in tensors) Guard.NotNull(t, nameof(Stack), nameof(tensors));
         int d = Guard.Dim(dim, tensors[0].Rank + 1, nameof(Stack));
         for (int i = 1; i < tensors.Count; i++)
             if (!Shapes.Equal(tensors[i].ShapeArray, tensors[0].ShapeArray))
@@ -54,7 +56,7 @@ public sealed partial class Tensor
     /// <summary>Splits into pieces of <paramref name="splitSize"/> along a dim (the last may be smaller); views.</summary>
     public Tensor[] Split(int splitSize, int dim = 0)
     {
-        int d = Guard.Dim(dim, Rank, nameof(Split));
+        int d = Guard.IndexedDim(dim, this, nameof(Split));
         if (splitSize <= 0) Guard.ThrowArg(nameof(Split), nameof(splitSize), $"split size must be positive, got {splitSize}.");
         int size = ShapeArray[d];
         var sizes = new int[Math.Max(1, (size + splitSize - 1) / splitSize)];
@@ -66,7 +68,7 @@ public sealed partial class Tensor
     public Tensor[] Split(int[] sizes, int dim = 0)
     {
         Guard.NotNull(sizes, nameof(Split), nameof(sizes));
-        int d = Guard.Dim(dim, Rank, nameof(Split));
+        int d = Guard.IndexedDim(dim, this, nameof(Split));
         if (sizes.Sum() != ShapeArray[d] || sizes.Any(s => s < 0))
             Guard.ThrowArg(nameof(Split), nameof(sizes), $"sizes {Guard.Shape(sizes)} do not add up to dim {d} of shape {Guard.Shape(this)}.");
         var parts = new Tensor[sizes.Length];
@@ -78,7 +80,7 @@ public sealed partial class Tensor
     public Tensor[] Chunk(int chunks, int dim = 0)
     {
         if (chunks <= 0) Guard.ThrowArg(nameof(Chunk), nameof(chunks), $"chunks must be positive, got {chunks}.");
-        int d = Guard.Dim(dim, Rank, nameof(Chunk));
+        int d = Guard.IndexedDim(dim, this, nameof(Chunk));
         return Split(Math.Max(1, (ShapeArray[d] + chunks - 1) / chunks), d);
     }
 }

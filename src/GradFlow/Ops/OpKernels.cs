@@ -66,6 +66,8 @@ public sealed partial class Tensor
     internal static Tensor MapScalar<TOp>(Tensor x, double s, bool scalarLeft, string op) where TOp : struct, IBinaryOp
     {
         Guard.NotNull(x, op, "input");
+        if (x.DType == DType.Int64 && !double.IsInteger(s))
+            Guard.ThrowArg(op, "other", $"the scalar {s} is not an integer, so it cannot apply to an int64 tensor of shape {Guard.Shape(x)}; convert with To(DType.Float32) first.");
         var c = x.IsContiguous ? x : x.ContiguousRaw();
         var y = Empty(x.ShapeArray, x.DType);
         switch (x.DType)

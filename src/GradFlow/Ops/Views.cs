@@ -8,15 +8,16 @@ public sealed partial class Tensor
     public Tensor Reshape(params ReadOnlySpan<int> shape)
     {
         var s = InferShape(shape, nameof(Reshape));
-        var y = IsContiguous ? AsStridedView(s, Shapes.ContiguousStrides(s), Offset) : new Tensor(ContiguousRaw().Storage, s);
+        var strides = IsContiguous ? Shapes.ContiguousStrides(s) : Shapes.ViewStrides(ShapeArray, StridesArray, s);
+        var y = strides is not null ? AsStridedView(s, strides, Offset) : new Tensor(ContiguousRaw().Storage, s);
         return Autograd.Record(nameof(Reshape), y, Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
     }
 
-    /// <summary>A view with a new shape; the tensor must be contiguous (use Reshape otherwise).</summary>
+    /// <summary>A view with a new shape; the layout must allow it (use Reshape otherwise).</summary>
     public Tensor View(params ReadOnlySpan<int> shape)
     {
-        if (!IsContiguous)
-            Guard.ThrowInvalid(nameof(View), $"the tensor of shape {Guard.Shape(this)} with strides {Guard.Shape(StridesArray)} is not contiguous; use Reshape, or Contiguous() first.");
+        if (!IsContiguous && Shapes.ViewStrides(ShapeArray, StridesArray, InferShape(shape, nameof(View))) is null)
+            Guard.ThrowInvalid(nameof(View), $"the tensor of shape {Guard.Shape(this)} with strides {Guard.Shape(StridesArray)} cannot be viewed as {Guard.Shape(shape)}; use Reshape, or Contiguous() first.");
         return Reshape(shape);
     }
 
@@ -134,6 +135,7 @@ public sealed partial class Tensor
         for (int i = 0; i < s.Length; i++)
         {
             int own = i < lead ? 1 : ShapeArray[i - lead];
+            if (s[i] < -1) Guard.ThrowArg(nameof(Expand), nameof(shape), $"invalid size {s[i]} in {Guard.Shape(shape)} for shape {Guard.Shape(this)}.");
             if (s[i] == -1)
             {
                 if (i < lead) Guard.ThrowArg(nameof(Expand), nameof(shape), $"-1 is not allowed for a new leading dim in {Guard.Shape(shape)}.");
@@ -149,7 +151,7 @@ public sealed partial class Tensor
     /// <summary>Elements start..end-1 (step apart) along a dim, as a view (x[:, start:end:step]).</summary>
     public Tensor Slice(int dim, int start, int end, int step = 1)
     {
-        int d = Guard.Dim(dim, Rank, nameof(Slice));
+        int d = Guard.IndexedDim(dim, this, nameof(Slice));
         int size = ShapeArray[d];
         if (step <= 0) Guard.ThrowArg(nameof(Slice), nameof(step), $"step must be positive, got {step}.");
         if (start < 0) start += size;
@@ -167,7 +169,7 @@ public sealed partial class Tensor
     /// <summary><paramref name="length"/> elements from <paramref name="start"/> along a dim, as a view.</summary>
     public Tensor Narrow(int dim, int start, int length)
     {
-        int d = Guard.Dim(dim, Rank, nameof(Narrow));
+        int d = Guard.IndexedDim(dim, this, nameof(Narrow));
         if (start < 0 || length < 0 || start + length > ShapeArray[d])
             Guard.Throw(nameof(Narrow), $"start {start} and length {length} do not fit dim {dim} of shape {Guard.Shape(this)}.");
         return Slice(d, start, start + length);
@@ -176,7 +178,7 @@ public sealed partial class Tensor
     /// <summary>Index <paramref name="index"/> along a dim, removing the dim (x[:, i]).</summary>
     public Tensor Select(int dim, int index)
     {
-        int d = Guard.Dim(dim, Rank, nameof(Select));
+        int d = Guard.IndexedDim(dim, this, nameof(Select));
         int size = ShapeArray[d];
         if (index < -size || index >= size)
             Guard.ThrowArg(nameof(Select), nameof(index), $"index {index} is out of range for dim {dim} of shape {Guard.Shape(this)}.");

@@ -36,6 +36,13 @@ internal static class Guard
         return dim < 0 ? dim + r : dim;
     }
 
+    /// <summary>A dim that is indexed into (Slice, Select, Gather, ...): unlike reductions, a 0-d tensor has none.</summary>
+    public static int IndexedDim(int dim, Tensor t, string op, string argument = "dim")
+    {
+        if (t.Rank == 0) ThrowArg(op, argument, $"a 0-d tensor (shape []) has no dim {dim} to index; Reshape(1) it first.");
+        return Dim(dim, t.Rank, op, argument);
+    }
+
     public static void Floating(Tensor t, string op, string argument = "input")
     {
         if (!t.DType.IsFloatingPoint())
@@ -44,6 +51,8 @@ internal static class Guard
 
     public static void SameDType(Tensor a, Tensor b, string op)
     {
+        NotNull(a, op, "input");
+        NotNull(b, op, "other");
         if (a.DType != b.DType)
             Throw(op, $"dtypes differ: {a.DType.Name()} {Shape(a)} and {b.DType.Name()} {Shape(b)}.");
     }

@@ -35,6 +35,41 @@ internal static class Shapes
         return true;
     }
 
+    /// <summary>
+    /// Strides that view data laid out as (shape, strides) with <paramref name="newShape"/>, or null when
+    /// the layout needs a copy. PyTorch's computeStride: each run of dims that is contiguous within itself
+    /// (a "chunk") may be split or merged freely; size-1 dims fit anywhere.
+    /// </summary>
+    public static int[]? ViewStrides(int[] shape, int[] strides, int[] newShape)
+    {
+        if (shape.Length == 0 || Count(shape) == 0) return ContiguousStrides(newShape);
+        var newStrides = new int[newShape.Length];
+        int viewD = newShape.Length - 1;
+        int chunkBase = strides[^1];
+        long tensorNumel = 1, viewNumel = 1;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            tensorNumel *= shape[d];
+            if (d == 0 || (shape[d - 1] != 1 && strides[d - 1] != tensorNumel * chunkBase))
+            {
+                while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] == 1))
+                {
+                    newStrides[viewD] = (int)(viewNumel * chunkBase);
+                    viewNumel *= newShape[viewD];
+                    viewD--;
+                }
+                if (viewNumel != tensorNumel) return null;
+                if (d > 0)
+                {
+                    chunkBase = strides[d - 1];
+                    tensorNumel = 1;
+                    viewNumel = 1;
+                }
+            }
+        }
+        return viewD == -1 ? newStrides : null;
+    }
+
     /// <summary>The storage position of row-major element number <paramref name="flat"/>.</summary>
     public static int StorageIndex(int flat, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, int offset)
     {

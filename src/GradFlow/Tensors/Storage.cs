@@ -1,30 +1,59 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace GradFlow;
 
 /// <summary>
 /// The flat buffer behind one or more tensors. Views share a storage, and so share its version
 /// counter: every in-place write bumps it, and autograd compares it with the version it saw when it
-/// saved a tensor for backward.
+/// saved a tensor for backward. A storage rented from a <see cref="TensorArena"/> is released when
+/// the arena's step ends; any later access throws instead of reading recycled memory.
 /// </summary>
 internal sealed class Storage
 {
-    public readonly Array Data;
+    private readonly Array _data;
     public readonly DType DType;
     public int Version;
+    internal bool Released;
+    internal bool Kept;
 
     public Storage(Array data, DType dtype)
     {
-        Data = data;
+        _data = data;
         DType = dtype;
     }
 
-    public int Length => Data.Length;
-
-    public static Storage Allocate(DType dtype, int length, bool zeroed = true) => dtype switch
+    public Array Data
     {
-        DType.Float32 => new Storage(zeroed ? new float[length] : GC.AllocateUninitializedArray<float>(length), dtype),
-        DType.Float64 => new Storage(zeroed ? new double[length] : GC.AllocateUninitializedArray<double>(length), dtype),
-        _ => new Storage(zeroed ? new long[length] : GC.AllocateUninitializedArray<long>(length), dtype),
+        get
+        {
+            if (Released) ThrowReleased();
+            return _data;
+        }
+    }
+
+    /// <summary>The array without the release check, for the arena that owns it.</summary>
+    internal Array RawData => _data;
+
+    public int Length => _data.Length;
+
+    public static Storage Allocate(DType dtype, int length, bool zeroed = true)
+    {
+        if (TensorArena.Current is { } arena && arena.ShouldPool)
+            return arena.Allocate(dtype, length, zeroed);
+        return new Storage(NewArray(dtype, length, zeroed), dtype);
+    }
+
+    internal static Array NewArray(DType dtype, int length, bool zeroed) => dtype switch
+    {
+        DType.Float32 => zeroed ? new float[length] : GC.AllocateUninitializedArray<float>(length),
+        DType.Float64 => zeroed ? new double[length] : GC.AllocateUninitializedArray<double>(length),
+        _ => zeroed ? new long[length] : GC.AllocateUninitializedArray<long>(length),
     };
 
     public T[] As<T>() => (T[])Data;
+
+    [DoesNotReturn]
+    private static void ThrowReleased() => throw new ObjectDisposedException(nameof(Tensor),
+        "This tensor's memory was recycled when its TensorArena step ended. Keep a result beyond the step with TensorArena.Keep(tensor) " +
+        "(or copy it with Clone() inside TensorArena.Suspend()).");
 }

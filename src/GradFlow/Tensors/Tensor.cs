@@ -44,7 +44,7 @@ public sealed partial class Tensor
     public int NumEl { get; }
 
     /// <summary>The size of one dimension; negative dims count from the end.</summary>
-    public int Size(int dim) => ShapeArray[Guard.Dim(dim, Rank, nameof(Size))];
+    public int Size(int dim) => ShapeArray[Guard.IndexedDim(dim, this, nameof(Size))];
 
     /// <summary>True when the elements are laid out row-major with no gaps, from <see cref="Offset"/>.</summary>
     public bool IsContiguous => Shapes.IsContiguous(ShapeArray, StridesArray);

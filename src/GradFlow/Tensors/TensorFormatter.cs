@@ -4,44 +4,50 @@ using System.Text;
 namespace GradFlow;
 
 /// <summary>
-/// Prints tensors the way PyTorch does: nested brackets, a common number format per tensor, long
-/// dims summarised with "..." beyond three leading and trailing items.
+/// Prints tensors the way PyTorch does: nested brackets, one number format and width per tensor
+/// (right-aligned), long dims summarised with "..." beyond three leading and trailing items.
+/// Unlike PyTorch, lines are not wrapped at 80 characters.
 /// </summary>
 internal static class TensorFormatter
 {
     private const int SummariseAbove = 1000;
     private const int EdgeItems = 3;
+    private const int Indent = 7; // "tensor("
 
     public static string Format(Tensor t)
     {
         var sb = new StringBuilder("tensor(");
-        bool summarise = t.NumEl > SummariseAbove;
         var values = t.ToDoubleArray();
-        string fmt = ChooseFormat(t, values);
+        string fmt = ChooseFormat(t.DType, values);
+        int width = 0;
+        foreach (double v in values) // as PyTorch, nan and inf do not widen the column
+            if (double.IsFinite(v)) width = Math.Max(width, FormatValue(v, t.DType, fmt).Length);
         if (t.Rank == 0) sb.Append(FormatValue(values[0], t.DType, fmt));
-        else AppendDim(sb, t, values, 0, 0, fmt, summarise, indent: 8);
-        if (t.DType != DType.Float32) sb.Append(", dtype: ").Append(t.DType.Name());
-        if (t.GradFn is not null) sb.Append(", gradFn: ").Append(t.GradFn.Name);
-        else if (t.RequiresGrad) sb.Append(", requiresGrad: true");
+        else if (t.NumEl == 0) sb.Append("[]").Append(t.Rank > 1 ? ", size=" + Guard.Shape(t) : "");
+        else AppendDim(sb, t.ShapeArray, values, 0, 0, fmt, width, t.NumEl > SummariseAbove, t.DType);
+        if (t.DType == DType.Float64) sb.Append(", dtype=").Append(t.DType.Name());
+        if (t.GradFn is not null) sb.Append(", gradFn=<").Append(t.GradFn.Name).Append('>');
+        else if (t.RequiresGrad) sb.Append(", requiresGrad=True");
         return sb.Append(')').ToString();
     }
 
-    private static string ChooseFormat(Tensor t, double[] values)
+    // PyTorch's rule (torch/_tensor_str.py): integral values print as "3."; scientific notation when the
+    // finite non-zero magnitudes span more than 1e3, exceed 1e8, or (non-integral) go below 1e-4.
+    private static string ChooseFormat(DType dtype, double[] values)
     {
-        if (t.DType == DType.Int64) return "0";
+        if (dtype == DType.Int64) return "0";
         double maxAbs = 0, minAbs = double.MaxValue;
         bool allInts = true;
         foreach (double v in values)
         {
             if (!double.IsFinite(v)) continue;
             double a = Math.Abs(v);
-            maxAbs = Math.Max(maxAbs, a);
-            if (a > 0) minAbs = Math.Min(minAbs, a);
+            if (a > 0) { maxAbs = Math.Max(maxAbs, a); minAbs = Math.Min(minAbs, a); }
             allInts &= v == Math.Floor(v);
         }
-        if (allInts && maxAbs < 1e8) return "0.";
-        if (maxAbs >= 1e8 || (minAbs < 1e-4 && minAbs != double.MaxValue) || (maxAbs / minAbs > 1e3 && minAbs < 1e-2)) return "0.0000e+00";
-        return "0.0000";
+        if (maxAbs == 0) return allInts ? "0." : "0.0000";
+        bool sci = maxAbs / minAbs > 1e3 || maxAbs > 1e8 || (!allInts && minAbs < 1e-4);
+        return sci ? "0.0000e+00" : allInts ? "0." : "0.0000";
     }
 
     private static string FormatValue(double v, DType dtype, string fmt)
@@ -54,29 +60,26 @@ internal static class TensorFormatter
         return v.ToString(fmt, CultureInfo.InvariantCulture);
     }
 
-    private static void AppendDim(StringBuilder sb, Tensor t, double[] values, int dim, int start, string fmt, bool summarise, int indent)
+    private static void AppendDim(StringBuilder sb, int[] shape, double[] values, int dim, int start, string fmt, int width,
+        bool summarise, DType dtype)
     {
-        int size = t.Shape[dim];
+        int size = shape[dim], rank = shape.Length;
         int stride = 1;
-        for (int d = dim + 1; d < t.Rank; d++) stride *= t.Shape[d];
+        for (int d = dim + 1; d < rank; d++) stride *= shape[d];
+        bool last = dim == rank - 1;
+        string separator = last ? ", " : "," + new string('\n', rank - 1 - dim) + new string(' ', Indent + dim + 1);
         sb.Append('[');
         for (int i = 0; i < size; i++)
         {
+            if (i > 0) sb.Append(separator);
             if (summarise && size > 2 * EdgeItems && i == EdgeItems)
             {
-                sb.Append(dim == t.Rank - 1 ? "..., " : "...,\n" + new string(' ', indent + 1));
+                sb.Append(last ? " ..." : "...");
                 i = size - EdgeItems - 1;
                 continue;
             }
-            if (dim == t.Rank - 1)
-            {
-                string s = FormatValue(values[start + i], t.DType, fmt);
-                if (values[start + i] >= 0 || double.IsNaN(values[start + i])) s = " " + s;
-                sb.Append(s.TrimStart(i == 0 && values[start + i] < 0 ? ' ' : '\0'));
-            }
-            else AppendDim(sb, t, values, dim + 1, start + i * stride, fmt, summarise, indent + 1);
-            if (i < size - 1)
-                sb.Append(dim == t.Rank - 1 ? ", " : "," + new string('\n', t.Rank - 1 - dim) + new string(' ', indent + 1));
+            if (last) sb.Append(FormatValue(values[start + i], dtype, fmt).PadLeft(width));
+            else AppendDim(sb, shape, values, dim + 1, start + i * stride, fmt, width, summarise, dtype);
         }
         sb.Append(']');
     }

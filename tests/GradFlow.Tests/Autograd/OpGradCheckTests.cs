@@ -1,4 +1,4 @@
-namespace GradFlow.Tests.Autograd;
+namespace GradFlow.Tests.AutogradTests;
 
 using static TestUtil;
 

@@ -52,13 +52,15 @@ public static class Fixture
     {
         var shape = e.GetProperty("shape").EnumerateArray().Select(x => x.GetInt32()).ToArray();
         var data = e.GetProperty("data");
-        return e.GetProperty("dtype").GetString() switch
+        var t = e.GetProperty("dtype").GetString() switch
         {
             "float32" => Tensor.FromArray(data.EnumerateArray().Select(ReadSingle).ToArray(), shape),
             "float64" => Tensor.FromArray(data.EnumerateArray().Select(ReadDouble).ToArray(), shape),
             "int64" => Tensor.FromArray(data.EnumerateArray().Select(x => x.GetInt64()).ToArray(), shape),
             var d => throw new InvalidDataException($"Unknown fixture dtype {d}."),
         };
+        // FromArray reads an empty shape as "1-d"; a 0-d fixture (a full reduction) is reshaped to a scalar.
+        return shape.Length == 0 ? t.Reshape() : t;
     }
 
     // JSON has no NaN/Infinity: Python's json writes them as bare NaN/Infinity tokens, which System.Text.Json rejects,

@@ -1,0 +1,32 @@
+using GradFlow.Bench;
+using GradFlow.Kernels;
+
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--threads N]
+// Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
+var names = new List<string>();
+int reps = 9, warmup = 3;
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--case": names.Add(args[++i]); break;
+        case "--reps": reps = Math.Max(5, int.Parse(args[++i])); break;
+        case "--warmup": warmup = int.Parse(args[++i]); break;
+        case "--threads": Parallelism.NumThreads = int.Parse(args[++i]); break;
+        default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
+    }
+}
+
+var cases = CaseRegistry.All().Where(c => names.Count == 0 || names.Contains(c.Name)).ToList();
+if (cases.Count == 0)
+{
+    Console.Error.WriteLine($"no case matches {string.Join(", ", names)}");
+    return 2;
+}
+
+foreach (var benchCase in cases)
+{
+    Console.WriteLine(BenchRunner.Run(benchCase, reps, warmup, Parallelism.NumThreads));
+}
+
+return 0;

@@ -1,0 +1,75 @@
+using GradFlow.Kernels;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Accumulates one activation op's health over a step (every training forward of the step) and
+/// keeps the per-unit dead streaks that make the sliding-window figure.
+/// Units are features or channels: dim 1 of a 2-d or 4-d output, the last dim of a 3-d (sequence) output.
+/// </summary>
+internal sealed class ActivationTracker(string layer, string op, int depth, bool reluFamily, double epsilon)
+{
+    private float[] _unitMax = [];
+    private int[] _deadStreak = [];
+    private double _sum, _sumSquares;
+    private long _count, _saturated;
+    private int _units;
+
+    public string Layer { get; } = layer;
+    public string Op { get; } = op;
+    public int Depth { get; } = depth;
+    public bool SeenThisStep { get; private set; }
+
+    public void Observe(Tensor output)
+    {
+        if (output.DType != DType.Float32 || output.NumEl == 0) return;
+        var y = output.ContiguousRaw().Span<float>();
+        var (outer, units, inner) = Layout(output);
+        _units = units;
+        if (reluFamily && (!SeenThisStep || _unitMax.Length != units))
+        {
+            if (_unitMax.Length != units) { _unitMax = new float[units]; _deadStreak = new int[units]; }
+            Array.Fill(_unitMax, float.NegativeInfinity);
+        }
+        SeenThisStep = true;
+        var (s, q) = ActivationKernels.Moments(y);
+        _sum += s; _sumSquares += q; _count += y.Length;
+        if (reluFamily) ActivationKernels.UnitMax(y, outer, units, inner, _unitMax);
+        else if (Op == "Sigmoid") _saturated += ActivationKernels.CountOutside(y, (float)epsilon, (float)(1 - epsilon));
+        else _saturated += ActivationKernels.CountOutside(y, (float)(-1 + epsilon), (float)(1 - epsilon));
+    }
+
+    private static (int Outer, int Units, int Inner) Layout(Tensor t) => t.Rank switch
+    {
+        0 => (1, 1, 1),
+        1 => (1, t.Shape[0], 1),
+        3 => (t.Shape[0] * t.Shape[1], t.Shape[2], 1),
+        _ => (t.Shape[0], t.Shape[1], t.NumEl / (t.Shape[0] * Math.Max(t.Shape[1], 1))),
+    };
+
+    /// <summary>Closes the step: the statistics, and the trackers reset for the next step.</summary>
+    public ActivationStats Finish(int window)
+    {
+        double mean = _count == 0 ? 0 : _sum / _count;
+        double variance = _count == 0 ? 0 : Math.Max(0, _sumSquares / _count - mean * mean);
+        double? dead = null, deadWindow = null, saturated = null;
+        if (reluFamily && _unitMax.Length > 0)
+        {
+            int deadNow = 0, deadLong = 0;
+            for (int u = 0; u < _unitMax.Length; u++)
+            {
+                bool isDead = !(_unitMax[u] > 0);
+                _deadStreak[u] = isDead ? _deadStreak[u] + 1 : 0;
+                if (isDead) deadNow++;
+                if (_deadStreak[u] >= window) deadLong++;
+            }
+            dead = (double)deadNow / _unitMax.Length;
+            deadWindow = (double)deadLong / _unitMax.Length;
+        }
+        else if (!reluFamily) saturated = _count == 0 ? 0 : (double)_saturated / _count;
+        var stats = new ActivationStats(Layer, Op, Depth, _units, dead, deadWindow, saturated, mean, Math.Sqrt(variance));
+        _sum = _sumSquares = 0; _count = _saturated = 0;
+        SeenThisStep = false;
+        return stats;
+    }
+}

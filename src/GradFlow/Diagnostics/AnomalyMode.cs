@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Text;
+using GradFlow.Kernels;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>Where a NaN or Inf first appeared.</summary>
+public enum AnomalyPhase
+{
+    /// <summary>An op's output in the forward pass.</summary>
+    Forward,
+    /// <summary>A gradient produced by a node's backward.</summary>
+    Backward,
+}
+
+/// <summary>The range of one tensor an anomalous op read.</summary>
+public sealed record TensorRange(string Role, string Shape, double Min, double Max, long NonFinite)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Role} {Shape}: min {Min:G4}, max {Max:G4}, {NonFinite} non-finite";
+}
+
+/// <summary>The first op that produced a non-finite value from finite inputs.</summary>
+public sealed record AnomalyReport(AnomalyPhase Phase, string Op, string? Module, long NaNCount, long InfCount,
+    IReadOnlyList<TensorRange> Inputs, string? CreatedAt)
+{
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        sb.Append($"{Phase}: {Op}");
+        if (!string.IsNullOrEmpty(Module)) sb.Append($" in module '{Module}'");
+        sb.Append($" produced {NaNCount} NaN and {InfCount} Inf from finite inputs.");
+        foreach (var r in Inputs) sb.Append("\n  ").Append(r);
+        if (CreatedAt is not null) sb.Append("\n  created at: ").Append(CreatedAt);
+        return sb.ToString();
+    }
+}
+
+/// <summary>Thrown by anomaly mode at the first op that produces NaN or Inf from finite inputs.</summary>
+public sealed class AnomalyException(AnomalyReport report) : Exception(report.ToString())
+{
+    /// <summary>What was found, and where.</summary>
+    public AnomalyReport Report { get; } = report;
+}
+
+/// <summary>
+/// Finds the first op that turns finite values into NaN or Inf, in forward (its output) and in
+/// backward (the gradients it produces), and reports the op, the module path, the ranges of its
+/// inputs and the line of user code that created it. Unlike PyTorch's anomaly detection it checks
+/// Inf as well as NaN, and forward as well as backward. Use as <c>using var _ = AnomalyMode.Enable();</c>.
+/// The cost: one vectorised scan of each op's output and each gradient, plus a stack capture per
+/// recorded op (so that a backward anomaly can name where its op was created).
+/// </summary>
+public sealed class AnomalyMode : IAutogradObserver, IDisposable
+{
+    private readonly bool _throw;
+    private readonly bool _captureStacks;
+    private readonly List<AnomalyReport> _reports = [];
+    private IDisposable? _registration;
+
+    private AnomalyMode(bool throwOnAnomaly, bool captureStacks)
+    {
+        _throw = throwOnAnomaly;
+        _captureStacks = captureStacks;
+        _registration = Autograd.AddObserver(this);
+    }
+
+    /// <summary>
+    /// Turns anomaly detection on until disposed. With <paramref name="throwOnAnomaly"/> the first anomaly throws an
+    /// <see cref="AnomalyException"/>; otherwise every first-in-a-chain anomaly is collected in <see cref="Reports"/>.
+    /// <paramref name="captureStacks"/> records each op's creation site for backward reports (the expensive part).
+    /// </summary>
+    public static AnomalyMode Enable(bool throwOnAnomaly = true, bool captureStacks = true) => new(throwOnAnomaly, captureStacks);
+
+    /// <summary>Anomalies found so far (when not throwing).</summary>
+    public IReadOnlyList<AnomalyReport> Reports => _reports;
+
+    void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
+    {
+        if (Autograd.IsInBackward) return; // ops inside a backward are judged by the node's own backward check
+        if (node is not null && _captureStacks) node.ObserverTag = new StackTrace(2, fNeedFileInfo: true);
+        if (!output.DType.IsFloatingPoint()) return;
+        var (nan, inf) = CountNonFinite(output);
+        if (nan + inf == 0) return;
+        var ranges = new List<TensorRange>();
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            var r = RangeOf($"input {i}", inputs[i]);
+            if (r.NonFinite > 0) return; // not the first: the non-finite value came in
+            ranges.Add(r);
+        }
+        Report(new AnomalyReport(AnomalyPhase.Forward, op, Autograd.CurrentScope, nan, inf, ranges, UserFrame(new StackTrace(1, true))));
+    }
+
+    void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
+    {
+        long nan = 0, inf = 0;
+        foreach (var g in gradInputs)
+        {
+            if (g is null) continue;
+            var (n, i) = CountNonFinite(g);
+            nan += n; inf += i;
+        }
+        if (nan + inf == 0) return;
+        var ranges = new List<TensorRange>();
+        for (int k = 0; k < gradOutputs.Length; k++)
+        {
+            if (gradOutputs[k] is not { } g) continue;
+            var r = RangeOf($"gradient of output {k}", g);
+            if (r.NonFinite > 0) return;
+            ranges.Add(r);
+        }
+        string op = node.Name.EndsWith("Backward", StringComparison.Ordinal) ? node.Name[..^"Backward".Length] : node.Name;
+        Report(new AnomalyReport(AnomalyPhase.Backward, op, node.Scope, nan, inf, ranges, node.ObserverTag is StackTrace st ? UserFrame(st) : null));
+    }
+
+    private void Report(AnomalyReport report)
+    {
+        if (_throw) throw new AnomalyException(report);
+        _reports.Add(report);
+    }
+
+    private static (long NaN, long Inf) CountNonFinite(Tensor t)
+    {
+        var acc = new StatsAccumulator();
+        TensorStats.Accumulate(t, ref acc, histogram: false);
+        return (acc.NaNs, acc.Infs);
+    }
+
+    private static TensorRange RangeOf(string role, Tensor t)
+    {
+        if (!t.DType.IsFloatingPoint() || t.NumEl == 0) return new TensorRange(role, Guard.Shape(t), double.NaN, double.NaN, 0);
+        var v = t.ToDoubleArray();
+        double min = double.PositiveInfinity, max = double.NegativeInfinity;
+        long nonFinite = 0;
+        foreach (double x in v)
+        {
+            if (!double.IsFinite(x)) { nonFinite++; continue; }
+            min = Math.Min(min, x); max = Math.Max(max, x);
+        }
+        return new TensorRange(role, Guard.Shape(t), min, max, nonFinite);
+    }
+
+    /// <summary>The first frame outside GradFlow's own code, as "Method in File:line".</summary>
+    private static string? UserFrame(StackTrace trace)
+    {
+        foreach (var frame in trace.GetFrames())
+        {
+            var method = frame.GetMethod();
+            var type = method?.DeclaringType;
+            if (type is null || type.Assembly == typeof(Tensor).Assembly) continue;
+            string where = frame.GetFileName() is { } file ? $" in {file}:line {frame.GetFileLineNumber()}" : "";
+            return $"{type.FullName}.{method!.Name}{where}";
+        }
+        return null;
+    }
+
+    /// <summary>Turns anomaly detection off.</summary>
+    public void Dispose()
+    {
+        _registration?.Dispose();
+        _registration = null;
+    }
+}

@@ -1,0 +1,258 @@
+using GradFlow.Kernels;
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Watches gradient flow from inside the autograd engine. Attached to a model's named parameters, it
+/// records each step: every parameter's and layer's gradient statistics (norms, |g| mean and max,
+/// zeros, NaN/Inf, log2 histograms), parameter and update norms, the global gradient norm before and
+/// after clipping, the gradient reaching each layer's input in backward, and activation health (dead
+/// ReLU units, saturated sigmoid/tanh units, mean and std) in forward. Activations and the backward
+/// flow are measured as the engine produces them, while they are still in cache; nothing runs an
+/// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
+/// optimiser calls it for you); dispose to detach.
+/// </summary>
+public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
+{
+    // The engine's activation primitives: a ReLU unit can die (output exactly 0 for every sample, so no
+    // gradient flows); sigmoid and tanh saturate (derivative near 0 at the bounds). Composite activations
+    // (LeakyReLU, GELU, SiLU, ...) have a non-zero gradient almost everywhere; SiLU's inner sigmoid is seen as one.
+    private static readonly HashSet<string> s_reluFamily = ["Relu"];
+    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh"];
+
+    private readonly (string Name, string Layer, Tensor Param)[] _params;
+    private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
+    private readonly MonitorOptions _options;
+    private readonly Dictionary<string, int> _depth = [];
+    private readonly Dictionary<(string, string), ActivationTracker> _activations = [];
+    private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
+    private readonly double?[] _updateSquares;
+    private IDisposable? _registration;
+    private IDisposable? _optimizerRegistration;
+    private Optimizer? _optimizer;
+    private double? _clipBefore, _clipAfter;
+    private double _lossSum;
+    private int _lossCount;
+    private long _step;
+
+    /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
+    public GradientMonitor(IEnumerable<KeyValuePair<string, Tensor>> namedParameters, MonitorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(namedParameters);
+        _options = options ?? new MonitorOptions();
+        _options.Validate();
+        _params = namedParameters.Select(p => (p.Key, LayerOf(p.Key), p.Value)).ToArray();
+        for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
+        _updateSquares = new double?[_params.Length];
+        _registration = Autograd.AddObserver(this);
+    }
+
+    /// <summary>
+    /// Attaches a monitor to a model in one line; with an <paramref name="optimizer"/> it also sees the
+    /// updates really applied and closes each step by itself after <see cref="Optimizer.Step"/>.
+    /// </summary>
+    public static GradientMonitor Attach(Module model, Optimizer? optimizer = null, MonitorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options);
+        if (optimizer is not null) monitor.AttachOptimizer(optimizer);
+        return monitor;
+    }
+
+    /// <summary>Watches an optimiser: update norms come from its update pass, and its Step ends the monitor's step.</summary>
+    public void AttachOptimizer(Optimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        _optimizerRegistration?.Dispose();
+        _optimizer = optimizer;
+        _optimizerRegistration = optimizer.AddObserver(this);
+    }
+
+    /// <summary>The latest step's statistics for a parameter, by name, or null.</summary>
+    public ParameterStats? LatestFor(string parameterName) => Latest?.Parameters.FirstOrDefault(p => p.Name == parameterName);
+
+    /// <summary>The options in force.</summary>
+    public MonitorOptions Options => _options;
+
+    /// <summary>The latest recorded step, or null before the first.</summary>
+    public StepRecord? Latest { get; private set; }
+
+    /// <summary>Steps ended so far (recorded or skipped by <see cref="MonitorOptions.Every"/>).</summary>
+    public long StepCount => _step;
+
+    /// <summary>Raised with each recorded step (for a user's own callback, the run log, TensorBoard).</summary>
+    public event Action<StepRecord>? StepRecorded;
+
+    private bool Recording => _step % _options.Every == 0;
+
+    /// <summary>The module path that owns a parameter: its name without the last part.</summary>
+    public static string LayerOf(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        return dot < 0 ? "" : name[..dot];
+    }
+
+    /// <summary>Tells the monitor the norm of the update an optimiser applied to a parameter (squared, summed over its elements).</summary>
+    public void ObserveUpdate(Tensor parameter, double updateSquaredNorm)
+    {
+        if (Recording && _paramIndex.TryGetValue(parameter, out int i)) _updateSquares[i] = (_updateSquares[i] ?? 0) + updateSquaredNorm;
+    }
+
+    /// <summary>
+    /// Clips the watched parameters' gradients by their global norm (GradientClipping.ClipGradNorm) and records
+    /// the norm before and after; returns the norm before, as clip_grad_norm_ does.
+    /// </summary>
+    public double ClipGradNorm(double maxNorm, double normType = 2, bool errorIfNonfinite = false)
+    {
+        double total = GradientClipping.ClipGradNorm(_params.Select(p => p.Param), maxNorm, normType, errorIfNonfinite);
+        double coef = Math.Min(maxNorm / (total + 1e-6), 1.0);
+        ObserveClip(total, double.IsNaN(total) ? double.NaN : total * coef);
+        return total;
+    }
+
+    /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
+    public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
+
+    /// <summary>
+    /// Closes the step (after the optimiser step; with gradient accumulation, after the last micro-batch): measures the parameters' gradients as they are now (after accumulation, clipping
+    /// and the optimiser step) and returns the record, or null on steps skipped by <see cref="MonitorOptions.Every"/>.
+    /// </summary>
+    public StepRecord? EndStep(double? loss = null, double? learningRate = null)
+    {
+        if (!Recording)
+        {
+            _step++;
+            ResetStep();
+            return null;
+        }
+        _step++;
+        var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
+        ResetStep();
+        Latest = record;
+        StepRecorded?.Invoke(record);
+        return record;
+    }
+
+    private StepRecord BuildRecord(double? loss, double? learningRate)
+    {
+        var parameters = new ParameterStats[_params.Length];
+        var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
+        var global = new StatsAccumulator();
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var (name, layer, p) = _params[i];
+            layerAcc.TryGetValue(layer, out var la);
+            TensorStats? gradStats = null;
+            if (p.Grad is { } g)
+            {
+                var acc = new StatsAccumulator();
+                var hist = TensorStats.Accumulate(g, ref acc, _options.Histograms);
+                gradStats = TensorStats.From(acc, hist);
+                Merge(ref la.Acc, acc);
+                Merge(ref global, acc);
+                if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
+            }
+            double paramNorm = p.Norm().Item();
+            la.ParamSq += paramNorm * paramNorm;
+            if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
+            layerAcc[layer] = la;
+            parameters[i] = new ParameterStats(name, layer, gradStats, paramNorm, _updateSquares[i] is { } uu ? Math.Sqrt(uu) : null);
+        }
+        var layers = layerAcc
+            .Select(kv => new LayerGradientStats(kv.Key, DepthOf(kv.Key), TensorStats.From(kv.Value.Acc, kv.Value.Hist),
+                Math.Sqrt(kv.Value.ParamSq), kv.Value.UpdateSq is { } u ? Math.Sqrt(u) : null))
+            .OrderBy(l => l.Depth).ToArray();
+        var flow = _flow.Select(kv => new FlowStats(kv.Key, DepthOf(kv.Key), Math.Sqrt(kv.Value.SumSquares), kv.Value.NonFinite))
+            .OrderBy(f => f.Depth).ToArray();
+        var activations = _activations.Values.Where(a => a.SeenThisStep).Select(a => a.Finish(_options.DeadWindow))
+            .OrderBy(a => a.Depth).ToArray();
+        double globalNorm = _clipBefore ?? Math.Sqrt(global.SumSquares + (global.NaNs + global.Infs > 0 ? double.NaN : 0));
+        return new StepRecord
+        {
+            Step = _step, Loss = loss, LearningRate = learningRate, GlobalGradNorm = globalNorm, ClippedGradNorm = _clipAfter,
+            Parameters = parameters, Layers = layers, Flow = flow, Activations = activations,
+        };
+    }
+
+    private static void Merge(ref StatsAccumulator into, in StatsAccumulator from)
+    {
+        into.Count += from.Count; into.SumSquares += from.SumSquares; into.SumAbs += from.SumAbs;
+        into.MaxAbs = Math.Max(into.MaxAbs, from.MaxAbs); into.Zeros += from.Zeros; into.NaNs += from.NaNs; into.Infs += from.Infs;
+    }
+
+    private int DepthOf(string layer)
+    {
+        if (_depth.TryGetValue(layer, out int d)) return d;
+        // Layers never seen in forward (no ops under their scope) sort by parameter order, after the seen ones.
+        int index = Array.FindIndex(_params, p => p.Layer == layer);
+        return 1_000_000 + Math.Max(index, 0);
+    }
+
+    private void ResetStep()
+    {
+        _flow.Clear();
+        Array.Clear(_updateSquares);
+        _clipBefore = _clipAfter = null;
+        _lossSum = 0;
+        _lossCount = 0;
+        foreach (var a in _activations.Values) if (a.SeenThisStep) a.Finish(_options.DeadWindow);
+    }
+
+    void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
+    {
+        // Only training forwards: a NoGrad evaluation pass, or the ops of a backward, are not this step's model.
+        // (An op with no node still counts: the layers in front of it may be frozen.)
+        if (!Autograd.IsGradEnabled || !Recording || Autograd.IsInBackward) return;
+        string scope = Autograd.CurrentScope ?? "";
+        if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
+        if (!_options.Activations) return;
+        bool relu = s_reluFamily.Contains(op);
+        if (!relu && !s_saturating.Contains(op)) return;
+        var key = (scope, op);
+        if (!_activations.TryGetValue(key, out var tracker))
+            _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], relu, _options.SaturationEpsilon);
+        tracker.Observe(output);
+    }
+
+    void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
+    {
+        if (!_options.Flow || !Recording || node is AccumulateGrad) return;
+        string scope = node.Scope ?? "";
+        var next = node.Next;
+        for (int i = 0; i < gradInputs.Length && i < next.Length; i++)
+        {
+            // A gradient leaving this layer for another layer's op: what reaches this layer's input.
+            var target = next[i].Function;
+            if (target is null or AccumulateGrad || gradInputs[i] is not { } g || (target.Scope ?? "") == scope) continue;
+            var acc = new StatsAccumulator();
+            TensorStats.Accumulate(g, ref acc, histogram: false);
+            _flow.TryGetValue(scope, out var f);
+            _flow[scope] = (f.SumSquares + acc.SumSquares, f.NonFinite + acc.NaNs + acc.Infs);
+        }
+    }
+
+    void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update) => ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
+
+    void IOptimizerObserver.OnStepCompleted(Optimizer optimizer) => EndStep(learningRate: optimizer.ParamGroups.Count > 0 ? optimizer.ParamGroups[0].Lr : null);
+
+    void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
+    {
+        // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
+        if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
+        {
+            _lossSum += roots[0].Item();
+            _lossCount++;
+        }
+    }
+
+    /// <summary>Detaches the monitor from the engine.</summary>
+    public void Dispose()
+    {
+        _registration?.Dispose();
+        _optimizerRegistration?.Dispose();
+        _registration = _optimizerRegistration = null;
+        _optimizer = null;
+    }
+}

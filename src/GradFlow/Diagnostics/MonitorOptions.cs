@@ -1,0 +1,34 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>What the <see cref="GradientMonitor"/> measures and how often.</summary>
+public sealed record MonitorOptions
+{
+    /// <summary>Record every N-th step (1: every step).</summary>
+    public int Every { get; init; } = 1;
+
+    /// <summary>Keep log2 histograms of every parameter's gradient.</summary>
+    public bool Histograms { get; init; } = true;
+
+    /// <summary>Measure activation health (dead and saturated units, mean and std) in forward.</summary>
+    public bool Activations { get; init; } = true;
+
+    /// <summary>Measure the gradient flowing into each layer's input in backward.</summary>
+    public bool Flow { get; init; } = true;
+
+    /// <summary>
+    /// A sigmoid output below eps or above 1 - eps, or a tanh output beyond ±(1 - eps), counts as saturated:
+    /// its derivative is then below eps (sigmoid: s(1-s) &lt; eps; tanh: 1 - y² &lt; 2 eps).
+    /// </summary>
+    public double SaturationEpsilon { get; init; } = 0.01;
+
+    /// <summary>Steps in the sliding window over which a unit must stay dead to count in DeadWindowFraction.</summary>
+    public int DeadWindow { get; init; } = 10;
+
+    internal void Validate()
+    {
+        if (Every < 1) throw new ArgumentException($"{nameof(MonitorOptions)}: Every must be at least 1, got {Every}.", nameof(Every));
+        if (!(SaturationEpsilon > 0 && SaturationEpsilon < 0.5))
+            throw new ArgumentException($"{nameof(MonitorOptions)}: SaturationEpsilon must be in (0, 0.5), got {SaturationEpsilon}.", nameof(SaturationEpsilon));
+        if (DeadWindow < 1) throw new ArgumentException($"{nameof(MonitorOptions)}: DeadWindow must be at least 1, got {DeadWindow}.", nameof(DeadWindow));
+    }
+}

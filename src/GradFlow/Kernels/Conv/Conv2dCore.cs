@@ -1,0 +1,165 @@
+using System.Buffers;
+using System.Numerics;
+
+namespace GradFlow.Kernels;
+
+/// <summary>
+/// Conv2d as unfold + GEMM, per image and channel group g (W_g: [OutC/G, ColRows], col: [ColRows, OH*OW]):
+///   forward          out_g   = W_g col                    (+ bias per output channel)
+///   backward-input   dcol    = W_g^T dout_g, then fold dcol into dinput
+///   backward-weight  dW_g   += dout_g col^T               (summed over the batch), dbias = sum of dout
+/// Forward and backward-input run images in parallel (each GEMM then runs on one thread); backward-weight
+/// accumulates into one dW, so it walks the batch in order and lets each GEMM use the threads.
+/// The unfold buffer comes from ArrayPool, so steady-state calls do not allocate.
+/// </summary>
+internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
+{
+    public static void Forward(in Conv2dGeometry g, T* input, T* weight, T* bias, T* output)
+    {
+        var body = new ForwardBody(g, input, weight, bias, output);
+        Parallelism.For(g.N, ref body);
+    }
+
+    public static void BackwardInput(in Conv2dGeometry g, T* gradOutput, T* weight, T* gradInput)
+    {
+        var body = new BackwardInputBody(g, gradOutput, weight, gradInput);
+        Parallelism.For(g.N, ref body);
+    }
+
+    public static void BackwardWeight(in Conv2dGeometry g, T* input, T* gradOutput, T* gradWeight, T* gradBias)
+    {
+        T[] col = ArrayPool<T>.Shared.Rent(g.IsPointwise ? 1 : g.ColRows * g.ColCols);
+        try
+        {
+            fixed (T* colBuffer = col)
+            {
+                for (int b = 0; b < g.N; b++)
+                {
+                    for (int grp = 0; grp < g.Groups; grp++)
+                    {
+                        T* x = input + (((b * g.C) + (grp * g.InPerGroup)) * g.H * g.W);
+                        T* unfolded = Unfold(g, x, colBuffer);
+                        WeightGemm(g, gradOutput + OutputOffset(g, b, grp), unfolded, gradWeight + WeightOffset(g, grp), b > 0);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(col);
+        }
+
+        if (g.N == 0)
+        {
+            new Span<T>(gradWeight, g.WeightLength).Clear();
+        }
+
+        if (gradBias != null)
+        {
+            BiasGradient(g, gradOutput, gradBias);
+        }
+    }
+
+    private static int OutputOffset(in Conv2dGeometry g, int b, int grp) =>
+        ((b * g.OutC) + (grp * g.OutPerGroup)) * g.ColCols;
+
+    private static int WeightOffset(in Conv2dGeometry g, int grp) => grp * g.OutPerGroup * g.ColRows;
+
+    private static T* Unfold(in Conv2dGeometry g, T* image, T* colBuffer)
+    {
+        if (g.IsPointwise)
+        {
+            return image;
+        }
+
+        Im2Col.Unfold(g, image, colBuffer);
+        return colBuffer;
+    }
+
+    private static void WeightGemm(in Conv2dGeometry g, T* gradOut, T* col, T* gradW, bool accumulate)
+    {
+        int m = g.OutPerGroup, n = g.ColRows, k = g.ColCols;
+        GemmOf<T>.Run(false, true, m, n, k, T.One, new ReadOnlySpan<T>(gradOut, m * k), k,
+            new ReadOnlySpan<T>(col, n * k), k, accumulate ? T.One : T.Zero, new Span<T>(gradW, m * n), n);
+    }
+
+    private static void BiasGradient(in Conv2dGeometry g, T* gradOutput, T* gradBias)
+    {
+        for (int oc = 0; oc < g.OutC; oc++)
+        {
+            T sum = T.Zero;
+            for (int b = 0; b < g.N; b++)
+            {
+                foreach (T v in new ReadOnlySpan<T>(gradOutput + (((b * g.OutC) + oc) * g.ColCols), g.ColCols))
+                {
+                    sum += v;
+                }
+            }
+
+            gradBias[oc] = sum;
+        }
+    }
+
+    private readonly struct ForwardBody(Conv2dGeometry g, T* input, T* weight, T* bias, T* output) : IParallelBody
+    {
+        public void Invoke(int b)
+        {
+            T[] col = ArrayPool<T>.Shared.Rent(g.IsPointwise ? 1 : g.ColRows * g.ColCols);
+            fixed (T* colBuffer = col)
+            {
+                for (int grp = 0; grp < g.Groups; grp++)
+                {
+                    T* x = input + (((b * g.C) + (grp * g.InPerGroup)) * g.H * g.W);
+                    T* unfolded = Unfold(g, x, colBuffer);
+                    int m = g.OutPerGroup, n = g.ColCols, k = g.ColRows;
+                    GemmOf<T>.Run(false, false, m, n, k, T.One, new ReadOnlySpan<T>(weight + WeightOffset(g, grp), m * k), k,
+                        new ReadOnlySpan<T>(unfolded, k * n), n, T.Zero, new Span<T>(output + OutputOffset(g, b, grp), m * n), n);
+                }
+            }
+
+            ArrayPool<T>.Shared.Return(col);
+            if (bias != null)
+            {
+                AddBias(b);
+            }
+        }
+
+        private void AddBias(int b)
+        {
+            for (int oc = 0; oc < g.OutC; oc++)
+            {
+                T value = bias[oc];
+                foreach (ref T y in new Span<T>(output + (((b * g.OutC) + oc) * g.ColCols), g.ColCols))
+                {
+                    y += value;
+                }
+            }
+        }
+    }
+
+    private readonly struct BackwardInputBody(Conv2dGeometry g, T* gradOutput, T* weight, T* gradInput) : IParallelBody
+    {
+        public void Invoke(int b)
+        {
+            T[] col = ArrayPool<T>.Shared.Rent(g.IsPointwise ? 1 : g.ColRows * g.ColCols);
+            fixed (T* colBuffer = col)
+            {
+                for (int grp = 0; grp < g.Groups; grp++)
+                {
+                    T* dx = gradInput + (((b * g.C) + (grp * g.InPerGroup)) * g.H * g.W);
+                    T* dcol = g.IsPointwise ? dx : colBuffer;
+                    int m = g.ColRows, n = g.ColCols, k = g.OutPerGroup;
+                    GemmOf<T>.Run(true, false, m, n, k, T.One, new ReadOnlySpan<T>(weight + WeightOffset(g, grp), k * m), m,
+                        new ReadOnlySpan<T>(gradOutput + OutputOffset(g, b, grp), k * n), n, T.Zero, new Span<T>(dcol, m * n), n);
+                    if (!g.IsPointwise)
+                    {
+                        new Span<T>(dx, g.InPerGroup * g.H * g.W).Clear();
+                        Im2Col.FoldAdd(g, dcol, dx);
+                    }
+                }
+            }
+
+            ArrayPool<T>.Shared.Return(col);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System.Numerics;
+
+namespace GradFlow.Kernels;
+
+/// <summary>
+/// Unfold (im2col) and fold (col2im) of one image's channel group. The unfolded matrix has a row per
+/// (channel, kernel row, kernel column) and a column per output pixel, so a convolution becomes
+/// weight [OutC/G, ColRows] x col [ColRows, OH*OW]. Each row is built from output rows whose in-bounds
+/// pixels form one contiguous range, so padding costs a clear rather than a test per pixel.
+/// </summary>
+internal static unsafe class Im2Col
+{
+    /// <summary>col[row, oy*OW + ox] = image[ch, iy, ix] (0 where (iy, ix) falls in the padding).</summary>
+    public static void Unfold<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
+    {
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            for (int ki = 0; ki < g.KH; ki++)
+            {
+                for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
+                {
+                    UnfoldRow(g, image + (ch * g.H * g.W), ki, kj, col);
+                }
+            }
+        }
+    }
+
+    /// <summary>image[ch, iy, ix] += col[row, oy*OW + ox]: the adjoint of <see cref="Unfold"/>.</summary>
+    public static void FoldAdd<T>(in Conv2dGeometry g, T* col, T* image) where T : unmanaged, INumber<T>
+    {
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            for (int ki = 0; ki < g.KH; ki++)
+            {
+                for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
+                {
+                    FoldRow(g, col, image + (ch * g.H * g.W), ki, kj);
+                }
+            }
+        }
+    }
+
+    private static void UnfoldRow<T>(in Conv2dGeometry g, T* plane, int ki, int kj, T* dst) where T : unmanaged, INumber<T>
+    {
+        var (lo, hi, ix0) = ValidColumns(g, kj);
+        for (int oy = 0; oy < g.OH; oy++, dst += g.OW)
+        {
+            int iy = (oy * g.StrideH) - g.PadH + (ki * g.DilH);
+            if ((uint)iy >= (uint)g.H || lo >= hi)
+            {
+                new Span<T>(dst, g.OW).Clear();
+                continue;
+            }
+
+            new Span<T>(dst, lo).Clear();
+            new Span<T>(dst + hi, g.OW - hi).Clear();
+            T* src = plane + (iy * g.W) + ix0 + (lo * g.StrideW);
+            if (g.StrideW == 1)
+            {
+                new ReadOnlySpan<T>(src, hi - lo).CopyTo(new Span<T>(dst + lo, hi - lo));
+            }
+            else
+            {
+                for (int ox = lo; ox < hi; ox++, src += g.StrideW)
+                {
+                    dst[ox] = *src;
+                }
+            }
+        }
+    }
+
+    private static void FoldRow<T>(in Conv2dGeometry g, T* src, T* plane, int ki, int kj) where T : unmanaged, INumber<T>
+    {
+        var (lo, hi, ix0) = ValidColumns(g, kj);
+        for (int oy = 0; oy < g.OH; oy++, src += g.OW)
+        {
+            int iy = (oy * g.StrideH) - g.PadH + (ki * g.DilH);
+            if ((uint)iy >= (uint)g.H)
+            {
+                continue;
+            }
+
+            T* dst = plane + (iy * g.W) + ix0 + (lo * g.StrideW);
+            for (int ox = lo; ox < hi; ox++, dst += g.StrideW)
+            {
+                *dst += src[ox];
+            }
+        }
+    }
+
+    // Output columns [lo, hi) whose input column ix = ox*StrideW + ix0 lies inside [0, W).
+    private static (int Lo, int Hi, int Ix0) ValidColumns(in Conv2dGeometry g, int kj)
+    {
+        int ix0 = (kj * g.DilW) - g.PadW;
+        int lo = ix0 >= 0 ? 0 : (-ix0 + g.StrideW - 1) / g.StrideW;
+        int hi = ix0 >= g.W ? 0 : Math.Min(g.OW, ((g.W - 1 - ix0) / g.StrideW) + 1);
+        return (Math.Min(lo, g.OW), Math.Max(hi, Math.Min(lo, g.OW)), ix0);
+    }
+}

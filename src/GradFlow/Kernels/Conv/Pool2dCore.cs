@@ -1,0 +1,137 @@
+using System.Numerics;
+
+namespace GradFlow.Kernels;
+
+/// <summary>Max and average pooling over each [H, W] plane, as PyTorch computes them.</summary>
+internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>
+    /// Max over the in-bounds part of each window (padding never wins). NaN propagates as in PyTorch
+    /// (a NaN replaces the running max). indices holds the winner's offset within its [H, W] plane.
+    /// </summary>
+    public static void MaxForward(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output, Span<int> indices)
+    {
+        int plane = g.H * g.W, outPlane = g.OH * g.OW;
+        for (int p = 0; p < g.Planes; p++)
+        {
+            var x = input.Slice(p * plane, plane);
+            int o = p * outPlane;
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                var (y0, y1) = Clip((oy * g.StrideH) - g.PadH, g.KH, g.H);
+                for (int ox = 0; ox < g.OW; ox++, o++)
+                {
+                    var (x0, x1) = Clip((ox * g.StrideW) - g.PadW, g.KW, g.W);
+                    (output[o], indices[o]) = WindowMax(x, g.W, y0, y1, x0, x1);
+                }
+            }
+        }
+    }
+
+    /// <summary>gradInput = 0, then gradInput[plane, indices[o]] += gradOutput[o] (the adjoint of the max selection).</summary>
+    public static void MaxBackward(in Pool2dGeometry g, ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> indices, Span<T> gradInput)
+    {
+        gradInput.Clear();
+        int plane = g.H * g.W, outPlane = g.OH * g.OW;
+        for (int o = 0; o < gradOutput.Length; o++)
+        {
+            int index = indices[o];
+            if ((uint)index >= (uint)plane)
+            {
+                throw new ArgumentException(
+                    $"MaxPool2d backward: indices[{o}] = {index} is outside the {g.H} x {g.W} input plane.", nameof(indices));
+            }
+
+            gradInput[((o / outPlane) * plane) + index] += gradOutput[o];
+        }
+    }
+
+    /// <summary>
+    /// Window mean with count_include_pad = true: the divisor counts padded positions (but not the part
+    /// of a window past the padding), PyTorch's default.
+    /// </summary>
+    public static void AvgForward(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output)
+    {
+        int plane = g.H * g.W, outPlane = g.OH * g.OW;
+        for (int p = 0; p < g.Planes; p++)
+        {
+            var x = input.Slice(p * plane, plane);
+            int o = p * outPlane;
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                for (int ox = 0; ox < g.OW; ox++, o++)
+                {
+                    var win = AvgWindow(g, oy, ox);
+                    T sum = T.Zero;
+                    for (int iy = win.Y0; iy < win.Y1; iy++)
+                    {
+                        for (int ix = win.X0; ix < win.X1; ix++)
+                        {
+                            sum += x[(iy * g.W) + ix];
+                        }
+                    }
+
+                    output[o] = sum / T.CreateChecked(win.Divisor);
+                }
+            }
+        }
+    }
+
+    /// <summary>Each output gradient spread evenly (1 / divisor) over its window's in-bounds inputs.</summary>
+    public static void AvgBackward(in Pool2dGeometry g, ReadOnlySpan<T> gradOutput, Span<T> gradInput)
+    {
+        gradInput.Clear();
+        int plane = g.H * g.W, outPlane = g.OH * g.OW;
+        for (int p = 0; p < g.Planes; p++)
+        {
+            var dx = gradInput.Slice(p * plane, plane);
+            int o = p * outPlane;
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                for (int ox = 0; ox < g.OW; ox++, o++)
+                {
+                    var win = AvgWindow(g, oy, ox);
+                    T share = gradOutput[o] / T.CreateChecked(win.Divisor);
+                    for (int iy = win.Y0; iy < win.Y1; iy++)
+                    {
+                        for (int ix = win.X0; ix < win.X1; ix++)
+                        {
+                            dx[(iy * g.W) + ix] += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static (T Max, int Index) WindowMax(ReadOnlySpan<T> x, int w, int y0, int y1, int x0, int x1)
+    {
+        T max = T.NegativeInfinity;
+        int best = (y0 * w) + x0;
+        for (int iy = y0; iy < y1; iy++)
+        {
+            for (int ix = x0; ix < x1; ix++)
+            {
+                T v = x[(iy * w) + ix];
+                if (v > max || T.IsNaN(v))
+                {
+                    max = v;
+                    best = (iy * w) + ix;
+                }
+            }
+        }
+
+        return (max, best);
+    }
+
+    private static (int Start, int End) Clip(int start, int size, int limit) =>
+        (Math.Max(start, 0), Math.Min(start + size, limit));
+
+    private static (int Y0, int Y1, int X0, int X1, int Divisor) AvgWindow(in Pool2dGeometry g, int oy, int ox)
+    {
+        int y0 = (oy * g.StrideH) - g.PadH, x0 = (ox * g.StrideW) - g.PadW;
+        int y1 = Math.Min(y0 + g.KH, g.H + g.PadH), x1 = Math.Min(x0 + g.KW, g.W + g.PadW);
+        int divisor = (y1 - y0) * (x1 - x0);
+        return (Math.Max(y0, 0), Math.Min(y1, g.H), Math.Max(x0, 0), Math.Min(x1, g.W), divisor);
+    }
+}

@@ -1,0 +1,214 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace GradFlow.Kernels;
+
+/// <summary>Running sums of one statistics pass (see <see cref="Statistics"/>).</summary>
+internal struct StatsAccumulator
+{
+    public long Count;
+    public double SumSquares;
+    public double SumAbs;
+    public double MaxAbs;
+    public long Zeros;
+    public long NaNs;
+    public long Infs;
+}
+
+/// <summary>
+/// One fused pass over a gradient or activation: sum of squares, sum and max of |x|, exact zeros,
+/// NaN and Inf counts, and a histogram of the raw sign+exponent bits (so log2-magnitude buckets cost
+/// a shift and an increment). Non-finite values are counted but kept out of the sums, so a single
+/// NaN does not hide the scale of everything else.
+/// </summary>
+internal static class Statistics
+{
+    /// <summary>Raw bins for float32: sign bit and 8 exponent bits (bits &gt;&gt; 23).</summary>
+    public const int FloatRawBins = 512;
+
+    /// <summary>Raw bins for float64: sign bit and 11 exponent bits (bits &gt;&gt; 52).</summary>
+    public const int DoubleRawBins = 4096;
+
+    // Sums are kept in float per block and folded into double after it: blocks of 4096 keep float
+    // rounding below ~1e-6 relative while the inner loop stays at full vector width.
+    private const int Block = 4096;
+
+    public static void Accumulate(ReadOnlySpan<float> x, ref StatsAccumulator acc, Span<long> rawHistogram)
+    {
+        for (int start = 0; start < x.Length; start += Block)
+            AccumulateBlock(x.Slice(start, Math.Min(Block, x.Length - start)), ref acc);
+        if (!rawHistogram.IsEmpty) HistogramFloat(x, rawHistogram);
+        acc.Count += x.Length;
+    }
+
+    public static void Accumulate(ReadOnlySpan<double> x, ref StatsAccumulator acc, Span<long> rawHistogram)
+    {
+        double sumSq = 0, sumAbs = 0, maxAbs = 0;
+        long zeros = 0, nans = 0, infs = 0;
+        foreach (double v in x)
+        {
+            double a = Math.Abs(v);
+            if (!double.IsFinite(v)) { if (double.IsNaN(v)) nans++; else infs++; continue; }
+            if (v == 0) zeros++;
+            sumSq += v * v;
+            sumAbs += a;
+            if (a > maxAbs) maxAbs = a;
+        }
+        acc.SumSquares += sumSq; acc.SumAbs += sumAbs; acc.MaxAbs = Math.Max(acc.MaxAbs, maxAbs);
+        acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += infs; acc.Count += x.Length;
+        if (!rawHistogram.IsEmpty)
+            foreach (double v in x) rawHistogram[(int)(BitConverter.DoubleToUInt64Bits(v) >> 52)]++;
+    }
+
+    private static void AccumulateBlock(ReadOnlySpan<float> x, ref StatsAccumulator acc)
+    {
+        ref float p = ref MemoryMarshal.GetReference(x);
+        int n = x.Length, i = 0;
+        float sumSq = 0, sumAbs = 0, maxAbs = 0;
+        long zeros = 0, nonFinite = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var sq = Vector512<float>.Zero; var ab = Vector512<float>.Zero; var mx = Vector512<float>.Zero;
+            var zc = Vector512<int>.Zero; var nf = Vector512<int>.Zero;
+            var inf = Vector512.Create(float.PositiveInfinity);
+            for (; i + 16 <= n; i += 16)
+            {
+                var v = Vector512.LoadUnsafe(ref p, (nuint)i);
+                var a = Vector512.Abs(v);
+                var finite = Vector512.LessThan(a, inf); // false for NaN and +-Inf
+                a = a & finite;
+                sq = Vector512.FusedMultiplyAdd(a, a, sq);
+                ab += a;
+                mx = Vector512.Max(mx, a);
+                zc -= Vector512.Equals(v, Vector512<float>.Zero).AsInt32();
+                nf -= (~finite).AsInt32();
+            }
+            sumSq = Vector512.Sum(sq); sumAbs = Vector512.Sum(ab);
+            for (int l = 0; l < 16; l++) maxAbs = Math.Max(maxAbs, mx[l]);
+            zeros = Vector512.Sum(zc); nonFinite = Vector512.Sum(nf);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var sq = Vector256<float>.Zero; var ab = Vector256<float>.Zero; var mx = Vector256<float>.Zero;
+            var zc = Vector256<int>.Zero; var nf = Vector256<int>.Zero;
+            var inf = Vector256.Create(float.PositiveInfinity);
+            for (; i + 8 <= n; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref p, (nuint)i);
+                var a = Vector256.Abs(v);
+                var finite = Vector256.LessThan(a, inf);
+                a = a & finite;
+                sq += a * a;
+                ab += a;
+                mx = Vector256.Max(mx, a);
+                zc -= Vector256.Equals(v, Vector256<float>.Zero).AsInt32();
+                nf -= (~finite).AsInt32();
+            }
+            sumSq = Vector256.Sum(sq); sumAbs = Vector256.Sum(ab);
+            for (int l = 0; l < 8; l++) maxAbs = Math.Max(maxAbs, mx[l]);
+            zeros = Vector256.Sum(zc); nonFinite = Vector256.Sum(nf);
+        }
+        // NaNs are rare: the vector loop counts non-finite values, and only when there are some does a
+        // second look tell NaN from Inf.
+        long nans = 0;
+        if (nonFinite != 0)
+            for (int k = 0; k < i; k++) if (float.IsNaN(Unsafe.Add(ref p, k))) nans++;
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref p, i);
+            if (!float.IsFinite(v)) { nonFinite++; if (float.IsNaN(v)) nans++; continue; }
+            float a = MathF.Abs(v);
+            if (v == 0) zeros++;
+            sumSq += a * a; sumAbs += a;
+            if (a > maxAbs) maxAbs = a;
+        }
+        acc.SumSquares += sumSq; acc.SumAbs += sumAbs; acc.MaxAbs = Math.Max(acc.MaxAbs, maxAbs);
+        acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += nonFinite - nans;
+    }
+
+    private static void HistogramFloat(ReadOnlySpan<float> x, Span<long> hist)
+    {
+        // Four interleaved count tables break the store-to-load dependency when neighbours share a bin.
+        Span<int> t = stackalloc int[4 * FloatRawBins];
+        t.Clear();
+        var bits = MemoryMarshal.Cast<float, uint>(x);
+        int i = 0;
+        for (; i + 4 <= bits.Length; i += 4)
+        {
+            t[(int)(bits[i] >> 23)]++;
+            t[FloatRawBins + (int)(bits[i + 1] >> 23)]++;
+            t[2 * FloatRawBins + (int)(bits[i + 2] >> 23)]++;
+            t[3 * FloatRawBins + (int)(bits[i + 3] >> 23)]++;
+        }
+        for (; i < bits.Length; i++) t[(int)(bits[i] >> 23)]++;
+        for (int b = 0; b < FloatRawBins; b++)
+            hist[b] += t[b] + t[FloatRawBins + b] + t[2 * FloatRawBins + b] + t[3 * FloatRawBins + b];
+    }
+}
+
+/// <summary>Passes over activations for the monitor: moments, per-unit maxima, saturation counts.</summary>
+internal static class ActivationKernels
+{
+    /// <summary>Sum and sum of squares (in double, from float blocks).</summary>
+    public static (double Sum, double SumSquares) Moments(ReadOnlySpan<float> y)
+    {
+        double sum = 0, sumSq = 0;
+        for (int start = 0; start < y.Length; start += 4096)
+        {
+            var block = y.Slice(start, Math.Min(4096, y.Length - start));
+            float s = 0, q = 0;
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated && block.Length >= 8)
+            {
+                var vs = Vector256<float>.Zero; var vq = Vector256<float>.Zero;
+                for (; i + 8 <= block.Length; i += 8)
+                {
+                    var v = Vector256.Create(block.Slice(i, 8));
+                    vs += v;
+                    vq += v * v;
+                }
+                s = Vector256.Sum(vs); q = Vector256.Sum(vq);
+            }
+            for (; i < block.Length; i++) { s += block[i]; q += block[i] * block[i]; }
+            sum += s; sumSq += q;
+        }
+        return (sum, sumSq);
+    }
+
+    /// <summary>Counts values below lo or above hi.</summary>
+    public static long CountOutside(ReadOnlySpan<float> y, float lo, float hi)
+    {
+        long count = 0;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && y.Length >= 8)
+        {
+            var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+            var c = Vector256<int>.Zero;
+            for (; i + 8 <= y.Length; i += 8)
+            {
+                var v = Vector256.Create(y.Slice(i, 8));
+                c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+            }
+            count = Vector256.Sum(c);
+        }
+        for (; i < y.Length; i++) if (y[i] < lo || y[i] > hi) count++;
+        return count;
+    }
+
+    /// <summary>unitMax[u] = max(unitMax[u], max over outer and inner of y[o, u, i]) for a contiguous (outer, units, inner) block.</summary>
+    public static void UnitMax(ReadOnlySpan<float> y, int outer, int units, int inner, Span<float> unitMax)
+    {
+        for (int o = 0; o < outer; o++)
+        {
+            var block = y.Slice(o * units * inner, units * inner);
+            if (inner == 1)
+            {
+                Elementwise.Binary<MaxOp, float>(unitMax, block, unitMax);
+                continue;
+            }
+            for (int u = 0; u < units; u++)
+                unitMax[u] = Math.Max(unitMax[u], Reduction.Fold<MaxOp, float>(block.Slice(u * inner, inner), float.NegativeInfinity));
+        }
+    }
+}

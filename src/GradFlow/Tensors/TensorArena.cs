@@ -1,0 +1,116 @@
+namespace GradFlow;
+
+/// <summary>
+/// A caching allocator for training steps. Inside <see cref="Step"/>, the memory of tensors made by
+/// ops that record autograd (forward activations, backward gradients) is rented from this arena and
+/// returned when the step ends, so a steady-state step reuses the same buffers instead of allocating
+/// (large arrays are otherwise allocated on .NET's large-object heap, which only a full GC frees).
+/// Tensors made under NoGrad (evaluation, optimiser updates), parameters, their <c>Grad</c> and
+/// optimiser state are not rented. Reading a rented tensor after its step throws
+/// <see cref="ObjectDisposedException"/>, never returns recycled values; keep a result with <see cref="Keep"/>.
+/// <code>
+/// var arena = new TensorArena();
+/// for (...) { using (arena.Step()) { var loss = ...; loss.Backward(); optimizer.Step(); total += loss.Item(); } }
+/// </code>
+/// </summary>
+public sealed class TensorArena
+{
+    [ThreadStatic] private static TensorArena? t_current;
+    [ThreadStatic] private static int t_suspended;
+
+    private readonly Dictionary<(DType, int), Stack<Array>> _free = [];
+    private readonly List<Storage> _rented = [];
+    private bool _inStep;
+
+    internal static TensorArena? Current => t_current;
+
+    /// <summary>Bytes held by the arena's free lists between steps.</summary>
+    public long PooledBytes { get; private set; }
+
+    /// <summary>Buffers handed out in the last or current step.</summary>
+    public int RentedCount => _rented.Count;
+
+    internal bool ShouldPool => t_suspended == 0 && (Autograd.IsGradEnabled || Autograd.IsInBackward);
+
+    /// <summary>Begins a step on this thread; disposing the result returns the step's buffers to the arena.</summary>
+    public StepScope Step()
+    {
+        if (_inStep) throw new InvalidOperationException("TensorArena.Step: this arena is already in a step; steps do not nest.");
+        _inStep = true;
+        var previous = t_current;
+        t_current = this;
+        return new StepScope(this, previous);
+    }
+
+    /// <summary>A scope in which nothing is rented from the current arena (for state that must outlive the step).</summary>
+    public static SuspendScope Suspend()
+    {
+        t_suspended++;
+        return new SuspendScope();
+    }
+
+    /// <summary>Keeps a tensor's memory beyond the step (it is then never recycled). Returns the tensor.</summary>
+    public static Tensor Keep(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        tensor.Storage.Kept = true;
+        return tensor;
+    }
+
+    internal Storage Allocate(DType dtype, int length, bool zeroed)
+    {
+        Storage storage;
+        if (_free.TryGetValue((dtype, length), out var stack) && stack.Count > 0)
+        {
+            var array = stack.Pop();
+            PooledBytes -= (long)length * dtype.ElementSize();
+            if (zeroed) Array.Clear(array);
+            storage = new Storage(array, dtype);
+        }
+        else storage = new Storage(Storage.NewArray(dtype, length, zeroed), dtype);
+        _rented.Add(storage);
+        return storage;
+    }
+
+    private void EndStep(TensorArena? previous)
+    {
+        foreach (var s in _rented)
+        {
+            if (s.Kept) continue;
+            s.Released = true;
+            var key = (s.DType, s.Length);
+            if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<Array>();
+            stack.Push(s.RawData);
+            PooledBytes += (long)s.Length * s.DType.ElementSize();
+        }
+        _rented.Clear();
+        t_current = previous;
+        _inStep = false;
+    }
+
+    /// <summary>Drops every pooled buffer (they become garbage for the GC).</summary>
+    public void Trim()
+    {
+        _free.Clear();
+        PooledBytes = 0;
+    }
+
+    /// <summary>Ends a <see cref="Step"/>.</summary>
+    public readonly struct StepScope : IDisposable
+    {
+        private readonly TensorArena _arena;
+        private readonly TensorArena? _previous;
+
+        internal StepScope(TensorArena arena, TensorArena? previous) => (_arena, _previous) = (arena, previous);
+
+        /// <summary>Returns the step's buffers to the arena.</summary>
+        public void Dispose() => _arena?.EndStep(_previous);
+    }
+
+    /// <summary>Ends a <see cref="Suspend"/>.</summary>
+    public readonly struct SuspendScope : IDisposable
+    {
+        /// <summary>Resumes renting.</summary>
+        public void Dispose() => t_suspended--;
+    }
+}

@@ -1,0 +1,73 @@
+using GradFlow.Diagnostics;
+
+namespace GradFlow.Tests.Diagnostics;
+
+public class AnomalyModeTests
+{
+    [Fact]
+    public void LogOfZeroIsReportedAtTheLogInForward()
+    {
+        var x = Tensor.FromArray(new float[] { 1, 0, 2 }).RequireGrad();
+        using var anomaly = AnomalyMode.Enable();
+        var e = Assert.Throws<AnomalyException>(() =>
+        {
+            using var _ = Autograd.Scope("encoder.norm");
+            return (x * 2.0).Log().Sum();
+        });
+        Assert.Equal(AnomalyPhase.Forward, e.Report.Phase);
+        Assert.Equal("Log", e.Report.Op);
+        Assert.Equal("encoder.norm", e.Report.Module);
+        Assert.Equal(1, e.Report.InfCount);
+        Assert.Equal(0, e.Report.Inputs[0].Min);
+        Assert.Contains(nameof(LogOfZeroIsReportedAtTheLogInForward), e.Report.CreatedAt);
+    }
+
+    [Fact]
+    public void ZeroOverZeroIsReportedAtTheDivision()
+    {
+        var a = Tensor.Zeros(3);
+        using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
+        var y = (a / a).Exp() + 1.0; // NaN starts at Div; Exp and Add only pass it on
+        Assert.Single(anomaly.Reports);
+        Assert.Equal("Div", anomaly.Reports[0].Op);
+        Assert.Equal(3, anomaly.Reports[0].NaNCount);
+        Assert.True(double.IsNaN(y.GetFlat(0)));
+    }
+
+    [Fact]
+    public void OverflowingExpIsReported()
+    {
+        using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
+        _ = Tensor.FromArray(new float[] { 1, 100 }).Exp();
+        Assert.Equal("Exp", anomaly.Reports.Single().Op);
+        Assert.Equal(1, anomaly.Reports[0].InfCount);
+    }
+
+    [Fact]
+    public void InfiniteGradientOfSqrtAtZeroIsReportedInBackwardWithItsCreationSite()
+    {
+        var x = Tensor.FromArray(new float[] { 0, 4 }).RequireGrad();
+        using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
+        Tensor y;
+        using (Autograd.Scope("head")) y = x.Sqrt().Sum();
+        Assert.Empty(anomaly.Reports);
+        y.Backward();
+        var r = anomaly.Reports.Single();
+        Assert.Equal(AnomalyPhase.Backward, r.Phase);
+        Assert.Equal("Sqrt", r.Op);
+        Assert.Equal("head", r.Module);
+        Assert.Equal(1, r.InfCount);
+        Assert.Contains(nameof(InfiniteGradientOfSqrtAtZeroIsReportedInBackwardWithItsCreationSite), r.CreatedAt);
+    }
+
+    [Fact]
+    public void FiniteComputationsReportNothingAndDisposeDetaches()
+    {
+        var anomaly = AnomalyMode.Enable();
+        var x = Tensor.Randn([4, 4], requiresGrad: true);
+        x.MatMul(x).Tanh().Sum().Backward();
+        anomaly.Dispose();
+        _ = Tensor.Zeros(2).Log(); // no longer watched: no throw
+        Assert.Empty(anomaly.Reports);
+    }
+}

@@ -1,0 +1,82 @@
+namespace GradFlow.Tests.Tensors;
+
+public class TensorArenaTests
+{
+    private static (Tensor W1, Tensor W2) Params(Generator g) =>
+        (Tensor.Randn([64, 256], DType.Float32, g).Mul(0.1).Detach().RequireGrad(), Tensor.Randn([256, 10], DType.Float32, g).Mul(0.1).Detach().RequireGrad());
+
+    private static Tensor Loss(Tensor x, Tensor w1, Tensor w2) => x.MatMul(w1).Relu().MatMul(w2).LogSoftmax(1).Mean().Neg();
+
+    private static void SgdStep(params Tensor[] ps)
+    {
+        using var _ = Autograd.NoGrad();
+        foreach (var p in ps) p.AddInPlace(p.Grad!, -0.01);
+    }
+
+    [Fact]
+    public void SteadyStateStepsReuseBuffersAndAllocateLittle()
+    {
+        var g = new Generator(1);
+        var (w1, w2) = Params(g);
+        var x = Tensor.Randn([128, 64], DType.Float32, g);
+        var arena = new TensorArena();
+        long Step()
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            using (arena.Step())
+            {
+                w1.Grad = null; w2.Grad = null;
+                Loss(x, w1, w2).Backward();
+                SgdStep(w1, w2);
+            }
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        for (int i = 0; i < 3; i++) Step();
+        long steady = Step();
+        // The step's tensors hold 128x256 and 128x10 floats several times over (~1 MB); what remains is the
+        // small bookkeeping objects (tensors, nodes, shapes) and the two fresh Grad buffers (~66 KB).
+        Assert.True(steady < 200_000, $"a steady-state step allocated {steady} bytes");
+        Assert.True(arena.PooledBytes > 500_000, $"pooled {arena.PooledBytes} bytes");
+        Assert.NotNull(w1.Grad);
+        Assert.True(double.IsFinite(w1.Grad!.Norm().Item()));
+    }
+
+    [Fact]
+    public void ReadingARecycledTensorThrowsAndKeptTensorsSurvive()
+    {
+        var w = Tensor.Randn([4, 4], requiresGrad: true);
+        var arena = new TensorArena();
+        Tensor y, kept;
+        using (arena.Step())
+        {
+            y = w.Exp();
+            kept = TensorArena.Keep(w.Tanh());
+        }
+        var e = Assert.Throws<ObjectDisposedException>(() => y.Sum());
+        Assert.Contains("TensorArena", e.Message);
+        Assert.Equal(w.Detach().Tanh().ToArray<float>(), kept.ToArray<float>());
+    }
+
+    [Fact]
+    public void NoGradWorkAndSuspendedWorkIsNotRented()
+    {
+        var arena = new TensorArena();
+        var x = Tensor.Ones(3);
+        Tensor a, b;
+        using (arena.Step())
+        {
+            using (Autograd.NoGrad()) a = x.Exp();
+            using (TensorArena.Suspend()) b = x.RequireGrad().Exp();
+        }
+        Assert.Equal(3, a.NumEl);
+        Assert.Equal(Math.E, b.GetFlat(0), 5);
+    }
+
+    [Fact]
+    public void StepsDoNotNest()
+    {
+        var arena = new TensorArena();
+        using (arena.Step())
+            Assert.Throws<InvalidOperationException>(() => arena.Step());
+    }
+}
