@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using GradFlow.NN;
 using GradFlow.Optim;
 
 namespace GradFlow.IO;
@@ -47,15 +48,35 @@ public sealed class Checkpoint
         };
     }
 
+    /// <summary>Captures a module's state dict (parameters and persistent buffers) with the rest.</summary>
+    public static Checkpoint Capture(Module model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
+        IReadOnlyDictionary<string, Generator>? generators = null, long step = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return Capture(model.StateDict(), optimizer, scheduler, generators, step);
+    }
+
+    /// <summary>Restores into a module through <see cref="Module.LoadStateDict"/> (strict), then the rest.</summary>
+    public void Restore(Module model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
+        IReadOnlyDictionary<string, Generator>? generators = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        model.LoadStateDict(Model, strict: true);
+        Restore(new Dictionary<string, Tensor>(), optimizer, scheduler, generators, model: false);
+    }
+
     /// <summary>
     /// Restores into live objects: model tensors are copied in place by name (every name and shape must
     /// match), then the optimiser, scheduler and generators, each only if both sides have it.
     /// </summary>
     public void Restore(IReadOnlyDictionary<string, Tensor> model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
-        IReadOnlyDictionary<string, Generator>? generators = null)
+        IReadOnlyDictionary<string, Generator>? generators = null) => Restore(model, optimizer, scheduler, generators, model: true);
+
+    private void Restore(IReadOnlyDictionary<string, Tensor> target, Optimizer? optimizer, ILRScheduler? scheduler,
+        IReadOnlyDictionary<string, Generator>? generators, bool model)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        CopyModel(model);
+        ArgumentNullException.ThrowIfNull(target);
+        if (model) CopyModel(target);
         if (optimizer is not null)
             optimizer.LoadStateDict(Optimizer ?? throw new InvalidOperationException("Checkpoint.Restore: the checkpoint has no optimizer state."));
         if (scheduler is not null)
