@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.IO.Compression;
+using GradFlow.Data;
 using GradFlow.Diagnostics;
 using GradFlow.IO;
 using GradFlow.NN;
@@ -23,12 +23,9 @@ internal static class DemoCommand
         string? logDir = options.String("log-dir");
 
         Generator.Default.ManualSeed((ulong)seed);
-        var (x, y) = LoadDigits();
+        var (train, test) = Digits.Load(testFraction: 0.2, seed: (ulong)seed);
+        var (xTrain, yTrain, xTest, yTest) = (train.Inputs, train.Targets, test.Inputs, test.Targets);
         var gen = new Generator((ulong)seed);
-        var perm = gen.Permutation(x.Size(0));
-        int nTest = x.Size(0) / 5;
-        var (xTest, yTest) = Take(x, y, perm[..nTest]);
-        var (xTrain, yTrain) = Take(x, y, perm[nTest..]);
 
         var model = new Sequential(new Linear(64, 128), new ReLU(), new Linear(128, 64), new ReLU(), new Linear(64, 10));
         var optimizer = new SGD(model.Parameters(), lr, momentum: 0.9);
@@ -92,22 +89,5 @@ internal static class DemoCommand
     {
         using var _ = Autograd.NoGrad();
         return model.Call(x).ArgMax(1).Eq(y).Sum().Item() / x.Size(0);
-    }
-
-    /// <summary>The embedded Digits set: 1,797 rows of 64 grey levels 0..16 and a label; pixels scaled to [0, 1].</summary>
-    private static (Tensor X, Tensor Y) LoadDigits()
-    {
-        using var stream = typeof(Tensor).Assembly.GetManifestResourceStream("GradFlow.Data.digits.csv.gz")
-            ?? throw new InvalidOperationException("The Digits resource is missing from the GradFlow assembly.");
-        using var reader = new StreamReader(new GZipStream(stream, CompressionMode.Decompress));
-        var pixels = new List<float>();
-        var labels = new List<long>();
-        while (reader.ReadLine() is { } line)
-        {
-            var cells = line.Split(',');
-            for (int i = 0; i < 64; i++) pixels.Add(float.Parse(cells[i]) / 16f);
-            labels.Add(long.Parse(cells[64]));
-        }
-        return (Tensor.FromArray(pixels.ToArray(), labels.Count, 64), Tensor.FromArray(labels.ToArray()));
     }
 }
