@@ -58,6 +58,7 @@ public class AnomalyModeTests
         Assert.Equal("head", r.Module);
         Assert.Equal(1, r.InfCount);
         Assert.Contains(nameof(InfiniteGradientOfSqrtAtZeroIsReportedInBackwardWithItsCreationSite), r.CreatedAt);
+        Assert.Contains("AnomalyModeTests.cs:line", r.CreatedAt); // resolved from the PDB only for the report
     }
 
     [Fact]
