@@ -46,6 +46,7 @@ internal static class CliApp
               --batch-size B   mini-batch size (default 64)
               --lr X           learning rate of SGD with momentum 0.9 (default 0.05)
               --seed S         random seed (default 0)
+              --log-dir DIR    also write the monitor's run log (runlog.jsonl) and TensorBoard event files to DIR
             """);
     }
 }
@@ -74,6 +75,8 @@ internal sealed class Options
             throw new ArgumentException($"--{name} must be an integer from {min} to {max}, got '{s}'.");
         return v;
     }
+
+    public string? String(string name) => _values.GetValueOrDefault(name);
 
     public double Double(string name, double fallback, double min, double max)
     {

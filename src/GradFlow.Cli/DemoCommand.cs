@@ -1,11 +1,16 @@
 using System.Diagnostics;
-using System.IO.Compression;
+using GradFlow.Data;
+using GradFlow.Diagnostics;
+using GradFlow.IO;
+using GradFlow.NN;
+using GradFlow.Optim;
 
 namespace GradFlow.Cli;
 
 /// <summary>
 /// `gradflow demo`: a 64-128-64-10 ReLU network on the embedded Digits data set, trained with
-/// mini-batch SGD with momentum, reporting per epoch the loss, accuracy and each layer's gradient norm.
+/// mini-batch SGD with momentum under a <see cref="GradientMonitor"/>, reporting per epoch the loss,
+/// accuracy, and for every layer its gradient norm, update-to-weight ratio and dead ReLU units.
 /// </summary>
 internal static class DemoCommand
 {
@@ -15,104 +20,74 @@ internal static class DemoCommand
         int batchSize = options.Int("batch-size", 64, 1, 100_000);
         double lr = options.Double("lr", 0.05, 1e-9, 100);
         int seed = options.Int("seed", 0, 0, int.MaxValue);
+        string? logDir = options.String("log-dir");
 
-        var (x, y) = LoadDigits();
+        Generator.Default.ManualSeed((ulong)seed);
+        var (train, test) = Digits.Load(testFraction: 0.2, seed: (ulong)seed);
+        var (xTrain, yTrain, xTest, yTest) = (train.Inputs, train.Targets, test.Inputs, test.Targets);
         var gen = new Generator((ulong)seed);
-        var perm = gen.Permutation(x.Size(0));
-        int nTest = x.Size(0) / 5;
-        var testIdx = Tensor.FromArray(perm[..nTest].Select(i => (long)i).ToArray());
-        var trainIdx = Tensor.FromArray(perm[nTest..].Select(i => (long)i).ToArray());
-        var (xTrain, yTrain) = (x.IndexSelect(0, trainIdx), y.IndexSelect(0, trainIdx));
-        var (xTest, yTest) = (x.IndexSelect(0, testIdx), y.IndexSelect(0, testIdx));
 
-        var layers = new[] { Dense(64, 128, gen), Dense(128, 64, gen), Dense(64, 10, gen) };
-        var velocity = layers.SelectMany(l => new[] { Tensor.ZerosLike(l.W), Tensor.ZerosLike(l.B) }).ToArray();
-        output.WriteLine($"GradFlow demo: MLP 64-128-64-10 on Digits ({xTrain.Size(0)} train, {xTest.Size(0)} test), " +
-                         $"SGD lr={lr} momentum=0.9, batch {batchSize}, seed {seed}");
-        output.WriteLine($"{"epoch",5} {"loss",8} {"train",7} {"test",7}   gradient L2 norm (weight) per layer");
+        var model = new Sequential(new Linear(64, 128), new ReLU(), new Linear(128, 64), new ReLU(), new Linear(64, 10));
+        var optimizer = new SGD(model.Parameters(), lr, momentum: 0.9);
+        using var monitor = GradientMonitor.Attach(model, optimizer);
+        var epochRecords = new List<StepRecord>();
+        monitor.StepRecorded += epochRecords.Add;
+        if (logDir is not null) Directory.CreateDirectory(logDir);
+        using var runLog = logDir is null ? null : RunLog.Attach(monitor, Path.Combine(logDir, "runlog.jsonl"));
+        using var tensorBoard = logDir is null ? null : TensorBoard.Attach(monitor, logDir);
 
+        output.WriteLine($"GradFlow demo: MLP 64-128-64-10 ({model.ParameterCount():N0} parameters) on Digits " +
+                         $"({xTrain.Size(0)} train, {xTest.Size(0)} test), SGD lr={lr} momentum=0.9, batch {batchSize}, seed {seed}");
+        output.WriteLine("per layer: gradient L2 norm | update/weight ratio | dead ReLU units after it (means over the epoch)");
+        output.WriteLine($"{"epoch",5} {"loss",7} {"train",6} {"test",6}   layers");
+
+        var arena = new TensorArena();
         var clock = Stopwatch.StartNew();
         for (int epoch = 1; epoch <= epochs; epoch++)
         {
+            epochRecords.Clear();
+            model.Train();
             var order = gen.Permutation(xTrain.Size(0));
-            double lossSum = 0;
-            int batches = 0;
-            var gradNormSum = new double[layers.Length];
             for (int start = 0; start < order.Length; start += batchSize)
             {
-                var idx = Tensor.FromArray(order[start..Math.Min(order.Length, start + batchSize)].Select(i => (long)i).ToArray());
-                var logits = Forward(layers, xTrain.IndexSelect(0, idx));
-                var loss = CrossEntropy(logits, yTrain.IndexSelect(0, idx));
-                foreach (var l in layers) { l.W.Grad = null; l.B.Grad = null; }
-                loss.Backward();
-                for (int i = 0; i < layers.Length; i++) gradNormSum[i] += layers[i].W.Grad!.Norm().Item();
-                SgdStep(layers, velocity, lr);
-                lossSum += loss.Item();
-                batches++;
+                using var step = arena.Step();
+                var (xb, yb) = Take(xTrain, yTrain, order[start..Math.Min(order.Length, start + batchSize)]);
+                optimizer.ZeroGrad();
+                Functional.CrossEntropy(model.Call(xb), yb).Backward();
+                optimizer.Step(); // the monitor records the step here
             }
-            var norms = string.Join("  ", gradNormSum.Select((s, i) => $"fc{i + 1} {s / batches:0.0000}"));
-            output.WriteLine($"{epoch,5} {lossSum / batches,8:0.0000} {Accuracy(layers, xTrain, yTrain),6:P1} {Accuracy(layers, xTest, yTest),6:P1}   {norms}");
+            model.Eval();
+            output.WriteLine($"{epoch,5} {epochRecords.Average(r => r.Loss ?? double.NaN),7:0.0000} " +
+                             $"{Accuracy(model, xTrain, yTrain),6:P1} {Accuracy(model, xTest, yTest),6:P1}   {LayerSummary(epochRecords)}");
         }
-        output.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s; test accuracy {Accuracy(layers, xTest, yTest):P2}");
+        output.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s; test accuracy {Accuracy(model, xTest, yTest):P2}");
+        if (logDir is not null)
+            output.WriteLine($"run log: {Path.Combine(logDir, "runlog.jsonl")}; TensorBoard: tensorboard --logdir {logDir}");
         return 0;
     }
 
-    private sealed record Layer(Tensor W, Tensor B);
-
-    // PyTorch's default Linear initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-    private static Layer Dense(int fanIn, int fanOut, Generator gen)
+    private static string LayerSummary(List<StepRecord> records)
     {
-        double bound = 1 / Math.Sqrt(fanIn);
-        var w = (Tensor.Rand([fanIn, fanOut], DType.Float32, gen) * (2 * bound) - bound).Detach().RequireGrad();
-        var b = (Tensor.Rand([fanOut], DType.Float32, gen) * (2 * bound) - bound).Detach().RequireGrad();
-        return new Layer(w, b);
-    }
-
-    private static Tensor Forward(Layer[] layers, Tensor x)
-    {
-        for (int i = 0; i < layers.Length; i++)
+        var parts = new List<string>();
+        foreach (var layer in records[^1].Layers)
         {
-            x = x.MatMul(layers[i].W) + layers[i].B;
-            if (i < layers.Length - 1) x = x.Relu();
+            var per = records.Select(r => r.Layers.First(l => l.Layer == layer.Layer)).ToArray();
+            string deadAfter = records[^1].Activations.FirstOrDefault(a => a.Depth == layer.Depth + 1) is { DeadFraction: { } } act
+                ? $" dead {records.Average(r => r.Activations.First(a => a.Layer == act.Layer).DeadFraction ?? 0):P0}" : "";
+            parts.Add($"[{layer.Layer}] {per.Average(l => l.Gradient.L2Norm):0.000} {per.Average(l => l.UpdateToWeight ?? 0):0.0e0}{deadAfter}");
         }
-        return x;
+        return string.Join("  ", parts);
     }
 
-    private static Tensor CrossEntropy(Tensor logits, Tensor labels) =>
-        -logits.LogSoftmax(1).Gather(1, labels.Unsqueeze(1)).Mean();
+    private static (Tensor X, Tensor Y) Take(Tensor x, Tensor y, int[] rows)
+    {
+        var idx = Tensor.FromArray(Array.ConvertAll(rows, i => (long)i));
+        return (x.IndexSelect(0, idx), y.IndexSelect(0, idx));
+    }
 
-    private static void SgdStep(Layer[] layers, Tensor[] velocity, double lr)
+    private static double Accuracy(Module model, Tensor x, Tensor y)
     {
         using var _ = Autograd.NoGrad();
-        int k = 0;
-        foreach (var p in layers.SelectMany(l => new[] { l.W, l.B }))
-        {
-            var v = velocity[k++];
-            v.MulInPlace(0.9).AddInPlace(p.Grad!);
-            p.AddInPlace(v, -lr);
-        }
-    }
-
-    private static double Accuracy(Layer[] layers, Tensor x, Tensor y)
-    {
-        using var _ = Autograd.NoGrad();
-        return Forward(layers, x).ArgMax(1).Eq(y).Sum().Item() / x.Size(0);
-    }
-
-    /// <summary>The embedded Digits set: 1,797 rows of 64 grey levels 0..16 and a label; pixels scaled to [0, 1].</summary>
-    private static (Tensor X, Tensor Y) LoadDigits()
-    {
-        using var stream = typeof(Tensor).Assembly.GetManifestResourceStream("GradFlow.Data.digits.csv.gz")
-            ?? throw new InvalidOperationException("The Digits resource is missing from the GradFlow assembly.");
-        using var reader = new StreamReader(new GZipStream(stream, CompressionMode.Decompress));
-        var pixels = new List<float>();
-        var labels = new List<long>();
-        while (reader.ReadLine() is { } line)
-        {
-            var cells = line.Split(',');
-            for (int i = 0; i < 64; i++) pixels.Add(float.Parse(cells[i]) / 16f);
-            labels.Add(long.Parse(cells[64]));
-        }
-        return (Tensor.FromArray(pixels.ToArray(), labels.Count, 64), Tensor.FromArray(labels.ToArray()));
+        return model.Call(x).ArgMax(1).Eq(y).Sum().Item() / x.Size(0);
     }
 }

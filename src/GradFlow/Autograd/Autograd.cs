@@ -10,7 +10,6 @@ public static class Autograd
     [ThreadStatic] private static bool t_gradDisabled;
     [ThreadStatic] internal static string? t_scope;
     [ThreadStatic] internal static int t_backwardDepth;
-    private static IAutogradObserver[] s_observers = [];
 
     /// <summary>Whether ops record the graph on this thread (true unless inside <see cref="NoGrad"/>).</summary>
     public static bool IsGradEnabled
@@ -34,18 +33,55 @@ public static class Autograd
     /// <summary>The named scope in force on this thread.</summary>
     public static string? CurrentScope => t_scope;
 
-    /// <summary>Adds an observer of every op and gradient; dispose the result to remove it.</summary>
-    public static IDisposable AddObserver(IAutogradObserver observer)
+    /// <summary>
+    /// Adds an observer of every op and gradient on the calling thread (as PyTorch's anomaly mode is
+    /// thread-local), or on every thread with <paramref name="allThreads"/>; dispose the result to remove it.
+    /// Thread-local observers keep a monitor's figures to its own training loop when other threads
+    /// (another model, a test running in parallel) use autograd at the same time.
+    /// </summary>
+    public static IDisposable AddObserver(IAutogradObserver observer, bool allThreads = false)
     {
         Guard.NotNull(observer, nameof(AddObserver), nameof(observer));
-        lock (typeof(Autograd)) s_observers = [.. s_observers, observer];
+        if (allThreads)
+        {
+            lock (s_lock) s_global = [.. s_global, observer];
+            return new Removal(() => { lock (s_lock) s_global = Array.FindAll(s_global, o => !ReferenceEquals(o, observer)); });
+        }
+        var thread = Environment.CurrentManagedThreadId;
+        t_local = [.. t_local ?? [], observer];
+        Refresh();
         return new Removal(() =>
         {
-            lock (typeof(Autograd)) s_observers = Array.FindAll(s_observers, o => !ReferenceEquals(o, observer));
+            if (Environment.CurrentManagedThreadId != thread)
+                throw new InvalidOperationException($"{nameof(AddObserver)}: a thread-local observer must be removed on the thread that added it.");
+            t_local = Array.FindAll(t_local!, o => !ReferenceEquals(o, observer));
+            Refresh();
         });
     }
 
-    internal static IAutogradObserver[] Observers => s_observers;
+    private static readonly Lock s_lock = new();
+    private static IAutogradObserver[] s_global = [];
+    [ThreadStatic] private static IAutogradObserver[]? t_local;
+    [ThreadStatic] private static IAutogradObserver[]? t_all;
+    [ThreadStatic] private static IAutogradObserver[]? t_seenGlobal;
+
+    private static void Refresh()
+    {
+        var global = s_global;
+        t_seenGlobal = global;
+        var local = t_local ?? [];
+        t_all = local.Length == 0 ? global : global.Length == 0 ? local : [.. global, .. local];
+    }
+
+    /// <summary>The observers that see this thread's ops: the global ones and this thread's own.</summary>
+    internal static IAutogradObserver[] Observers
+    {
+        get
+        {
+            if (!ReferenceEquals(t_seenGlobal, s_global) || t_all is null) Refresh();
+            return t_all!;
+        }
+    }
 
     /// <summary>
     /// The gradients of <paramref name="outputs"/> with respect to <paramref name="inputs"/>, without touching
@@ -99,7 +135,7 @@ public static class Autograd
             node.Next = [input.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (s_observers.Length != 0) Notify(op, [input], output, node);
+        if (Observers.Length != 0) Notify(op, [input], output, node);
         return output;
     }
 
@@ -110,7 +146,7 @@ public static class Autograd
             node.Next = [a.GradientEdge(), b.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (s_observers.Length != 0) Notify(op, [a, b], output, node);
+        if (Observers.Length != 0) Notify(op, [a, b], output, node);
         return output;
     }
 
@@ -121,7 +157,7 @@ public static class Autograd
             LinkInputs(node, inputs);
             Attach(node, output, 0);
         }
-        if (s_observers.Length != 0) Notify(op, inputs, output, node);
+        if (Observers.Length != 0) Notify(op, inputs, output, node);
         return output;
     }
 
@@ -133,7 +169,7 @@ public static class Autograd
             LinkInputs(node, inputs);
             for (int i = 0; i < outputs.Length; i++) Attach(node, outputs[i], i);
         }
-        if (s_observers.Length != 0)
+        if (Observers.Length != 0)
             foreach (var o in outputs) Notify(op, inputs, o, node);
         return outputs;
     }
@@ -153,7 +189,7 @@ public static class Autograd
 
     private static void Notify(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
     {
-        foreach (var o in s_observers) o.OnForward(op, inputs, output, node);
+        foreach (var o in Observers) o.OnForward(op, inputs, output, node);
     }
 
     private sealed class Removal(Action remove) : IDisposable

@@ -12,12 +12,16 @@ namespace GradFlow.Diagnostics;
 /// ReLU units, saturated sigmoid/tanh units, mean and std) in forward. Activations and the backward
 /// flow are measured as the engine produces them, while they are still in cache; nothing runs an
 /// extra forward or backward pass. Call <see cref="EndStep"/> after the optimiser step (an attached
-/// optimiser calls it for you); dispose to detach.
+/// optimiser calls it for you); dispose to detach. The monitor watches the autograd ops of the
+/// thread that created it (the training loop's), so other threads' work does not leak into its figures.
 /// </summary>
 public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
-    private static readonly HashSet<string> s_reluFamily = ["Relu", "LeakyRelu", "Elu", "Gelu", "Silu", "Selu", "Prelu", "Relu6", "Softplus"];
-    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh", "Hardtanh"];
+    // The engine's activation primitives: a ReLU unit can die (output exactly 0 for every sample, so no
+    // gradient flows); sigmoid and tanh saturate (derivative near 0 at the bounds). Composite activations
+    // (LeakyReLU, GELU, SiLU, ...) have a non-zero gradient almost everywhere; SiLU's inner sigmoid is seen as one.
+    private static readonly HashSet<string> s_reluFamily = ["Relu"];
+    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh"];
 
     private readonly (string Name, string Layer, Tensor Param)[] _params;
     private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
@@ -29,7 +33,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
-    private double? _clipBefore, _clipAfter, _loss;
+    private double? _clipBefore, _clipAfter;
+    private double _lossSum;
+    private int _lossCount;
     private long _step;
 
     /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
@@ -95,11 +101,23 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (Recording && _paramIndex.TryGetValue(parameter, out int i)) _updateSquares[i] = (_updateSquares[i] ?? 0) + updateSquaredNorm;
     }
 
+    /// <summary>
+    /// Clips the watched parameters' gradients by their global norm (GradientClipping.ClipGradNorm) and records
+    /// the norm before and after; returns the norm before, as clip_grad_norm_ does.
+    /// </summary>
+    public double ClipGradNorm(double maxNorm, double normType = 2, bool errorIfNonfinite = false)
+    {
+        double total = GradientClipping.ClipGradNorm(_params.Select(p => p.Param), maxNorm, normType, errorIfNonfinite);
+        double coef = Math.Min(maxNorm / (total + 1e-6), 1.0);
+        ObserveClip(total, double.IsNaN(total) ? double.NaN : total * coef);
+        return total;
+    }
+
     /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
     public void ObserveClip(double totalNorm, double clippedNorm) => (_clipBefore, _clipAfter) = (totalNorm, clippedNorm);
 
     /// <summary>
-    /// Closes the step: measures the parameters' gradients as they are now (after accumulation, clipping
+    /// Closes the step (after the optimiser step; with gradient accumulation, after the last micro-batch): measures the parameters' gradients as they are now (after accumulation, clipping
     /// and the optimiser step) and returns the record, or null on steps skipped by <see cref="MonitorOptions.Every"/>.
     /// </summary>
     public StepRecord? EndStep(double? loss = null, double? learningRate = null)
@@ -111,7 +129,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             return null;
         }
         _step++;
-        var record = BuildRecord(loss ?? _loss, learningRate);
+        var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
         ResetStep();
         Latest = record;
         StepRecorded?.Invoke(record);
@@ -177,14 +195,17 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         _flow.Clear();
         Array.Clear(_updateSquares);
-        _clipBefore = _clipAfter = _loss = null;
+        _clipBefore = _clipAfter = null;
+        _lossSum = 0;
+        _lossCount = 0;
         foreach (var a in _activations.Values) if (a.SeenThisStep) a.Finish(_options.DeadWindow);
     }
 
     void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
     {
-        // Only training forwards: a NoGrad evaluation pass, or the ops of a createGraph backward, are not this step's model.
-        if (node is null || !Recording || Autograd.IsInBackward) return;
+        // Only training forwards: a NoGrad evaluation pass, or the ops of a backward, are not this step's model.
+        // (An op with no node still counts: the layers in front of it may be frozen.)
+        if (!Autograd.IsGradEnabled || !Recording || Autograd.IsInBackward) return;
         string scope = Autograd.CurrentScope ?? "";
         if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
         if (!_options.Activations) return;
@@ -219,7 +240,12 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
-        if (roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint()) _loss = roots[0].Item();
+        // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
+        if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
+        {
+            _lossSum += roots[0].Item();
+            _lossCount++;
+        }
     }
 
     /// <summary>Detaches the monitor from the engine.</summary>

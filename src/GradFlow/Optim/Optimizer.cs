@@ -77,6 +77,9 @@ public abstract class Optimizer
     /// <summary>Applies one update to every parameter that has a gradient (torch's optimizer.step()).</summary>
     public void Step()
     {
+        // As torch's @no_grad step; and optimiser state must outlive any TensorArena step it is created in.
+        using var noGrad = Autograd.NoGrad();
+        using var keep = TensorArena.Suspend();
         var observers = _observers;
         bool measure = observers.Length > 0;
         using var _ = TensorArena.Suspend(); // state created here (momentum, moments) outlives the step

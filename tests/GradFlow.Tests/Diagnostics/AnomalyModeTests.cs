@@ -58,6 +58,7 @@ public class AnomalyModeTests
         Assert.Equal("head", r.Module);
         Assert.Equal(1, r.InfCount);
         Assert.Contains(nameof(InfiniteGradientOfSqrtAtZeroIsReportedInBackwardWithItsCreationSite), r.CreatedAt);
+        Assert.Contains("AnomalyModeTests.cs:line", r.CreatedAt); // resolved from the PDB only for the report
     }
 
     [Fact]
@@ -69,5 +70,31 @@ public class AnomalyModeTests
         anomaly.Dispose();
         _ = Tensor.Zeros(2).Log(); // no longer watched: no throw
         Assert.Empty(anomaly.Reports);
+    }
+
+    [Fact]
+    public void DivisionWhoseGradientOverflowsIsReportedInBackward()
+    {
+        // 1e-30 / 1e-30 = 1 is finite, but d(a/b)/db = -a/b^2 = -1e30 overflows float32 once scaled by the upstream 1e9.
+        var a = Tensor.FromArray(new float[] { 1e-30f, 1 }).RequireGrad();
+        var b = Tensor.FromArray(new float[] { 1e-30f, 1 }).RequireGrad();
+        using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
+        var y = (a / b).Mul(1e9).Sum();
+        Assert.Empty(anomaly.Reports);
+        y.Backward();
+        var r = anomaly.Reports.Single();
+        Assert.Equal((AnomalyPhase.Backward, "Div"), (r.Phase, r.Op));
+        Assert.Equal(1e9, r.Inputs.Single().Max, 1);
+    }
+
+    [Fact]
+    public void ExpNearTheFloatLimitIsFiniteForwardButOverflowsBackward()
+    {
+        var x = Tensor.FromArray(new float[] { 88f, 0 }).RequireGrad();
+        using var anomaly = AnomalyMode.Enable();
+        var y = x.Exp(); // e^88 = 1.65e38 < float max, but the gradient 4 e^88 does not fit
+        var e = Assert.Throws<AnomalyException>(() => y.Backward(Tensor.Full([2], 4.0)));
+        Assert.Equal((AnomalyPhase.Backward, "Exp"), (e.Report.Phase, e.Report.Op));
+        Assert.Equal(1, e.Report.InfCount);
     }
 }

@@ -184,3 +184,49 @@ public class GradientMonitorModuleTests
         Assert.Contains(last.Flow, f => f.Layer == "2" && f.InputGradNorm > 0);
     }
 }
+
+public class GradientMonitorAccumulationTests
+{
+    [Fact]
+    public void MicroBatchesAccumulateIntoOneStep()
+    {
+        Generator.Default.ManualSeed(12);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(4, 8), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
+        using var monitor = GradientMonitor.Attach(model, opt);
+        var g = new Generator(3);
+        var xs = Enumerable.Range(0, 4).Select(_ => Tensor.Randn([8, 4], DType.Float32, g)).ToArray();
+        opt.ZeroGrad();
+        var losses = new List<double>();
+        foreach (var x in xs)
+        {
+            var loss = model.Call(x).Pow(2).Mean();
+            losses.Add(loss.Item());
+            loss.Backward();
+        }
+        var summed = model.NamedParameters().ToDictionary(p => p.Name, p => p.Parameter.Grad!.Norm().Item());
+        opt.Step();
+        var record = monitor.Latest!;
+        Assert.Equal(1, record.Step);
+        Assert.Equal(losses.Average(), record.Loss!.Value, 6);
+        foreach (var p in record.Parameters)
+            Assert.Equal(summed[p.Name], p.Gradient!.L2Norm, 5); // statistics of the accumulated gradient
+    }
+}
+
+public class GradientMonitorClippingTests
+{
+    [Fact]
+    public void ClippingThroughTheMonitorRecordsTheNormBeforeAndAfter()
+    {
+        var w = Tensor.Ones([3, 4], DType.Float32, requiresGrad: true);
+        using var monitor = new GradientMonitor([KeyValuePair.Create("fc.weight", w)]);
+        (w * 10.0).Sum().Backward(); // every gradient element is 10: global norm sqrt(12) * 10
+        double before = monitor.ClipGradNorm(1.0);
+        var record = monitor.EndStep()!;
+        Assert.Equal(Math.Sqrt(12) * 10, before, 4);
+        Assert.Equal(before, record.GlobalGradNorm, 6);
+        Assert.Equal(1.0, record.ClippedGradNorm!.Value, 5);
+        Assert.Equal(1.0, record.Parameters[0].Gradient!.L2Norm, 5); // statistics are of the clipped gradient
+    }
+}

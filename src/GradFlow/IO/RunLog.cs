@@ -1,0 +1,46 @@
+using System.Reflection;
+using GradFlow.Diagnostics;
+
+namespace GradFlow.IO;
+
+/// <summary>
+/// The run log: an append-only JSONL file with one line per monitored step, every line tagged with
+/// <see cref="Schema"/>, the first line a header. The format is documented field by field in docs/RUNLOG.md.
+/// </summary>
+public static class RunLog
+{
+    /// <summary>The schema version every line carries in its "schema" field.</summary>
+    public const string Schema = SchemaFamily + "1";
+
+    /// <summary>The default line limit of writers and readers: 64 MiB.</summary>
+    public const int DefaultMaxLineBytes = 64 << 20;
+
+    internal const string SchemaFamily = "gradflow.runlog/";
+
+    /// <summary>This GradFlow's version, as written into headers.</summary>
+    public static string GradFlowVersion { get; } =
+        typeof(RunLog).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(RunLog).Assembly.GetName().Version?.ToString() ?? "unknown";
+
+    /// <summary>
+    /// Appends every step the monitor records to the log at <paramref name="path"/> (created with a header
+    /// if new); dispose the result to detach and close the file.
+    /// </summary>
+    /// <example><code>using var log = RunLog.Attach(monitor, "runs/mlp.jsonl");</code></example>
+    public static IDisposable Attach(GradientMonitor monitor, string path, RunLogWriterOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(monitor);
+        var writer = new RunLogWriter(path, options);
+        monitor.StepRecorded += writer.Write;
+        return new MonitorAttachment(() => monitor.StepRecorded -= writer.Write, writer);
+    }
+
+    /// <summary>Opens a run log for reading; see <see cref="RunLogReader"/>.</summary>
+    public static RunLogReader Open(string path, RunLogReaderOptions? options = null) => RunLogReader.Open(path, options);
+
+    internal static void CheckMaxLineBytes(int maxLineBytes, string argument)
+    {
+        if (maxLineBytes < 1024 || maxLineBytes > Array.MaxLength - 1)
+            throw new ArgumentOutOfRangeException(argument, maxLineBytes, $"{nameof(RunLog)}: MaxLineBytes must be between 1024 and {Array.MaxLength - 1}, got {maxLineBytes}.");
+    }
+}

@@ -1,0 +1,51 @@
+namespace GradFlow.NN;
+
+public static partial class Functional
+{
+    /// <summary>
+    /// softmax(q k^T / sqrt(d) + mask) v over the last two dims (torch's scaled_dot_product_attention), returning the
+    /// output and the attention weights. q is (..., L, d), k and v (..., S, d). <paramref name="attnMask"/> broadcasts to
+    /// (..., L, S): an int64 mask is boolean (non-zero positions are masked out, as PyTorch's bool masks), a float mask
+    /// is added to the scores. <paramref name="isCausal"/> masks every key after the query's position.
+    /// </summary>
+    public static (Tensor Output, Tensor Weights) ScaledDotProductAttention(Tensor query, Tensor key, Tensor value, Tensor? attnMask = null,
+        double dropoutP = 0, bool isCausal = false, Generator? generator = null)
+    {
+        const string op = nameof(ScaledDotProductAttention);
+        Guard.NotNull(query, op, nameof(query));
+        Guard.NotNull(key, op, nameof(key));
+        Guard.NotNull(value, op, nameof(value));
+        if (query.Rank < 2 || key.Rank != query.Rank || value.Rank != query.Rank || query.Size(-1) != key.Size(-1) || key.Size(-2) != value.Size(-2))
+            Guard.Throw(op, $"query {Guard.Shape(query)}, key {Guard.Shape(key)} and value {Guard.Shape(value)} must be (..., L, d), (..., S, d), (..., S, dv).");
+        var scores = query.MatMul(key.Transpose(-1, -2)) * (1 / Math.Sqrt(query.Size(-1)));
+        if (isCausal) scores = ApplyMask(scores, CausalMask(query.Size(-2), key.Size(-2)), op);
+        if (attnMask is not null) scores = ApplyMask(scores, attnMask, op);
+        var weights = scores.Softmax(-1);
+        var dropped = dropoutP > 0 ? Dropout(weights, dropoutP, true, generator) : weights;
+        return (dropped.MatMul(value), weights);
+    }
+
+    /// <summary>An int64 (L, S) mask with 1 above the diagonal: position i may attend to keys 0..i (torch's causal mask).</summary>
+    public static Tensor CausalMask(int queryLength, int keyLength)
+    {
+        var m = new long[queryLength * keyLength];
+        for (int i = 0; i < queryLength; i++)
+            for (int j = i + 1; j < keyLength; j++) m[i * keyLength + j] = 1;
+        return Tensor.FromArray(m, queryLength, keyLength);
+    }
+
+    /// <summary>Boolean (int64, non-zero = masked to -inf) or additive (float) mask, broadcast to the scores.</summary>
+    internal static Tensor ApplyMask(Tensor scores, Tensor mask, string op)
+    {
+        try
+        {
+            if (mask.DType == DType.Int64)
+                return Tensor.Where(mask, Tensor.Full([], double.NegativeInfinity, scores.DType), scores);
+            return scores + mask.To(scores.DType);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{op}: mask of shape {Guard.Shape(mask)} does not broadcast to the attention scores {Guard.Shape(scores)}.", nameof(mask), e);
+        }
+    }
+}

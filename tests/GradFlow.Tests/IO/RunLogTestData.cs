@@ -1,0 +1,76 @@
+using GradFlow.Diagnostics;
+
+namespace GradFlow.Tests.IO;
+
+/// <summary>Step records with every field set (and awkward values) and a field-by-field comparison.</summary>
+internal static class RunLogTestData
+{
+    public static StepRecord Record(long step)
+    {
+        var h = new Log2Histogram { Zero = 3, NonFinite = 1 };
+        h.Positive[0] = 2;
+        h.Positive[Log2Histogram.BucketCount - 1] = 5;
+        h.Negative[Log2Histogram.BucketOf(-7)] = 11 + step;
+        var grad = new TensorStats(22 + step, 1.5 + step, 0.1, 1e300, double.Epsilon, 3.0 / 22, 0, 1, h);
+        var noHistogram = grad with { Histogram = null, L2Norm = double.PositiveInfinity, NaNCount = 4, MeanAbs = double.NaN };
+        return new StepRecord
+        {
+            Step = step,
+            Loss = step % 2 == 0 ? 0.1 * step + 1e-17 : null,
+            LearningRate = 3e-4,
+            GlobalGradNorm = step == 3 ? double.NaN : 1.0 / 3,
+            ClippedGradNorm = step % 2 == 0 ? -0.0 : null,
+            Parameters =
+            [
+                new ParameterStats("enc.\"quoted\"\nname.weight", "enc.\"quoted\"\nname", grad, 2.5, 0.001),
+                new ParameterStats("bias", "", null, 0, null),
+                new ParameterStats("dec.é.weight", "dec.é", noHistogram, double.MaxValue, double.NegativeInfinity),
+            ],
+            Layers = [new LayerGradientStats("enc", 0, grad, 2.5, null), new LayerGradientStats("", 1_000_001, noHistogram, 1, 1e-3)],
+            Flow = [new FlowStats("enc", 0, 0.25, 0), new FlowStats("dec", 1, double.NaN, long.MaxValue)],
+            Activations =
+            [
+                new ActivationStats("enc", "Relu", 0, 64, 0.5, 0.25, null, 0.3, 0.7),
+                new ActivationStats("dec", "Tanh", 1, 8, null, null, 0.125, -0.1, 1.1),
+            ],
+        };
+    }
+
+    public static void AssertSame(StepRecord expected, StepRecord actual)
+    {
+        Assert.Equal(expected.Step, actual.Step);
+        Assert.Equal(expected.Loss, actual.Loss);
+        Assert.Equal(expected.LearningRate, actual.LearningRate);
+        Assert.Equal(expected.GlobalGradNorm, actual.GlobalGradNorm);
+        Assert.Equal(expected.ClippedGradNorm, actual.ClippedGradNorm);
+        Assert.Equal(expected.Parameters.Count, actual.Parameters.Count);
+        for (int i = 0; i < expected.Parameters.Count; i++)
+        {
+            var (e, a) = (expected.Parameters[i], actual.Parameters[i]);
+            Assert.Equal(e with { Gradient = null }, a with { Gradient = null });
+            AssertSame(e.Gradient, a.Gradient);
+        }
+        Assert.Equal(expected.Layers.Count, actual.Layers.Count);
+        for (int i = 0; i < expected.Layers.Count; i++)
+        {
+            var (e, a) = (expected.Layers[i], actual.Layers[i]);
+            Assert.Equal(e with { Gradient = a.Gradient }, a);
+            AssertSame(e.Gradient, a.Gradient);
+        }
+        Assert.Equal(expected.Flow, actual.Flow);
+        Assert.Equal(expected.Activations, actual.Activations);
+    }
+
+    private static void AssertSame(TensorStats? e, TensorStats? a)
+    {
+        if (e is null) { Assert.Null(a); return; }
+        Assert.NotNull(a);
+        Assert.Equal(e with { Histogram = null }, a with { Histogram = null });
+        if (e.Histogram is null) { Assert.Null(a.Histogram); return; }
+        Assert.NotNull(a.Histogram);
+        Assert.Equal(e.Histogram.Positive, a.Histogram.Positive);
+        Assert.Equal(e.Histogram.Negative, a.Histogram.Negative);
+        Assert.Equal(e.Histogram.Zero, a.Histogram.Zero);
+        Assert.Equal(e.Histogram.NonFinite, a.Histogram.NonFinite);
+    }
+}
