@@ -78,12 +78,48 @@ def deep_sigmoid():
     return model, opt, lambda: ce(model(x), y), 3 * 2.0 * batch * (784 * width + (depth - 1) * width * width + width * 10)
 
 
+def cnn():
+    batch = 64
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    x, y = wave(0, batch, 1, 28, 28), labels(batch, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ce = nn.CrossEntropyLoss()
+    flops = 3 * 2.0 * batch * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 32 * 9 + 1600 * 128 + 128 * 10)
+    return model, opt, lambda: ce(model(x), y), flops
+
+
+def lstm():
+    steps, batch, inp, hidden = 35, 32, 128, 256
+    rnn, head = nn.LSTM(inp, hidden), nn.Linear(hidden, 10)
+    model = nn.ModuleDict({"lstm": rnn, "head": head})
+    x, y = wave(0, steps, batch, inp), labels(batch, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ce = nn.CrossEntropyLoss()
+    return model, opt, lambda: ce(head(rnn(x)[0][steps - 1]), y), 3 * 2.0 * steps * batch * 4 * hidden * (inp + hidden)
+
+
+def transformer():
+    batch, seq, d, ff = 16, 64, 128, 512
+    layer = nn.TransformerEncoderLayer(d, 4, ff, dropout=0.0, activation="relu", batch_first=True)
+    head = nn.Linear(d, 10)
+    model = nn.ModuleDict({"encoder": layer, "head": head})
+    x, y = wave(0, batch, seq, d), labels(batch, 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ce = nn.CrossEntropyLoss()
+    flops = 3 * 2.0 * batch * seq * (4 * d * d + 2 * d * ff + 2 * seq * d)
+    return model, opt, lambda: ce(head(layer(x).mean(1)), y), flops
+
+
 CASES = {
     "gemm1024": gemm(1024),
     "gemm256": gemm(256),
     "mlp": training(mlp),
     "tiny": training(tiny),
     "deep_sigmoid": training(deep_sigmoid),
+    "cnn": training(cnn),
+    "lstm": training(lstm),
+    "transformer": training(transformer),
 }
 
 

@@ -12,7 +12,12 @@ internal static class CaseRegistry
         new MlpCase(),
         new TinyCase(),
         new DeepSigmoidCase(),
+        new CnnCase(),
+        new LstmCase(),
+        new TransformerCase(),
         new MonitorCase(new MlpCase()),
         new MonitorCase(new DeepSigmoidCase()),
+        new MonitorCase(new CnnCase()),
+        new MonitorCase(new LstmCase()),
     ];
 }

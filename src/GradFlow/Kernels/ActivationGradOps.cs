@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace GradFlow.Kernels;
@@ -12,8 +13,11 @@ namespace GradFlow.Kernels;
 internal readonly struct TanhGradOp : IBinaryOp
 {
     public static T Invoke<T>(T g, T y) where T : unmanaged, INumber<T> => g * (T.One - (y * y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> Invoke<T>(Vector512<T> g, Vector512<T> y) where T : unmanaged, INumber<T> => g * (Vector512<T>.One - (y * y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<T> Invoke<T>(Vector256<T> g, Vector256<T> y) where T : unmanaged, INumber<T> => g * (Vector256<T>.One - (y * y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<T> Invoke<T>(Vector128<T> g, Vector128<T> y) where T : unmanaged, INumber<T> => g * (Vector128<T>.One - (y * y));
 }
 
@@ -21,16 +25,23 @@ internal readonly struct TanhGradOp : IBinaryOp
 internal readonly struct SigmoidGradOp : IBinaryOp
 {
     public static T Invoke<T>(T g, T y) where T : unmanaged, INumber<T> => g * y * (T.One - y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> Invoke<T>(Vector512<T> g, Vector512<T> y) where T : unmanaged, INumber<T> => g * y * (Vector512<T>.One - y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<T> Invoke<T>(Vector256<T> g, Vector256<T> y) where T : unmanaged, INumber<T> => g * y * (Vector256<T>.One - y);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<T> Invoke<T>(Vector128<T> g, Vector128<T> y) where T : unmanaged, INumber<T> => g * y * (Vector128<T>.One - y);
 }
 
 /// <summary>g [y &gt; 0] as a product with the 0/1 mask (so an infinite g times a closed unit gives NaN, as the composed form).</summary>
 internal readonly struct ReluGradOp : IBinaryOp
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T Invoke<T>(T g, T y) where T : unmanaged, INumber<T> => g * (y > T.Zero ? T.One : T.Zero);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> Invoke<T>(Vector512<T> g, Vector512<T> y) where T : unmanaged, INumber<T> => g * (Vector512.GreaterThan(y, Vector512<T>.Zero) & Vector512<T>.One);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<T> Invoke<T>(Vector256<T> g, Vector256<T> y) where T : unmanaged, INumber<T> => g * (Vector256.GreaterThan(y, Vector256<T>.Zero) & Vector256<T>.One);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<T> Invoke<T>(Vector128<T> g, Vector128<T> y) where T : unmanaged, INumber<T> => g * (Vector128.GreaterThan(y, Vector128<T>.Zero) & Vector128<T>.One);
 }
