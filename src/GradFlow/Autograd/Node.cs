@@ -71,6 +71,9 @@ public abstract class Node
         return t;
     }
 
+    /// <summary>How many tensors <see cref="Save"/> stored (0 once released).</summary>
+    protected int SavedCount => _saved?.Length ?? 0;
+
     /// <summary>True if this node saved tensors (and so cannot run again once released).</summary>
     internal bool HasSavedTensors => _saved is not null;
 

@@ -50,13 +50,37 @@ public class LinearOpTests
     }
 
     [Fact]
-    public void NonContiguousInputTakesTheComposedPath()
+    public void StridedInputIsCopiedOnceAndStaysDifferentiable()
     {
         var x = Tensor.Randn([4, 3], DType.Float64, new Generator(5)).T.RequireGrad(); // (3, 4), strides (1, 3)
         var w = R64(6, 2, 4).RequireGrad();
-        var y = Functional.Linear(x, w, null);
-        Assert.NotEqual("AddmmBackward", y.GradFn!.Name);
-        Assert.True(GradCheck.Check(t => Functional.Linear(t[0], t[1]), [x, w]));
+        var b = R64(7, 2).RequireGrad();
+        Assert.Equal("AddmmBackward", Functional.Linear(x, w, b).GradFn!.Name);
+        Tensor F(Tensor[] t) => Functional.Linear(t[0], t[1], t[2]).Tanh();
+        Assert.True(GradCheck.Check(F, [x, w, b]));
+        Assert.True(GradCheck.CheckSecondOrder(F, [x, w, b]));
+    }
+
+    [Fact]
+    public void BatchedMatMulWithTransposedAndBroadcastOperandsMatchesPerBatchProducts()
+    {
+        var g = new Generator(8);
+        var q = Tensor.Randn([2, 3, 5, 4], DType.Float64, g);
+        var k = Tensor.Randn([2, 3, 7, 4], DType.Float64, g);
+        var w = Tensor.Randn([4, 6], DType.Float64, g);
+        var scores = q.MatMul(k.Transpose(-1, -2)); // transposed slices
+        var proj = q.Transpose(1, 2).MatMul(w);      // strided a, broadcast b
+        for (int i = 0; i < 2; i++)
+            for (int h = 0; h < 3; h++)
+            {
+                var expected = q.Select(0, i).Select(0, h).Contiguous().MatMul(k.Select(0, i).Select(0, h).T.Contiguous()).ToArray<double>();
+                var actual = scores.Select(0, i).Select(0, h).ToArray<double>();
+                for (int e = 0; e < expected.Length; e++) Assert.Equal(expected[e], actual[e], 12);
+            }
+        var p0 = q.Transpose(1, 2).Contiguous().MatMul(w).ToArray<double>();
+        var p1 = proj.ToArray<double>();
+        for (int e = 0; e < p0.Length; e++) Assert.Equal(p0[e], p1[e], 12);
+        Assert.True(GradCheck.Check(t => t[0].MatMul(t[1].Transpose(-1, -2)).Sin(), [R64(9, 2, 3, 4), R64(10, 2, 5, 4)]));
     }
 
     private static void Close(Tensor expected, Tensor actual)
