@@ -64,6 +64,17 @@ internal static unsafe class GemmPacking
             return;
         }
 
+        if (count == width && bytes == 48 && Vector256.IsHardwareAccelerated)
+        {
+            // A panels of 12 floats (the 512-bit kernel's MR): 32 + 16 bytes.
+            for (int p = 0; p < kc; p++, src += ld, dst += width)
+            {
+                Vector256.Store(Vector256.Load((byte*)src), (byte*)dst);
+                Vector128.Store(Vector128.Load((byte*)src + 32), (byte*)dst + 32);
+            }
+            return;
+        }
+
         for (int p = 0; p < kc; p++, src += ld, dst += width)
         {
             Unsafe.CopyBlockUnaligned(dst, src, (uint)bytes);
