@@ -39,9 +39,9 @@ internal readonly struct ReluGradOp : IBinaryOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T Invoke<T>(T g, T y) where T : unmanaged, INumber<T> => g * (y > T.Zero ? T.One : T.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<T> Invoke<T>(Vector512<T> g, Vector512<T> y) where T : unmanaged, INumber<T> => g * (Vector512.GreaterThan(y, Vector512<T>.Zero) & Vector512<T>.One);
+    public static Vector512<T> Invoke<T>(Vector512<T> g, Vector512<T> y) where T : unmanaged, INumber<T> => g * Vector512.ConditionalSelect(Vector512.GreaterThan(y, Vector512<T>.Zero), Vector512<T>.One, Vector512<T>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<T> Invoke<T>(Vector256<T> g, Vector256<T> y) where T : unmanaged, INumber<T> => g * (Vector256.GreaterThan(y, Vector256<T>.Zero) & Vector256<T>.One);
+    public static Vector256<T> Invoke<T>(Vector256<T> g, Vector256<T> y) where T : unmanaged, INumber<T> => g * Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<T>.Zero), Vector256<T>.One, Vector256<T>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<T> Invoke<T>(Vector128<T> g, Vector128<T> y) where T : unmanaged, INumber<T> => g * (Vector128.GreaterThan(y, Vector128<T>.Zero) & Vector128<T>.One);
+    public static Vector128<T> Invoke<T>(Vector128<T> g, Vector128<T> y) where T : unmanaged, INumber<T> => g * Vector128.ConditionalSelect(Vector128.GreaterThan(y, Vector128<T>.Zero), Vector128<T>.One, Vector128<T>.Zero);
 }
