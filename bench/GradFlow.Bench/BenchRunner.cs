@@ -56,10 +56,14 @@ internal static class BenchRunner
             $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
     }
 
-    /// <summary>Blocks of steps alternately without and with the monitor, on one model, until both have enough steps.</summary>
+    /// <summary>
+    /// Short blocks of steps alternately without and with the monitor, on one model. The overhead is the median over
+    /// rounds of (median step with) / (median step without): neighbouring blocks see the same machine load, so the
+    /// ratio stays meaningful on a shared machine where the step time itself drifts.
+    /// </summary>
     private static string RunMonitored(MonitorCase c, int repetitions, int warmup, int threads)
     {
-        const int block = 5;
+        const int block = 3;
         foreach (bool on in (bool[])[false, true])
         {
             c.Inner.SetMonitor(on);
@@ -67,20 +71,25 @@ internal static class BenchRunner
         }
         var off = new List<double>();
         var with = new List<double>();
+        var ratios = new List<double>();
         long start = Stopwatch.GetTimestamp();
-        while (off.Count < repetitions || with.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 2 * MinSeconds)
+        while (ratios.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 3 * MinSeconds)
         {
+            var blockOff = new List<double>();
+            var blockOn = new List<double>();
             c.Inner.SetMonitor(false);
-            Repeat(c, block, 0, off);
+            Repeat(c, block, 0, blockOff);
             c.Inner.SetMonitor(true);
-            Repeat(c, block, 0, with);
+            Repeat(c, block, 0, blockOn);
+            off.AddRange(blockOff);
+            with.AddRange(blockOn);
+            ratios.Add(Median(blockOn) / Median(blockOff));
             if (off.Count >= MaxReps) break;
         }
         c.Inner.SetMonitor(false);
-        double mOff = Median(off), mOn = Median(with);
         return string.Create(CultureInfo.InvariantCulture,
-            $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {mOn:F4}, \"ms_off\": {mOff:F4}, " +
-            $"\"overhead_pct\": {100 * ((mOn / mOff) - 1):F2}, \"reps\": {with.Count}}}");
+            $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {Median(with):F4}, \"ms_off\": {Median(off):F4}, " +
+            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"rounds\": {ratios.Count}}}");
     }
 
     /// <summary>Runs at least <paramref name="count"/> steps and at least <paramref name="seconds"/>; records each step's ms when asked. Returns the wall ms.</summary>
