@@ -49,6 +49,14 @@ public class AttentionTests
     }
 
     [Fact]
+    public void DecoderStackMatchesPyTorch()
+    {
+        var m = new TransformerDecoder(() => new TransformerDecoderLayer(8, 2, dimFeedforward: 16, dropout: 0, batchFirst: true), 2, new LayerNorm(8));
+        NNFixtures.Check("decoder_stack", m,
+            xs => new() { ["y"] = m.Call(xs["x"], xs["memory"], tgtMask: Functional.CausalMask(3, 3)) }, Rtol, Atol);
+    }
+
+    [Fact]
     public void MultiheadAttentionGradChecksWithMasks()
     {
         var m = new MultiheadAttention(4, 2, dtype: DType.Float64);

@@ -218,3 +218,37 @@ public sealed class TransformerEncoder : Module
         })[0];
     }
 }
+
+/// <summary>A stack of decoder layers named "layers.0", "layers.1", ... with an optional final "norm" (torch.nn.TransformerDecoder).</summary>
+public sealed class TransformerDecoder : Module
+{
+    /// <summary>Creates <paramref name="numLayers"/> layers from <paramref name="makeLayer"/> (PyTorch deep-copies one layer; here each is made fresh).</summary>
+    public TransformerDecoder(Func<TransformerDecoderLayer> makeLayer, int numLayers, LayerNorm? norm = null)
+    {
+        Guard.NotNull(makeLayer, nameof(TransformerDecoder), nameof(makeLayer));
+        if (numLayers <= 0) Guard.ThrowArg(nameof(TransformerDecoder), nameof(numLayers), $"must be positive, got {numLayers}.");
+        Layers = RegisterModule("layers", new ModuleList(Enumerable.Range(0, numLayers).Select(_ => (Module)makeLayer())));
+        if (norm is not null) Norm = RegisterModule("norm", norm);
+    }
+
+    /// <summary>The layers.</summary>
+    public ModuleList Layers { get; }
+
+    /// <summary>The final norm, or null.</summary>
+    public LayerNorm? Norm { get; }
+
+    /// <summary>Runs every layer on the target with the same memory and masks, then the final norm.</summary>
+    public Tensor Call(Tensor tgt, Tensor memory, Tensor? tgtMask = null, Tensor? memoryMask = null, Tensor? tgtKeyPaddingMask = null,
+        Tensor? memoryKeyPaddingMask = null)
+    {
+        Guard.NotNull(tgt, TypeName, nameof(tgt));
+        Guard.NotNull(memory, TypeName, nameof(memory));
+        return Invoke([tgt, memory], xs =>
+        {
+            var x = xs[0];
+            foreach (var layer in Layers)
+                x = ((TransformerDecoderLayer)layer).Call(x, xs[1], tgtMask, memoryMask, tgtKeyPaddingMask, memoryKeyPaddingMask);
+            return [Norm is null ? x : Norm.Call(x)];
+        })[0];
+    }
+}
