@@ -4,19 +4,23 @@ Columns: wall-clock median ms per step of each side and their ratio, mean proces
 their ratio (less sensitive to other processes on a shared machine), GradFlow's bytes allocated per step
 with and without the TensorArena, and the share of GradFlow's timed wall time spent in GC pauses.
 Monitor cases (NAME_monitor) report the monitor's overhead on the same model in the same run.
+With several rounds (bench/run.sh ROUNDS=N) every figure is the median over rounds.
 """
 import json
 import sys
 
 
 def main():
-    rows = {}
+    runs = {}
     for line in sys.stdin:
         line = line.strip()
         if not line.startswith("{"):
             continue
         r = json.loads(line)
-        rows.setdefault((r["case"], r["threads"]), {})[r["impl"]] = r
+        runs.setdefault((r["case"], r["threads"], r["impl"]), []).append(r)
+    rows = {}
+    for (case, threads, impl), rs in runs.items():
+        rows.setdefault((case, threads), {})[impl] = median_row(rs)
     cases = list(dict.fromkeys(c for c, _ in rows))
     print(f"| case | threads | GradFlow ms | PyTorch ms | GF/PT | GF cpu ms | PT cpu ms | GF/PT cpu | B/step (arena) | B/step (no arena) | GC % |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -37,6 +41,17 @@ def main():
         print("|---|---:|---:|---:|---:|")
         for c, t, r in monitors:
             print(f"| {c} | {t} | {r['ms_off']:.3f} | {r['ms']:.3f} | {r['overhead_pct']:.1f} |")
+
+
+def median_row(rs):
+    """Per numeric key, the median over rounds (the lower middle value for an even count)."""
+    out = dict(rs[0])
+    for key, value in rs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = sorted(r[key] for r in rs if r.get(key) is not None)
+            out[key] = values[(len(values) - 1) // 2]
+    out["rounds"] = len(rs)
+    return out
 
 
 def ratio(a, b, key):
