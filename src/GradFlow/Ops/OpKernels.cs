@@ -15,12 +15,12 @@ public sealed partial class Tensor
         bool flat = x.IsContiguous;
         if (x.DType == DType.Float32)
         {
-            if (flat) Elementwise.Unary<TOp, float>(x.Span<float>(), y.Span<float>());
+            if (flat) ElementwiseParallel.Unary<TOp, float>(x.Data<float>(), x.Offset, y.Data<float>(), 0, y.NumEl);
             else Elementwise.Unary<TOp, float>(x.ShapeArray, y.Data<float>(), y.StridesArray, 0, x.Data<float>(), x.StridesArray, x.Offset);
         }
         else
         {
-            if (flat) Elementwise.Unary<TOp, double>(x.Span<double>(), y.Span<double>());
+            if (flat) ElementwiseParallel.Unary<TOp, double>(x.Data<double>(), x.Offset, y.Data<double>(), 0, y.NumEl);
             else Elementwise.Unary<TOp, double>(x.ShapeArray, y.Data<double>(), y.StridesArray, 0, x.Data<double>(), x.StridesArray, x.Offset);
         }
         return y;
@@ -36,8 +36,8 @@ public sealed partial class Tensor
             var y = Empty(a.ShapeArray, a.DType);
             switch (a.DType)
             {
-                case DType.Float32: Elementwise.Binary<TOp, float>(a.Span<float>(), b.Span<float>(), y.Span<float>()); break;
-                case DType.Float64: Elementwise.Binary<TOp, double>(a.Span<double>(), b.Span<double>(), y.Span<double>()); break;
+                case DType.Float32: ElementwiseParallel.Binary<TOp, float>(a.Data<float>(), a.Offset, b.Data<float>(), b.Offset, y.Data<float>(), 0, y.NumEl); break;
+                case DType.Float64: ElementwiseParallel.Binary<TOp, double>(a.Data<double>(), a.Offset, b.Data<double>(), b.Offset, y.Data<double>(), 0, y.NumEl); break;
                 default: Elementwise.Binary<TOp, long>(a.Span<long>(), b.Span<long>(), y.Span<long>()); break;
             }
             return y;
@@ -72,8 +72,8 @@ public sealed partial class Tensor
             || !g.IsContiguous || !y.IsContiguous)
             return null;
         var dx = Empty(g.ShapeArray, g.DType);
-        if (g.DType == DType.Float32) Elementwise.Binary<TOp, float>(g.Span<float>(), y.Span<float>(), dx.Span<float>());
-        else Elementwise.Binary<TOp, double>(g.Span<double>(), y.Span<double>(), dx.Span<double>());
+        if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
+        else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl);
         return dx;
     }
 
