@@ -223,6 +223,7 @@ internal static class Engine
             }
             var observers = Autograd.Observers;
             foreach (var o in observers) o.OnBackward(node, grads, gradInputs);
+            MarkShared(gradInputs);
         }
         if (!retainGraph) node.Release();
 
@@ -266,6 +267,43 @@ internal static class Engine
         }
     }
 
-    private static void Accumulate(Tensor?[] buffer, int slot, Tensor g) =>
-        buffer[slot] = buffer[slot] is { } old ? old + g : g;
+    private static void Accumulate(Tensor?[] buffer, int slot, Tensor g)
+    {
+        if (buffer[slot] is not { } old)
+        {
+            buffer[slot] = g;
+            return;
+        }
+        if (!Autograd.IsGradEnabled && OwnedByEngine(old, g))
+        {
+            // A gradient only this buffer holds (PyTorch's InputBuffer adds in place likewise): a weight used at
+            // every step of a sequence sums its 35 contributions into one buffer instead of 35 new tensors.
+            Tensor.AddIntoRaw(old, g);
+            return;
+        }
+        buffer[slot] = old + g;
+    }
+
+    private static bool OwnedByEngine(Tensor old, Tensor g)
+    {
+        var s = old.Storage;
+        return s.FromBackward && !s.Exposed && !ReferenceEquals(s, g.Storage) && old.Offset == 0 && old.NumEl == s.Length
+            && old.IsContiguous && old.DType == g.DType && Shapes.Equal(old.ShapeArray, g.ShapeArray);
+    }
+
+    // A node that hands one storage to two inputs (Add's backward passes the same gradient to both operands)
+    // makes it shared: neither consumer may then add into it in place or adopt it.
+    private static void MarkShared(Tensor?[] gradInputs)
+    {
+        for (int i = 1; i < gradInputs.Length; i++)
+        {
+            if (gradInputs[i] is not { } a) continue;
+            for (int j = 0; j < i; j++)
+                if (gradInputs[j] is { } b && ReferenceEquals(a.Storage, b.Storage))
+                {
+                    a.Storage.Exposed = true;
+                    break;
+                }
+        }
+    }
 }

@@ -36,6 +36,20 @@ public sealed partial class Tensor
         return this;
     }
 
+    /// <summary>dst += src for a contiguous dst, no checks and no autograd (the engine's gradient accumulation); bumps dst's version.</summary>
+    internal static void AddIntoRaw(Tensor dst, Tensor src)
+    {
+        if (src.IsContiguous && dst.DType != DType.Int64)
+        {
+            if (dst.DType == DType.Float32)
+                ElementwiseParallel.Binary<AddOp, float>(dst.Data<float>(), dst.Offset, src.Data<float>(), src.Offset, dst.Data<float>(), dst.Offset, dst.NumEl);
+            else
+                ElementwiseParallel.Binary<AddOp, double>(dst.Data<double>(), dst.Offset, src.Data<double>(), src.Offset, dst.Data<double>(), dst.Offset, dst.NumEl);
+        }
+        else BinaryInto<AddOp>(dst, dst, src);
+        dst.BumpVersion();
+    }
+
     /// <summary>this -= other. Returns this.</summary>
     public Tensor SubInPlace(Tensor other) => AddInPlace(other, -1);
 
