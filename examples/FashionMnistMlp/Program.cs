@@ -1,6 +1,7 @@
-// Fashion-MNIST MLP: 784 -> 256 -> 128 -> 10 with ReLU, Adam (lr 1e-3, cosine-annealed per epoch), mini-batches of 128 in a seeded
-// shuffle, 5 epochs. Each training step runs inside a TensorArena step, so activations and gradients reuse
-// the same buffers from one step to the next. examples/torch/fashion_mlp.py is the PyTorch twin.
+// Fashion-MNIST MLP: 784 -> 256 -> 128 -> 10 with ReLU, Adam (lr 1e-3, cosine-annealed per epoch),
+// mini-batches of 128 in a seeded shuffle, 5 epochs. Each training step runs inside a TensorArena step,
+// so activations and gradients reuse the same buffers from one step to the next.
+// examples/torch/fashion_mlp.py is the PyTorch twin. Arguments: [epochs] [data directory].
 using System.Diagnostics;
 using GradFlow;
 using GradFlow.Data;
@@ -12,7 +13,8 @@ int epochs = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureIn
 TensorDataset train, test;
 try
 {
-    (train, test) = (Standardize(FashionMnist.Load(train: true)), Standardize(FashionMnist.Load(train: false)));
+    string? directory = args.Length > 1 ? args[1] : null; // default: FashionMnist.DefaultDirectory
+    (train, test) = (Standardize(FashionMnist.Load(directory, train: true)), Standardize(FashionMnist.Load(directory, train: false)));
 }
 catch (FileNotFoundException e)
 {
