@@ -89,20 +89,12 @@ string Sample(CharModel model, string prompt, int length, double temperature, Ge
     var (logits, state) = model.Call(Tensor.FromArray([.. prompt.Select(c => index[c])], prompt.Length, 1), null);
     for (int i = 0; i < length; i++)
     {
-        float[] probabilities = (logits.Select(0, -1).Reshape(-1) / temperature).Softmax(0).ToArray<float>();
-        long next = Draw(probabilities, generator);
+        var probabilities = (logits.Select(0, -1).Reshape(-1) / temperature).Softmax(0);
+        long next = probabilities.Multinomial(1, generator: generator).Item<long>();
         output.Append(vocabulary[next]);
         (logits, state) = model.Call(Tensor.FromArray([next], 1, 1), state);
     }
     return output.ToString();
-}
-
-static long Draw(float[] probabilities, Generator generator)
-{
-    double u = generator.NextDouble(), cumulative = 0;
-    for (int i = 0; i < probabilities.Length; i++)
-        if ((cumulative += probabilities[i]) > u) return i;
-    return probabilities.Length - 1;
 }
 
 /// <summary>Embedding -> LSTM -> Linear over [time, batch] character indices, with the LSTM state in and out.</summary>
