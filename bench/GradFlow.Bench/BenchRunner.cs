@@ -4,34 +4,110 @@ using System.Globalization;
 namespace GradFlow.Bench;
 
 /// <summary>
-/// Times a case: warm-up steps (JIT tiers, packing buffers, worker threads), then timed repetitions;
-/// reports the median and the bytes this thread allocated per step, as one JSON line.
+/// Times a case: warm-up (at least <c>warmup</c> steps and <see cref="MinSeconds"/>, so the JIT's tier-1
+/// code, packing buffers and worker threads are in place), then timed steps (at least <c>reps</c> and
+/// <see cref="MinSeconds"/>); reports the median, the process CPU time per step (mean; robust to other
+/// processes taking the cores, which a wall-clock median on a shared machine is not), the bytes this thread allocated per step and the share
+/// of the timed wall time spent in GC pauses, as one JSON line. Training cases also report the bytes
+/// per step without their <see cref="TensorArena"/>; monitor cases alternate blocks of steps with and
+/// without the monitor and report both medians.
 /// </summary>
 internal static class BenchRunner
 {
+    /// <summary>Least wall time of warm-up, and of timed steps (--seconds).</summary>
+    public static double MinSeconds { get; set; } = 1.0;
+
+    private const int MaxReps = 200_000;
+
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
     {
         benchCase.Setup();
-        for (int i = 0; i < warmup; i++)
-        {
-            benchCase.Step();
-        }
+        if (benchCase is MonitorCase monitored) return RunMonitored(monitored, repetitions, warmup, threads);
+        Repeat(benchCase, warmup, MinSeconds, null);
 
-        var times = new double[repetitions];
+        var times = new List<double>();
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < repetitions; i++)
+        var pauseBefore = GC.GetTotalPauseDuration();
+        int gcBefore = GC.CollectionCount(0);
+        var cpuBefore = Environment.CpuUsage.TotalTime;
+        double wall = Repeat(benchCase, repetitions, MinSeconds, times);
+        double cpuMs = (Environment.CpuUsage.TotalTime - cpuBefore).TotalMilliseconds / times.Count;
+        long allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / times.Count;
+        double gcPercent = 100 * (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds / wall;
+        int collections = GC.CollectionCount(0) - gcBefore;
+
+        string noArena = "null";
+        if (benchCase is TrainingCase training)
         {
-            long start = Stopwatch.GetTimestamp();
-            benchCase.Step();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            training.UseArena = false;
+            Repeat(benchCase, 3, 0, null);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            const int steps = 5;
+            Repeat(benchCase, steps, 0, null);
+            noArena = ((GC.GetAllocatedBytesForCurrentThread() - before) / steps).ToString(CultureInfo.InvariantCulture);
+            training.UseArena = true;
         }
 
-        long allocated = (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / repetitions;
-        Array.Sort(times);
-        double median = times[repetitions / 2];
+        double median = Median(times);
         double gflops = benchCase.FlopsPerStep / (median * 1e6);
         return string.Create(CultureInfo.InvariantCulture,
-            $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, " +
-            $"\"min_ms\": {times[0]:F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, \"reps\": {repetitions}}}");
+            $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, \"cpu_ms\": {cpuMs:F4}, \"mean_ms\": {times.Average():F4}, " +
+            $"\"min_ms\": {times.Min():F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
+            $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
+    }
+
+    /// <summary>
+    /// Short blocks of steps alternately without and with the monitor, on one model. The overhead is the median over
+    /// rounds of (median step with) / (median step without): neighbouring blocks see the same machine load, so the
+    /// ratio stays meaningful on a shared machine where the step time itself drifts.
+    /// </summary>
+    private static string RunMonitored(MonitorCase c, int repetitions, int warmup, int threads)
+    {
+        const int block = 3;
+        foreach (bool on in (bool[])[false, true])
+        {
+            c.Inner.SetMonitor(on);
+            Repeat(c, warmup, MinSeconds / 2, null);
+        }
+        var off = new List<double>();
+        var with = new List<double>();
+        var ratios = new List<double>();
+        long start = Stopwatch.GetTimestamp();
+        while (ratios.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 3 * MinSeconds)
+        {
+            var blockOff = new List<double>();
+            var blockOn = new List<double>();
+            c.Inner.SetMonitor(false);
+            Repeat(c, block, 0, blockOff);
+            c.Inner.SetMonitor(true);
+            Repeat(c, block, 0, blockOn);
+            off.AddRange(blockOff);
+            with.AddRange(blockOn);
+            ratios.Add(Median(blockOn) / Median(blockOff));
+            if (off.Count >= MaxReps) break;
+        }
+        c.Inner.SetMonitor(false);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {Median(with):F4}, \"ms_off\": {Median(off):F4}, " +
+            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"rounds\": {ratios.Count}}}");
+    }
+
+    /// <summary>Runs at least <paramref name="count"/> steps and at least <paramref name="seconds"/>; records each step's ms when asked. Returns the wall ms.</summary>
+    private static double Repeat(IBenchCase c, int count, double seconds, List<double>? times)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < MaxReps && (i < count || Stopwatch.GetElapsedTime(start).TotalSeconds < seconds); i++)
+        {
+            long t = Stopwatch.GetTimestamp();
+            c.Step();
+            times?.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+        }
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double Median(List<double> times)
+    {
+        var sorted = times.Order().ToArray();
+        return sorted[(sorted.Length - 1) / 2];
     }
 }

@@ -9,5 +9,15 @@ internal static class CaseRegistry
     [
         new GemmCase(1024),
         new GemmCase(256),
+        new MlpCase(),
+        new TinyCase(),
+        new DeepSigmoidCase(),
+        new CnnCase(),
+        new LstmCase(),
+        new TransformerCase(),
+        new MonitorCase(new MlpCase()),
+        new MonitorCase(new DeepSigmoidCase()),
+        new MonitorCase(new CnnCase()),
+        new MonitorCase(new LstmCase()),
     ];
 }

@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--threads N]
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] | --list
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3;
@@ -12,6 +12,10 @@ for (int i = 0; i < args.Length; i++)
         case "--case": names.Add(args[++i]); break;
         case "--reps": reps = Math.Max(5, int.Parse(args[++i])); break;
         case "--warmup": warmup = int.Parse(args[++i]); break;
+        case "--list":
+            foreach (var c in CaseRegistry.All()) Console.WriteLine(c.Name);
+            return 0;
+        case "--seconds": BenchRunner.MinSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         case "--threads": Parallelism.NumThreads = int.Parse(args[++i]); break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

@@ -8,13 +8,56 @@ namespace GradFlow;
 /// </summary>
 internal static class Engine
 {
-    private sealed class NodeTask(Node node)
+    private sealed class NodeTask
     {
-        public readonly Tensor?[] Buffer = new Tensor?[node.NumOutputs];
+        public Tensor?[] Buffer = [];
         public int Dependencies;
         public bool Needed;
         public List<(int OutputNr, int Index)>? Captures;
     }
+
+    // The bookkeeping of a backward (the node -> task map, the tasks, the work stacks) is reused by the next
+    // backward on the same thread, so a steady-state training step allocates no engine state. A backward
+    // started inside another on the same thread (a hook calling Backward) gets fresh state.
+    private sealed class RunState
+    {
+        public readonly Dictionary<Node, NodeTask> Tasks = new(ReferenceEqualityComparer.Instance);
+        public readonly Stack<Node> Stack = new();
+        public readonly Stack<Node> Ready = new();
+        public readonly Stack<NodeTask> Pool = new();
+
+        public NodeTask Rent(Node node)
+        {
+            var task = Pool.Count > 0 ? Pool.Pop() : new NodeTask();
+            if (task.Buffer.Length != node.NumOutputs) task.Buffer = new Tensor?[node.NumOutputs];
+            return task;
+        }
+
+        public void Reset()
+        {
+            foreach (var task in Tasks.Values)
+            {
+                Array.Clear(task.Buffer);
+                task.Dependencies = 0;
+                task.Needed = false;
+                task.Captures = null;
+                Pool.Push(task);
+            }
+            // What grew for one huge graph is not kept: Clear costs the dictionary's capacity, and idle tasks hold memory.
+            bool huge = Tasks.Count > 4096;
+            Tasks.Clear();
+            if (huge)
+            {
+                Tasks.TrimExcess();
+                Pool.Clear();
+            }
+            Stack.Clear();
+            Ready.Clear();
+        }
+    }
+
+    [ThreadStatic] private static RunState? t_state;
+    [ThreadStatic] private static bool t_running;
 
     public static Tensor?[] Run(Tensor[] roots, Tensor?[]? gradients, bool retainGraph, bool createGraph, Tensor[]? captures)
     {
@@ -31,7 +74,23 @@ internal static class Engine
         }
 
         foreach (var o in Autograd.Observers) o.OnBackwardBegin(roots);
-        var tasks = Discover(rootEdges);
+        bool nested = t_running;
+        var state = nested ? new RunState() : t_state ??= new RunState();
+        t_running = true;
+        try
+        {
+            return Run(state, rootEdges, rootGrads, retainGraph, createGraph, captures);
+        }
+        finally
+        {
+            state.Reset();
+            t_running = nested;
+        }
+    }
+
+    private static Tensor?[] Run(RunState state, Edge[] rootEdges, Tensor[] rootGrads, bool retainGraph, bool createGraph, Tensor[]? captures)
+    {
+        var tasks = Discover(state, rootEdges);
         Tensor?[] results = [];
         if (captures is not null)
         {
@@ -48,12 +107,12 @@ internal static class Engine
         {
             foreach (var t in tasks.Values) t.Needed = true;
         }
-        foreach (var (node, task) in tasks)
+        foreach (var (node, _) in tasks)
             foreach (var e in node.Next)
-                if (e.Function is not null && tasks[e.Function].Needed) tasks[e.Function].Dependencies++;
+                if (e.Function is not null && tasks[e.Function] is { Needed: true } child) child.Dependencies++;
 
-        var ready = new Stack<Node>();
-        for (int i = 0; i < roots.Length; i++)
+        var ready = state.Ready;
+        for (int i = 0; i < rootEdges.Length; i++)
         {
             var task = tasks[rootEdges[i].Function!];
             Accumulate(task.Buffer, rootEdges[i].InputNr, rootGrads[i]);
@@ -79,18 +138,19 @@ internal static class Engine
         }
         if (!Shapes.Equal(gradient.Shape, root.Shape) || gradient.DType != root.DType)
             Guard.ThrowArg("Backward", "gradient", $"gradient {gradient.DType.Name()} {Guard.Shape(gradient)} does not match output {index}: {root.DType.Name()} {Guard.Shape(root)}.");
+        gradient.Storage.Exposed = true; // the caller's tensor: a leaf may not adopt it
         return gradient;
     }
 
     /// <summary>Every node reachable from the roots, found iteratively (graphs of recurrent nets are deep).</summary>
-    private static Dictionary<Node, NodeTask> Discover(Edge[] rootEdges)
+    private static Dictionary<Node, NodeTask> Discover(RunState state, Edge[] rootEdges)
     {
-        var tasks = new Dictionary<Node, NodeTask>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<Node>();
+        var tasks = state.Tasks;
+        var stack = state.Stack;
         foreach (var e in rootEdges)
         {
             if (tasks.ContainsKey(e.Function!)) continue;
-            tasks[e.Function!] = new NodeTask(e.Function!);
+            tasks[e.Function!] = state.Rent(e.Function!);
             stack.Push(e.Function!);
         }
         while (stack.Count > 0)
@@ -98,7 +158,7 @@ internal static class Engine
             foreach (var e in stack.Pop().Next)
             {
                 if (e.Function is null || tasks.ContainsKey(e.Function)) continue;
-                tasks[e.Function] = new NodeTask(e.Function);
+                tasks[e.Function] = state.Rent(e.Function);
                 stack.Push(e.Function);
             }
         }
@@ -147,9 +207,11 @@ internal static class Engine
             RunPreHooks(node, grads);
         }
         if (task.Captures is not null)
-            foreach (var (outputNr, index) in task.Captures) results[index] = grads[outputNr];
+            foreach (var (outputNr, index) in task.Captures)
+                if ((results[index] = grads[outputNr]) is { } captured) captured.Storage.Exposed = true;
 
-        bool anyGradient = Array.Exists(grads, g => g is not null);
+        bool anyGradient = false;
+        foreach (var g in grads) anyGradient |= g is not null;
         Tensor?[] gradInputs = [];
         if (anyGradient && !(captureMode && node is AccumulateGrad))
         {
@@ -188,10 +250,15 @@ internal static class Engine
         {
             if (grads[k] is not { } g) continue;
             if (node.PreHooks?[k] is { } hooks)
+            {
+                g.Storage.Exposed = true; // a hook may keep it
                 foreach (var hook in hooks.ToArray()) g = hook(g) ?? g;
+                g.Storage.Exposed = true;
+            }
             grads[k] = g;
             if (node.RetainGradTensors?[k] is { } retained)
             {
+                g.Storage.Exposed = true;
                 using var _ = TensorArena.Suspend();
                 var old = retained.Grad;
                 retained.Grad = old is null ? (Autograd.IsGradEnabled ? g : g.Detach().Clone()) : old + g;

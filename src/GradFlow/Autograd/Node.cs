@@ -71,6 +71,9 @@ public abstract class Node
         return t;
     }
 
+    /// <summary>How many tensors <see cref="Save"/> stored (0 once released).</summary>
+    protected int SavedCount => _saved?.Length ?? 0;
+
     /// <summary>True if this node saved tensors (and so cannot run again once released).</summary>
     internal bool HasSavedTensors => _saved is not null;
 
@@ -113,7 +116,22 @@ public sealed class AccumulateGrad : Node
         else if (Autograd.IsGradEnabled)
             Variable.Grad = old is null ? TensorArena.Keep(g) : old + g;
         else
-            Variable.Grad = _ownedGrad = old is null ? g.Detach().Clone() : old + g;
+            Variable.Grad = _ownedGrad = old is null ? Adopt(g) : old + g;
         return [];
+    }
+
+    // As PyTorch's AccumulateGrad steals an incoming gradient nobody else references, a gradient that a
+    // node's backward just allocated, that no hook or caller has seen and that no other leaf adopted,
+    // becomes the leaf's Grad as is (kept beyond the arena step) instead of being copied.
+    private Tensor Adopt(Tensor g)
+    {
+        var s = g.Storage;
+        if (s.FromBackward && !s.Exposed && Hooks is null && g.Offset == 0 && g.NumEl == s.Length && g.IsContiguous && !g.RequiresGrad)
+        {
+            s.Exposed = true;
+            s.Kept = true;
+            return g.IsLeaf ? g : g.Detach();
+        }
+        return g.Detach().Clone();
     }
 }

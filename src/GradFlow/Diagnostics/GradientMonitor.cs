@@ -155,7 +155,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
                 Merge(ref global, acc);
                 if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
             }
-            double paramNorm = p.Norm().Item();
+            double paramNorm = ParamNorm(p);
             la.ParamSq += paramNorm * paramNorm;
             if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
             layerAcc[layer] = la;
@@ -176,6 +176,10 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             Parameters = parameters, Layers = layers, Flow = flow, Activations = activations,
         };
     }
+
+    // Sum of squares straight off the span (the tensor op Norm allocated a result tensor per parameter per step).
+    private static double ParamNorm(Tensor p) =>
+        p.DType == DType.Float32 && p.IsContiguous ? Math.Sqrt(ActivationKernels.Moments(p.Span<float>()).SumSquares) : p.Norm().Item();
 
     private static void Merge(ref StatsAccumulator into, in StatsAccumulator from)
     {

@@ -9,6 +9,7 @@ public static partial class Functional
         Guard.NotNull(weight, nameof(Linear), nameof(weight));
         if (weight.Rank != 2 || input.Rank == 0 || input.Size(-1) != weight.Size(1))
             Guard.Throw(nameof(Linear), $"input {Guard.Shape(input)} does not fit weight {Guard.Shape(weight)}: the input's last dim must be {(weight.Rank == 2 ? weight.Size(1) : "in_features")}.");
+        if (Tensor.Linear(input, weight, bias) is { } fused) return fused;
         var y = input.MatMul(weight.T);
         return bias is null ? y : y + bias;
     }

@@ -35,7 +35,24 @@ public abstract partial class Module
     /// The module's dotted path from the top-level module that owns it ("" for the top level,
     /// "encoder.layers.0.linear1" deeper down), as in <see cref="NamedModules"/>.
     /// </summary>
-    public string Path => _parent is null ? "" : Join(_parent.Path, _nameInParent);
+    public string Path
+    {
+        get
+        {
+            // Cached: Call enters this scope on every forward. A path changes only when an ancestor gains a parent.
+            int version = Volatile.Read(ref s_treeVersion);
+            if (_path is null || _pathVersion != version)
+            {
+                _path = _parent is null ? "" : Join(_parent.Path, _nameInParent);
+                _pathVersion = version;
+            }
+            return _path;
+        }
+    }
+
+    private static int s_treeVersion;
+    private string? _path;
+    private int _pathVersion;
 
     private static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
 
@@ -71,6 +88,7 @@ public abstract partial class Module
         {
             module._parent = this;
             module._nameInParent = name;
+            Interlocked.Increment(ref s_treeVersion);
         }
         return module;
     }

@@ -31,8 +31,18 @@ public abstract partial class Module
     public Tensor Call(Tensor input)
     {
         Guard.NotNull(input, TypeName, nameof(input));
+        if (HasNoHooks)
+        {
+            // No hooks: the pipeline reduces to the scope, without its arrays and closure (per-call overhead of small models).
+            using var scope = Autograd.Scope(Path);
+            return Forward(input);
+        }
         return Invoke([input], xs => [Forward(xs[0])])[0];
     }
+
+    /// <summary>True when no hook of any kind is registered: a Call overload may then skip <see cref="Invoke"/>.</summary>
+    private protected bool HasNoHooks =>
+        _preHooks is not { Count: > 0 } && _forwardHooks is not { Count: > 0 } && _backwardHooks is not { Count: > 0 };
 
     /// <summary>
     /// The call pipeline every Call overload uses: forward pre-hooks (may replace inputs), backward-hook

@@ -71,9 +71,16 @@ public sealed partial class Tensor
         int d = Guard.IndexedDim(dim, this, nameof(Split));
         if (sizes.Sum() != ShapeArray[d] || sizes.Any(s => s < 0))
             Guard.ThrowArg(nameof(Split), nameof(sizes), $"sizes {Guard.Shape(sizes)} do not add up to dim {d} of shape {Guard.Shape(this)}.");
+        // One op with a view per piece (PyTorch's split_with_sizes): its backward is one Cat of the pieces'
+        // gradients, where separate Narrows would each embed their piece in a full-size zero tensor to be summed.
         var parts = new Tensor[sizes.Length];
-        for (int i = 0, at = 0; i < sizes.Length; at += sizes[i], i++) parts[i] = Narrow(d, at, sizes[i]);
-        return parts;
+        for (int i = 0, at = 0; i < sizes.Length; at += sizes[i], i++)
+        {
+            var shape = (int[])ShapeArray.Clone();
+            shape[d] = sizes[i];
+            parts[i] = AsStridedView(shape, (int[])StridesArray.Clone(), Offset + (at * StridesArray[d]));
+        }
+        return Autograd.Record(nameof(Split), parts, Autograd.NeedsGrad(this) ? new SplitBackward(d, sizes, ShapeArray) : null, [this]);
     }
 
     /// <summary>Splits into <paramref name="chunks"/> nearly equal pieces along a dim.</summary>
@@ -91,5 +98,23 @@ internal sealed class CatBackward(int dim, int[] sizes) : Node
     {
         var parts = g[0]!.Split(sizes, dim);
         return parts;
+    }
+}
+
+internal sealed class SplitBackward(int dim, int[] sizes, int[] inputShape) : Node(sizes.Length)
+{
+    // The pieces' gradients side by side, zeros for pieces that received none: a Cat, itself differentiable.
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var dtype = Array.Find(g, t => t is not null)!.DType;
+        var parts = new Tensor[sizes.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (g[i] is { } gi) { parts[i] = gi; continue; }
+            var shape = (int[])inputShape.Clone();
+            shape[dim] = sizes[i];
+            parts[i] = Tensor.Zeros(shape, dtype);
+        }
+        return [parts.Length == 1 ? parts[0] : Tensor.Cat(parts, dim)];
     }
 }

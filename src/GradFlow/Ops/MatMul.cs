@@ -47,16 +47,31 @@ public sealed partial class Tensor
         return Autograd.Record(nameof(MatMul), y, Autograd.NeedsGrad(a, b) ? new MatMulBackward(a, b) : null, a, b);
     }
 
+    // Each batch entry is a strided 2-d view of the operands (stride 0 along broadcast batch dims), so a
+    // transposed key (q k^T in attention) or a broadcast weight reaches GEMM as a flag, not as a copy of the
+    // whole expanded operand; only a slice no GEMM layout fits is copied (by Mm).
     private static Tensor BatchedMm(Tensor a, Tensor b, int m, int k, int n)
     {
         var batch = Shapes.Broadcast(a.ShapeArray.AsSpan(0, a.Rank - 2), b.ShapeArray.AsSpan(0, b.Rank - 2), nameof(MatMul));
         int count = Shapes.Count(batch);
-        var ae = a.ExpandRaw([.. batch, m, k]).ContiguousRaw();
-        var be = b.ExpandRaw([.. batch, k, n]).ContiguousRaw();
+        var sa = Shapes.BroadcastStrides(a.ShapeArray.AsSpan(0, a.Rank - 2), a.StridesArray.AsSpan(0, a.Rank - 2), batch);
+        var sb = Shapes.BroadcastStrides(b.ShapeArray.AsSpan(0, b.Rank - 2), b.StridesArray.AsSpan(0, b.Rank - 2), batch);
+        int[] aShape = [m, k], aStrides = [a.StridesArray[^2], a.StridesArray[^1]];
+        int[] bShape = [k, n], bStrides = [b.StridesArray[^2], b.StridesArray[^1]];
+        int[] yShape = [m, n], yStrides = [n, 1];
         var y = Empty([.. batch, m, n], a.DType);
         for (int i = 0; i < count; i++)
-            Mm(ae.AsStridedView([m, k], [k, 1], ae.Offset + i * m * k), be.AsStridedView([k, n], [n, 1], be.Offset + i * k * n),
-               y.AsStridedView([m, n], [n, 1], i * m * n));
+        {
+            int offA = a.Offset, offB = b.Offset;
+            for (int d = batch.Length - 1, rest = i; d >= 0; d--)
+            {
+                int index = rest % batch[d];
+                rest /= batch[d];
+                offA += index * sa[d];
+                offB += index * sb[d];
+            }
+            Mm(a.AsStridedView(aShape, aStrides, offA), b.AsStridedView(bShape, bStrides, offB), y.AsStridedView(yShape, yStrides, i * m * n));
+        }
         return y;
     }
 
@@ -109,10 +124,20 @@ internal sealed class MatMulBackward : Node
             if (b.Rank == 2 && a.Rank > 2)
             {
                 int k = a.ShapeArray[^1], n = b.ShapeArray[^1];
-                gb = a.Reshape(-1, k).T.MatMul(gc.Reshape(-1, n));
+                gb = RightGradient(a.Reshape(-1, k), gc.Reshape(-1, n), b);
             }
+            else if (b.Rank == 2 && a.Rank == 2) gb = RightGradient(a, gc, b);
             else gb = Tensor.SumTo(a.Transpose(-1, -2).MatMul(gc), b.ShapeArray);
         }
         return [ga, gb];
     }
+
+    // dB = A^T dC laid out as B is: for B a transposed view (x W^T in Linear), dB^T = dC^T A is computed
+    // contiguous and returned as its transpose, so W's gradient arrives contiguous (as PyTorch's
+    // mm_mat2_backward does) instead of being copied through strides at accumulation.
+    private static Tensor RightGradient(Tensor a, Tensor gc, Tensor b) =>
+        IsTransposedLayout(b) ? gc.T.MatMul(a).T : a.T.MatMul(gc);
+
+    private static bool IsTransposedLayout(Tensor b) =>
+        b.StridesArray[0] == 1 && b.ShapeArray[1] > 1 && b.StridesArray[1] == b.ShapeArray[0];
 }

@@ -62,6 +62,21 @@ public sealed partial class Tensor
         }
     }
 
+    /// <summary>
+    /// An activation's input gradient op(g, y) in one pass, when no graph is being recorded and g and the saved
+    /// output y are contiguous float tensors of one shape; null otherwise (the caller composes tensor ops).
+    /// </summary>
+    internal static Tensor? FusedGrad<TOp>(Tensor g, Tensor y) where TOp : struct, IBinaryOp
+    {
+        if (Autograd.IsGradEnabled || g.DType != y.DType || !g.DType.IsFloatingPoint() || !Shapes.Equal(g.ShapeArray, y.ShapeArray)
+            || !g.IsContiguous || !y.IsContiguous)
+            return null;
+        var dx = Empty(g.ShapeArray, g.DType);
+        if (g.DType == DType.Float32) Elementwise.Binary<TOp, float>(g.Span<float>(), y.Span<float>(), dx.Span<float>());
+        else Elementwise.Binary<TOp, double>(g.Span<double>(), y.Span<double>(), dx.Span<double>());
+        return dx;
+    }
+
     /// <summary>y = x op s (or s op x when <paramref name="scalarLeft"/>).</summary>
     internal static Tensor MapScalar<TOp>(Tensor x, double s, bool scalarLeft, string op) where TOp : struct, IBinaryOp
     {

@@ -1,3 +1,5 @@
+using GradFlow.Kernels;
+
 namespace GradFlow;
 
 // 2-d pooling over (N, C, H, W), built on Im2Col: each plane becomes the columns of its windows,
@@ -9,8 +11,24 @@ public sealed partial class Tensor
     /// <summary>Max over each window; x is (N, C, H, W).</summary>
     internal static Tensor MaxPool2d(Tensor x, Window2d g)
     {
+        if (x.Rank == 4 && g.Dh == 1 && g.Dw == 1 && x.IsContiguous && x.DType != DType.Int64 && g.Ph * 2 <= g.Kh && g.Pw * 2 <= g.Kw)
+            return MaxPool2dDirect(x, g);
         var (cols, n, c) = PoolColumns(x, g, double.NegativeInfinity, "MaxPool2d");
         return cols.Max(1).Values.Reshape(n, c, g.OutH, g.OutW);
+    }
+
+    // Undilated max pooling straight on the planes (Kernels/Conv/Pool2dCore): no window columns, and the
+    // winners' plane offsets are kept for backward. Same winners as the column path: the first maximum, NaN wins.
+    private static Tensor MaxPool2dDirect(Tensor x, Window2d g)
+    {
+        int n = x.ShapeArray[0], c = x.ShapeArray[1];
+        var y = Empty([n, c, g.OutH, g.OutW], x.DType);
+        var indices = new int[y.NumEl];
+        if (x.DType == DType.Float32)
+            Pool2dKernels.MaxPool2dForward(x.Span<float>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<float>(), indices);
+        else
+            Pool2dKernels.MaxPool2dForward(x.Span<double>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<double>(), indices);
+        return Autograd.Record("MaxPool2d", y, Autograd.NeedsGrad(x) ? new MaxPool2dBackward(x.ShapeArray, g, indices) : null, x);
     }
 
     /// <summary>Mean over each window; padding counts as zeros unless <paramref name="countIncludePad"/> is false.</summary>
@@ -52,5 +70,28 @@ public sealed partial class Tensor
             for (int k = start; k < end; k++) m[i * size + k] = 1.0 / (end - start);
         }
         return FromArray(m, outSize, size).To(dtype);
+    }
+}
+
+internal sealed class MaxPool2dBackward(int[] inputShape, Window2d g, int[] indices) : Node
+{
+    // Each output's gradient goes to its window's winner: a scatter-add into each input plane. Without
+    // createGraph it is the span kernel; with it, ScatterAdd, which is itself differentiable (its backward gathers).
+    protected internal override Tensor?[] Backward(Tensor?[] grads)
+    {
+        var gy = grads[0]!;
+        int n = inputShape[0], c = inputShape[1];
+        if (!Autograd.IsGradEnabled && gy.IsContiguous)
+        {
+            var gx = Tensor.Empty(inputShape, gy.DType);
+            if (gy.DType == DType.Float32)
+                Pool2dKernels.MaxPool2dBackward(gy.Span<float>(), indices, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<float>());
+            else
+                Pool2dKernels.MaxPool2dBackward(gy.Span<double>(), indices, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<double>());
+            return [gx];
+        }
+        var index = Tensor.FromArray(Array.ConvertAll(indices, i => (long)i), n * c, g.OutH * g.OutW);
+        var planes = Tensor.Zeros([n * c, g.H * g.W], gy.DType).ScatterAdd(1, index, gy.Reshape(n * c, g.OutH * g.OutW));
+        return [planes.Reshape(inputShape)];
     }
 }

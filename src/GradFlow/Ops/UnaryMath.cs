@@ -126,6 +126,8 @@ internal sealed class CosBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g) => [-g[0]! * Saved(0).Sin()];
 }
 
+// Tanh, Sigmoid and Relu differentiate from their saved output. Without createGraph the formula runs as one
+// fused kernel pass (Kernels/ActivationGradOps.cs); with it, as the tensor ops below, so it can be differentiated again.
 internal sealed class TanhBackward : Node
 {
     public TanhBackward(Tensor y) => Save(y);
@@ -133,7 +135,7 @@ internal sealed class TanhBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         var y = Saved(0);
-        return [g[0]! * (1.0 - y * y)];
+        return [Tensor.FusedGrad<TanhGradOp>(g[0]!, y) ?? g[0]! * (1.0 - y * y)];
     }
 }
 
@@ -144,7 +146,7 @@ internal sealed class SigmoidBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         var y = Saved(0);
-        return [g[0]! * y * (1.0 - y)];
+        return [Tensor.FusedGrad<SigmoidGradOp>(g[0]!, y) ?? g[0]! * y * (1.0 - y)];
     }
 }
 
@@ -152,7 +154,11 @@ internal sealed class ReluBackward : Node
 {
     public ReluBackward(Tensor y) => Save(y);
     // The gradient passes where the output is positive; 0 at 0, as in PyTorch.
-    protected internal override Tensor?[] Backward(Tensor?[] g) => [g[0]! * Saved(0).Gt(0.0)];
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var y = Saved(0);
+        return [Tensor.FusedGrad<ReluGradOp>(g[0]!, y) ?? g[0]! * y.Gt(0.0)];
+    }
 }
 
 internal sealed class ClampBackward : Node

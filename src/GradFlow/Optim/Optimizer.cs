@@ -82,6 +82,7 @@ public abstract class Optimizer
         using var keep = TensorArena.Suspend();
         var observers = _observers;
         bool measure = observers.Length > 0;
+        using var _ = TensorArena.Suspend(); // state created here (momentum, moments) outlives the step
         int index = 0;
         for (int gi = 0; gi < _groups.Count; gi++)
         {

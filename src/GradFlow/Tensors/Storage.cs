@@ -16,6 +16,12 @@ internal sealed class Storage
     internal bool Released;
     internal bool Kept;
 
+    /// <summary>Allocated by a node's backward (not recording a graph): a fresh gradient no user code holds yet.</summary>
+    internal bool FromBackward;
+
+    /// <summary>Seen by code outside the engine (a hook, RetainGrad, a caller's gradient) or already adopted as a leaf's Grad.</summary>
+    internal bool Exposed;
+
     public Storage(Array data, DType dtype)
     {
         _data = data;
@@ -38,9 +44,11 @@ internal sealed class Storage
 
     public static Storage Allocate(DType dtype, int length, bool zeroed = true)
     {
-        if (TensorArena.Current is { } arena && arena.ShouldPool)
-            return arena.Allocate(dtype, length, zeroed);
-        return new Storage(NewArray(dtype, length, zeroed), dtype);
+        var storage = TensorArena.Current is { } arena && arena.ShouldPool
+            ? arena.Allocate(dtype, length, zeroed)
+            : new Storage(NewArray(dtype, length, zeroed), dtype);
+        storage.FromBackward = Autograd.t_backwardDepth > 0 && !Autograd.IsGradEnabled;
+        return storage;
     }
 
     internal static Array NewArray(DType dtype, int length, bool zeroed) => dtype switch

@@ -79,4 +79,25 @@ public class TensorArenaTests
         using (arena.Step())
             Assert.Throws<InvalidOperationException>(() => arena.Step());
     }
+
+    [Fact]
+    public void OptimizerStateCreatedInsideAStepSurvivesIt()
+    {
+        var g = new Generator(2);
+        var (w1, w2) = Params(g);
+        var x = Tensor.Randn([16, 64], DType.Float32, g);
+        var sgd = new GradFlow.Optim.SGD([w1, w2], lr: 0.01, momentum: 0.9);
+        var arena = new TensorArena();
+        for (int i = 0; i < 3; i++)
+        {
+            using (arena.Step())
+            {
+                sgd.ZeroGrad();
+                Loss(x, w1, w2).Backward();
+                sgd.Step(); // the momentum buffer made in step 1 is read in steps 2 and 3
+            }
+        }
+        Assert.Equal(3, sgd.StepCount);
+        Assert.NotNull(sgd.GetState(w1)!.Buffers["momentum_buffer"].ToArray<float>());
+    }
 }

@@ -11,6 +11,12 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
     /// </summary>
     public static void MaxForward(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output, Span<int> indices)
     {
+        if (g is { KH: 2, KW: 2, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0 })
+        {
+            MaxForward2x2(g, input, output, indices);
+            return;
+        }
+
         int plane = g.H * g.W, outPlane = g.OH * g.OW;
         for (int p = 0; p < g.Planes; p++)
         {
@@ -101,6 +107,43 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
                     }
                 }
             }
+        }
+    }
+
+    // The common 2x2 / stride 2 window without clipping or a window loop; the same winner as WindowMax
+    // (the first maximum in row-major order; a NaN replaces the running max).
+    private static void MaxForward2x2(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output, Span<int> indices)
+    {
+        int w = g.W, plane = g.H * w, o = 0;
+        for (int p = 0; p < g.Planes; p++)
+        {
+            var x = input.Slice(p * plane, plane);
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                int r0 = 2 * oy * w, r1 = r0 + w;
+                for (int ox = 0; ox < g.OW; ox++, o++)
+                {
+                    int i0 = r0 + (2 * ox);
+                    T max = x[i0];
+                    int best = i0;
+                    Step(x, i0 + 1, ref max, ref best);
+                    Step(x, r1 + (2 * ox), ref max, ref best);
+                    Step(x, r1 + (2 * ox) + 1, ref max, ref best);
+                    output[o] = max;
+                    indices[o] = best;
+                }
+            }
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Step(ReadOnlySpan<T> x, int i, ref T max, ref int best)
+    {
+        T v = x[i];
+        if (v > max || T.IsNaN(v))
+        {
+            max = v;
+            best = i;
         }
     }
 

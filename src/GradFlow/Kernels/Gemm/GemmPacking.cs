@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GradFlow.Kernels;
 
@@ -46,11 +48,33 @@ internal static unsafe class GemmPacking
         }
     }
 
-    // Source element (p, i) at src[p * ld + i]: each k step is one contiguous run.
+    // Source element (p, i) at src[p * ld + i]: each k step is one contiguous run. Full runs of a 512-bit
+    // kernel are two vectors (128 bytes): copied as vectors, since a memmove call per run cost as much as the copy.
     private static void PackRunsAlongPanel<T>(T* src, nint ld, int count, int kc, int width, T* dst)
         where T : unmanaged
     {
         nint bytes = count * sizeof(T);
+        if (count == width && bytes == 128 && Vector512.IsHardwareAccelerated)
+        {
+            for (int p = 0; p < kc; p++, src += ld, dst += width)
+            {
+                Vector512.Store(Vector512.Load((byte*)src), (byte*)dst);
+                Vector512.Store(Vector512.Load((byte*)src + 64), (byte*)dst + 64);
+            }
+            return;
+        }
+
+        if (count == width && bytes == 48 && Vector256.IsHardwareAccelerated)
+        {
+            // A panels of 12 floats (the 512-bit kernel's MR): 32 + 16 bytes.
+            for (int p = 0; p < kc; p++, src += ld, dst += width)
+            {
+                Vector256.Store(Vector256.Load((byte*)src), (byte*)dst);
+                Vector128.Store(Vector128.Load((byte*)src + 32), (byte*)dst + 32);
+            }
+            return;
+        }
+
         for (int p = 0; p < kc; p++, src += ld, dst += width)
         {
             Unsafe.CopyBlockUnaligned(dst, src, (uint)bytes);
@@ -68,6 +92,15 @@ internal static unsafe class GemmPacking
     private static void PackRunsAlongDepth<T>(T* src, nint ld, int count, int kc, int width, T* dst)
         where T : unmanaged
     {
+        if (typeof(T) == typeof(float) && count == width && (width == 12 || width % 16 == 0) && Avx512F.IsSupported)
+        {
+            int blocked = kc & ~15;
+            GemmTranspose.Pack16((float*)src, ld, count, blocked, (float*)dst);
+            src += blocked;
+            dst += blocked * width;
+            kc -= blocked;
+        }
+
         for (int p = 0; p < kc; p++, dst += width)
         {
             T* s = src + p;

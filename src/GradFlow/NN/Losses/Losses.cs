@@ -16,6 +16,11 @@ public abstract class Loss(Reduction reduction) : Module
     {
         Guard.NotNull(input, TypeName, nameof(input));
         Guard.NotNull(target, TypeName, nameof(target));
+        if (HasNoHooks)
+        {
+            using var scope = Autograd.Scope(Path);
+            return Forward(input, target);
+        }
         return Invoke([input, target], xs => [Forward(xs[0], xs[1])])[0];
     }
 

@@ -102,12 +102,12 @@ public abstract class RNNBase : Module
     {
         int steps = x.Size(0);
         Tensor? bih = w.Length > 2 ? w[2] : null, bhh = w.Length > 2 ? w[3] : null;
-        var proj = Functional.Linear(x, w[0], bih);
+        var proj = Functional.Linear(x, w[0], bih).Split(1); // one op: its backward is one Cat, not a sum of full-size slices
         var outputs = new Tensor[steps];
         for (int s = 0; s < steps; s++)
         {
             int t = reverse ? steps - 1 - s : s;
-            (h, c) = Cell(proj.Select(0, t), h, c, w[1], bhh);
+            (h, c) = Cell(proj[t].Squeeze(0), h, c, w[1], bhh);
             outputs[t] = h;
         }
         return (Tensor.Stack(outputs), h, c);

@@ -1,0 +1,35 @@
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Bench.Cases;
+
+/// <summary>
+/// Conv2d(1,32,3) ReLU MaxPool2 Conv2d(32,64,3) ReLU MaxPool2 Flatten Linear(1600,128) ReLU Linear(128,10);
+/// batch 64 of 1x28x28, cross entropy, Adam; torch twin "cnn".
+/// </summary>
+internal sealed class CnnCase : TrainingCase
+{
+    private const int Batch = 64;
+    private Sequential _model = null!;
+    private readonly CrossEntropyLoss _lossFn = new();
+    private Tensor _x = null!, _y = null!;
+
+    public override string Name => "cnn";
+
+    // conv1 26x26x32x9, conv2 11x11x64x(32x9), fc 1600x128 + 128x10; forward + two backward products.
+    public override double FlopsPerStep => 3 * 2.0 * Batch * ((26 * 26 * 32 * 9) + (11 * 11 * 64 * 32 * 9) + (1600 * 128) + (128 * 10));
+
+    protected override (Module, Optimizer) Build()
+    {
+        var g = new Generator(0);
+        _model = new Sequential(
+            new Conv2d(1, 32, 3, generator: g), new ReLU(), new MaxPool2d(2),
+            new Conv2d(32, 64, 3, generator: g), new ReLU(), new MaxPool2d(2),
+            new Flatten(), new Linear(1600, 128, generator: g), new ReLU(), new Linear(128, 10, generator: g));
+        _x = BenchData.Wave(0, Batch, 1, 28, 28);
+        _y = BenchData.Labels(Batch, 10);
+        return (_model, new Adam(_model.Parameters(), lr: 1e-3));
+    }
+
+    protected override Tensor Loss() => _lossFn.Call(_model.Call(_x), _y);
+}

@@ -1,0 +1,97 @@
+using GradFlow.Diagnostics;
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Bench;
+
+/// <summary>
+/// A training step as a user writes it: zero the gradients, forward, loss, backward, optimiser step,
+/// all inside a <see cref="TensorArena"/> step so the step's activation and gradient buffers are recycled.
+/// A subclass builds the model, the optimiser and the inputs (identical to bench/torch_bench.py's twin).
+/// </summary>
+internal abstract class TrainingCase : IBenchCase
+{
+    private readonly TensorArena _arena = new();
+    private GradientMonitor? _monitor;
+    private Module _model = null!;
+    private Optimizer _optimizer = null!;
+
+    public abstract string Name { get; }
+
+    public virtual double FlopsPerStep => 0;
+
+    /// <summary>Run each step inside the arena (the default); off, to measure what the arena saves.</summary>
+    public bool UseArena { get; set; } = true;
+
+    public void Setup() => (_model, _optimizer) = Build();
+
+    /// <summary>The model, its optimiser and (in fields of the subclass) the batch.</summary>
+    protected abstract (Module Model, Optimizer Optimizer) Build();
+
+    /// <summary>Forward and loss of one batch.</summary>
+    protected abstract Tensor Loss();
+
+    public void Step()
+    {
+        if (!UseArena)
+        {
+            Once();
+            return;
+        }
+        using (_arena.Step()) Once();
+    }
+
+    private void Once()
+    {
+        _optimizer.ZeroGrad();
+        var loss = Loss();
+        loss.Backward();
+        _optimizer.Step();
+    }
+
+    /// <summary>Attaches (or detaches) a <see cref="GradientMonitor"/> recording every statistic every step.</summary>
+    public void SetMonitor(bool on)
+    {
+        _monitor?.Dispose();
+        _monitor = on ? GradientMonitor.Attach(_model, _optimizer) : null;
+    }
+}
+
+/// <summary>
+/// The monitor-on twin of a training case: the runner alternates blocks of steps with and without a
+/// <see cref="GradientMonitor"/> attached to one model, so both see the same machine load.
+/// </summary>
+internal sealed class MonitorCase(TrainingCase inner) : IBenchCase
+{
+    public TrainingCase Inner { get; } = inner;
+
+    public string Name => Inner.Name + "_monitor";
+
+    public double FlopsPerStep => Inner.FlopsPerStep;
+
+    public void Setup() => Inner.Setup();
+
+    public void Step() => Inner.Step();
+}
+
+/// <summary>Deterministic inputs both sides compute the same way (torch_bench.py's <c>wave</c> and <c>labels</c>).</summary>
+internal static class BenchData
+{
+    /// <summary>x[i] = sin(0.1 i + phase) as float32, shaped.</summary>
+    public static Tensor Wave(double phase, params int[] shape)
+    {
+        int n = 1;
+        foreach (int s in shape) n *= s;
+        var data = new float[n];
+        for (int i = 0; i < n; i++) data[i] = (float)Math.Sin((0.1 * i) + phase);
+        return Tensor.FromArray(data, shape);
+    }
+
+    /// <summary>Class labels (7 i) mod classes, int64.</summary>
+    public static Tensor Labels(int n, int classes)
+    {
+        var data = new long[n];
+        for (int i = 0; i < n; i++) data[i] = 7L * i % classes;
+        return Tensor.FromArray(data, n);
+    }
+}

@@ -1,0 +1,38 @@
+using GradFlow.Kernels;
+
+namespace GradFlow.Tests.Kernels;
+
+/// <summary>The 2x2 / stride 2 max-pool fast path against a plain reference, with ties and NaNs.</summary>
+public class MaxPool2x2Tests
+{
+    [Theory]
+    [InlineData(1, 1, 2, 2)]
+    [InlineData(2, 3, 7, 33)]
+    [InlineData(1, 2, 3, 1023)]
+    public void MatchesTheReferenceWithTiesAndNaNs(int n, int c, int h, int w)
+    {
+        var r = new Random(h * w);
+        var x = new float[n * c * h * w];
+        for (int i = 0; i < x.Length; i++)
+            x[i] = r.Next(10) switch { 0 => float.NaN, < 4 => 1f, _ => (float)r.Next(-3, 4) }; // many ties
+        int oh = h / 2, ow = w / 2;
+        var y = new float[n * c * oh * ow];
+        var idx = new int[y.Length];
+        Pool2dKernels.MaxPool2dForward(x, n, c, h, w, 2, 2, 2, 2, 0, 0, y, idx);
+        for (int p = 0, o = 0; p < n * c; p++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++, o++)
+                {
+                    float max = float.NegativeInfinity;
+                    int best = 0;
+                    foreach (var (dy, dx) in new[] { (0, 0), (0, 1), (1, 0), (1, 1) })
+                    {
+                        int at = ((2 * oy + dy) * w) + (2 * ox) + dx;
+                        float v = x[(p * h * w) + at];
+                        if (v > max || float.IsNaN(v) || (dy, dx) == (0, 0)) { max = v; best = at; }
+                    }
+                    Assert.Equal(best, idx[o]);
+                    Assert.Equal(max, y[o]);
+                }
+    }
+}
