@@ -137,6 +137,40 @@ internal static class Statistics
         acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += nonFinite - nans;
     }
 
+    /// <summary>
+    /// The raw sign+exponent histogram of a float span alone, from whole 256-value blocks spread evenly over it
+    /// when it holds more than <paramref name="maxSample"/> values (0: every value). Returns how many values
+    /// were counted and, in <paramref name="zeros"/>, how many of them were exact zeros.
+    /// </summary>
+    public static long Histogram(ReadOnlySpan<float> x, Span<long> rawHistogram, int maxSample, out long zeros)
+    {
+        const int Run = 256;
+        Span<int> table = stackalloc int[4 * FloatRawBins];
+        table.Clear();
+        int runs = (x.Length + Run - 1) / Run;
+        int take = maxSample <= 0 ? runs : Math.Min(runs, Math.Max(1, maxSample / Run));
+        long counted = 0;
+        zeros = 0;
+        for (int k = 0; k < take; k++)
+        {
+            int r = (int)((long)k * runs / take);   // evenly spaced runs, first and last included when all are taken
+            var block = x.Slice(r * Run, Math.Min(Run, x.Length - r * Run));
+            HistogramFloat(block, table);
+            counted += block.Length;
+            foreach (var v in block) if (v == 0) zeros++;
+            if ((k & 4095) == 4095) Flush(table, rawHistogram);
+        }
+        Flush(table, rawHistogram);
+        return counted;
+    }
+
+    private static void Flush(Span<int> table, Span<long> raw)
+    {
+        for (int b = 0; b < FloatRawBins; b++)
+            raw[b] += table[b] + table[FloatRawBins + b] + table[2 * FloatRawBins + b] + table[3 * FloatRawBins + b];
+        table.Clear();
+    }
+
     // Counts into four interleaved tables (t, of 4 x FloatRawBins; the caller sums them): separate tables break
     // the store-to-load dependency when neighbours share a bin. A block of at most 4096 values cannot overflow an int.
     private static void HistogramFloat(ReadOnlySpan<float> x, Span<int> t)

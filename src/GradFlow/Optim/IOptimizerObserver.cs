@@ -49,6 +49,9 @@ public readonly struct ParameterUpdate
 /// </summary>
 public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
 {
+    /// <summary>Σ p·Δp (old parameter times applied change): with the two sums of squares it gives ‖p + Δp‖ after the step.</summary>
+    public double ParamDotUpdate { get; init; }
+
     /// <summary>Sum of squares of the gradient's finite values, taken in the same pass.</summary>
     public double GradSumSq { get; init; }
 
@@ -69,7 +72,7 @@ public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
 
     internal static UpdateStats From(in Kernels.Optim.UpdateSums s) => new(s.UpdateSumSq, s.ParamSumSq)
     {
-        GradSumSq = s.GradSumSq, GradSumAbs = s.GradSumAbs, GradMaxAbs = s.GradMaxAbs,
+        ParamDotUpdate = s.ParamDotUpdate, GradSumSq = s.GradSumSq, GradSumAbs = s.GradSumAbs, GradMaxAbs = s.GradMaxAbs,
         GradZeros = s.GradZeros, GradNaNs = s.GradNaNs, GradInfs = s.GradInfs,
     };
 

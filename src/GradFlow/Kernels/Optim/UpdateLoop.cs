@@ -20,7 +20,7 @@ internal interface IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>
 /// </summary>
 internal record struct UpdateSums(double UpdateSumSq, double ParamSumSq)
 {
-    public double GradSumSq, GradSumAbs, GradMaxAbs;
+    public double ParamDotUpdate, GradSumSq, GradSumAbs, GradMaxAbs;
     public long GradZeros, GradNaNs, GradInfs;
 }
 
@@ -71,7 +71,7 @@ internal static class UpdateLoop
         where TM : struct, IMeasure
     {
         TV zero = TV.Create(T.Zero);
-        TV u = zero, p = zero, gsq = zero, gabs = zero, gmax = zero, gzero = zero, gnan = zero, ginf = zero;
+        TV u = zero, p = zero, pd = zero, gsq = zero, gabs = zero, gmax = zero, gzero = zero, gnan = zero, ginf = zero;
         nuint w = (nuint)TV.Count;
         for (; i + w <= n; i += w)
         {
@@ -81,6 +81,7 @@ internal static class UpdateLoop
                 var d = after - before;
                 u += d * d;
                 p += before * before;
+                pd += before * d;
                 var g = TV.Load(ref grad, i); // just read by the rule: in L1
                 var a = TV.Abs(TV.KeepFinite(g));
                 gsq += a * a;
@@ -95,6 +96,7 @@ internal static class UpdateLoop
         {
             sums.UpdateSumSq += double.CreateTruncating(TV.Sum(u));
             sums.ParamSumSq += double.CreateTruncating(TV.Sum(p));
+            sums.ParamDotUpdate += double.CreateTruncating(TV.Sum(pd));
             sums.GradSumSq += double.CreateTruncating(TV.Sum(gsq));
             sums.GradSumAbs += double.CreateTruncating(TV.Sum(gabs));
             sums.GradMaxAbs = Math.Max(sums.GradMaxAbs, MaxLane<T, TV>(gmax));
