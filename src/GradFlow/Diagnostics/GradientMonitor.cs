@@ -31,6 +31,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
     private readonly double?[] _updateSquares;
     private readonly UpdateStats?[] _measured;
+    private double _histogramShare; // this step's fraction of each gradient to histogram; 0: all of it
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
@@ -143,6 +144,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var parameters = new ParameterStats[_params.Length];
         var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
         var global = new StatsAccumulator();
+        long withGrad = 0;
+        foreach (var q in _params) if (q.Param.Grad is { } qg) withGrad += qg.NumEl;
+        _histogramShare = _options.HistogramSampleSize == 0 || withGrad <= _options.HistogramSampleSize ? 0 : (double)_options.HistogramSampleSize / withGrad;
         for (int i = 0; i < _params.Length; i++)
         {
             var (name, layer, p) = _params[i];
@@ -186,7 +190,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private (StatsAccumulator Acc, Log2Histogram? Hist) GradientStatistics(int index, Tensor g)
     {
         var acc = new StatsAccumulator();
-        bool sampled = _options.Histograms && g.DType == DType.Float32 && g.NumEl > _options.HistogramSampleSize && _options.HistogramSampleSize > 0;
+        int sample = _histogramShare == 0 ? 0 : Math.Max(256, (int)(g.NumEl * _histogramShare));
+        bool sampled = _options.Histograms && g.DType == DType.Float32 && sample > 0 && sample < g.NumEl;
         if (_measured[index] is not { } m || !g.IsContiguous)
         {
             if (!sampled)
@@ -210,7 +215,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         Span<long> raw = stackalloc long[Statistics.FloatRawBins];
         raw.Clear();
         var span = g.ContiguousRaw().Span<float>();
-        long counted = Statistics.Histogram(span, raw, sampled ? _options.HistogramSampleSize : 0, out long zeros);
+        long counted = Statistics.Histogram(span, raw, sampled ? sample : 0, out long zeros);
         var hist = Log2Histogram.FromFloatBins(raw, zeros);
         hist.Scale((double)span.Length / Math.Max(counted, 1));
         return (acc, hist);

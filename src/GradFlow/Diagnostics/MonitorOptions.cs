@@ -10,10 +10,11 @@ public sealed record MonitorOptions
     public bool Histograms { get; init; } = true;
 
     /// <summary>
-    /// A parameter's gradient histogram is counted exactly up to this many values; a larger gradient is counted on
-    /// evenly spread runs of 256 consecutive values totalling about this many, and the counts are scaled to its size
-    /// (the norms, means, maxima and zero/NaN/Inf counts stay exact). 0 counts every value. Counting costs about a
-    /// nanosecond a value, which on a 1M-parameter layer would be more than the monitor's whole budget.
+    /// How many gradient values a step's histograms count, over all parameters together. When the model has more,
+    /// each gradient is counted on evenly spread runs of 256 consecutive values, its share of this budget in
+    /// proportion to its size, and the counts are scaled to its size; norms, means, maxima and the zero/NaN/Inf
+    /// counts stay exact. 0 counts every value. Counting costs about a nanosecond a value: on a model with a few
+    /// million parameters, exact histograms every step would cost more than the rest of the monitor together.
     /// </summary>
     public int HistogramSampleSize { get; init; } = 65_536;
 

@@ -217,24 +217,38 @@ internal static class ActivationKernels
         return (sum, sumSq);
     }
 
-    /// <summary>Counts values below lo or above hi.</summary>
-    public static long CountOutside(ReadOnlySpan<float> y, float lo, float hi)
+    /// <summary>Sum, sum of squares and the count of values below lo or above hi, in one pass.</summary>
+    public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(ReadOnlySpan<float> y, float lo, float hi)
     {
-        long count = 0;
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated && y.Length >= 8)
+        double sum = 0, sumSq = 0;
+        long outside = 0;
+        var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        for (int start = 0; start < y.Length; start += 4096)
         {
-            var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-            var c = Vector256<int>.Zero;
-            for (; i + 8 <= y.Length; i += 8)
+            var block = y.Slice(start, Math.Min(4096, y.Length - start));
+            float s = 0, q = 0;
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated && block.Length >= 8)
             {
-                var v = Vector256.Create(y.Slice(i, 8));
-                c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+                var vs = Vector256<float>.Zero; var vq = Vector256<float>.Zero; var c = Vector256<int>.Zero;
+                for (; i + 8 <= block.Length; i += 8)
+                {
+                    var v = Vector256.Create(block.Slice(i, 8));
+                    vs += v;
+                    vq += v * v;
+                    c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+                }
+                s = Vector256.Sum(vs); q = Vector256.Sum(vq); outside += Vector256.Sum(c);
             }
-            count = Vector256.Sum(c);
+            for (; i < block.Length; i++)
+            {
+                float v = block[i];
+                s += v; q += v * v;
+                if (v < lo || v > hi) outside++;
+            }
+            sum += s; sumSq += q;
         }
-        for (; i < y.Length; i++) if (y[i] < lo || y[i] > hi) count++;
-        return count;
+        return (sum, sumSq, outside);
     }
 
     /// <summary>unitMax[u] = max(unitMax[u], max over outer and inner of y[o, u, i]) for a contiguous (outer, units, inner) block.</summary>
