@@ -124,6 +124,8 @@ public sealed class AnomalyMode : IAutogradObserver, IDisposable
 
     private static (long NaN, long Inf) CountNonFinite(Tensor t)
     {
+        // The common case, all finite, is one vectorised scan; counting happens only when something is wrong.
+        if (t.DType == DType.Float32 && t.IsContiguous && !Statistics.HasNonFinite(t.Span<float>())) return (0, 0);
         var acc = new StatsAccumulator();
         TensorStats.Accumulate(t, ref acc, histogram: false);
         return (acc.NaNs, acc.Infs);

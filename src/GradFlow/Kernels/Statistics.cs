@@ -137,6 +137,22 @@ internal static class Statistics
         acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += nonFinite - nans;
     }
 
+    /// <summary>True if any value is NaN or infinite: one compare and an OR per vector, no counting.</summary>
+    public static bool HasNonFinite(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && x.Length >= 16)
+        {
+            var inf = Vector512.Create(float.PositiveInfinity);
+            var bad = Vector512<float>.Zero;
+            for (; i + 16 <= x.Length; i += 16)
+                bad |= ~Vector512.LessThan(Vector512.Abs(Vector512.Create(x.Slice(i, 16))), inf); // NaN compares false
+            if (bad != Vector512<float>.Zero) return true;
+        }
+        for (; i < x.Length; i++) if (!float.IsFinite(x[i])) return true;
+        return false;
+    }
+
     /// <summary>
     /// The raw sign+exponent histogram of a float span alone, from whole 256-value blocks spread evenly over it
     /// when it holds more than <paramref name="maxSample"/> values (0: every value). Returns how many values
