@@ -32,11 +32,17 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             Array.Fill(_unitMax, float.NegativeInfinity);
         }
         SeenThisStep = true;
-        var (s, q) = ActivationKernels.Moments(y);
-        _sum += s; _sumSquares += q; _count += y.Length;
-        if (reluFamily) ActivationKernels.UnitMax(y, outer, units, inner, _unitMax);
-        else if (Op == "Sigmoid") _saturated += ActivationKernels.CountOutside(y, (float)epsilon, (float)(1 - epsilon));
-        else _saturated += ActivationKernels.CountOutside(y, (float)(-1 + epsilon), (float)(1 - epsilon));
+        _count += y.Length;
+        if (reluFamily)
+        {
+            var (s, q) = ActivationKernels.Moments(y);
+            _sum += s; _sumSquares += q;
+            ActivationKernels.UnitMax(y, outer, units, inner, _unitMax);
+            return;
+        }
+        float lo = Op == "Sigmoid" ? (float)epsilon : (float)(-1 + epsilon);
+        var (sum, sumSq, outside) = ActivationKernels.MomentsAndOutside(y, lo, (float)(1 - epsilon));
+        _sum += sum; _sumSquares += sumSq; _saturated += outside;
     }
 
     private static (int Outer, int Units, int Inner) Layout(Tensor t) => t.Rank switch

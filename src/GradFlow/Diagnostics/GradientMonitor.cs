@@ -30,6 +30,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly Dictionary<(string, string), ActivationTracker> _activations = [];
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
     private readonly double?[] _updateSquares;
+    private readonly UpdateStats?[] _measured;
+    private double _histogramShare; // this step's fraction of each gradient to histogram; 0: all of it
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
@@ -47,6 +49,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _params = namedParameters.Select(p => (p.Key, LayerOf(p.Key), p.Value)).ToArray();
         for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
         _updateSquares = new double?[_params.Length];
+        _measured = new UpdateStats?[_params.Length];
         _registration = Autograd.AddObserver(this);
     }
 
@@ -141,6 +144,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var parameters = new ParameterStats[_params.Length];
         var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
         var global = new StatsAccumulator();
+        long withGrad = 0;
+        foreach (var q in _params) if (q.Param.Grad is { } qg) withGrad += qg.NumEl;
+        _histogramShare = _options.HistogramSampleSize == 0 || withGrad <= _options.HistogramSampleSize ? 0 : (double)_options.HistogramSampleSize / withGrad;
         for (int i = 0; i < _params.Length; i++)
         {
             var (name, layer, p) = _params[i];
@@ -148,14 +154,14 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             TensorStats? gradStats = null;
             if (p.Grad is { } g)
             {
-                var acc = new StatsAccumulator();
-                var hist = TensorStats.Accumulate(g, ref acc, _options.Histograms);
+                var (acc, hist) = GradientStatistics(i, g);
                 gradStats = TensorStats.From(acc, hist);
                 Merge(ref la.Acc, acc);
                 Merge(ref global, acc);
                 if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
             }
-            double paramNorm = ParamNorm(p);
+            // After the step: |p + d|^2 = |p|^2 + 2 p.d + |d|^2, all three summed in the optimiser's pass.
+            double paramNorm = _measured[i] is { } m ? Math.Sqrt(Math.Max(0, m.ParamSumSq + 2 * m.ParamDotUpdate + m.UpdateSumSq)) : ParamNorm(p);
             la.ParamSq += paramNorm * paramNorm;
             if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
             layerAcc[layer] = la;
@@ -175,6 +181,44 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             Step = _step, Loss = loss, LearningRate = learningRate, GlobalGradNorm = globalNorm, ClippedGradNorm = _clipAfter,
             Parameters = parameters, Layers = layers, Flow = flow, Activations = activations,
         };
+    }
+
+    /// <summary>
+    /// A gradient's statistics: taken from the optimiser's update pass when it measured them (no pass here), else
+    /// one fused pass; the histogram is counted here, exactly or on a spread sample (MonitorOptions.HistogramSampleSize).
+    /// </summary>
+    private (StatsAccumulator Acc, Log2Histogram? Hist) GradientStatistics(int index, Tensor g)
+    {
+        var acc = new StatsAccumulator();
+        int sample = _histogramShare == 0 ? 0 : Math.Max(256, (int)(g.NumEl * _histogramShare));
+        bool sampled = _options.Histograms && g.DType == DType.Float32 && sample > 0 && sample < g.NumEl;
+        if (_measured[index] is not { } m || !g.IsContiguous)
+        {
+            if (!sampled)
+            {
+                var full = TensorStats.Accumulate(g, ref acc, _options.Histograms); // before the tuple copies acc
+                return (acc, full);
+            }
+            TensorStats.Accumulate(g, ref acc, histogram: false);
+        }
+        else
+        {
+            acc.Count = g.NumEl; acc.SumSquares = m.GradSumSq; acc.SumAbs = m.GradSumAbs; acc.MaxAbs = m.GradMaxAbs;
+            acc.Zeros = m.GradZeros; acc.NaNs = m.GradNaNs; acc.Infs = m.GradInfs;
+            if (!_options.Histograms) return (acc, null);
+            if (!sampled && g.DType != DType.Float32)
+            {
+                var unused = new StatsAccumulator();
+                return (acc, TensorStats.Accumulate(g, ref unused, histogram: true));
+            }
+        }
+        Span<long> raw = stackalloc long[Statistics.FloatRawBins];
+        raw.Clear();
+        var span = g.ContiguousRaw().Span<float>();
+        long counted = Statistics.Histogram(span, raw, sampled ? sample : 0, out long zeros);
+        var hist = Log2Histogram.FromFloatBins(raw, zeros);
+        hist.Scale((double)span.Length / Math.Max(counted, 1));
+        return (acc, hist);
     }
 
     // Sum of squares straight off the span (the tensor op Norm allocated a result tensor per parameter per step).
@@ -199,6 +243,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         _flow.Clear();
         Array.Clear(_updateSquares);
+        Array.Clear(_measured);
         _clipBefore = _clipAfter = null;
         _lossSum = 0;
         _lossCount = 0;
@@ -238,7 +283,12 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         }
     }
 
-    void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update) => ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
+    void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update)
+    {
+        ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
+        // The update pass also measured the gradient and the weights: BuildRecord then needs no pass of its own.
+        if (Recording && _paramIndex.TryGetValue(update.Param, out int i) && ReferenceEquals(update.Grad, update.Param.Grad)) _measured[i] = update.Stats;
+    }
 
     void IOptimizerObserver.OnStepCompleted(Optimizer optimizer) => EndStep(learningRate: optimizer.ParamGroups.Count > 0 ? optimizer.ParamGroups[0].Lr : null);
 

@@ -67,6 +67,19 @@ public sealed class Log2Histogram
         return h;
     }
 
+    /// <summary>Multiplies every count by <paramref name="factor"/> (rounded): a sampled histogram scaled to its tensor's size.</summary>
+    internal void Scale(double factor)
+    {
+        if (factor == 1) return;
+        for (int i = 0; i < BucketCount; i++)
+        {
+            Positive[i] = (long)Math.Round(Positive[i] * factor);
+            Negative[i] = (long)Math.Round(Negative[i] * factor);
+        }
+        Zero = (long)Math.Round(Zero * factor);
+        NonFinite = (long)Math.Round(NonFinite * factor);
+    }
+
     /// <summary>Collapses the raw sign+exponent bins of float64 values.</summary>
     internal static Log2Histogram FromDoubleBins(ReadOnlySpan<long> raw, long zeros)
     {

@@ -137,6 +137,56 @@ internal static class Statistics
         acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += nonFinite - nans;
     }
 
+    /// <summary>True if any value is NaN or infinite: one compare and an OR per vector, no counting.</summary>
+    public static bool HasNonFinite(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && x.Length >= 16)
+        {
+            var inf = Vector512.Create(float.PositiveInfinity);
+            var bad = Vector512<float>.Zero;
+            for (; i + 16 <= x.Length; i += 16)
+                bad |= ~Vector512.LessThan(Vector512.Abs(Vector512.Create(x.Slice(i, 16))), inf); // NaN compares false
+            if (bad != Vector512<float>.Zero) return true;
+        }
+        for (; i < x.Length; i++) if (!float.IsFinite(x[i])) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// The raw sign+exponent histogram of a float span alone, from whole 256-value blocks spread evenly over it
+    /// when it holds more than <paramref name="maxSample"/> values (0: every value). Returns how many values
+    /// were counted and, in <paramref name="zeros"/>, how many of them were exact zeros.
+    /// </summary>
+    public static long Histogram(ReadOnlySpan<float> x, Span<long> rawHistogram, int maxSample, out long zeros)
+    {
+        const int Run = 256;
+        Span<int> table = stackalloc int[4 * FloatRawBins];
+        table.Clear();
+        int runs = (x.Length + Run - 1) / Run;
+        int take = maxSample <= 0 ? runs : Math.Min(runs, Math.Max(1, maxSample / Run));
+        long counted = 0;
+        zeros = 0;
+        for (int k = 0; k < take; k++)
+        {
+            int r = (int)((long)k * runs / take);   // evenly spaced runs, first and last included when all are taken
+            var block = x.Slice(r * Run, Math.Min(Run, x.Length - r * Run));
+            HistogramFloat(block, table);
+            counted += block.Length;
+            foreach (var v in block) if (v == 0) zeros++;
+            if ((k & 4095) == 4095) Flush(table, rawHistogram);
+        }
+        Flush(table, rawHistogram);
+        return counted;
+    }
+
+    private static void Flush(Span<int> table, Span<long> raw)
+    {
+        for (int b = 0; b < FloatRawBins; b++)
+            raw[b] += table[b] + table[FloatRawBins + b] + table[2 * FloatRawBins + b] + table[3 * FloatRawBins + b];
+        table.Clear();
+    }
+
     // Counts into four interleaved tables (t, of 4 x FloatRawBins; the caller sums them): separate tables break
     // the store-to-load dependency when neighbours share a bin. A block of at most 4096 values cannot overflow an int.
     private static void HistogramFloat(ReadOnlySpan<float> x, Span<int> t)
@@ -183,24 +233,38 @@ internal static class ActivationKernels
         return (sum, sumSq);
     }
 
-    /// <summary>Counts values below lo or above hi.</summary>
-    public static long CountOutside(ReadOnlySpan<float> y, float lo, float hi)
+    /// <summary>Sum, sum of squares and the count of values below lo or above hi, in one pass.</summary>
+    public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(ReadOnlySpan<float> y, float lo, float hi)
     {
-        long count = 0;
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated && y.Length >= 8)
+        double sum = 0, sumSq = 0;
+        long outside = 0;
+        var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        for (int start = 0; start < y.Length; start += 4096)
         {
-            var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-            var c = Vector256<int>.Zero;
-            for (; i + 8 <= y.Length; i += 8)
+            var block = y.Slice(start, Math.Min(4096, y.Length - start));
+            float s = 0, q = 0;
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated && block.Length >= 8)
             {
-                var v = Vector256.Create(y.Slice(i, 8));
-                c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+                var vs = Vector256<float>.Zero; var vq = Vector256<float>.Zero; var c = Vector256<int>.Zero;
+                for (; i + 8 <= block.Length; i += 8)
+                {
+                    var v = Vector256.Create(block.Slice(i, 8));
+                    vs += v;
+                    vq += v * v;
+                    c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+                }
+                s = Vector256.Sum(vs); q = Vector256.Sum(vq); outside += Vector256.Sum(c);
             }
-            count = Vector256.Sum(c);
+            for (; i < block.Length; i++)
+            {
+                float v = block[i];
+                s += v; q += v * v;
+                if (v < lo || v > hi) outside++;
+            }
+            sum += s; sumSq += q;
         }
-        for (; i < y.Length; i++) if (y[i] < lo || y[i] > hi) count++;
-        return count;
+        return (sum, sumSq, outside);
     }
 
     /// <summary>unitMax[u] = max(unitMax[u], max over outer and inner of y[o, u, i]) for a contiguous (outer, units, inner) block.</summary>

@@ -48,6 +48,6 @@ public sealed class Adagrad : Optimizer
         var sums = param.DType == DType.Float32
             ? AdagradKernel.Step(param.Span<float>(), grad.Span<float>(), s.Span<float>(), lr, lrDecay, eps, wd, maximize, state.Step, measure)
             : AdagradKernel.Step(param.Span<double>(), grad.Span<double>(), s.Span<double>(), lr, lrDecay, eps, wd, maximize, state.Step, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 }

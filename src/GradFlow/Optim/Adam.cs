@@ -61,7 +61,7 @@ public class Adam : Optimizer
                 lr, b1, b2, eps, wd, Decoupled, amsgrad, maximize, state.Step, measure)
             : AdamKernel.Step(param.Span<double>(), grad.Span<double>(), m.Span<double>(), v.Span<double>(), vmax is null ? default : vmax.Span<double>(),
                 lr, b1, b2, eps, wd, Decoupled, amsgrad, maximize, state.Step, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 }
 

@@ -43,11 +43,39 @@ public readonly struct ParameterUpdate
 }
 
 /// <summary>
-/// Sums of squares taken while the update ran: of the applied change (new − old, so weight decay and
-/// rounding included) and of the parameter before it.
+/// Sums taken while the update ran: squares of the applied change (new − old, so weight decay and
+/// rounding included) and of the parameter before it, and the gradient's statistics, so a monitor
+/// needs no pass of its own over weights or gradients.
 /// </summary>
 public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
 {
+    /// <summary>Σ p·Δp (old parameter times applied change): with the two sums of squares it gives ‖p + Δp‖ after the step.</summary>
+    public double ParamDotUpdate { get; init; }
+
+    /// <summary>Sum of squares of the gradient's finite values, taken in the same pass.</summary>
+    public double GradSumSq { get; init; }
+
+    /// <summary>Sum of |g| over the gradient's finite values.</summary>
+    public double GradSumAbs { get; init; }
+
+    /// <summary>Largest finite |g|.</summary>
+    public double GradMaxAbs { get; init; }
+
+    /// <summary>Exact zeros in the gradient.</summary>
+    public long GradZeros { get; init; }
+
+    /// <summary>NaN values in the gradient.</summary>
+    public long GradNaNs { get; init; }
+
+    /// <summary>Infinite values in the gradient.</summary>
+    public long GradInfs { get; init; }
+
+    internal static UpdateStats From(in Kernels.Optim.UpdateSums s) => new(s.UpdateSumSq, s.ParamSumSq)
+    {
+        ParamDotUpdate = s.ParamDotUpdate, GradSumSq = s.GradSumSq, GradSumAbs = s.GradSumAbs, GradMaxAbs = s.GradMaxAbs,
+        GradZeros = s.GradZeros, GradNaNs = s.GradNaNs, GradInfs = s.GradInfs,
+    };
+
     /// <summary>‖Δp‖₂.</summary>
     public double UpdateNorm => Math.Sqrt(UpdateSumSq);
 

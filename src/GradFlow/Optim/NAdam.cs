@@ -62,6 +62,6 @@ public sealed class NAdam : Optimizer
         var sums = param.DType == DType.Float32
             ? NAdamKernel.Step(param.Span<float>(), grad.Span<float>(), m.Span<float>(), v.Span<float>(), b1, b2, eps, wd, gradCoeff, avgCoeff, t, measure)
             : NAdamKernel.Step(param.Span<double>(), grad.Span<double>(), m.Span<double>(), v.Span<double>(), b1, b2, eps, wd, gradCoeff, avgCoeff, t, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 }

@@ -49,6 +49,6 @@ public sealed class RAdam : Optimizer
         var sums = param.DType == DType.Float32
             ? RAdamKernel.Step(param.Span<float>(), grad.Span<float>(), m.Span<float>(), v.Span<float>(), lr, b1, b2, eps, wd, state.Step, measure)
             : RAdamKernel.Step(param.Span<double>(), grad.Span<double>(), m.Span<double>(), v.Span<double>(), lr, b1, b2, eps, wd, state.Step, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 }

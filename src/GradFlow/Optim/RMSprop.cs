@@ -57,7 +57,7 @@ public sealed class RMSprop : Optimizer
                 lr, alpha, eps, wd, momentum, centered, maximize, measure)
             : RmspropKernel.Step(param.Span<double>(), grad.Span<double>(), s.Span<double>(), a is null ? default : a.Span<double>(), b is null ? default : b.Span<double>(),
                 lr, alpha, eps, wd, momentum, centered, maximize, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 
     // An option switched on after the first step gets its buffer then, starting from zero.

@@ -55,6 +55,6 @@ public sealed class SGD : Optimizer
         var sums = param.DType == DType.Float32
             ? SgdKernel.Step(param.Span<float>(), grad.Span<float>(), buf is null ? default : buf.Span<float>(), lr, momentum, dampening, wd, nesterov, maximize, first, measure)
             : SgdKernel.Step(param.Span<double>(), grad.Span<double>(), buf is null ? default : buf.Span<double>(), lr, momentum, dampening, wd, nesterov, maximize, first, measure);
-        return new UpdateStats(sums.UpdateSumSq, sums.ParamSumSq);
+        return UpdateStats.From(sums);
     }
 }

@@ -230,3 +230,48 @@ public class GradientMonitorClippingTests
         Assert.Equal(1.0, record.Parameters[0].Gradient!.L2Norm, 5); // statistics are of the clipped gradient
     }
 }
+
+public class GradientMonitorFusedStatisticsTests
+{
+    [Fact]
+    public void StatisticsFromTheOptimiserPassEqualASeparatePass()
+    {
+        Generator.Default.ManualSeed(31);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(300, 400), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(400, 5));
+        var opt = new GradFlow.Optim.Adam(model.Parameters(), lr: 1e-2);
+        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { HistogramSampleSize = 0 });
+        var x = Tensor.Randn([16, 300], DType.Float32, new Generator(4));
+        opt.ZeroGrad();
+        model.Call(x).Pow(2).Mean().Backward();
+        var expected = model.NamedParameters().ToDictionary(p => p.Name, p => TensorStats.Of(p.Parameter.Grad!));
+        opt.Step();
+        foreach (var p in monitor.Latest!.Parameters)
+        {
+            var e = expected[p.Name];
+            var a = p.Gradient!;
+            Assert.Equal(e.L2Norm, a.L2Norm, 1e-5 * e.L2Norm);
+            Assert.Equal(e.MaxAbs, a.MaxAbs, 1e-12);
+            Assert.Equal(e.ZeroFraction, a.ZeroFraction, 12);
+            Assert.Equal(e.Histogram!.Positive, a.Histogram!.Positive);
+            Assert.Equal(e.Histogram!.Zero, a.Histogram!.Zero);
+            var param = model.NamedParameters().Single(q => q.Name == p.Name).Parameter;
+            Assert.Equal(param.Norm().Item(), p.ParamNorm, 1e-5 * p.ParamNorm); // after the step
+        }
+    }
+
+    [Fact]
+    public void LargeGradientsGetAScaledHistogramFromASpreadSample()
+    {
+        var w = Tensor.Zeros([1000, 1000], DType.Float32, requiresGrad: true);
+        using var monitor = new GradientMonitor([KeyValuePair.Create("big.weight", w)], new MonitorOptions { HistogramSampleSize = 65_536 }); // 1M values: sampled
+        // Gradient 3 everywhere on the first half of the rows, 0.25 on the rest: the sample must see both.
+        var scale = Tensor.Cat([Tensor.Full([500, 1000], 3.0), Tensor.Full([500, 1000], 0.25)]);
+        (w * scale).Sum().Backward();
+        var g = monitor.EndStep()!.Parameters[0].Gradient!;
+        Assert.Equal(Math.Sqrt(500_000 * 9 + 500_000 * 0.0625), g.L2Norm, 1e-3); // exact: not sampled
+        var h = g.Histogram!;
+        Assert.InRange(h.Total, 999_000, 1_001_000);
+        Assert.InRange(h.Positive[Log2Histogram.BucketOf(1)], 480_000, 520_000);  // 3 in [2, 4)
+        Assert.InRange(h.Positive[Log2Histogram.BucketOf(-2)], 480_000, 520_000); // 0.25 in [0.25, 0.5)
+    }
+}

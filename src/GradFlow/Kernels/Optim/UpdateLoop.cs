@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace GradFlow.Kernels.Optim;
 
@@ -13,8 +14,15 @@ internal interface IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>
     void Apply<TV>(nuint i, out TV before, out TV after) where TV : struct, IVec<TV, T>;
 }
 
-/// <summary>Sums of squares measured while updating: of the applied update (new - old) and of the old parameter.</summary>
-internal readonly record struct UpdateSums(double UpdateSumSq, double ParamSumSq);
+/// <summary>
+/// Sums measured while updating: squares of the applied update (new - old) and of the old parameter, and
+/// the gradient's statistics (over its finite values: squares, |g| sum and max; counts of zeros, NaN, Inf).
+/// </summary>
+internal record struct UpdateSums(double UpdateSumSq, double ParamSumSq)
+{
+    public double ParamDotUpdate, GradSumSq, GradSumAbs, GradMaxAbs;
+    public long GradZeros, GradNaNs, GradInfs;
+}
 
 internal interface IMeasure { static abstract bool On { get; } }
 internal readonly struct Measure : IMeasure { public static bool On => true; }
@@ -27,32 +35,43 @@ internal readonly struct NoMeasure : IMeasure { public static bool On => false; 
 /// </summary>
 internal static class UpdateLoop
 {
-    public static UpdateSums Run<TRule, T>(scoped ref TRule rule, int length, bool measure)
+    /// <summary>Runs the rule over the parameter; with <paramref name="measure"/>, also measures the update and <paramref name="grad"/> (the rule's gradient) in the same pass.</summary>
+    public static UpdateSums Run<TRule, T>(scoped ref TRule rule, int length, bool measure, ReadOnlySpan<T> grad)
         where TRule : struct, IUpdateRule<T>, allows ref struct
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        measure ? Run<TRule, T, Measure>(ref rule, length) : Run<TRule, T, NoMeasure>(ref rule, length);
+        measure ? Run<TRule, T, Measure>(ref rule, length, grad) : Run<TRule, T, NoMeasure>(ref rule, length, grad);
 
-    private static UpdateSums Run<TRule, T, TM>(scoped ref TRule rule, int length)
+    private static UpdateSums Run<TRule, T, TM>(scoped ref TRule rule, int length, ReadOnlySpan<T> grad)
         where TRule : struct, IUpdateRule<T>, allows ref struct
         where T : unmanaged, IFloatingPointIeee754<T>
         where TM : struct, IMeasure
     {
         nuint n = (nuint)length, i = 0;
-        double updateSq = 0, paramSq = 0;
-        if (V512<T>.IsSupported) i = Body<TRule, T, V512<T>, TM>(ref rule, i, n, ref updateSq, ref paramSq);
-        if (V256<T>.IsSupported) i = Body<TRule, T, V256<T>, TM>(ref rule, i, n, ref updateSq, ref paramSq);
-        Body<TRule, T, V1<T>, TM>(ref rule, i, n, ref updateSq, ref paramSq);
-        return new UpdateSums(updateSq, paramSq);
+        var sums = new UpdateSums();
+        ref T g = ref MemoryMarshal.GetReference(grad);
+        // Blocks keep the per-lane float sums and counts short enough to stay accurate (counts exact below 2^24).
+        for (nuint start = 0; start < n; start += Block)
+        {
+            nuint end = Math.Min(n, start + Block);
+            i = start;
+            if (V512<T>.IsSupported) i = Body<TRule, T, V512<T>, TM>(ref rule, ref g, i, end, ref sums);
+            if (V256<T>.IsSupported) i = Body<TRule, T, V256<T>, TM>(ref rule, ref g, i, end, ref sums);
+            Body<TRule, T, V1<T>, TM>(ref rule, ref g, i, end, ref sums);
+        }
+        return sums;
     }
 
+    private const nuint Block = 1 << 16;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static nuint Body<TRule, T, TV, TM>(scoped ref TRule rule, nuint i, nuint n, ref double updateSq, ref double paramSq)
+    private static nuint Body<TRule, T, TV, TM>(scoped ref TRule rule, ref T grad, nuint i, nuint n, ref UpdateSums sums)
         where TRule : struct, IUpdateRule<T>, allows ref struct
         where T : unmanaged, IFloatingPointIeee754<T>
         where TV : struct, IVec<TV, T>
         where TM : struct, IMeasure
     {
-        TV u = TV.Create(T.Zero), p = u;
+        TV zero = TV.Create(T.Zero);
+        TV u = zero, p = zero, pd = zero, gsq = zero, gabs = zero, gmax = zero, gzero = zero, gnan = zero, ginf = zero;
         nuint w = (nuint)TV.Count;
         for (; i + w <= n; i += w)
         {
@@ -62,14 +81,40 @@ internal static class UpdateLoop
                 var d = after - before;
                 u += d * d;
                 p += before * before;
+                pd += before * d;
+                var g = TV.Load(ref grad, i); // just read by the rule: in L1
+                var a = TV.Abs(TV.KeepFinite(g));
+                gsq += a * a;
+                gabs += a;
+                gmax = TV.Max(gmax, a);
+                gzero += TV.ZeroMask(g);
+                gnan += TV.NaNMask(g);
+                ginf += TV.InfMask(g);
             }
         }
         if (TM.On)
         {
-            updateSq += double.CreateTruncating(TV.Sum(u));
-            paramSq += double.CreateTruncating(TV.Sum(p));
+            sums.UpdateSumSq += double.CreateTruncating(TV.Sum(u));
+            sums.ParamSumSq += double.CreateTruncating(TV.Sum(p));
+            sums.ParamDotUpdate += double.CreateTruncating(TV.Sum(pd));
+            sums.GradSumSq += double.CreateTruncating(TV.Sum(gsq));
+            sums.GradSumAbs += double.CreateTruncating(TV.Sum(gabs));
+            sums.GradMaxAbs = Math.Max(sums.GradMaxAbs, MaxLane<T, TV>(gmax));
+            sums.GradZeros += long.CreateTruncating(TV.Sum(gzero));
+            sums.GradNaNs += long.CreateTruncating(TV.Sum(gnan));
+            sums.GradInfs += long.CreateTruncating(TV.Sum(ginf));
         }
         return i;
+    }
+
+    private static double MaxLane<T, TV>(TV v) where T : unmanaged, IFloatingPointIeee754<T> where TV : struct, IVec<TV, T>
+    {
+        // No horizontal max in IVec: spill the lanes (once per block).
+        Span<T> lanes = stackalloc T[TV.Count];
+        TV.Store(v, ref MemoryMarshal.GetReference(lanes), 0);
+        double m = 0;
+        foreach (var x in lanes) m = Math.Max(m, double.CreateTruncating(x));
+        return m;
     }
 
     /// <summary>Checks that every state span matches the parameter's length (a kernel entry check, not a hot-path one).</summary>
