@@ -276,11 +276,25 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             // A gradient leaving this layer for another layer's op: what reaches this layer's input.
             var target = next[i].Function;
             if (target is null or AccumulateGrad || gradInputs[i] is not { } g || (target.Scope ?? "") == scope) continue;
-            var acc = new StatsAccumulator();
-            TensorStats.Accumulate(g, ref acc, histogram: false);
+            double sumSq;
+            long nonFinite = 0;
+            if (g.DType == DType.Float32 && g.IsContiguous)
+            {
+                // Only the norm is wanted: one fused multiply-add per vector; a NaN/Inf shows in the sum itself.
+                sumSq = ActivationKernels.Moments(g.Span<float>()).SumSquares;
+                if (!double.IsFinite(sumSq)) (sumSq, nonFinite) = FiniteSquares(g);
+            }
+            else (sumSq, nonFinite) = FiniteSquares(g);
             _flow.TryGetValue(scope, out var f);
-            _flow[scope] = (f.SumSquares + acc.SumSquares, f.NonFinite + acc.NaNs + acc.Infs);
+            _flow[scope] = (f.SumSquares + sumSq, f.NonFinite + nonFinite);
         }
+    }
+
+    private static (double SumSquares, long NonFinite) FiniteSquares(Tensor g)
+    {
+        var acc = new StatsAccumulator();
+        TensorStats.Accumulate(g, ref acc, histogram: false);
+        return (acc.SumSquares, acc.NaNs + acc.Infs);
     }
 
     void IOptimizerObserver.OnParameterUpdated(in ParameterUpdate update)

@@ -211,23 +211,34 @@ internal static class ActivationKernels
     public static (double Sum, double SumSquares) Moments(ReadOnlySpan<float> y)
     {
         double sum = 0, sumSq = 0;
+        ref float p = ref MemoryMarshal.GetReference(y);
         for (int start = 0; start < y.Length; start += 4096)
         {
-            var block = y.Slice(start, Math.Min(4096, y.Length - start));
+            int end = Math.Min(y.Length, start + 4096), i = start;
             float s = 0, q = 0;
-            int i = 0;
-            if (Vector256.IsHardwareAccelerated && block.Length >= 8)
+            if (Vector512.IsHardwareAccelerated && end - start >= 16)
+            {
+                var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
+                for (; i + 16 <= end; i += 16)
+                {
+                    var v = Vector512.LoadUnsafe(ref p, (nuint)i);
+                    vs += v;
+                    vq = Vector512.FusedMultiplyAdd(v, v, vq);
+                }
+                s = Vector512.Sum(vs); q = Vector512.Sum(vq);
+            }
+            else if (Vector256.IsHardwareAccelerated && end - start >= 8)
             {
                 var vs = Vector256<float>.Zero; var vq = Vector256<float>.Zero;
-                for (; i + 8 <= block.Length; i += 8)
+                for (; i + 8 <= end; i += 8)
                 {
-                    var v = Vector256.Create(block.Slice(i, 8));
+                    var v = Vector256.LoadUnsafe(ref p, (nuint)i);
                     vs += v;
                     vq += v * v;
                 }
                 s = Vector256.Sum(vs); q = Vector256.Sum(vq);
             }
-            for (; i < block.Length; i++) { s += block[i]; q += block[i] * block[i]; }
+            for (; i < end; i++) { float v = Unsafe.Add(ref p, i); s += v; q += v * v; }
             sum += s; sumSq += q;
         }
         return (sum, sumSq);
