@@ -22,6 +22,13 @@ internal record struct UpdateSums(double UpdateSumSq, double ParamSumSq)
 {
     public double ParamDotUpdate, GradSumSq, GradSumAbs, GradMaxAbs;
     public long GradZeros, GradNaNs, GradInfs;
+
+    public void Add(in UpdateSums b)
+    {
+        UpdateSumSq += b.UpdateSumSq; ParamSumSq += b.ParamSumSq; ParamDotUpdate += b.ParamDotUpdate;
+        GradSumSq += b.GradSumSq; GradSumAbs += b.GradSumAbs; GradMaxAbs = Math.Max(GradMaxAbs, b.GradMaxAbs);
+        GradZeros += b.GradZeros; GradNaNs += b.GradNaNs; GradInfs += b.GradInfs;
+    }
 }
 
 internal interface IMeasure { static abstract bool On { get; } }
@@ -54,11 +61,30 @@ internal static class UpdateLoop
         {
             nuint end = Math.Min(n, start + Block);
             i = start;
-            if (V512<T>.IsSupported) i = Body<TRule, T, V512<T>, TM>(ref rule, ref g, i, end, ref sums);
-            if (V256<T>.IsSupported) i = Body<TRule, T, V256<T>, TM>(ref rule, ref g, i, end, ref sums);
-            Body<TRule, T, V1<T>, TM>(ref rule, ref g, i, end, ref sums);
+            var block = new UpdateSums();
+            if (V512<T>.IsSupported) i = Body<TRule, T, V512<T>, TM>(ref rule, ref g, i, end, ref block);
+            if (V256<T>.IsSupported) i = Body<TRule, T, V256<T>, TM>(ref rule, ref g, i, end, ref block);
+            Body<TRule, T, V1<T>, TM>(ref rule, ref g, i, end, ref block);
+            // The fast pass summed raw squares: a NaN or Inf shows there as a non-finite sum. Only then is the
+            // block's gradient read again to count them and to keep them out of the sums.
+            if (TM.On && !double.IsFinite(block.GradSumSq + block.GradSumAbs)) Recount(grad.Slice((int)start, (int)(end - start)), ref block);
+            sums.Add(block);
         }
         return sums;
+    }
+
+    private static void Recount<T>(ReadOnlySpan<T> grad, ref UpdateSums s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double sq = 0, abs = 0, max = 0;
+        long nan = 0, inf = 0;
+        foreach (var v in grad)
+        {
+            if (T.IsNaN(v)) { nan++; continue; }
+            if (T.IsInfinity(v)) { inf++; continue; }
+            double a = double.CreateTruncating(T.Abs(v));
+            sq += a * a; abs += a; max = Math.Max(max, a);
+        }
+        (s.GradSumSq, s.GradSumAbs, s.GradMaxAbs, s.GradNaNs, s.GradInfs) = (sq, abs, max, nan, inf);
     }
 
     private const nuint Block = 1 << 16;
@@ -71,7 +97,7 @@ internal static class UpdateLoop
         where TM : struct, IMeasure
     {
         TV zero = TV.Create(T.Zero);
-        TV u = zero, p = zero, pd = zero, gsq = zero, gabs = zero, gmax = zero, gzero = zero, gnan = zero, ginf = zero;
+        TV u = zero, p = zero, pd = zero, gsq = zero, gabs = zero, gmax = zero, gzero = zero;
         nuint w = (nuint)TV.Count;
         for (; i + w <= n; i += w)
         {
@@ -83,13 +109,11 @@ internal static class UpdateLoop
                 p += before * before;
                 pd += before * d;
                 var g = TV.Load(ref grad, i); // just read by the rule: in L1
-                var a = TV.Abs(TV.KeepFinite(g));
+                var a = TV.Abs(g);
                 gsq += a * a;
                 gabs += a;
                 gmax = TV.Max(gmax, a);
                 gzero += TV.ZeroMask(g);
-                gnan += TV.NaNMask(g);
-                ginf += TV.InfMask(g);
             }
         }
         if (TM.On)
@@ -101,8 +125,6 @@ internal static class UpdateLoop
             sums.GradSumAbs += double.CreateTruncating(TV.Sum(gabs));
             sums.GradMaxAbs = Math.Max(sums.GradMaxAbs, MaxLane<T, TV>(gmax));
             sums.GradZeros += long.CreateTruncating(TV.Sum(gzero));
-            sums.GradNaNs += long.CreateTruncating(TV.Sum(gnan));
-            sums.GradInfs += long.CreateTruncating(TV.Sum(ginf));
         }
         return i;
     }

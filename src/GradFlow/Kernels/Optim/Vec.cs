@@ -30,14 +30,8 @@ internal interface IVec<TSelf, T>
     static abstract T Sum(TSelf a);
     /// <summary>|a|.</summary>
     static abstract TSelf Abs(TSelf a);
-    /// <summary>a where finite, else 0.</summary>
-    static abstract TSelf KeepFinite(TSelf a);
     /// <summary>1 where a == 0, else 0.</summary>
     static abstract TSelf ZeroMask(TSelf a);
-    /// <summary>1 where a is NaN, else 0.</summary>
-    static abstract TSelf NaNMask(TSelf a);
-    /// <summary>1 where a is ±infinity, else 0.</summary>
-    static abstract TSelf InfMask(TSelf a);
 }
 
 internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -57,10 +51,7 @@ internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Max(V512<T> a, V512<T> b) => new(Vector512.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V512<T> a) => Vector512.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Abs(V512<T> a) => new(Vector512.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> KeepFinite(V512<T> a) => new(a._v & Vector512.LessThan(Vector512.Abs(a._v), Vector512.Create(T.PositiveInfinity)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> ZeroMask(V512<T> a) => new(Vector512.Equals(a._v, Vector512<T>.Zero) & Vector512<T>.One);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> NaNMask(V512<T> a) => new(~Vector512.Equals(a._v, a._v) & Vector512<T>.One);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> InfMask(V512<T> a) => new(Vector512.Equals(Vector512.Abs(a._v), Vector512.Create(T.PositiveInfinity)) & Vector512<T>.One);
 }
 
 internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -80,10 +71,7 @@ internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Max(V256<T> a, V256<T> b) => new(Vector256.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V256<T> a) => Vector256.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Abs(V256<T> a) => new(Vector256.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> KeepFinite(V256<T> a) => new(a._v & Vector256.LessThan(Vector256.Abs(a._v), Vector256.Create(T.PositiveInfinity)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> ZeroMask(V256<T> a) => new(Vector256.Equals(a._v, Vector256<T>.Zero) & Vector256<T>.One);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> NaNMask(V256<T> a) => new(~Vector256.Equals(a._v, a._v) & Vector256<T>.One);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> InfMask(V256<T> a) => new(Vector256.Equals(Vector256.Abs(a._v), Vector256.Create(T.PositiveInfinity)) & Vector256<T>.One);
 }
 
 /// <summary>One lane: the scalar tail, computed by the same generic update code as the vector body.</summary>
@@ -103,8 +91,5 @@ internal readonly struct V1<T>(T v) : IVec<V1<T>, T> where T : unmanaged, IFloat
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> Max(V1<T> a, V1<T> b) => new(T.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V1<T> a) => a._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> Abs(V1<T> a) => new(T.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> KeepFinite(V1<T> a) => new(T.IsFinite(a._v) ? a._v : T.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> ZeroMask(V1<T> a) => new(a._v == T.Zero ? T.One : T.Zero);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> NaNMask(V1<T> a) => new(T.IsNaN(a._v) ? T.One : T.Zero);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> InfMask(V1<T> a) => new(T.IsInfinity(a._v) ? T.One : T.Zero);
 }
