@@ -35,9 +35,8 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
         _count += y.Length;
         if (reluFamily)
         {
-            var (s, q) = ActivationKernels.Moments(y);
+            var (s, q) = ActivationKernels.UnitMaxAndMoments(y, outer, units, inner, _unitMax);
             _sum += s; _sumSquares += q;
-            ActivationKernels.UnitMax(y, outer, units, inner, _unitMax);
             return;
         }
         float lo = Op == "Sigmoid" ? (float)epsilon : (float)(-1 + epsilon);

@@ -278,19 +278,69 @@ internal static class ActivationKernels
         return (sum, sumSq, outside);
     }
 
-    /// <summary>unitMax[u] = max(unitMax[u], max over outer and inner of y[o, u, i]) for a contiguous (outer, units, inner) block.</summary>
-    public static void UnitMax(ReadOnlySpan<float> y, int outer, int units, int inner, Span<float> unitMax)
+    /// <summary>
+    /// In one pass over a contiguous (outer, units, inner) block: unitMax[u] = max(unitMax[u], every value of unit u)
+    /// (a unit whose maximum is not positive was dead for the batch), and the sum and sum of squares (mean and std).
+    /// </summary>
+    public static (double Sum, double SumSquares) UnitMaxAndMoments(ReadOnlySpan<float> y, int outer, int units, int inner, Span<float> unitMax)
     {
+        double sum = 0, sumSq = 0;
+        ref float p = ref MemoryMarshal.GetReference(y);
+        ref float m = ref MemoryMarshal.GetReference(unitMax);
         for (int o = 0; o < outer; o++)
         {
-            var block = y.Slice(o * units * inner, units * inner);
+            int baseIndex = o * units * inner;
             if (inner == 1)
             {
-                Elementwise.Binary<MaxOp, float>(unitMax, block, unitMax);
+                // A row of features: the maxima update lane by lane, the sums ride along.
+                int u = 0;
+                var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; u + 16 <= units; u += 16)
+                    {
+                        var v = Vector512.LoadUnsafe(ref p, (nuint)(baseIndex + u));
+                        Vector512.Max(Vector512.LoadUnsafe(ref m, (nuint)u), v).StoreUnsafe(ref m, (nuint)u);
+                        vs += v;
+                        vq = Vector512.FusedMultiplyAdd(v, v, vq);
+                    }
+                float s = Vector512.Sum(vs), q = Vector512.Sum(vq);
+                for (; u < units; u++)
+                {
+                    float v = Unsafe.Add(ref p, baseIndex + u);
+                    if (v > Unsafe.Add(ref m, u)) Unsafe.Add(ref m, u) = v;
+                    s += v; q += v * v;
+                }
+                sum += s; sumSq += q;
                 continue;
             }
             for (int u = 0; u < units; u++)
-                unitMax[u] = Math.Max(unitMax[u], Reduction.Fold<MaxOp, float>(block.Slice(u * inner, inner), float.NegativeInfinity));
+            {
+                int start = baseIndex + u * inner, end = start + inner, i = start;
+                float mx = Unsafe.Add(ref m, u), s = 0, q = 0;
+                if (Vector512.IsHardwareAccelerated && inner >= 16)
+                {
+                    var vm = Vector512.Create(mx); var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
+                    for (; i + 16 <= end; i += 16)
+                    {
+                        var v = Vector512.LoadUnsafe(ref p, (nuint)i);
+                        vm = Vector512.Max(vm, v);
+                        vs += v;
+                        vq = Vector512.FusedMultiplyAdd(v, v, vq);
+                    }
+                    mx = Vector512.Max(vm, Vector512.Create(mx)).ToScalar();
+                    for (int l = 1; l < 16; l++) mx = Math.Max(mx, vm[l]);
+                    s = Vector512.Sum(vs); q = Vector512.Sum(vq);
+                }
+                for (; i < end; i++)
+                {
+                    float v = Unsafe.Add(ref p, i);
+                    if (v > mx) mx = v;
+                    s += v; q += v * v;
+                }
+                Unsafe.Add(ref m, u) = mx;
+                sum += s; sumSq += q;
+            }
         }
+        return (sum, sumSq);
     }
 }
