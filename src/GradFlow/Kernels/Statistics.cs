@@ -249,27 +249,27 @@ internal static class ActivationKernels
     {
         double sum = 0, sumSq = 0;
         long outside = 0;
-        var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        ref float p = ref MemoryMarshal.GetReference(y);
         for (int start = 0; start < y.Length; start += 4096)
         {
-            var block = y.Slice(start, Math.Min(4096, y.Length - start));
+            int end = Math.Min(y.Length, start + 4096), i = start;
             float s = 0, q = 0;
-            int i = 0;
-            if (Vector256.IsHardwareAccelerated && block.Length >= 8)
+            if (Vector512.IsHardwareAccelerated && end - start >= 16)
             {
-                var vs = Vector256<float>.Zero; var vq = Vector256<float>.Zero; var c = Vector256<int>.Zero;
-                for (; i + 8 <= block.Length; i += 8)
+                var vlo = Vector512.Create(lo); var vhi = Vector512.Create(hi);
+                var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero; var c = Vector512<int>.Zero;
+                for (; i + 16 <= end; i += 16)
                 {
-                    var v = Vector256.Create(block.Slice(i, 8));
+                    var v = Vector512.LoadUnsafe(ref p, (nuint)i);
                     vs += v;
-                    vq += v * v;
-                    c -= (Vector256.LessThan(v, vlo) | Vector256.GreaterThan(v, vhi)).AsInt32();
+                    vq = Vector512.FusedMultiplyAdd(v, v, vq);
+                    c -= (Vector512.LessThan(v, vlo) | Vector512.GreaterThan(v, vhi)).AsInt32();
                 }
-                s = Vector256.Sum(vs); q = Vector256.Sum(vq); outside += Vector256.Sum(c);
+                s = Vector512.Sum(vs); q = Vector512.Sum(vq); outside += Vector512.Sum(c);
             }
-            for (; i < block.Length; i++)
+            for (; i < end; i++)
             {
-                float v = block[i];
+                float v = Unsafe.Add(ref p, i);
                 s += v; q += v * v;
                 if (v < lo || v > hi) outside++;
             }

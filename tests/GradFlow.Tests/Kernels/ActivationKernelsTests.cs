@@ -27,4 +27,18 @@ public class ActivationKernelsTests
         Assert.Equal(y.Sum(v => (double)v), sum, 1e-4);
         Assert.Equal(y.Sum(v => (double)v * v), sumSq, 1e-3);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(17)]
+    [InlineData(4099)]
+    public void MomentsAndOutsideMatchAPlainReference(int n)
+    {
+        var y = Tensor.Rand([n], DType.Float32, new Generator((ulong)n)).ToArray<float>();
+        var (sum, sumSq, outside) = ActivationKernels.MomentsAndOutside(y, 0.01f, 0.99f);
+        Assert.Equal(y.Count(v => v < 0.01f || v > 0.99f), outside);
+        Assert.Equal(y.Sum(v => (double)v), sum, 1e-3);
+        Assert.Equal(y.Sum(v => (double)v * v), sumSq, 1e-3);
+    }
 }
