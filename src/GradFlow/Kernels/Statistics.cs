@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -173,11 +174,21 @@ internal static class Statistics
             var block = x.Slice(r * Run, Math.Min(Run, x.Length - r * Run));
             HistogramFloat(block, table);
             counted += block.Length;
-            foreach (var v in block) if (v == 0) zeros++;
+            zeros += CountZeros(block);
             if ((k & 4095) == 4095) Flush(table, rawHistogram);
         }
         Flush(table, rawHistogram);
         return counted;
+    }
+
+    private static int CountZeros(ReadOnlySpan<float> x)
+    {
+        int i = 0, n = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+                n += BitOperations.PopCount(Vector512.Equals(Vector512.Create(x.Slice(i, 16)), Vector512<float>.Zero).ExtractMostSignificantBits());
+        for (; i < x.Length; i++) if (x[i] == 0) n++;
+        return n;
     }
 
     private static void Flush(Span<int> table, Span<long> raw)
