@@ -42,3 +42,27 @@ public class ActivationKernelsTests
         Assert.Equal(y.Sum(v => (double)v * v), sumSq, 1e-3);
     }
 }
+
+public class SampledHistogramTests
+{
+    [Fact]
+    public void ASampleCountsEvenlySpreadRunsAndAFullPassCountsEverything()
+    {
+        // Value i has exponent bucket floor(log2(i + 1)) for runs of 256: the sample must reach both ends.
+        var x = Enumerable.Range(0, 65_536).Select(i => (float)(i + 1)).ToArray();
+        x[0] = 0;
+        var raw = new long[Statistics.FloatRawBins];
+        long counted = Statistics.Histogram(x, raw, 4096, out long zeros);
+        Assert.Equal(4096, counted);                 // 16 runs of 256
+        Assert.Equal(4096, raw.Sum());
+        Assert.Equal(1, zeros);                      // the first run is always taken
+        Assert.True(raw[127 + 15] > 0, "the last runs (values near 65536, exponent 15) were not sampled");
+
+        Array.Clear(raw);
+        counted = Statistics.Histogram(x, raw, 0, out zeros);
+        Assert.Equal(65_536, counted);
+        Assert.Equal(1, zeros);
+        Assert.Equal(2, raw[127 + 1]);               // 2 and 3 have exponent 1 (1 was replaced by the zero)
+        Assert.Equal(32_768, raw[127 + 15]);         // 32768..65535 have exponent 15
+    }
+}
