@@ -19,10 +19,14 @@ internal static class BenchRunner
 
     private const int MaxReps = 200_000;
 
+    /// <summary>Monitor cases time each family of statistics separately (--split).</summary>
+    public static bool Split { get; set; }
+
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
     {
         benchCase.Setup();
-        if (benchCase is MonitorCase monitored) return RunMonitored(monitored, repetitions, warmup, threads);
+        if (benchCase is MonitorCase monitored)
+            return Split ? RunMonitorSplit(monitored, repetitions, warmup, threads) : RunMonitored(monitored, repetitions, warmup, threads);
         Repeat(benchCase, warmup, MinSeconds, null);
 
         var times = new List<double>();
@@ -90,6 +94,56 @@ internal static class BenchRunner
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {Median(with):F4}, \"ms_off\": {Median(off):F4}, " +
             $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"rounds\": {ratios.Count}}}");
+    }
+
+    /// <summary>
+    /// Where the monitor's time goes (--split): blocks of steps round-robin over the monitor off, every statistic, and
+    /// every statistic but one family; each variant's overhead is the median over rounds of its block median over the
+    /// same round's monitor-off block median. Steps are timed in this thread's CPU time, not wall time: at one thread
+    /// the split then stays readable while other processes share the machine.
+    /// </summary>
+    private static string RunMonitorSplit(MonitorCase c, int repetitions, int warmup, int threads)
+    {
+        const int block = 3;
+        var full = TrainingCase.FullMonitor;
+        (string Name, GradFlow.Diagnostics.MonitorOptions? Options)[] variants =
+        [
+            ("off", null), ("full", full), ("no_histograms", full with { Histograms = false }),
+            ("no_activations", full with { Activations = false }), ("no_flow", full with { Flow = false }),
+            ("optimizer_pass_only", full with { Histograms = false, Activations = false, Flow = false }),
+        ];
+        foreach (var v in variants)
+        {
+            c.Inner.SetMonitor(v.Options);
+            Repeat(c, warmup, MinSeconds / 4, null);
+        }
+        var ratios = variants.Select(_ => new List<double>()).ToArray();
+        var medians = variants.Select(_ => new List<double>()).ToArray();
+        long start = Stopwatch.GetTimestamp();
+        while (ratios[0].Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 6 * MinSeconds)
+        {
+            var round = new double[variants.Length];
+            for (int v = 0; v < variants.Length; v++)
+            {
+                c.Inner.SetMonitor(variants[v].Options);
+                var times = new List<double>();
+                for (int i = 0; i < block; i++)
+                {
+                    double t = ThreadCpu.NowMs();
+                    c.Step();
+                    times.Add(ThreadCpu.NowMs() - t);
+                }
+                round[v] = Median(times);
+                medians[v].AddRange(times);
+            }
+            for (int v = 0; v < variants.Length; v++) ratios[v].Add(round[v] / round[0]);
+            if (ratios[0].Count >= MaxReps) break;
+        }
+        c.Inner.SetMonitor(null);
+        var parts = variants.Select((v, i) => string.Create(CultureInfo.InvariantCulture,
+            $"\"{v.Name}\": {{\"ms\": {Median(medians[i]):F4}, \"min_ms\": {medians[i].Min():F4}, \"overhead_pct\": {100 * (Median(ratios[i]) - 1):F2}}}"));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"split\": {{{string.Join(", ", parts)}}}, \"rounds\": {ratios[0].Count}}}");
     }
 
     /// <summary>Runs at least <paramref name="count"/> steps and at least <paramref name="seconds"/>; records each step's ms when asked. Returns the wall ms.</summary>

@@ -49,12 +49,32 @@ internal abstract class TrainingCase : IBenchCase
         _optimizer.Step();
     }
 
-    /// <summary>Attaches (or detaches) a <see cref="GradientMonitor"/> recording every statistic every step.</summary>
-    public void SetMonitor(bool on)
+    /// <summary>
+    /// Attaches a <see cref="GradientMonitor"/> recording every statistic every step, or suspends it. One monitor
+    /// lives for the whole run and is suspended between blocks, as a user would attach it once: its first-step
+    /// set-up (trackers, per-unit buffers) is not charged to every block.
+    /// </summary>
+    public void SetMonitor(bool on) => SetMonitor(on ? FullMonitor : null);
+
+    /// <summary>Every statistic, every step.</summary>
+    public static readonly MonitorOptions FullMonitor = new();
+
+    /// <summary>Resumes the monitor with these options (one monitor per options object), suspending any other; null: none.</summary>
+    public void SetMonitor(MonitorOptions? options)
     {
-        _monitor?.Dispose();
-        _monitor = on ? GradientMonitor.Attach(_model, _optimizer) : null;
+        if (_monitor is not null && !_monitor.IsSuspended) _monitor.Suspend();
+        _monitor = null;
+        if (options is null) return;
+        if (!_monitors.TryGetValue(options, out var monitor))
+        {
+            _monitors[options] = monitor = GradientMonitor.Attach(_model, _optimizer, options);
+            monitor.Suspend();
+        }
+        monitor.Resume();
+        _monitor = monitor;
     }
+
+    private readonly Dictionary<MonitorOptions, GradientMonitor> _monitors = new(ReferenceEqualityComparer.Instance);
 }
 
 /// <summary>

@@ -39,6 +39,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private double _lossSum;
     private int _lossCount;
     private long _step;
+    private bool _disposed;
 
     /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
     public GradientMonitor(IEnumerable<KeyValuePair<string, Tensor>> namedParameters, MonitorOptions? options = null)
@@ -71,7 +72,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         ArgumentNullException.ThrowIfNull(optimizer);
         _optimizerRegistration?.Dispose();
         _optimizer = optimizer;
-        _optimizerRegistration = optimizer.AddObserver(this);
+        _optimizerRegistration = _registration is null ? null : optimizer.AddObserver(this);
     }
 
     /// <summary>The latest step's statistics for a parameter, by name, or null.</summary>
@@ -160,8 +161,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
                 Merge(ref global, acc);
                 if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
             }
-            // After the step: |p + d|^2 = |p|^2 + 2 p.d + |d|^2, all three summed in the optimiser's pass.
-            double paramNorm = _measured[i] is { } m ? Math.Sqrt(Math.Max(0, m.ParamSumSq + 2 * m.ParamDotUpdate + m.UpdateSumSq)) : ParamNorm(p);
+            // After the step: the optimiser's pass summed the new parameter's squares.
+            double paramNorm = _measured[i] is { } m ? Math.Sqrt(m.ParamSumSq) : ParamNorm(p);
             la.ParamSq += paramNorm * paramNorm;
             if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
             layerAcc[layer] = la;
@@ -316,6 +317,33 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         }
     }
 
+    /// <summary>True between <see cref="Suspend"/> and <see cref="Resume"/>: the engine and the optimiser do not call the monitor.</summary>
+    public bool IsSuspended => _registration is null && !_disposed;
+
+    /// <summary>
+    /// Stops watching until <see cref="Resume"/> (an evaluation pass, an LR sweep): the monitor leaves the engine and
+    /// the optimiser, so it costs nothing meanwhile, and keeps what it has learnt (depths, the dead-unit streaks).
+    /// A step in progress is dropped. Call on the thread that attached it.
+    /// </summary>
+    public void Suspend()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_registration is null) return;
+        _registration.Dispose();
+        _optimizerRegistration?.Dispose();
+        _registration = _optimizerRegistration = null;
+        ResetStep();
+    }
+
+    /// <summary>Watches again after <see cref="Suspend"/>, from the next operation on.</summary>
+    public void Resume()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_registration is not null) return;
+        _registration = Autograd.AddObserver(this);
+        if (_optimizer is not null) _optimizerRegistration = _optimizer.AddObserver(this);
+    }
+
     /// <summary>Detaches the monitor from the engine.</summary>
     public void Dispose()
     {
@@ -323,5 +351,6 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _optimizerRegistration?.Dispose();
         _registration = _optimizerRegistration = null;
         _optimizer = null;
+        _disposed = true;
     }
 }

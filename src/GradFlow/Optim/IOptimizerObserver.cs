@@ -44,14 +44,11 @@ public readonly struct ParameterUpdate
 
 /// <summary>
 /// Sums taken while the update ran: squares of the applied change (new − old, so weight decay and
-/// rounding included) and of the parameter before it, and the gradient's statistics, so a monitor
+/// rounding included) and of the parameter after it, and the gradient's statistics, so a monitor
 /// needs no pass of its own over weights or gradients.
 /// </summary>
 public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
 {
-    /// <summary>Σ p·Δp (old parameter times applied change): with the two sums of squares it gives ‖p + Δp‖ after the step.</summary>
-    public double ParamDotUpdate { get; init; }
-
     /// <summary>Sum of squares of the gradient's finite values, taken in the same pass.</summary>
     public double GradSumSq { get; init; }
 
@@ -72,14 +69,14 @@ public readonly record struct UpdateStats(double UpdateSumSq, double ParamSumSq)
 
     internal static UpdateStats From(in Kernels.Optim.UpdateSums s) => new(s.UpdateSumSq, s.ParamSumSq)
     {
-        ParamDotUpdate = s.ParamDotUpdate, GradSumSq = s.GradSumSq, GradSumAbs = s.GradSumAbs, GradMaxAbs = s.GradMaxAbs,
+        GradSumSq = s.GradSumSq, GradSumAbs = s.GradSumAbs, GradMaxAbs = s.GradMaxAbs,
         GradZeros = s.GradZeros, GradNaNs = s.GradNaNs, GradInfs = s.GradInfs,
     };
 
     /// <summary>‖Δp‖₂.</summary>
     public double UpdateNorm => Math.Sqrt(UpdateSumSq);
 
-    /// <summary>‖p‖₂ before the update.</summary>
+    /// <summary>‖p‖₂ after the update.</summary>
     public double ParamNorm => Math.Sqrt(ParamSumSq);
 
     /// <summary>‖Δp‖ / ‖p‖ (the update-to-weight ratio; about 1e-3 is the usual healthy range), infinite for a zero parameter with a non-zero update.</summary>

@@ -185,6 +185,49 @@ public class GradientMonitorModuleTests
     }
 }
 
+public class GradientMonitorSuspendTests
+{
+    [Fact]
+    public void SuspendedMonitorRecordsNothingAndResumesWithItsDeadStreaks()
+    {
+        Generator.Default.ManualSeed(13);
+        var first = new GradFlow.NN.Linear(4, 8);
+        using (Autograd.NoGrad()) first.Bias!.Fill(-100); // every unit of the ReLU dead, step after step
+        var model = new GradFlow.NN.Sequential(first, new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
+        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { DeadWindow = 2 });
+        var records = new List<StepRecord>();
+        monitor.StepRecorded += records.Add;
+        var x = Tensor.Randn([16, 4], DType.Float32, new Generator(4));
+        void Step()
+        {
+            opt.ZeroGrad();
+            model.Call(x).Pow(2).Mean().Backward();
+            opt.Step();
+        }
+
+        Step();
+        Assert.Single(records);
+        Assert.Equal(0.0, records[0].Activations.Single().DeadWindowFraction);
+        monitor.Suspend();
+        Assert.True(monitor.IsSuspended);
+        Step();
+        Step();
+        Assert.Single(records);
+        Assert.Equal(1, monitor.StepCount);
+        monitor.Resume();
+        Assert.False(monitor.IsSuspended);
+        Step();
+        Assert.Equal(2, records.Count);
+        Assert.Equal(2, records[1].Step);
+        // The streak kept from before the pause: two recorded dead steps fill the window of 2.
+        Assert.Equal(1.0, records[1].Activations.Single().DeadWindowFraction);
+        Assert.All(records[1].Parameters, p => Assert.NotNull(p.UpdateNorm));
+        monitor.Dispose();
+        Assert.Throws<ObjectDisposedException>(monitor.Resume);
+    }
+}
+
 public class GradientMonitorAccumulationTests
 {
     [Fact]

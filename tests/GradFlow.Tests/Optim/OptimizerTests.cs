@@ -70,7 +70,7 @@ public class OptimizerTests
         opt.Step();
         var after = p.ToDoubleArray();
         double upd = 0, par = 0;
-        for (int i = 0; i < 37; i++) { double d = (float)after[i] - (float)before[i]; upd += d * d; par += before[i] * before[i]; }
+        for (int i = 0; i < 37; i++) { double d = (float)after[i] - (float)before[i]; upd += d * d; par += after[i] * after[i]; }
         var u = Assert.Single(seen);
         Assert.Same(p, u.Param);
         Assert.Equal(0, u.ParamIndex);

@@ -8,8 +8,9 @@ namespace GradFlow.Kernels.Optim;
 /// A vector of T at one width, with the handful of operations the optimiser updates need. Each
 /// update rule is written once, generic over this interface, and instantiated at 512 bits, 256 bits
 /// and one lane for the tail, so the three paths cannot drift apart. (The BCL's ISimdVector plays
-/// this role but is not public.) No operation fuses a multiply with an add: results are rounded as
-/// the separate tensor ops of the reference implementation round them.
+/// this role but is not public.) No operation an update rule uses fuses a multiply with an add: results are
+/// rounded as the separate tensor ops of the reference implementation round them (MultiplyAdd is for the
+/// measurements taken beside the update).
 /// </summary>
 internal interface IVec<TSelf, T>
     where TSelf : struct, IVec<TSelf, T>
@@ -30,8 +31,10 @@ internal interface IVec<TSelf, T>
     static abstract T Sum(TSelf a);
     /// <summary>|a|.</summary>
     static abstract TSelf Abs(TSelf a);
-    /// <summary>1 where a == 0, else 0.</summary>
-    static abstract TSelf ZeroMask(TSelf a);
+    /// <summary>a * b + c, fused (one rounding): for measurements only, never for an update rule.</summary>
+    static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf c);
+    /// <summary>How many lanes of a are exactly zero.</summary>
+    static abstract int CountZeros(TSelf a);
 }
 
 internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -51,7 +54,10 @@ internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Max(V512<T> a, V512<T> b) => new(Vector512.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V512<T> a) => Vector512.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Abs(V512<T> a) => new(Vector512.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> ZeroMask(V512<T> a) => new(Vector512.Equals(a._v, Vector512<T>.Zero) & Vector512<T>.One);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> MultiplyAdd(V512<T> a, V512<T> b, V512<T> c) => new(typeof(T) == typeof(float)
+        ? Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
+        : Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V512<T> a) => BitOperations.PopCount(Vector512.Equals(a._v, Vector512<T>.Zero).ExtractMostSignificantBits());
 }
 
 internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -71,7 +77,10 @@ internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Max(V256<T> a, V256<T> b) => new(Vector256.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V256<T> a) => Vector256.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Abs(V256<T> a) => new(Vector256.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> ZeroMask(V256<T> a) => new(Vector256.Equals(a._v, Vector256<T>.Zero) & Vector256<T>.One);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> MultiplyAdd(V256<T> a, V256<T> b, V256<T> c) => new(typeof(T) == typeof(float)
+        ? Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
+        : Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V256<T> a) => BitOperations.PopCount(Vector256.Equals(a._v, Vector256<T>.Zero).ExtractMostSignificantBits());
 }
 
 /// <summary>One lane: the scalar tail, computed by the same generic update code as the vector body.</summary>
@@ -91,5 +100,6 @@ internal readonly struct V1<T>(T v) : IVec<V1<T>, T> where T : unmanaged, IFloat
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> Max(V1<T> a, V1<T> b) => new(T.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V1<T> a) => a._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> Abs(V1<T> a) => new(T.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> ZeroMask(V1<T> a) => new(a._v == T.Zero ? T.One : T.Zero);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> MultiplyAdd(V1<T> a, V1<T> b, V1<T> c) => new(T.FusedMultiplyAdd(a._v, b._v, c._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V1<T> a) => a._v == T.Zero ? 1 : 0;
 }
