@@ -280,6 +280,52 @@ internal static class ActivationKernels
         return (sum, sumSq);
     }
 
+    /// <summary>
+    /// Sum of squares alone (the backward flow's norm; a NaN or Inf makes it non-finite). Four independent
+    /// accumulators: one would hold the loop to a fused multiply-add's 4-cycle latency per 16 values, below the
+    /// bandwidth of L2 and L3, where a gradient just written by backward sits (1.5x on a 5.5 MB gradient).
+    /// </summary>
+    public static double SumSquares(ReadOnlySpan<float> y)
+    {
+        ref float p = ref MemoryMarshal.GetReference(y);
+        double total = 0;
+        for (int start = 0; start < y.Length; start += 4096)
+        {
+            int end = Math.Min(y.Length, start + 4096), i = start;
+            float s = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+                for (; i + 64 <= end; i += 64)
+                {
+                    var v0 = Vector512.LoadUnsafe(ref p, (nuint)i); var v1 = Vector512.LoadUnsafe(ref p, (nuint)(i + 16));
+                    var v2 = Vector512.LoadUnsafe(ref p, (nuint)(i + 32)); var v3 = Vector512.LoadUnsafe(ref p, (nuint)(i + 48));
+                    a0 = Vector512.FusedMultiplyAdd(v0, v0, a0); a1 = Vector512.FusedMultiplyAdd(v1, v1, a1);
+                    a2 = Vector512.FusedMultiplyAdd(v2, v2, a2); a3 = Vector512.FusedMultiplyAdd(v3, v3, a3);
+                }
+                for (; i + 16 <= end; i += 16)
+                {
+                    var v = Vector512.LoadUnsafe(ref p, (nuint)i);
+                    a0 = Vector512.FusedMultiplyAdd(v, v, a0);
+                }
+                s = Vector512.Sum((a0 + a1) + (a2 + a3));
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                var a0 = Vector256<float>.Zero; var a1 = a0;
+                for (; i + 16 <= end; i += 16)
+                {
+                    var v0 = Vector256.LoadUnsafe(ref p, (nuint)i); var v1 = Vector256.LoadUnsafe(ref p, (nuint)(i + 8));
+                    a0 += v0 * v0; a1 += v1 * v1;
+                }
+                s = Vector256.Sum(a0 + a1);
+            }
+            for (; i < end; i++) { float v = Unsafe.Add(ref p, i); s += v * v; }
+            total += s;
+        }
+        return total;
+    }
+
     /// <summary>Sum, sum of squares and the count of values below lo or above hi, in one pass.</summary>
     public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(ReadOnlySpan<float> y, float lo, float hi)
     {

@@ -41,6 +41,25 @@ public class ActivationKernelsTests
         Assert.Equal(y.Sum(v => (double)v), sum, 1e-3);
         Assert.Equal(y.Sum(v => (double)v * v), sumSq, 1e-3);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(63)]
+    [InlineData(65)]
+    [InlineData(4099)]
+    [InlineData(12_345)]
+    public void SumSquaresMatchesAPlainReferenceAndShowsANaN(int n)
+    {
+        var y = Tensor.Randn([n], DType.Float32, new Generator((ulong)n + 7)).ToArray<float>();
+        double expected = y.Sum(v => (double)v * v);
+        Assert.Equal(expected, ActivationKernels.SumSquares(y), Math.Max(1e-4, expected * 1e-6));
+        Assert.Equal(expected, ActivationKernels.SumSquares(y.Concat(new[] { 0f, 0f }).ToArray().AsSpan(0, n)), Math.Max(1e-4, expected * 1e-6));
+        if (n == 0) return;
+        y[n / 2] = float.NaN;
+        Assert.True(double.IsNaN(ActivationKernels.SumSquares(y)));
+    }
 }
 
 public class SampledHistogramTests
