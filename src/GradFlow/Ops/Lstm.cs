@@ -148,13 +148,18 @@ internal sealed record LstmGrads(Tensor? GradOutput, Tensor H0, Tensor C0, Tenso
 /// <summary>The per-step loops of <see cref="Tensor.LstmSequence"/> over spans of T.</summary>
 internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
+    // W_hh packed once per sequence as the GEMM's B operand: transposed for the forward, as stored for the backward.
+    [ThreadStatic] private static PackedMatrix<T>? t_forwardWeight, t_backwardWeight;
+
     private static Span<T> S(Tensor t) => t.Data<T>().AsSpan(t.Offset, t.NumEl);
 
     public static void Forward(LstmSizes z, Tensor xProj, Tensor h0, Tensor c0, Tensor w, Tensor? b, Tensor output, Tensor gates, Tensor cells, Tensor preBuffer)
     {
         int n = z.Batch * z.Hidden, g4 = 4 * z.Hidden, plane = z.Steps * n;
         Span<T> x = S(xProj), y = S(output), gs = S(gates), cs = S(cells), pre = S(preBuffer);
-        ReadOnlySpan<T> bias = b is null ? default : S(b), wt = S(w);
+        ReadOnlySpan<T> bias = b is null ? default : S(b);
+        var wt = t_forwardWeight ??= new PackedMatrix<T>();
+        GemmPacked.PackB<T>(true, z.Hidden, g4, S(w), z.Hidden, wt);
         for (int s = 0; s < z.Steps; s++)
         {
             int t = z.TimeAt(s), prev = z.TimeAt(s - 1);
@@ -167,7 +172,7 @@ internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloat
                 if (bias.IsEmpty) xt.Slice(r * g4, g4).CopyTo(row);
                 else Add(xt.Slice(r * g4, g4), bias, row);
             }
-            GemmOf<T>.Run(false, true, z.Batch, g4, z.Hidden, T.One, hPrev, z.Hidden, wt, z.Hidden, T.One, pre, g4);
+            GemmPacked.Run(false, z.Batch, T.One, hPrev, z.Hidden, wt, T.One, pre, g4);
             LstmCell.Forward<T>(z.Batch, z.Hidden, pre, g4, cPrev, gs[(t * n)..], plane, cs.Slice(t * n, n), y.Slice(t * n, n));
         }
     }
@@ -176,7 +181,9 @@ internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloat
     {
         int n = z.Batch * z.Hidden, g4 = 4 * z.Hidden, plane = z.Steps * n, rows = z.Batch * g4;
         Span<T> dPre = S(a.DPre), dh = S(a.Dh), dc = S(a.Dc), db = a.Db is null ? default : S(a.Db);
-        ReadOnlySpan<T> gs = S(a.Gates), cs = S(a.Cells), w = S(a.W), gOut = a.GradOutput is null ? default : S(a.GradOutput);
+        var w = t_backwardWeight ??= new PackedMatrix<T>();
+        GemmPacked.PackB<T>(false, g4, z.Hidden, S(a.W), z.Hidden, w);
+        ReadOnlySpan<T> gs = S(a.Gates), cs = S(a.Cells), gOut = a.GradOutput is null ? default : S(a.GradOutput);
         for (int s = z.Steps - 1; s >= 0; s--)
         {
             int t = z.TimeAt(s);
@@ -184,7 +191,7 @@ internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloat
             ReadOnlySpan<T> cPrev = s == 0 ? S(a.C0) : cs.Slice(z.TimeAt(s - 1) * n, n);
             var dPreT = dPre.Slice(t * rows, rows);
             LstmCell.Backward<T>(z.Batch, z.Hidden, dh, dc, gs[(t * n)..], plane, cPrev, dPreT, g4, db);
-            if (s > 0 || a.NeedH0) GemmOf<T>.Run(false, false, z.Batch, z.Hidden, g4, T.One, dPreT, g4, w, z.Hidden, T.Zero, dh, z.Hidden);
+            if (s > 0 || a.NeedH0) GemmPacked.Run(false, z.Batch, T.One, dPreT, g4, w, T.Zero, dh, z.Hidden);
         }
         if (a.Dw is not null) WeightGrad(z, a);
     }
