@@ -59,6 +59,34 @@ public class LstmSequenceTests
         for (int k = 0; k < x.Length; k++) AssertClose(gc[k]!, gf[k]!);
     }
 
+    private sealed class Recorder : IAutogradObserver
+    {
+        public readonly List<(string Op, int[] Shape, double[] Values)> Seen = [];
+        public void OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node) => Seen.Add((op, output.Shape.ToArray(), output.ToDoubleArray()));
+        public void OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs) { }
+    }
+
+    [Fact]
+    public void ObserversSeeTheGateActivationsUnderTheirOpNames()
+    {
+        var x = Inputs(bias: true);
+        var fused = new Recorder();
+        using (Autograd.AddObserver(fused)) Fused(x, reverse: true);
+        var composed = new Recorder();
+        using (Autograd.AddObserver(composed)) Tensor.LstmSequenceComposed(x[0], x[1], x[2], x[3], x[4], reverse: true);
+        foreach (var op in new[] { "Sigmoid", "Tanh" })
+        {
+            var seen = fused.Seen.Where(s => s.Op == op).ToArray();
+            var reference = composed.Seen.Where(s => s.Op == op).ToArray();
+            Assert.Single(seen); // every step and gate in one view, units in the last dim as the per-step outputs
+            Assert.Equal([reference.Length, Batch, Hidden], seen[0].Shape);
+            var expected = reference.Select(r => r.Values).ToArray();
+            var actual = seen[0].Values;
+            // Same multiset of values: the fused view groups by gate and time, the composed ops run step by step.
+            AssertClose(Tensor.FromArray(expected.SelectMany(v => v).Order().ToArray(), actual.Length), Tensor.FromArray(actual.Order().ToArray(), actual.Length));
+        }
+    }
+
     private static void AssertClose(Tensor expected, Tensor actual)
     {
         Assert.Equal(expected.Shape.ToArray(), actual.Shape.ToArray());
