@@ -174,6 +174,15 @@ public static class Autograd
         return outputs;
     }
 
+    /// <summary>
+    /// Tells observers of an op a fused op computed inside itself (an LSTM's gate activations), so that what they
+    /// watch by op name does not depend on fusion; nothing is recorded.
+    /// </summary>
+    internal static void Observe(string op, ReadOnlySpan<Tensor> inputs, Tensor output)
+    {
+        if (Observers.Length != 0) Notify(op, inputs, output, null);
+    }
+
     private static void LinkInputs(Node node, ReadOnlySpan<Tensor> inputs)
     {
         var edges = new Edge[inputs.Length];

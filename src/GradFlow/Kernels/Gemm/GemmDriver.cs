@@ -126,7 +126,7 @@ internal static unsafe class GemmDriver<T, TKernel>
         }
     }
 
-    private readonly struct Block(T* c, nint ldc, int rows, int cols, int depth)
+    internal readonly struct Block(T* c, nint ldc, int rows, int cols, int depth)
     {
         public readonly T* C = c;
         public readonly nint Ldc = ldc;
@@ -135,7 +135,7 @@ internal static unsafe class GemmDriver<T, TKernel>
         public readonly int Depth = depth;
     }
 
-    private static void MacroKernel(in Block blk, T* packedA, T* packedB, T alpha, T beta, T* edgeTile)
+    internal static void MacroKernel(in Block blk, T* packedA, T* packedB, T alpha, T beta, T* edgeTile)
     {
         int mr = TKernel.MR, nr = TKernel.NR;
         for (int jr = 0; jr < blk.Cols; jr += nr)

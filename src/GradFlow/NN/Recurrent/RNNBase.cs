@@ -7,7 +7,8 @@ namespace GradFlow.NN;
 /// names and layout (weight_ih_l{k}[_reverse] of shape (gates*hidden, input), weight_hh_l{k} (gates*hidden,
 /// hidden), bias_ih_l{k}, bias_hh_l{k}; gates stacked in PyTorch's order), stacking of layers and directions,
 /// batch-first layouts and initial states. Every parameter starts as U(-1/sqrt(hidden), 1/sqrt(hidden)).
-/// The input projection of a whole sequence is one matrix product; only the hidden-to-hidden product runs per step.
+/// The input projection of a whole sequence is one matrix product; only the hidden-to-hidden product runs per step
+/// (for the LSTM inside one fused op over the sequence, <c>Ops/Lstm.cs</c>).
 /// </summary>
 public abstract class RNNBase : Module
 {
@@ -63,8 +64,27 @@ public abstract class RNNBase : Module
     /// <summary>1, or 2 when bidirectional.</summary>
     public int Directions => Bidirectional ? 2 : 1;
 
-    /// <summary>One step: from the input projection x W_ih^T + b_ih at this step and the state, the new state.</summary>
-    private protected abstract (Tensor H, Tensor? C) Cell(Tensor xProj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh);
+    /// <summary>
+    /// One layer direction over the sequence, from the input projection x W_ih^T + b_ih of every step (steps, batch, gates*hidden):
+    /// the outputs (steps, batch, hidden) and the final state.
+    /// </summary>
+    private protected abstract (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse);
+
+    /// <summary>A sequence as one <paramref name="cell"/> call per step, from the state and the step's input projection.</summary>
+    private protected static (Tensor Seq, Tensor H, Tensor? C) StepByStep(Tensor proj, Tensor h, Tensor? c, bool reverse,
+        Func<Tensor, Tensor, Tensor?, (Tensor H, Tensor? C)> cell)
+    {
+        int steps = proj.Size(0);
+        var slices = proj.Split(1); // one op: its backward is one Cat, not a sum of full-size slices
+        var outputs = new Tensor[steps];
+        for (int s = 0; s < steps; s++)
+        {
+            int t = reverse ? steps - 1 - s : s;
+            (h, c) = cell(slices[t].Squeeze(0), h, c);
+            outputs[t] = h;
+        }
+        return (Tensor.Stack(outputs), h, c);
+    }
 
     /// <summary>Checks the input and states and runs every layer and direction over the sequence.</summary>
     private protected (Tensor Output, Tensor H, Tensor? C) Run(Tensor input, Tensor? h0, Tensor? c0, bool hasCell)
@@ -100,17 +120,8 @@ public abstract class RNNBase : Module
 
     private (Tensor Seq, Tensor H, Tensor? C) RunDirection(Tensor x, Tensor h, Tensor? c, Tensor[] w, bool reverse)
     {
-        int steps = x.Size(0);
         Tensor? bih = w.Length > 2 ? w[2] : null, bhh = w.Length > 2 ? w[3] : null;
-        var proj = Functional.Linear(x, w[0], bih).Split(1); // one op: its backward is one Cat, not a sum of full-size slices
-        var outputs = new Tensor[steps];
-        for (int s = 0; s < steps; s++)
-        {
-            int t = reverse ? steps - 1 - s : s;
-            (h, c) = Cell(proj[t].Squeeze(0), h, c, w[1], bhh);
-            outputs[t] = h;
-        }
-        return (Tensor.Stack(outputs), h, c);
+        return Sequence(Functional.Linear(x, w[0], bih), h, c, w[1], bhh, reverse);
     }
 
     private Tensor State(Tensor? given, int n, bool unbatched, DType dtype, string name)

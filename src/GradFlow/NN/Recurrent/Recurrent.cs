@@ -11,11 +11,12 @@ public sealed class RNN : RNNBase
     /// <summary>True for ReLU, false for tanh.</summary>
     public bool Relu { get; }
 
-    private protected override (Tensor H, Tensor? C) Cell(Tensor xProj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh)
-    {
-        var pre = xProj + Functional.Linear(h, whh, bhh);
-        return (Relu ? pre.Relu() : pre.Tanh(), null);
-    }
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse) =>
+        StepByStep(proj, h, c, reverse, (xProj, h, _) =>
+        {
+            var pre = xProj + Functional.Linear(h, whh, bhh);
+            return (Relu ? pre.Relu() : pre.Tanh(), null);
+        });
 
     /// <summary>The output sequence for a zero initial state.</summary>
     public override Tensor Forward(Tensor input) => Run(input, null, null, hasCell: false).Output;
@@ -44,15 +45,11 @@ public sealed class LSTM(int inputSize, int hiddenSize, int numLayers = 1, bool 
     bool bidirectional = false, DType dtype = DType.Float32, Generator? generator = null)
     : RNNBase(4, inputSize, hiddenSize, numLayers, bias, batchFirst, dropout, bidirectional, dtype, generator)
 {
-    private protected override (Tensor H, Tensor? C) Cell(Tensor xProj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh)
+    // The whole sequence as one op with a fused cell (Ops/Lstm.cs); its composed twin for dtypes the fused op does not take.
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse)
     {
-        var gates = (xProj + Functional.Linear(h, whh, bhh)).Chunk(4, 1);
-        var i = gates[0].Sigmoid();
-        var f = gates[1].Sigmoid();
-        var g = gates[2].Tanh();
-        var o = gates[3].Sigmoid();
-        var cNext = f * c! + i * g;
-        return (o * cNext.Tanh(), cNext);
+        var r = Tensor.LstmSequence(proj, h, c!, whh, bhh, reverse) ?? Tensor.LstmSequenceComposed(proj, h, c!, whh, bhh, reverse);
+        return (r[0], r[1], r[2]);
     }
 
     /// <summary>The output sequence for a zero initial state.</summary>
@@ -79,15 +76,16 @@ public sealed class GRU(int inputSize, int hiddenSize, int numLayers = 1, bool b
     bool bidirectional = false, DType dtype = DType.Float32, Generator? generator = null)
     : RNNBase(3, inputSize, hiddenSize, numLayers, bias, batchFirst, dropout, bidirectional, dtype, generator)
 {
-    private protected override (Tensor H, Tensor? C) Cell(Tensor xProj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh)
-    {
-        var xg = xProj.Chunk(3, 1);
-        var hg = Functional.Linear(h, whh, bhh).Chunk(3, 1);
-        var r = (xg[0] + hg[0]).Sigmoid();
-        var z = (xg[1] + hg[1]).Sigmoid();
-        var n = (xg[2] + r * hg[2]).Tanh();
-        return ((1.0 - z) * n + z * h, null);
-    }
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse) =>
+        StepByStep(proj, h, c, reverse, (xProj, h, _) =>
+        {
+            var xg = xProj.Chunk(3, 1);
+            var hg = Functional.Linear(h, whh, bhh).Chunk(3, 1);
+            var r = (xg[0] + hg[0]).Sigmoid();
+            var z = (xg[1] + hg[1]).Sigmoid();
+            var n = (xg[2] + r * hg[2]).Tanh();
+            return ((1.0 - z) * n + z * h, null);
+        });
 
     /// <summary>The output sequence for a zero initial state.</summary>
     public override Tensor Forward(Tensor input) => Run(input, null, null, hasCell: false).Output;
