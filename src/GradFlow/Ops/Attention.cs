@@ -1,0 +1,179 @@
+using GradFlow.Kernels;
+
+namespace GradFlow;
+
+// Scaled dot-product attention as one op with two outputs (the attended values and the weights), in the manner of
+// PyTorch's fused attention kernels: one node instead of MatMul, Mul, Add, Softmax, MatMul and their backward
+// nodes, heads read in place from strided views of the projections (Kernels/Attention.cs), and the output and
+// input gradients laid out as their operands are, so merging heads back into (..., L, E) is a view, not a copy.
+public sealed partial class Tensor
+{
+    /// <summary>
+    /// softmax(q k^T * scale + mask) v for q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dims and an
+    /// additive <paramref name="mask"/> (no gradient) broadcasting to (..., L, S); returns the output and the weights.
+    /// Null when the operands need the general path (broadcast batch dims, mixed dtypes, a mask that needs a gradient).
+    /// </summary>
+    internal static (Tensor Output, Tensor Weights)? Attention(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale)
+    {
+        int rank = q.Rank;
+        if (rank < 2 || k.Rank != rank || v.Rank != rank || !q.DType.IsFloatingPoint() || k.DType != q.DType || v.DType != q.DType
+            || !Shapes.Equal(q.ShapeArray.AsSpan(0, rank - 2), k.ShapeArray.AsSpan(0, rank - 2))
+            || !Shapes.Equal(q.ShapeArray.AsSpan(0, rank - 2), v.ShapeArray.AsSpan(0, rank - 2))
+            || q.ShapeArray[^1] != k.ShapeArray[^1] || k.ShapeArray[^2] != v.ShapeArray[^2] || q.NumEl == 0 || k.NumEl == 0 || v.NumEl == 0)
+            return null;
+        int l = q.ShapeArray[^2], s = k.ShapeArray[^2], dv = v.ShapeArray[^1];
+        var batchShape = q.ShapeArray[..(rank - 2)];
+        int[] scoreShape = [.. batchShape, l, s];
+        if (mask is not null && (mask.RequiresGrad || mask.DType != q.DType || !BroadcastsTo(mask.ShapeArray, scoreShape)))
+            return null;
+        var (qs, ks, vs) = (GemmRows(q), GemmRows(k), GemmRows(v));
+        var output = EmptyInLayoutOf(qs, [.. batchShape, l, dv]);
+        var weights = Empty(scoreShape, q.DType);
+        int batch = Shapes.Count(batchShape);
+        MaskBatch? mb = mask is null ? null : MaskLayout(mask, scoreShape, batch);
+        if (q.DType == DType.Float32)
+            Kernels.Attention.Forward(batch, l, s, q.ShapeArray[^1], dv, (float)scale, qs.Data<float>(), Batches(qs), ks.Data<float>(), Batches(ks),
+                vs.Data<float>(), Batches(vs), mask is null ? default : mask.Data<float>(), mb, weights.Span<float>(), output.Data<float>(), Batches(output));
+        else
+            Kernels.Attention.Forward(batch, l, s, q.ShapeArray[^1], dv, scale, qs.Data<double>(), Batches(qs), ks.Data<double>(), Batches(ks),
+                vs.Data<double>(), Batches(vs), mask is null ? default : mask.Data<double>(), mb, weights.Span<double>(), output.Data<double>(), Batches(output));
+        var node = Autograd.NeedsGrad([q, k, v]) ? new AttentionBackward(q, k, v, qs, ks, vs, mask, weights, scale) : null;
+        var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [q, k, v]);
+        return (outs[0], outs[1]);
+    }
+
+    private static bool BroadcastsTo(int[] shape, int[] target)
+    {
+        if (shape.Length > target.Length) return false;
+        for (int i = 1; i <= shape.Length; i++)
+            if (shape[^i] != 1 && shape[^i] != target[^i]) return false;
+        return true;
+    }
+
+    /// <summary>The tensor itself when GEMM can read its last two dims as row-major matrices, else a contiguous copy.</summary>
+    internal static Tensor GemmRows(Tensor t)
+    {
+        int rows = t.ShapeArray[^2], cols = t.ShapeArray[^1];
+        bool unitColumns = cols == 1 || t.StridesArray[^1] == 1;
+        bool rowsApart = rows == 1 || t.StridesArray[^2] >= cols;
+        return unitColumns && rowsApart ? t : t.ContiguousRaw();
+    }
+
+    /// <summary>The start of each batch entry's matrix and its row stride.</summary>
+    internal static MatrixBatch Batches(Tensor t)
+    {
+        int rank = t.Rank, batch = Shapes.Count(t.ShapeArray.AsSpan(0, rank - 2));
+        var offsets = BatchOffsets(t.ShapeArray.AsSpan(0, rank - 2), t.StridesArray.AsSpan(0, rank - 2), t.Offset, batch);
+        int ld = t.ShapeArray[^2] == 1 ? Math.Max(t.ShapeArray[^1], 1) : t.StridesArray[^2];
+        return new MatrixBatch(offsets, ld);
+    }
+
+    private static MaskBatch MaskLayout(Tensor mask, int[] scoreShape, int batch)
+    {
+        var strides = Shapes.BroadcastStrides(mask.ShapeArray, mask.StridesArray, scoreShape);
+        int rank = scoreShape.Length;
+        var offsets = BatchOffsets(scoreShape.AsSpan(0, rank - 2), strides.AsSpan(0, rank - 2), mask.Offset, batch);
+        return new MaskBatch(offsets, strides[^2], strides[^1]);
+    }
+
+    private static int[] BatchOffsets(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, int offset, int count)
+    {
+        var offsets = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            int off = offset;
+            for (int d = shape.Length - 1, rest = i; d >= 0; d--)
+            {
+                off += rest % shape[d] * strides[d];
+                rest /= shape[d];
+            }
+            offsets[i] = off;
+        }
+        return offsets;
+    }
+
+    /// <summary>
+    /// An uninitialised tensor of <paramref name="shape"/> whose dims are laid out in memory in the order of
+    /// <paramref name="like"/>'s strides (largest first; the last dim innermost): for heads viewed out of a
+    /// (N, L, E) projection, (N, L, heads, d) memory seen as (N, heads, L, d).
+    /// </summary>
+    internal static Tensor EmptyInLayoutOf(Tensor like, int[] shape)
+    {
+        int rank = shape.Length;
+        var order = Enumerable.Range(0, rank - 1).OrderByDescending(d => like.StridesArray[d]).Append(rank - 1).ToArray();
+        var strides = new int[rank];
+        int stride = 1;
+        for (int i = rank - 1; i >= 0; i--)
+        {
+            strides[order[i]] = stride;
+            stride *= shape[order[i]];
+        }
+        return Empty([stride], like.DType).AsStridedView(shape, strides, 0);
+    }
+}
+
+internal sealed class AttentionBackward : Node
+{
+    private readonly double _scale;
+    private readonly bool _needQ, _needK, _needV, _hasMask;
+
+    public AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor qs, Tensor ks, Tensor vs, Tensor? mask, Tensor weights, double scale)
+        : base(2)
+    {
+        (_scale, _hasMask) = (scale, mask is not null);
+        (_needQ, _needK, _needV) = (q.RequiresGrad, k.RequiresGrad, v.RequiresGrad);
+        // The operands as in the graph (for createGraph), the GEMM-ready ones, the weights, and the mask.
+        if (mask is null) Save(q, k, v, qs, ks, vs, weights);
+        else Save(q, k, v, qs, ks, vs, weights, mask);
+    }
+
+    public override string Name => "ScaledDotProductAttentionBackward";
+
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        if (Autograd.IsGradEnabled) return Composed(g[0], g[1]);
+        Tensor q = Saved(3), k = Saved(4), v = Saved(5), p = Saved(6);
+        int rank = q.Rank, l = q.ShapeArray[^2], s = k.ShapeArray[^2], d = q.ShapeArray[^1], dv = v.ShapeArray[^1];
+        var gOut = Tensor.GemmRows(g[0] ?? Tensor.Zeros([.. q.ShapeArray[..(rank - 2)], l, dv], q.DType));
+        var gW = g[1]?.ContiguousRaw();
+        var dq = _needQ ? Tensor.EmptyInLayoutOf(q, q.ShapeArray) : null;
+        var dk = _needK ? Tensor.EmptyInLayoutOf(k, k.ShapeArray) : null;
+        var dvT = _needV ? Tensor.EmptyInLayoutOf(v, v.ShapeArray) : null;
+        int batch = p.NumEl / Math.Max(l * s, 1);
+        var none = new MatrixBatch([], 1);
+        if (q.DType == DType.Float32)
+            Kernels.Attention.Backward(batch, l, s, d, dv, (float)_scale, q.Data<float>(), Tensor.Batches(q), k.Data<float>(), Tensor.Batches(k),
+                v.Data<float>(), Tensor.Batches(v), p.Span<float>(), gOut.Data<float>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<float>(),
+                dq is null ? default : dq.Data<float>(), dq is null ? none : Tensor.Batches(dq),
+                dk is null ? default : dk.Data<float>(), dk is null ? none : Tensor.Batches(dk),
+                dvT is null ? default : dvT.Data<float>(), dvT is null ? none : Tensor.Batches(dvT));
+        else
+            Kernels.Attention.Backward(batch, l, s, d, dv, _scale, q.Data<double>(), Tensor.Batches(q), k.Data<double>(), Tensor.Batches(k),
+                v.Data<double>(), Tensor.Batches(v), p.Span<double>(), gOut.Data<double>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<double>(),
+                dq is null ? default : dq.Data<double>(), dq is null ? none : Tensor.Batches(dq),
+                dk is null ? default : dk.Data<double>(), dk is null ? none : Tensor.Batches(dk),
+                dvT is null ? default : dvT.Data<double>(), dvT is null ? none : Tensor.Batches(dvT));
+        return [dq, dk, dvT];
+    }
+
+    // Under createGraph: the same formulas in differentiable ops, the weights recomputed from q and k so that
+    // second derivatives see their dependence on them.
+    private Tensor?[] Composed(Tensor? gOut, Tensor? gW)
+    {
+        Tensor q = Saved(0), k = Saved(1), v = Saved(2);
+        var scores = q.MatMul(k.Transpose(-1, -2)) * _scale;
+        if (_hasMask) scores = scores + Saved(7);
+        var p = scores.Softmax(-1);
+        Tensor? dp = gOut?.MatMul(v.Transpose(-1, -2));
+        if (gW is not null) dp = dp is null ? gW : dp + gW;
+        Tensor? dq = null, dk = null, dvT = null;
+        if (dp is not null && (_needQ || _needK))
+        {
+            var ds = p * (dp - (dp * p).Sum(-1, keepDim: true));
+            if (_needQ) dq = ds.MatMul(k) * _scale;
+            if (_needK) dk = ds.Transpose(-1, -2).MatMul(q) * _scale;
+        }
+        if (_needV) dvT = gOut is null ? Tensor.ZerosLike(v) : p.Transpose(-1, -2).MatMul(gOut);
+        return [dq, dk, dvT];
+    }
+}
