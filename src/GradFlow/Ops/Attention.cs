@@ -42,6 +42,39 @@ public sealed partial class Tensor
         return (outs[0], outs[1]);
     }
 
+    /// <summary>
+    /// Self-attention over a packed projection: <paramref name="qkv"/> is (N, L, 3E) when <paramref name="batchFirst"/>,
+    /// else (L, N, 3E), holding q, k and v side by side, each split into <paramref name="heads"/> heads. Returns the
+    /// heads' outputs merged back, (N, L, E) or (L, N, E), and the weights (N, heads, L, L). One input, so the backward
+    /// writes q's, k's and v's gradients straight into one (.., 3E) tensor (no Cat of three). Null when the operands
+    /// need the general path.
+    /// </summary>
+    internal static (Tensor Output, Tensor Weights)? PackedAttention(Tensor qkv, int heads, bool batchFirst, Tensor? mask, double scale)
+    {
+        if (qkv.Rank != 3 || !qkv.IsContiguous || !qkv.DType.IsFloatingPoint() || qkv.NumEl == 0 || qkv.ShapeArray[2] % (3 * heads) != 0) return null;
+        var lay = new PackedLayout(qkv.ShapeArray, heads, batchFirst);
+        if (mask is not null && (mask.RequiresGrad || mask.DType != qkv.DType || !BroadcastsTo(mask.ShapeArray, lay.ScoreShape))) return null;
+        var output = Empty(lay.OutputShape, qkv.DType);
+        var weights = Empty(lay.ScoreShape, qkv.DType);
+        MaskBatch? mb = mask is null ? null : MaskLayout(mask, lay.ScoreShape, lay.Batch);
+        var (qb, kb, vb) = (lay.Part(0, qkv.Offset), lay.Part(1, qkv.Offset), lay.Part(2, qkv.Offset));
+        if (qkv.DType == DType.Float32)
+        {
+            var x = qkv.Data<float>();
+            Kernels.Attention.Forward(lay.Batch, lay.L, lay.L, lay.Hd, lay.Hd, (float)scale, x, qb, x, kb, x, vb,
+                mask is null ? default : mask.Data<float>(), mb, weights.Span<float>(), output.Data<float>(), lay.Output());
+        }
+        else
+        {
+            var x = qkv.Data<double>();
+            Kernels.Attention.Forward(lay.Batch, lay.L, lay.L, lay.Hd, lay.Hd, scale, x, qb, x, kb, x, vb,
+                mask is null ? default : mask.Data<double>(), mb, weights.Span<double>(), output.Data<double>(), lay.Output());
+        }
+        var node = Autograd.NeedsGrad(qkv) ? new PackedAttentionBackward(qkv, lay, mask, weights, scale) : null;
+        var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [qkv]);
+        return (outs[0], outs[1]);
+    }
+
     private static bool BroadcastsTo(int[] shape, int[] target)
     {
         if (shape.Length > target.Length) return false;
@@ -156,24 +189,141 @@ internal sealed class AttentionBackward : Node
         return [dq, dk, dvT];
     }
 
-    // Under createGraph: the same formulas in differentiable ops, the weights recomputed from q and k so that
-    // second derivatives see their dependence on them.
+    // Under createGraph: the same formulas in differentiable ops (AttentionGrads.Composed).
     private Tensor?[] Composed(Tensor? gOut, Tensor? gW)
     {
-        Tensor q = Saved(0), k = Saved(1), v = Saved(2);
-        var scores = q.MatMul(k.Transpose(-1, -2)) * _scale;
-        if (_hasMask) scores = scores + Saved(7);
+        var (dq, dk, dv) = AttentionGrads.Composed(Saved(0), Saved(1), Saved(2), _hasMask ? Saved(7) : null, _scale, gOut, gW, _needQ, _needK, _needV);
+        return [dq, dk, dv];
+    }
+}
+
+internal static class AttentionGrads
+{
+    // The weights are recomputed from q and k so that second derivatives see their dependence on them.
+    public static (Tensor? Dq, Tensor? Dk, Tensor? Dv) Composed(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale,
+        Tensor? gOut, Tensor? gW, bool needQ, bool needK, bool needV)
+    {
+        var scores = q.MatMul(k.Transpose(-1, -2)) * scale;
+        if (mask is not null) scores = scores + mask;
         var p = scores.Softmax(-1);
         Tensor? dp = gOut?.MatMul(v.Transpose(-1, -2));
         if (gW is not null) dp = dp is null ? gW : dp + gW;
-        Tensor? dq = null, dk = null, dvT = null;
-        if (dp is not null && (_needQ || _needK))
+        Tensor? dq = null, dk = null, dv = null;
+        if (dp is not null && (needQ || needK))
         {
             var ds = p * (dp - (dp * p).Sum(-1, keepDim: true));
-            if (_needQ) dq = ds.MatMul(k) * _scale;
-            if (_needK) dk = ds.Transpose(-1, -2).MatMul(q) * _scale;
+            if (needQ) dq = ds.MatMul(k) * scale;
+            if (needK) dk = ds.Transpose(-1, -2).MatMul(q) * scale;
         }
-        if (_needV) dvT = gOut is null ? Tensor.ZerosLike(v) : p.Transpose(-1, -2).MatMul(gOut);
-        return [dq, dk, dvT];
+        if (needV) dv = gOut is null ? Tensor.ZerosLike(v) : p.Transpose(-1, -2).MatMul(gOut);
+        return (dq, dk, dv);
+    }
+}
+
+/// <summary>
+/// Where the heads of a packed (N, L, 3E) or (L, N, 3E) projection and of the merged (.., E) output sit: batch entry
+/// b = n * heads + h of part i (0 q, 1 k, 2 v) starts at n * (stride of n) + i * E + h * hd, rows one position apart.
+/// </summary>
+internal sealed class PackedLayout
+{
+    public PackedLayout(int[] shape, int heads, bool batchFirst)
+    {
+        (Heads, BatchFirst) = (heads, batchFirst);
+        (N, L) = batchFirst ? (shape[0], shape[1]) : (shape[1], shape[0]);
+        E = shape[2] / 3;
+        Hd = E / heads;
+        Batch = N * heads;
+        ScoreShape = [N, heads, L, L];
+        OutputShape = batchFirst ? [N, L, E] : [L, N, E];
+    }
+
+    public int Heads { get; }
+    public bool BatchFirst { get; }
+    public int N { get; }
+    public int L { get; }
+    public int E { get; }
+    public int Hd { get; }
+    public int Batch { get; }
+    public int[] ScoreShape { get; }
+    public int[] OutputShape { get; }
+
+    /// <summary>Part <paramref name="part"/> (q, k, v) of a contiguous (.., 3E) tensor starting at <paramref name="offset"/>.</summary>
+    public MatrixBatch Part(int part, int offset) => Heads3(3 * E, offset + (part * E));
+
+    /// <summary>The merged (.., E) output, contiguous from 0.</summary>
+    public MatrixBatch Output() => Heads3(E, 0);
+
+    private MatrixBatch Heads3(int width, int offset)
+    {
+        // Strides of n and of a position in a (.., width) tensor.
+        int sn = BatchFirst ? L * width : width, sl = BatchFirst ? width : N * width;
+        var offsets = new int[Batch];
+        for (int n = 0; n < N; n++)
+            for (int h = 0; h < Heads; h++) offsets[(n * Heads) + h] = offset + (n * sn) + (h * Hd);
+        return new MatrixBatch(offsets, sl);
+    }
+
+    /// <summary>Part i of a (.., 3E) tensor, or the (.., E) output, as a differentiable (N, heads, L, hd) view.</summary>
+    public Tensor HeadsOf(Tensor x) => BatchFirst
+        ? x.Reshape(N, L, Heads, Hd).Permute(0, 2, 1, 3)
+        : x.Reshape(L, N, Heads, Hd).Permute(1, 2, 0, 3);
+
+    /// <summary>(N, heads, L, hd) back to (.., E).</summary>
+    public Tensor Merge(Tensor x) => BatchFirst
+        ? x.Permute(0, 2, 1, 3).Reshape(N, L, E)
+        : x.Permute(2, 0, 1, 3).Reshape(L, N, E);
+}
+
+internal sealed class PackedAttentionBackward : Node
+{
+    private readonly PackedLayout _layout;
+    private readonly double _scale;
+    private readonly bool _hasMask;
+
+    public PackedAttentionBackward(Tensor qkv, PackedLayout layout, Tensor? mask, Tensor weights, double scale) : base(2)
+    {
+        (_layout, _scale, _hasMask) = (layout, scale, mask is not null);
+        if (mask is null) Save(qkv, weights);
+        else Save(qkv, weights, mask);
+    }
+
+    public override string Name => "ScaledDotProductAttentionBackward";
+
+    protected internal override Tensor?[] Backward(Tensor?[] g)
+    {
+        var lay = _layout;
+        Tensor qkv = Saved(0), p = Saved(1);
+        if (Autograd.IsGradEnabled)
+        {
+            var parts = qkv.Chunk(3, -1);
+            var (dq, dk, dv) = AttentionGrads.Composed(lay.HeadsOf(parts[0]), lay.HeadsOf(parts[1]), lay.HeadsOf(parts[2]),
+                _hasMask ? Saved(2) : null, _scale, g[0] is null ? null : lay.HeadsOf(g[0]!), g[1], true, true, true);
+            Tensor Zero() => Tensor.Zeros([lay.N, lay.Heads, lay.L, lay.Hd], qkv.DType);
+            return [Tensor.Cat([lay.Merge(dq ?? Zero()), lay.Merge(dk ?? Zero()), lay.Merge(dv ?? Zero())], -1)];
+        }
+        var gOut = (g[0] ?? Tensor.Zeros(lay.OutputShape, qkv.DType)).ContiguousRaw();
+        var gW = g[1]?.ContiguousRaw();
+        var dqkv = Tensor.Empty(qkv.ShapeArray, qkv.DType);
+        int l = lay.L, hd = lay.Hd;
+        var (qb, kb, vb) = (lay.Part(0, qkv.Offset), lay.Part(1, qkv.Offset), lay.Part(2, qkv.Offset));
+        var (dqb, dkb, dvb) = (lay.Part(0, 0), lay.Part(1, 0), lay.Part(2, 0));
+        var gb = lay.Output();
+        if (qkv.DType == DType.Float32)
+        {
+            var x = qkv.Data<float>();
+            var d = dqkv.Data<float>();
+            var go = gOut.Data<float>().AsSpan(gOut.Offset);
+            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, (float)_scale, x, qb, x, kb, x, vb, p.Span<float>(), go, gb,
+                gW is null ? default : gW.Span<float>(), d, dqb, d, dkb, d, dvb);
+        }
+        else
+        {
+            var x = qkv.Data<double>();
+            var d = dqkv.Data<double>();
+            var go = gOut.Data<double>().AsSpan(gOut.Offset);
+            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, _scale, x, qb, x, kb, x, vb, p.Span<double>(), go, gb,
+                gW is null ? default : gW.Span<double>(), d, dqb, d, dkb, d, dvb);
+        }
+        return [dqkv];
     }
 }

@@ -74,6 +74,41 @@ public class AttentionOpTests
         Assert.All(values[3..], v => Assert.False(double.IsNaN(v)));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PackedSelfAttentionMatchesTheComposedOps(bool batchFirst)
+    {
+        const int n = 2, l = 7, heads = 3, hd = 5, e = heads * hd;
+        var g = new Generator(4);
+        var qkv = Tensor.Randn(batchFirst ? [n, l, 3 * e] : [l, n, 3 * e], DType.Float32, g).RequireGrad();
+        var mask = Tensor.Randn([n, 1, 1, l], DType.Float32, g);
+        var gOut = Tensor.Randn(batchFirst ? [n, l, e] : [l, n, e], DType.Float32, g);
+        var (y, w) = Tensor.PackedAttention(qkv, heads, batchFirst, mask, 1 / Math.Sqrt(hd))!.Value;
+        Tensor Heads(Tensor x) => batchFirst ? x.Reshape(n, l, heads, hd).Permute(0, 2, 1, 3) : x.Reshape(l, n, heads, hd).Permute(1, 2, 0, 3);
+        var parts = qkv.Chunk(3, -1);
+        var p = (Heads(parts[0]).MatMul(Heads(parts[1]).Transpose(-1, -2)) * (1 / Math.Sqrt(hd)) + mask).Softmax(-1);
+        var o = p.MatMul(Heads(parts[2]));
+        var expected = batchFirst ? o.Permute(0, 2, 1, 3).Reshape(n, l, e) : o.Permute(2, 0, 1, 3).Reshape(l, n, e);
+        Close(expected.ToDoubleArray(), y.ToDoubleArray(), 1e-5, 1e-5);
+        Close(p.ToDoubleArray(), w.ToDoubleArray(), 1e-5, 1e-6);
+        var fused = Autograd.Grad([y, w], [qkv], [gOut, w.Detach()])[0]!;
+        var composed = Autograd.Grad([expected, p], [qkv], [gOut, w.Detach()])[0]!;
+        Close(composed.ToDoubleArray(), fused.ToDoubleArray(), 1e-4, 1e-5);
+    }
+
+    [Fact]
+    public void PackedSelfAttentionGradChecks()
+    {
+        var mask = Tensor.Randn([3, 3], DType.Float64, new Generator(7));
+        Both(x => Tensor.PackedAttention(x[0], 2, true, mask, 0.7)!.Value.Output, R64(1, 2, 3, 12));
+        Both(x =>
+        {
+            var (y, w) = Tensor.PackedAttention(x[0], 2, false, null, 0.7)!.Value;
+            return y.Sum() + (w * w).Sum();
+        }, R64(2, 3, 2, 12));
+    }
+
     [Fact]
     public void SelfAttentionModuleGradChecksWithPaddingMask()
     {

@@ -76,10 +76,15 @@ public sealed class MultiheadAttention : Module
         Tensor Heads(Tensor x, int len) => BatchFirst
             ? x.Reshape(n, len, NumHeads, hd).Permute(0, 2, 1, 3)
             : x.Reshape(len, n, NumHeads, hd).Permute(1, 2, 0, 3);
+        var mask = CombinedMask(attnMask, keyPaddingMask, n, l, s, q.DType);
+        double dropout = Training ? DropoutP : 0;
         Tensor qh, kh, vh; // (N, heads, len, hd)
         if (ReferenceEquals(q, k) && ReferenceEquals(k, v))
         {
-            var qkv = Functional.Linear(q, InProjWeight, InProjBias).Chunk(3, -1);
+            var packed = Functional.Linear(q, InProjWeight, InProjBias);
+            if (dropout <= 0 && Tensor.PackedAttention(packed, NumHeads, BatchFirst, mask, 1 / Math.Sqrt(hd)) is { } fused)
+                return (OutProj.Call(fused.Output), needWeights ? (average ? fused.Weights.Mean(1) : fused.Weights) : null);
+            var qkv = packed.Chunk(3, -1);
             (qh, kh, vh) = (Heads(qkv[0], l), Heads(qkv[1], s), Heads(qkv[2], s));
         }
         else
@@ -88,8 +93,7 @@ public sealed class MultiheadAttention : Module
             var b = InProjBias?.Chunk(3, 0);
             (qh, kh, vh) = (Heads(Functional.Linear(q, w[0], b?[0]), l), Heads(Functional.Linear(k, w[1], b?[1]), s), Heads(Functional.Linear(v, w[2], b?[2]), s));
         }
-        var mask = CombinedMask(attnMask, keyPaddingMask, n, l, s, q.DType);
-        var (o, weights) = Functional.ScaledDotProductAttention(qh, kh, vh, mask, Training ? DropoutP : 0);
+        var (o, weights) = Functional.ScaledDotProductAttention(qh, kh, vh, mask, dropout);
         var merged = BatchFirst ? o.Permute(0, 2, 1, 3).Reshape(n, l, EmbedDim) : o.Permute(2, 0, 1, 3).Reshape(l, n, EmbedDim);
         var output = OutProj.Call(merged);
         return (output, needWeights ? (average ? weights.Mean(1) : weights) : null);
