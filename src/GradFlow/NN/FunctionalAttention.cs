@@ -17,7 +17,7 @@ public static partial class Functional
         Guard.NotNull(value, op, nameof(value));
         if (query.Rank < 2 || key.Rank != query.Rank || value.Rank != query.Rank || query.Size(-1) != key.Size(-1) || key.Size(-2) != value.Size(-2))
             Guard.Throw(op, $"query {Guard.Shape(query)}, key {Guard.Shape(key)} and value {Guard.Shape(value)} must be (..., L, d), (..., S, d), (..., S, dv).");
-        if (dropoutP <= 0 && FusedAttention(query, key, value, attnMask, isCausal) is { } fused) return fused;
+        if (dropoutP is >= 0 and < 1 && FusedAttention(query, key, value, attnMask, isCausal, dropoutP, generator) is { } fused) return fused;
         var scores = query.MatMul(key.Transpose(-1, -2)) * (1 / Math.Sqrt(query.Size(-1)));
         if (isCausal) scores = ApplyMask(scores, CausalMask(query.Size(-2), key.Size(-2)), op);
         if (attnMask is not null) scores = ApplyMask(scores, attnMask, op);
@@ -26,9 +26,10 @@ public static partial class Functional
         return (dropped.MatMul(value), weights);
     }
 
-    // One fused op (Ops/Attention.cs) when there is no dropout: the masks are first folded into one additive mask
+    // One fused op (Ops/Attention.cs), dropout included (p below 1): the masks are first folded into one additive mask
     // of their own (small) broadcast shape. Null when the general path applies, which also reports bad masks.
-    private static (Tensor Output, Tensor Weights)? FusedAttention(Tensor query, Tensor key, Tensor value, Tensor? attnMask, bool isCausal)
+    private static (Tensor Output, Tensor Weights)? FusedAttention(Tensor query, Tensor key, Tensor value, Tensor? attnMask, bool isCausal,
+        double dropoutP, Generator? generator)
     {
         if (!query.DType.IsFloatingPoint() || (attnMask is not null && attnMask.RequiresGrad)) return null;
         Tensor? mask = null;
@@ -39,7 +40,7 @@ public static partial class Functional
             if (mask is null) mask = extra;
             else if (!TryBroadcastAdd(mask, extra, out mask)) return null;
         }
-        return Tensor.Attention(query, key, value, mask, 1 / Math.Sqrt(query.Size(-1)));
+        return Tensor.Attention(query, key, value, mask, 1 / Math.Sqrt(query.Size(-1)), dropoutP, generator);
     }
 
     private static bool TryBroadcastAdd(Tensor a, Tensor b, out Tensor? sum)

@@ -11,9 +11,11 @@ public sealed partial class Tensor
     /// <summary>
     /// softmax(q k^T * scale + mask) v for q (..., L, d), k (..., S, d), v (..., S, dv) with equal batch dims and an
     /// additive <paramref name="mask"/> (no gradient) broadcasting to (..., L, S); returns the output and the weights.
+    /// Dropout with probability <paramref name="dropoutP"/> (below 1) applies to the weights that mix v, not to those returned.
     /// Null when the operands need the general path (broadcast batch dims, mixed dtypes, a mask that needs a gradient).
     /// </summary>
-    internal static (Tensor Output, Tensor Weights)? Attention(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale)
+    internal static (Tensor Output, Tensor Weights)? Attention(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale,
+        double dropoutP = 0, Generator? generator = null)
     {
         int rank = q.Rank;
         if (rank < 2 || k.Rank != rank || v.Rank != rank || !q.DType.IsFloatingPoint() || k.DType != q.DType || v.DType != q.DType
@@ -26,18 +28,22 @@ public sealed partial class Tensor
         int[] scoreShape = [.. batchShape, l, s];
         if (mask is not null && (mask.RequiresGrad || mask.DType != q.DType || !BroadcastsTo(mask.ShapeArray, scoreShape)))
             return null;
+        if (dropoutP >= 1) return null;
         var (qs, ks, vs) = (GemmRows(q), GemmRows(k), GemmRows(v));
+        var drop = DropMultiplier(scoreShape, q.DType, dropoutP, generator);
         var output = EmptyInLayoutOf(qs, [.. batchShape, l, dv]);
         var weights = Empty(scoreShape, q.DType);
         int batch = Shapes.Count(batchShape);
         MaskBatch? mb = mask is null ? null : MaskLayout(mask, scoreShape, batch);
         if (q.DType == DType.Float32)
             Kernels.Attention.Forward(batch, l, s, q.ShapeArray[^1], dv, (float)scale, qs.Data<float>(), Batches(qs), ks.Data<float>(), Batches(ks),
-                vs.Data<float>(), Batches(vs), mask is null ? default : mask.Data<float>(), mb, weights.Span<float>(), output.Data<float>(), Batches(output));
+                vs.Data<float>(), Batches(vs), mask is null ? default : mask.Data<float>(), mb, drop is null ? default : drop.Span<float>(),
+                weights.Span<float>(), output.Data<float>(), Batches(output));
         else
             Kernels.Attention.Forward(batch, l, s, q.ShapeArray[^1], dv, scale, qs.Data<double>(), Batches(qs), ks.Data<double>(), Batches(ks),
-                vs.Data<double>(), Batches(vs), mask is null ? default : mask.Data<double>(), mb, weights.Span<double>(), output.Data<double>(), Batches(output));
-        var node = Autograd.NeedsGrad([q, k, v]) ? new AttentionBackward(q, k, v, qs, ks, vs, mask, weights, scale) : null;
+                vs.Data<double>(), Batches(vs), mask is null ? default : mask.Data<double>(), mb, drop is null ? default : drop.Span<double>(),
+                weights.Span<double>(), output.Data<double>(), Batches(output));
+        var node = Autograd.NeedsGrad([q, k, v]) ? new AttentionBackward(q, k, v, qs, ks, vs, mask, drop, weights, scale) : null;
         var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [q, k, v]);
         return (outs[0], outs[1]);
     }
@@ -49,11 +55,14 @@ public sealed partial class Tensor
     /// writes q's, k's and v's gradients straight into one (.., 3E) tensor (no Cat of three). Null when the operands
     /// need the general path.
     /// </summary>
-    internal static (Tensor Output, Tensor Weights)? PackedAttention(Tensor qkv, int heads, bool batchFirst, Tensor? mask, double scale)
+    internal static (Tensor Output, Tensor Weights)? PackedAttention(Tensor qkv, int heads, bool batchFirst, Tensor? mask, double scale,
+        double dropoutP = 0, Generator? generator = null)
     {
         if (qkv.Rank != 3 || !qkv.IsContiguous || !qkv.DType.IsFloatingPoint() || qkv.NumEl == 0 || qkv.ShapeArray[2] % (3 * heads) != 0) return null;
         var lay = new PackedLayout(qkv.ShapeArray, heads, batchFirst);
         if (mask is not null && (mask.RequiresGrad || mask.DType != qkv.DType || !BroadcastsTo(mask.ShapeArray, lay.ScoreShape))) return null;
+        if (dropoutP >= 1) return null;
+        var drop = DropMultiplier(lay.ScoreShape, qkv.DType, dropoutP, generator);
         var output = Empty(lay.OutputShape, qkv.DType);
         var weights = Empty(lay.ScoreShape, qkv.DType);
         MaskBatch? mb = mask is null ? null : MaskLayout(mask, lay.ScoreShape, lay.Batch);
@@ -62,17 +71,25 @@ public sealed partial class Tensor
         {
             var x = qkv.Data<float>();
             Kernels.Attention.Forward(lay.Batch, lay.L, lay.L, lay.Hd, lay.Hd, (float)scale, x, qb, x, kb, x, vb,
-                mask is null ? default : mask.Data<float>(), mb, weights.Span<float>(), output.Data<float>(), lay.Output());
+                mask is null ? default : mask.Data<float>(), mb, drop is null ? default : drop.Span<float>(), weights.Span<float>(), output.Data<float>(), lay.Output());
         }
         else
         {
             var x = qkv.Data<double>();
             Kernels.Attention.Forward(lay.Batch, lay.L, lay.L, lay.Hd, lay.Hd, scale, x, qb, x, kb, x, vb,
-                mask is null ? default : mask.Data<double>(), mb, weights.Span<double>(), output.Data<double>(), lay.Output());
+                mask is null ? default : mask.Data<double>(), mb, drop is null ? default : drop.Span<double>(), weights.Span<double>(), output.Data<double>(), lay.Output());
         }
-        var node = Autograd.NeedsGrad(qkv) ? new PackedAttentionBackward(qkv, lay, mask, weights, scale) : null;
+        var node = Autograd.NeedsGrad(qkv) ? new PackedAttentionBackward(qkv, lay, mask, drop, weights, scale) : null;
         var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [qkv]);
         return (outs[0], outs[1]);
+    }
+
+    // The dropout multiplier, drawn as Functional.Dropout draws it (uniforms below 1 - p kept, scaled by 1 / (1 - p)),
+    // so the fused and composed paths agree for the same generator state.
+    private static Tensor? DropMultiplier(int[] shape, DType dtype, double p, Generator? generator)
+    {
+        if (p <= 0) return null;
+        using (Autograd.NoGrad()) return Rand(shape, dtype, generator).Lt(1 - p) * (1 / (1 - p));
     }
 
     private static bool BroadcastsTo(int[] shape, int[] target)
@@ -148,16 +165,21 @@ public sealed partial class Tensor
 internal sealed class AttentionBackward : Node
 {
     private readonly double _scale;
-    private readonly bool _needQ, _needK, _needV, _hasMask;
+    private readonly bool _needQ, _needK, _needV;
+    private readonly int _maskAt, _dropAt;
 
-    public AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor qs, Tensor ks, Tensor vs, Tensor? mask, Tensor weights, double scale)
+    public AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor qs, Tensor ks, Tensor vs, Tensor? mask, Tensor? drop, Tensor weights, double scale)
         : base(2)
     {
-        (_scale, _hasMask) = (scale, mask is not null);
+        _scale = scale;
         (_needQ, _needK, _needV) = (q.RequiresGrad, k.RequiresGrad, v.RequiresGrad);
-        // The operands as in the graph (for createGraph), the GEMM-ready ones, the weights, and the mask.
-        if (mask is null) Save(q, k, v, qs, ks, vs, weights);
-        else Save(q, k, v, qs, ks, vs, weights, mask);
+        // The operands as in the graph (for createGraph), the GEMM-ready ones, the weights, the mask, the dropout multiplier.
+        var saved = new List<Tensor> { q, k, v, qs, ks, vs, weights };
+        _maskAt = mask is null ? -1 : saved.Count;
+        if (mask is not null) saved.Add(mask);
+        _dropAt = drop is null ? -1 : saved.Count;
+        if (drop is not null) saved.Add(drop);
+        Save([.. saved]);
     }
 
     public override string Name => "ScaledDotProductAttentionBackward";
@@ -174,15 +196,16 @@ internal sealed class AttentionBackward : Node
         var dvT = _needV ? Tensor.EmptyInLayoutOf(v, v.ShapeArray) : null;
         int batch = p.NumEl / Math.Max(l * s, 1);
         var none = new MatrixBatch([], 1);
+        var drop = _dropAt < 0 ? null : Saved(_dropAt);
         if (q.DType == DType.Float32)
             Kernels.Attention.Backward(batch, l, s, d, dv, (float)_scale, q.Data<float>(), Tensor.Batches(q), k.Data<float>(), Tensor.Batches(k),
-                v.Data<float>(), Tensor.Batches(v), p.Span<float>(), gOut.Data<float>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<float>(),
+                v.Data<float>(), Tensor.Batches(v), p.Span<float>(), drop is null ? default : drop.Span<float>(), gOut.Data<float>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<float>(),
                 dq is null ? default : dq.Data<float>(), dq is null ? none : Tensor.Batches(dq),
                 dk is null ? default : dk.Data<float>(), dk is null ? none : Tensor.Batches(dk),
                 dvT is null ? default : dvT.Data<float>(), dvT is null ? none : Tensor.Batches(dvT));
         else
             Kernels.Attention.Backward(batch, l, s, d, dv, _scale, q.Data<double>(), Tensor.Batches(q), k.Data<double>(), Tensor.Batches(k),
-                v.Data<double>(), Tensor.Batches(v), p.Span<double>(), gOut.Data<double>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<double>(),
+                v.Data<double>(), Tensor.Batches(v), p.Span<double>(), drop is null ? default : drop.Span<double>(), gOut.Data<double>(), Tensor.Batches(gOut), gW is null ? default : gW.Span<double>(),
                 dq is null ? default : dq.Data<double>(), dq is null ? none : Tensor.Batches(dq),
                 dk is null ? default : dk.Data<double>(), dk is null ? none : Tensor.Batches(dk),
                 dvT is null ? default : dvT.Data<double>(), dvT is null ? none : Tensor.Batches(dvT));
@@ -192,7 +215,8 @@ internal sealed class AttentionBackward : Node
     // Under createGraph: the same formulas in differentiable ops (AttentionGrads.Composed).
     private Tensor?[] Composed(Tensor? gOut, Tensor? gW)
     {
-        var (dq, dk, dv) = AttentionGrads.Composed(Saved(0), Saved(1), Saved(2), _hasMask ? Saved(7) : null, _scale, gOut, gW, _needQ, _needK, _needV);
+        var (dq, dk, dv) = AttentionGrads.Composed(Saved(0), Saved(1), Saved(2), _maskAt < 0 ? null : Saved(_maskAt), _dropAt < 0 ? null : Saved(_dropAt),
+            _scale, gOut, gW, _needQ, _needK, _needV);
         return [dq, dk, dv];
     }
 }
@@ -200,13 +224,15 @@ internal sealed class AttentionBackward : Node
 internal static class AttentionGrads
 {
     // The weights are recomputed from q and k so that second derivatives see their dependence on them.
-    public static (Tensor? Dq, Tensor? Dk, Tensor? Dv) Composed(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale,
+    public static (Tensor? Dq, Tensor? Dk, Tensor? Dv) Composed(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? drop, double scale,
         Tensor? gOut, Tensor? gW, bool needQ, bool needK, bool needV)
     {
         var scores = q.MatMul(k.Transpose(-1, -2)) * scale;
         if (mask is not null) scores = scores + mask;
         var p = scores.Softmax(-1);
+        var mix = drop is null ? p : p * drop;
         Tensor? dp = gOut?.MatMul(v.Transpose(-1, -2));
+        if (dp is not null && drop is not null) dp = dp * drop;
         if (gW is not null) dp = dp is null ? gW : dp + gW;
         Tensor? dq = null, dk = null, dv = null;
         if (dp is not null && (needQ || needK))
@@ -215,7 +241,7 @@ internal static class AttentionGrads
             if (needQ) dq = ds.MatMul(k) * scale;
             if (needK) dk = ds.Transpose(-1, -2).MatMul(q) * scale;
         }
-        if (needV) dv = gOut is null ? Tensor.ZerosLike(v) : p.Transpose(-1, -2).MatMul(gOut);
+        if (needV) dv = gOut is null ? Tensor.ZerosLike(v) : mix.Transpose(-1, -2).MatMul(gOut);
         return (dq, dk, dv);
     }
 }
@@ -278,13 +304,17 @@ internal sealed class PackedAttentionBackward : Node
 {
     private readonly PackedLayout _layout;
     private readonly double _scale;
-    private readonly bool _hasMask;
+    private readonly int _maskAt, _dropAt;
 
-    public PackedAttentionBackward(Tensor qkv, PackedLayout layout, Tensor? mask, Tensor weights, double scale) : base(2)
+    public PackedAttentionBackward(Tensor qkv, PackedLayout layout, Tensor? mask, Tensor? drop, Tensor weights, double scale) : base(2)
     {
-        (_layout, _scale, _hasMask) = (layout, scale, mask is not null);
-        if (mask is null) Save(qkv, weights);
-        else Save(qkv, weights, mask);
+        (_layout, _scale) = (layout, scale);
+        var saved = new List<Tensor> { qkv, weights };
+        _maskAt = mask is null ? -1 : saved.Count;
+        if (mask is not null) saved.Add(mask);
+        _dropAt = drop is null ? -1 : saved.Count;
+        if (drop is not null) saved.Add(drop);
+        Save([.. saved]);
     }
 
     public override string Name => "ScaledDotProductAttentionBackward";
@@ -297,7 +327,7 @@ internal sealed class PackedAttentionBackward : Node
         {
             var parts = qkv.Chunk(3, -1);
             var (dq, dk, dv) = AttentionGrads.Composed(lay.HeadsOf(parts[0]), lay.HeadsOf(parts[1]), lay.HeadsOf(parts[2]),
-                _hasMask ? Saved(2) : null, _scale, g[0] is null ? null : lay.HeadsOf(g[0]!), g[1], true, true, true);
+                _maskAt < 0 ? null : Saved(_maskAt), _dropAt < 0 ? null : Saved(_dropAt), _scale, g[0] is null ? null : lay.HeadsOf(g[0]!), g[1], true, true, true);
             Tensor Zero() => Tensor.Zeros([lay.N, lay.Heads, lay.L, lay.Hd], qkv.DType);
             return [Tensor.Cat([lay.Merge(dq ?? Zero()), lay.Merge(dk ?? Zero()), lay.Merge(dv ?? Zero())], -1)];
         }
@@ -308,12 +338,13 @@ internal sealed class PackedAttentionBackward : Node
         var (qb, kb, vb) = (lay.Part(0, qkv.Offset), lay.Part(1, qkv.Offset), lay.Part(2, qkv.Offset));
         var (dqb, dkb, dvb) = (lay.Part(0, 0), lay.Part(1, 0), lay.Part(2, 0));
         var gb = lay.Output();
+        var drop = _dropAt < 0 ? null : Saved(_dropAt);
         if (qkv.DType == DType.Float32)
         {
             var x = qkv.Data<float>();
             var d = dqkv.Data<float>();
             var go = gOut.Data<float>().AsSpan(gOut.Offset);
-            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, (float)_scale, x, qb, x, kb, x, vb, p.Span<float>(), go, gb,
+            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, (float)_scale, x, qb, x, kb, x, vb, p.Span<float>(), drop is null ? default : drop.Span<float>(), go, gb,
                 gW is null ? default : gW.Span<float>(), d, dqb, d, dkb, d, dvb);
         }
         else
@@ -321,7 +352,7 @@ internal sealed class PackedAttentionBackward : Node
             var x = qkv.Data<double>();
             var d = dqkv.Data<double>();
             var go = gOut.Data<double>().AsSpan(gOut.Offset);
-            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, _scale, x, qb, x, kb, x, vb, p.Span<double>(), go, gb,
+            Kernels.Attention.Backward(lay.Batch, l, l, hd, hd, _scale, x, qb, x, kb, x, vb, p.Span<double>(), drop is null ? default : drop.Span<double>(), go, gb,
                 gW is null ? default : gW.Span<double>(), d, dqb, d, dkb, d, dvb);
         }
         return [dqkv];

@@ -64,6 +64,34 @@ public class AttentionOpTests
     }
 
     [Fact]
+    public void DropoutGradChecksWithTheSameDraws() => Both(
+        x => Functional.ScaledDotProductAttention(x[0], x[1], x[2], dropoutP: 0.4, generator: new Generator(5)).Output,
+        R64(1, 2, 4, 3), R64(2, 2, 5, 3), R64(3, 2, 5, 2));
+
+    [Fact]
+    public void PackedDropoutGradChecks() => Both(
+        x => Tensor.PackedAttention(x[0], 2, true, null, 0.7, 0.3, new Generator(6))!.Value.Output, R64(1, 2, 3, 12));
+
+    [Fact]
+    public void DropoutMatchesTheComposedOpsDrawForDraw()
+    {
+        var g = new Generator(1);
+        var q = Tensor.Randn([2, 7, 4], DType.Float32, g).RequireGrad();
+        var k = Tensor.Randn([2, 9, 4], DType.Float32, g).RequireGrad();
+        var v = Tensor.Randn([2, 9, 3], DType.Float32, g).RequireGrad();
+        var gOut = Tensor.Randn([2, 7, 3], DType.Float32, g);
+        var (o, w) = Functional.ScaledDotProductAttention(q, k, v, dropoutP: 0.25, generator: new Generator(11));
+        var p = (q.MatMul(k.Transpose(-1, -2)) * 0.5).Softmax(-1);
+        var keep = Tensor.Rand([2, 7, 9], DType.Float32, new Generator(11)).Lt(0.75);
+        var expected = (p * (keep * (1 / 0.75))).MatMul(v);
+        Close(expected.ToDoubleArray(), o.ToDoubleArray(), 1e-5, 1e-5);
+        Close(p.ToDoubleArray(), w.ToDoubleArray(), 1e-5, 1e-6);
+        var fused = Autograd.Grad([o, w], [q, k, v], [gOut, w.Detach()]);
+        var composed = Autograd.Grad([expected, p], [q, k, v], [gOut, w.Detach()]);
+        for (int i = 0; i < 3; i++) Close(composed[i]!.ToDoubleArray(), fused[i]!.ToDoubleArray(), 1e-4, 1e-5);
+    }
+
+    [Fact]
     public void FullyMaskedRowsGiveNaNAsPyTorch()
     {
         var x = Tensor.Randn([1, 2, 3], DType.Float32, new Generator(2));

@@ -82,7 +82,7 @@ public sealed class MultiheadAttention : Module
         if (ReferenceEquals(q, k) && ReferenceEquals(k, v))
         {
             var packed = Functional.Linear(q, InProjWeight, InProjBias);
-            if (dropout <= 0 && Tensor.PackedAttention(packed, NumHeads, BatchFirst, mask, 1 / Math.Sqrt(hd)) is { } fused)
+            if (Tensor.PackedAttention(packed, NumHeads, BatchFirst, mask, 1 / Math.Sqrt(hd), dropout) is { } fused)
                 return (OutProj.Call(fused.Output), needWeights ? (average ? fused.Weights.Mean(1) : fused.Weights) : null);
             var qkv = packed.Chunk(3, -1);
             (qh, kh, vh) = (Heads(qkv[0], l), Heads(qkv[1], s), Heads(qkv[2], s));
