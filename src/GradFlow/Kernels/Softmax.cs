@@ -2,10 +2,15 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using GradFlow.Kernels.Optim;
 
 namespace GradFlow.Kernels;
 
-/// <summary>Softmax and log-softmax over the rows of a contiguous (rows, n) block, max-shifted for stability.</summary>
+/// <summary>
+/// Softmax and log-softmax over the rows of a contiguous (rows, n) block, max-shifted for stability. Forward is a
+/// max pass, one pass writing exp(x - max) while summing it, and a scaling pass, all on a row that stays in L1;
+/// input and output may be the same span (attention normalises its scores in place).
+/// </summary>
 internal static class Softmax
 {
     public static void Forward<T>(ReadOnlySpan<T> x, Span<T> y, int rows, int n, bool log)
@@ -27,6 +32,43 @@ internal static class Softmax
             {
                 Elementwise.BinaryScalarRight<MulOp, T>(yr, T.One / sum, yr);
             }
+        }
+    }
+
+    /// <summary>
+    /// The softmax backward dx = y * (g - sum(g * y)) per row (two passes: the dot product, then the write);
+    /// <paramref name="dx"/> may be the same span as <paramref name="g"/>.
+    /// </summary>
+    public static void Backward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> g, Span<T> dx, int rows, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (V512<T>.IsSupported) Backward<V512<T>, T>(y, g, dx, rows, n);
+        else if (V256<T>.IsSupported) Backward<V256<T>, T>(y, g, dx, rows, n);
+        else Backward<V1<T>, T>(y, g, dx, rows, n);
+    }
+
+    private static void Backward<TV, T>(ReadOnlySpan<T> y, ReadOnlySpan<T> g, Span<T> dx, int rows, int n)
+        where TV : struct, IVec<TV, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        nuint len = (nuint)n, step = (nuint)TV.Count;
+        for (int r = 0; r < rows; r++)
+        {
+            ref T yr = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), r * n);
+            ref T gr = ref Unsafe.Add(ref MemoryMarshal.GetReference(g), r * n);
+            ref T dr = ref Unsafe.Add(ref MemoryMarshal.GetReference(dx), r * n);
+            TV acc0 = TV.Create(T.Zero), acc1 = acc0;
+            nuint i = 0;
+            for (; i + (2 * step) <= len; i += 2 * step)
+            {
+                acc0 += TV.Load(ref gr, i) * TV.Load(ref yr, i);
+                acc1 += TV.Load(ref gr, i + step) * TV.Load(ref yr, i + step);
+            }
+            for (; i + step <= len; i += step) acc0 += TV.Load(ref gr, i) * TV.Load(ref yr, i);
+            T dot = TV.Sum(acc0 + acc1);
+            for (; i < len; i++) dot += Unsafe.Add(ref gr, i) * Unsafe.Add(ref yr, i);
+            var vd = TV.Create(dot);
+            for (i = 0; i + step <= len; i += step) TV.Store(TV.Load(ref yr, i) * (TV.Load(ref gr, i) - vd), ref dr, i);
+            for (; i < len; i++) Unsafe.Add(ref dr, i) = Unsafe.Add(ref yr, i) * (Unsafe.Add(ref gr, i) - dot);
         }
     }
 

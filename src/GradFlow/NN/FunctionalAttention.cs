@@ -17,6 +17,7 @@ public static partial class Functional
         Guard.NotNull(value, op, nameof(value));
         if (query.Rank < 2 || key.Rank != query.Rank || value.Rank != query.Rank || query.Size(-1) != key.Size(-1) || key.Size(-2) != value.Size(-2))
             Guard.Throw(op, $"query {Guard.Shape(query)}, key {Guard.Shape(key)} and value {Guard.Shape(value)} must be (..., L, d), (..., S, d), (..., S, dv).");
+        if (dropoutP is >= 0 and < 1 && FusedAttention(query, key, value, attnMask, isCausal, dropoutP, generator) is { } fused) return fused;
         var scores = query.MatMul(key.Transpose(-1, -2)) * (1 / Math.Sqrt(query.Size(-1)));
         if (isCausal) scores = ApplyMask(scores, CausalMask(query.Size(-2), key.Size(-2)), op);
         if (attnMask is not null) scores = ApplyMask(scores, attnMask, op);
@@ -24,6 +25,42 @@ public static partial class Functional
         var dropped = dropoutP > 0 ? Dropout(weights, dropoutP, true, generator) : weights;
         return (dropped.MatMul(value), weights);
     }
+
+    // One fused op (Ops/Attention.cs), dropout included (p below 1): the masks are first folded into one additive mask
+    // of their own (small) broadcast shape. Null when the general path applies, which also reports bad masks.
+    private static (Tensor Output, Tensor Weights)? FusedAttention(Tensor query, Tensor key, Tensor value, Tensor? attnMask, bool isCausal,
+        double dropoutP, Generator? generator)
+    {
+        if (!query.DType.IsFloatingPoint() || (attnMask is not null && attnMask.RequiresGrad)) return null;
+        Tensor? mask = null;
+        if (isCausal) mask = Additive(CausalMask(query.Size(-2), key.Size(-2)), query.DType);
+        if (attnMask is not null)
+        {
+            var extra = Additive(attnMask, query.DType);
+            if (mask is null) mask = extra;
+            else if (!TryBroadcastAdd(mask, extra, out mask)) return null;
+        }
+        return Tensor.Attention(query, key, value, mask, 1 / Math.Sqrt(query.Size(-1)), dropoutP, generator);
+    }
+
+    private static bool TryBroadcastAdd(Tensor a, Tensor b, out Tensor? sum)
+    {
+        try
+        {
+            sum = a + b;
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            sum = null;
+            return false;
+        }
+    }
+
+    /// <summary>A boolean (int64) mask as 0 / -inf in <paramref name="dtype"/>, or a float mask in that dtype.</summary>
+    internal static Tensor Additive(Tensor mask, DType dtype) => mask.DType == DType.Int64
+        ? Tensor.Where(mask, Tensor.Full([], double.NegativeInfinity, dtype), Tensor.Zeros([], dtype))
+        : mask.To(dtype);
 
     /// <summary>An int64 (L, S) mask with 1 above the diagonal: position i may attend to keys 0..i (torch's causal mask).</summary>
     public static Tensor CausalMask(int queryLength, int keyLength)

@@ -53,6 +53,7 @@ public static partial class Functional
         int k = normalizedShape.Length;
         if (k == 0 || input.Rank < k || !Shapes.Equal(input.Shape[^k..], normalizedShape))
             Guard.ThrowArg(op, nameof(input), $"input {Guard.Shape(input)} does not end in the normalized shape {Guard.Shape(normalizedShape)}.");
+        if (Tensor.LayerNorm(input, normalizedShape, weight, bias, eps) is { } fused) return fused;
         var dims = Enumerable.Range(input.Rank - k, k).ToArray();
         var mean = input.Mean(dims, keepDim: true);
         var centered = input - mean;

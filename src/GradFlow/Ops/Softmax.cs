@@ -53,11 +53,22 @@ internal sealed class SoftmaxBackward : Node
         Save(y);
     }
 
-    // dx = y * (g - sum(g * y))
+    // dx = y * (g - sum(g * y)): one kernel (two passes a row) over the last dim when no graph is recorded.
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         var y = Saved(0);
+        if (!Autograd.IsGradEnabled && _dim == y.Rank - 1 && y.IsContiguous && g[0]!.DType == y.DType && y.NumEl > 0)
+            return [Fused(g[0]!.ContiguousRaw(), y)];
         return [y * (g[0]! - (g[0]! * y).Sum(_dim, keepDim: true))];
+    }
+
+    private static Tensor Fused(Tensor g, Tensor y)
+    {
+        var dx = Tensor.Empty(y.ShapeArray, y.DType);
+        int n = y.ShapeArray[^1], rows = y.NumEl / n;
+        if (y.DType == DType.Float32) Kernels.Softmax.Backward(y.Span<float>(), g.Span<float>(), dx.Span<float>(), rows, n);
+        else Kernels.Softmax.Backward(y.Span<double>(), g.Span<double>(), dx.Span<double>(), rows, n);
+        return dx;
     }
 }
 

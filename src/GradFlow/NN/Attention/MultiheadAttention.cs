@@ -65,19 +65,37 @@ public sealed class MultiheadAttention : Module
         return (r[0], r.Length > 1 ? r[1] : null);
     }
 
+    // Heads are views: a projection (N, L, E) (or (L, N, E)) is seen as (N, heads, L, hd) without a copy, the fused
+    // attention writes its output as (N, L, heads, hd) memory, and merging heads back is a view too. Self-attention
+    // (one tensor for query, key and value) projects once with the packed weight and splits the result.
     private (Tensor Output, Tensor? Weights) Attend(Tensor q, Tensor k, Tensor v, Tensor? keyPaddingMask, Tensor? attnMask, bool needWeights, bool average)
     {
         CheckShapes(q, k, v);
-        if (BatchFirst) (q, k, v) = (q.Transpose(0, 1), k.Transpose(0, 1), v.Transpose(0, 1));
-        int l = q.Size(0), n = q.Size(1), s = k.Size(0), hd = EmbedDim / NumHeads;
-        var w = InProjWeight.Chunk(3, 0);
-        var b = InProjBias?.Chunk(3, 0);
-        Tensor Heads(Tensor x, int i, int len) => Functional.Linear(x, w[i], b?[i]).Reshape(len, n, NumHeads, hd).Permute(1, 2, 0, 3);
-        var (qh, kh, vh) = (Heads(q, 0, l), Heads(k, 1, s), Heads(v, 2, s)); // (N, heads, len, hd)
+        int seqDim = BatchFirst ? 1 : 0, hd = EmbedDim / NumHeads;
+        int l = q.Size(seqDim), n = q.Size(1 - seqDim), s = k.Size(seqDim);
+        Tensor Heads(Tensor x, int len) => BatchFirst
+            ? x.Reshape(n, len, NumHeads, hd).Permute(0, 2, 1, 3)
+            : x.Reshape(len, n, NumHeads, hd).Permute(1, 2, 0, 3);
         var mask = CombinedMask(attnMask, keyPaddingMask, n, l, s, q.DType);
-        var (o, weights) = Functional.ScaledDotProductAttention(qh, kh, vh, mask, Training ? DropoutP : 0);
-        var output = OutProj.Call(o.Permute(2, 0, 1, 3).Reshape(l, n, EmbedDim));
-        if (BatchFirst) output = output.Transpose(0, 1);
+        double dropout = Training ? DropoutP : 0;
+        Tensor qh, kh, vh; // (N, heads, len, hd)
+        if (ReferenceEquals(q, k) && ReferenceEquals(k, v))
+        {
+            var packed = Functional.Linear(q, InProjWeight, InProjBias);
+            if (Tensor.PackedAttention(packed, NumHeads, BatchFirst, mask, 1 / Math.Sqrt(hd), dropout) is { } fused)
+                return (OutProj.Call(fused.Output), needWeights ? (average ? fused.Weights.Mean(1) : fused.Weights) : null);
+            var qkv = packed.Chunk(3, -1);
+            (qh, kh, vh) = (Heads(qkv[0], l), Heads(qkv[1], s), Heads(qkv[2], s));
+        }
+        else
+        {
+            var w = InProjWeight.Chunk(3, 0);
+            var b = InProjBias?.Chunk(3, 0);
+            (qh, kh, vh) = (Heads(Functional.Linear(q, w[0], b?[0]), l), Heads(Functional.Linear(k, w[1], b?[1]), s), Heads(Functional.Linear(v, w[2], b?[2]), s));
+        }
+        var (o, weights) = Functional.ScaledDotProductAttention(qh, kh, vh, mask, dropout);
+        var merged = BatchFirst ? o.Permute(0, 2, 1, 3).Reshape(n, l, EmbedDim) : o.Permute(2, 0, 1, 3).Reshape(l, n, EmbedDim);
+        var output = OutProj.Call(merged);
         return (output, needWeights ? (average ? weights.Mean(1) : weights) : null);
     }
 
@@ -102,9 +120,7 @@ public sealed class MultiheadAttention : Module
         return mask;
     }
 
-    private static Tensor Additive(Tensor mask, DType dtype) => mask.DType == DType.Int64
-        ? Tensor.Where(mask, Tensor.Full([], double.NegativeInfinity, dtype), Tensor.Zeros([], dtype))
-        : mask.To(dtype);
+    private static Tensor Additive(Tensor mask, DType dtype) => Functional.Additive(mask, dtype);
 
     private void CheckShapes(Tensor q, Tensor k, Tensor v)
     {
