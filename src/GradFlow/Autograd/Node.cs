@@ -130,6 +130,7 @@ public sealed class AccumulateGrad : Node
         {
             s.Exposed = true;
             s.Kept = true;
+            s.AdoptedGrad = true;
             return g.IsLeaf ? g : g.Detach();
         }
         return g.Detach().Clone();

@@ -46,9 +46,12 @@ internal readonly struct SqrtOp : IUnaryOp
     public static Vector128<T> Invoke<T>(Vector128<T> x) where T : unmanaged, IFloatingPointIeee754<T> => Vector128.Sqrt(x);
 }
 
+// Float scalars (tails, strided loops) go through the vector kernel, so an element's result does not depend
+// on where it sits in memory.
 internal readonly struct ExpOp : IUnaryOp
 {
-    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => T.Exp(x);
+    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? VecMath.Exp(Vector128.CreateScalar(x)).ToScalar() : T.Exp(x);
     public static Vector512<T> Invoke<T>(Vector512<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Exp(x);
     public static Vector256<T> Invoke<T>(Vector256<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Exp(x);
     public static Vector128<T> Invoke<T>(Vector128<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Exp(x);
@@ -64,7 +67,8 @@ internal readonly struct LogOp : IUnaryOp
 
 internal readonly struct TanhOp : IUnaryOp
 {
-    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => T.Tanh(x);
+    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? VecMath.Tanh(Vector128.CreateScalar(x)).ToScalar() : T.Tanh(x);
     public static Vector512<T> Invoke<T>(Vector512<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Tanh(x);
     public static Vector256<T> Invoke<T>(Vector256<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Tanh(x);
     public static Vector128<T> Invoke<T>(Vector128<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Tanh(x);
@@ -72,7 +76,8 @@ internal readonly struct TanhOp : IUnaryOp
 
 internal readonly struct SigmoidOp : IUnaryOp
 {
-    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
+    public static T Invoke<T>(T x) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? VecMath.Sigmoid(Vector128.CreateScalar(x)).ToScalar() : T.One / (T.One + T.Exp(-x));
     public static Vector512<T> Invoke<T>(Vector512<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Sigmoid(x);
     public static Vector256<T> Invoke<T>(Vector256<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Sigmoid(x);
     public static Vector128<T> Invoke<T>(Vector128<T> x) where T : unmanaged, IFloatingPointIeee754<T> => VecMath.Sigmoid(x);

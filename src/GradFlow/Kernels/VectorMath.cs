@@ -6,11 +6,10 @@ namespace GradFlow.Kernels;
 /// <summary>
 /// Vectorised exp, log, tanh and sigmoid for every vector width and both precisions. Double exp and log are
 /// the runtime's own (ported from AMD AOCL-LibM). Double tanh uses Cephes' rational below |x| = 0.625 and
-/// exp above; double sigmoid is built on e^-|x| so it never overflows. The float functions evaluate the
-/// double ones on widened lanes and round once: the runtime's float exp and log measured 2 ulp (exp near 0,
-/// log near 0.65); the widened forms give the correctly rounded float on a sweep of 4 million inputs over the
-/// whole range, denormals included (the test allows 1 ulp for double rounding), at about half the float
-/// throughput.
+/// exp above; double sigmoid is built on e^-|x| so it never overflows. Float exp, tanh and sigmoid are
+/// float-native (VectorMath.Single.cs). Float log evaluates the double one on widened lanes and rounds once:
+/// the runtime's float log measured 2 ulp near 0.65, the widened form gives the correctly rounded float on a
+/// sweep over the whole range (the test allows 1 ulp for double rounding), at about half the float throughput.
 /// </summary>
 internal static partial class VectorMath
 {
@@ -26,13 +25,6 @@ internal static partial class VectorMath
     // tanh(|x|) rounds to 1 in double beyond 19.06; clamping keeps e^(2|x|) finite.
     private const double TanhSaturation = 20;
 
-    /// <summary>e^x per lane, evaluated in double and rounded once.</summary>
-    public static Vector512<float> Exp(Vector512<float> x)
-    {
-        var (lo, hi) = Vector512.Widen(x);
-        return Vector512.Narrow(Vector512.Exp(lo), Vector512.Exp(hi));
-    }
-
     /// <summary>e^x per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<double> Exp(Vector512<double> x) => Vector512.Exp(x);
@@ -47,13 +39,6 @@ internal static partial class VectorMath
     /// <summary>Natural logarithm per lane (NaN below 0, -inf at 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<double> Log(Vector512<double> x) => Vector512.Log(x);
-
-    /// <summary>Hyperbolic tangent per lane, evaluated in double and rounded once.</summary>
-    public static Vector512<float> Tanh(Vector512<float> x)
-    {
-        var (lo, hi) = Vector512.Widen(x);
-        return Vector512.Narrow(Tanh(lo), Tanh(hi));
-    }
 
     /// <summary>Hyperbolic tangent per lane: exact sign, tanh(x) = x for tiny x, ±1 from |x| ≈ 19.1, NaN kept.</summary>
     public static Vector512<double> Tanh(Vector512<double> x)
@@ -73,13 +58,6 @@ internal static partial class VectorMath
         return Vector512.ConditionalSelect(useRational, rational, viaExp) | (x & Vector512.Create(-0.0));
     }
 
-    /// <summary>Logistic sigmoid 1 / (1 + e^-x) per lane, evaluated in double and rounded once.</summary>
-    public static Vector512<float> Sigmoid(Vector512<float> x)
-    {
-        var (lo, hi) = Vector512.Widen(x);
-        return Vector512.Narrow(Sigmoid(lo), Sigmoid(hi));
-    }
-
     /// <summary>Logistic sigmoid per lane, denormal results for x down to -745 included.</summary>
     public static Vector512<double> Sigmoid(Vector512<double> x)
     {
@@ -88,13 +66,6 @@ internal static partial class VectorMath
         var denominator = Vector512<double>.One + e;
         var numerator = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<double>.Zero), e, Vector512<double>.One);
         return numerator / denominator;
-    }
-
-    /// <summary>e^x per lane, evaluated in double and rounded once.</summary>
-    public static Vector256<float> Exp(Vector256<float> x)
-    {
-        var (lo, hi) = Vector256.Widen(x);
-        return Vector256.Narrow(Vector256.Exp(lo), Vector256.Exp(hi));
     }
 
     /// <summary>e^x per lane.</summary>
@@ -111,13 +82,6 @@ internal static partial class VectorMath
     /// <summary>Natural logarithm per lane (NaN below 0, -inf at 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<double> Log(Vector256<double> x) => Vector256.Log(x);
-
-    /// <summary>Hyperbolic tangent per lane, evaluated in double and rounded once.</summary>
-    public static Vector256<float> Tanh(Vector256<float> x)
-    {
-        var (lo, hi) = Vector256.Widen(x);
-        return Vector256.Narrow(Tanh(lo), Tanh(hi));
-    }
 
     /// <summary>Hyperbolic tangent per lane: exact sign, tanh(x) = x for tiny x, ±1 from |x| ≈ 19.1, NaN kept.</summary>
     public static Vector256<double> Tanh(Vector256<double> x)
@@ -137,13 +101,6 @@ internal static partial class VectorMath
         return Vector256.ConditionalSelect(useRational, rational, viaExp) | (x & Vector256.Create(-0.0));
     }
 
-    /// <summary>Logistic sigmoid 1 / (1 + e^-x) per lane, evaluated in double and rounded once.</summary>
-    public static Vector256<float> Sigmoid(Vector256<float> x)
-    {
-        var (lo, hi) = Vector256.Widen(x);
-        return Vector256.Narrow(Sigmoid(lo), Sigmoid(hi));
-    }
-
     /// <summary>Logistic sigmoid per lane, denormal results for x down to -745 included.</summary>
     public static Vector256<double> Sigmoid(Vector256<double> x)
     {
@@ -152,13 +109,6 @@ internal static partial class VectorMath
         var denominator = Vector256<double>.One + e;
         var numerator = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<double>.Zero), e, Vector256<double>.One);
         return numerator / denominator;
-    }
-
-    /// <summary>e^x per lane, evaluated in double and rounded once.</summary>
-    public static Vector128<float> Exp(Vector128<float> x)
-    {
-        var (lo, hi) = Vector128.Widen(x);
-        return Vector128.Narrow(Vector128.Exp(lo), Vector128.Exp(hi));
     }
 
     /// <summary>e^x per lane.</summary>
@@ -176,13 +126,6 @@ internal static partial class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<double> Log(Vector128<double> x) => Vector128.Log(x);
 
-    /// <summary>Hyperbolic tangent per lane, evaluated in double and rounded once.</summary>
-    public static Vector128<float> Tanh(Vector128<float> x)
-    {
-        var (lo, hi) = Vector128.Widen(x);
-        return Vector128.Narrow(Tanh(lo), Tanh(hi));
-    }
-
     /// <summary>Hyperbolic tangent per lane: exact sign, tanh(x) = x for tiny x, ±1 from |x| ≈ 19.1, NaN kept.</summary>
     public static Vector128<double> Tanh(Vector128<double> x)
     {
@@ -199,13 +142,6 @@ internal static partial class VectorMath
         var viaExp = Vector128<double>.One - (Vector128.Create(2.0) / (e + Vector128<double>.One));
         var useRational = Vector128.LessThan(ax, Vector128.Create(TanhRationalLimit)) | ~Vector128.Equals(x, x);
         return Vector128.ConditionalSelect(useRational, rational, viaExp) | (x & Vector128.Create(-0.0));
-    }
-
-    /// <summary>Logistic sigmoid 1 / (1 + e^-x) per lane, evaluated in double and rounded once.</summary>
-    public static Vector128<float> Sigmoid(Vector128<float> x)
-    {
-        var (lo, hi) = Vector128.Widen(x);
-        return Vector128.Narrow(Sigmoid(lo), Sigmoid(hi));
     }
 
     /// <summary>Logistic sigmoid per lane, denormal results for x down to -745 included.</summary>

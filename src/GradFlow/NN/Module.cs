@@ -172,13 +172,20 @@ public abstract partial class Module
         return this;
     }
 
-    /// <summary>Clears every parameter's gradient: to null (the default, as PyTorch 2) or to zeros in place.</summary>
+    /// <summary>
+    /// Clears every parameter's gradient: to null (the default, as PyTorch 2) or to zeros in place. A dropped
+    /// gradient that a <see cref="TensorArena"/> step allocated returns to that arena (reading it afterwards throws).
+    /// </summary>
     public void ZeroGrad(bool setToNone = true)
     {
         foreach (var p in Parameters())
         {
             if (p.Grad is null) continue;
-            if (setToNone) p.Grad = null;
+            if (setToNone)
+            {
+                TensorArena.ReclaimGradient(p.Grad);
+                p.Grad = null;
+            }
             else using (Autograd.NoGrad()) p.Grad = p.Grad.RequiresGrad ? Tensor.ZerosLike(p.Grad) : p.Grad.Zero();
         }
     }

@@ -114,14 +114,21 @@ public abstract class Optimizer
         foreach (var o in observers) o.OnStepCompleted(this);
     }
 
-    /// <summary>Clears every parameter's gradient: to null by default (as PyTorch 2.0), or to zeros in place.</summary>
+    /// <summary>
+    /// Clears every parameter's gradient: to null by default (as PyTorch 2.0), or to zeros in place. A dropped
+    /// gradient that a <see cref="TensorArena"/> step allocated returns to that arena (reading it afterwards throws).
+    /// </summary>
     public void ZeroGrad(bool setToNone = true)
     {
         foreach (var g in _groups)
             foreach (var p in g.Params)
             {
                 if (p.Grad is null) continue;
-                if (setToNone) p.Grad = null;
+                if (setToNone)
+                {
+                    TensorArena.ReclaimGradient(p.Grad);
+                    p.Grad = null;
+                }
                 else p.Grad.Detach().FillRaw(0);
             }
     }

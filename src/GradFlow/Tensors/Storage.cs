@@ -22,6 +22,12 @@ internal sealed class Storage
     /// <summary>Seen by code outside the engine (a hook, RetainGrad, a caller's gradient) or already adopted as a leaf's Grad.</summary>
     internal bool Exposed;
 
+    /// <summary>The arena this buffer was rented from, if any.</summary>
+    internal TensorArena? Arena;
+
+    /// <summary>Adopted by the engine as a leaf's Grad (not kept by the user): ZeroGrad may give it back to <see cref="Arena"/>.</summary>
+    internal bool AdoptedGrad;
+
     public Storage(Array data, DType dtype)
     {
         _data = data;

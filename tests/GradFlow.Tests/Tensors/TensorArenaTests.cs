@@ -42,6 +42,40 @@ public class TensorArenaTests
     }
 
     [Fact]
+    public void ZeroGradGivesAdoptedGradientsBackToTheArena()
+    {
+        var g = new Generator(2);
+        var (w1, w2) = Params(g);
+        var x = Tensor.Randn([128, 64], DType.Float32, g);
+        var optimizer = new GradFlow.Optim.SGD([w1, w2], lr: 0.01);
+        var arena = new TensorArena();
+        long Step()
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            using (arena.Step())
+            {
+                optimizer.ZeroGrad();
+                Loss(x, w1, w2).Backward();
+                optimizer.Step();
+            }
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        for (int i = 0; i < 3; i++) Step();
+        var dropped = w1.Grad!;
+        long steady = Step();
+
+        // The 64x256 and 256x10 gradients (75 KB) come from the arena now, not from the heap.
+        Assert.True(steady < 40_000, $"a steady-state step allocated {steady} bytes");
+        Assert.Throws<ObjectDisposedException>(() => dropped.Sum());
+
+        // A gradient the user set is never reclaimed.
+        var own = Tensor.OnesLike(w1);
+        w1.Grad = own;
+        optimizer.ZeroGrad();
+        Assert.Equal(64 * 256, own.Sum().Item());
+    }
+
+    [Fact]
     public void ReadingARecycledTensorThrowsAndKeptTensorsSurvive()
     {
         var w = Tensor.Randn([4, 4], requiresGrad: true);
