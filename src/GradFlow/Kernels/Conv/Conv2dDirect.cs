@@ -1,0 +1,274 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GradFlow.Kernels;
+
+/// <summary>
+/// Direct float convolution (no unfold, no GEMM) for layers whose kernel sees few inputs, vectorised along the
+/// output row, 16 outputs per step. Rule (<see cref="Applies"/>): float, AVX-512, horizontal stride 1, at most
+/// <see cref="MaxColRows"/> taps per output (input channels of a group x KH x KW, e.g. a first layer's 1x3x3 or
+/// 1x4x4), and output rows of at least 16. There im2col + GEMM does little arithmetic per stored value (conv1 of
+/// the cnn bench: K = 9 against an output tile of 32 x 676), while here each output vector is loaded and stored
+/// once and every tap is one load and one FMA. Rows of a non-multiple of 16 end with a step at OW - 16: forward
+/// recomputes the overlap, backward masks the gradient lanes already counted. Padding is a zero-bordered copy of
+/// the batch, so the inner loops have no bounds tests. Backward-input keeps the im2col path (a first layer's input
+/// rarely needs a gradient).
+/// </summary>
+internal static unsafe class Conv2dDirect
+{
+    /// <summary>Taps per output above which the GEMM path wins (it then reuses each loaded input many times).</summary>
+    public const int MaxColRows = 16;
+
+    private const int V = 16;
+    private const int Block = 4;
+
+    public static bool Applies(in Conv2dGeometry g) =>
+        Avx512F.IsSupported && g.StrideW == 1 && g.ColRows <= MaxColRows && g.OW >= V;
+
+    public static void Forward(in Conv2dGeometry g, float* input, float* weight, float* bias, float* output)
+    {
+        using var src = new PaddedInput(g, input);
+        var body = new ForwardBody(g, src.Layout, weight, bias, output);
+        Parallelism.For(g.N, ref body);
+    }
+
+    /// <summary>gradWeight (and gradBias when not null) overwritten; output channels run in parallel.</summary>
+    public static void BackwardWeight(in Conv2dGeometry g, float* input, float* gradOutput, float* gradWeight, float* gradBias)
+    {
+        using var src = new PaddedInput(g, input);
+        var body = new WeightBody(g, src.Layout, gradOutput, gradWeight, gradBias);
+        Parallelism.For(g.OutC, ref body);
+    }
+
+    /// <summary>The (padded) input: plane pointer per (image, channel), row and plane strides, tap offsets.</summary>
+    private readonly struct Layout(float* data, int rowStride, int planeStride, int[] taps)
+    {
+        public readonly float* Data = data;
+        public readonly int RowStride = rowStride;
+        public readonly int PlaneStride = planeStride;
+
+        /// <summary>Offset of tap r = (ci KH + ki) KW + kj from an output pixel's window origin.</summary>
+        public readonly int[] Taps = taps;
+    }
+
+    private readonly struct PaddedInput : IDisposable
+    {
+        private readonly float[]? _rented;
+        private readonly GCHandle _pin;
+
+        public PaddedInput(in Conv2dGeometry g, float* input)
+        {
+            int hp = g.H + (2 * g.PadH), wp = g.W + (2 * g.PadW);
+            float* data = input;
+            if (g.PadH != 0 || g.PadW != 0)
+            {
+                int planes = g.N * g.C;
+                _rented = ArrayPool<float>.Shared.Rent(planes * hp * wp);
+                _pin = GCHandle.Alloc(_rented, GCHandleType.Pinned);
+                data = (float*)_pin.AddrOfPinnedObject();
+                var dst = new Span<float>(data, planes * hp * wp);
+                dst.Clear();
+                for (int p = 0; p < planes; p++)
+                {
+                    for (int iy = 0; iy < g.H; iy++)
+                    {
+                        new ReadOnlySpan<float>(input + (((long)p * g.H) + iy) * g.W, g.W)
+                            .CopyTo(dst.Slice((((p * hp) + iy + g.PadH) * wp) + g.PadW, g.W));
+                    }
+                }
+            }
+
+            var taps = new int[g.ColRows];
+            for (int ci = 0, r = 0; ci < g.InPerGroup; ci++)
+            {
+                for (int ki = 0; ki < g.KH; ki++)
+                {
+                    for (int kj = 0; kj < g.KW; kj++, r++)
+                    {
+                        taps[r] = (ci * hp * wp) + (ki * g.DilH * wp) + (kj * g.DilW);
+                    }
+                }
+            }
+
+            Layout = new Layout(data, wp, hp * wp, taps);
+        }
+
+        public Layout Layout { get; }
+
+        public void Dispose()
+        {
+            if (_rented is not null)
+            {
+                _pin.Free();
+                ArrayPool<float>.Shared.Return(_rented);
+            }
+        }
+    }
+
+    private readonly struct ForwardBody(Conv2dGeometry g, Layout src, float* weight, float* bias, float* output) : IParallelBody
+    {
+        public void Invoke(int b)
+        {
+            int* taps = stackalloc int[g.ColRows];
+            for (int r = 0; r < g.ColRows; r++)
+            {
+                taps[r] = src.Taps[r];
+            }
+
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                float* x = src.Data + (((long)(b * g.C) + (grp * g.InPerGroup)) * src.PlaneStride);
+                int oc = grp * g.OutPerGroup, end = oc + g.OutPerGroup;
+                for (; oc + Block <= end; oc += Block)
+                {
+                    Channels4(x, taps, oc, b);
+                }
+
+                for (; oc < end; oc++)
+                {
+                    Channel1(x, taps, oc, b);
+                }
+            }
+        }
+
+        private void Channels4(float* x, int* taps, int oc, int b)
+        {
+            int k = g.ColRows, plane = g.OH * g.OW;
+            float* w = weight + (oc * k);
+            float* y = output + (((long)(b * g.OutC) + oc) * plane);
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                float* row = x + (oy * g.StrideH * src.RowStride);
+                for (int ox = 0; ; ox += V)
+                {
+                    ox = Math.Min(ox, g.OW - V);
+                    Vector512<float> a0 = Start(oc), a1 = Start(oc + 1), a2 = Start(oc + 2), a3 = Start(oc + 3);
+                    for (int r = 0; r < k; r++)
+                    {
+                        var xv = Vector512.Load(row + ox + taps[r]);
+                        a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[r]), xv, a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[k + r]), xv, a1);
+                        a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[(2 * k) + r]), xv, a2);
+                        a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[(3 * k) + r]), xv, a3);
+                    }
+
+                    float* at = y + (oy * g.OW) + ox;
+                    a0.Store(at);
+                    a1.Store(at + plane);
+                    a2.Store(at + (2 * plane));
+                    a3.Store(at + (3 * plane));
+                    if (ox == g.OW - V)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+
+        private void Channel1(float* x, int* taps, int oc, int b)
+        {
+            int k = g.ColRows;
+            float* w = weight + (oc * k);
+            float* y = output + (((long)(b * g.OutC) + oc) * g.OH * g.OW);
+            for (int oy = 0; oy < g.OH; oy++)
+            {
+                float* row = x + (oy * g.StrideH * src.RowStride);
+                for (int ox = 0; ; ox += V)
+                {
+                    ox = Math.Min(ox, g.OW - V);
+                    Vector512<float> a0 = Start(oc);
+                    for (int r = 0; r < k; r++)
+                    {
+                        a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[r]), Vector512.Load(row + ox + taps[r]), a0);
+                    }
+
+                    a0.Store(y + (oy * g.OW) + ox);
+                    if (ox == g.OW - V)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Vector512<float> Start(int oc) => bias == null ? Vector512<float>.Zero : Vector512.Create(bias[oc]);
+    }
+
+    // dW[oc, r] = sum over images, rows and columns of dy[b, oc, oy, ox] x[b, window origin + tap r]; four taps
+    // at a time share each gradient load. Per image the vector sums are reduced and added in image order, so the
+    // result does not depend on the thread count.
+    private readonly struct WeightBody(Conv2dGeometry g, Layout src, float* gradOutput, float* gradWeight, float* gradBias) : IParallelBody
+    {
+        public void Invoke(int oc)
+        {
+            int k = g.ColRows, grp = oc / g.OutPerGroup, plane = g.OH * g.OW;
+            int* taps = stackalloc int[k + Block];
+            for (int r = 0; r < k + Block; r++)
+            {
+                taps[r] = src.Taps[Math.Min(r, k - 1)];
+            }
+
+            float* dw = gradWeight + (oc * k);
+            new Span<float>(dw, k).Clear();
+            float biasSum = 0;
+
+            // The last step of a row starts at OW - 16; its first lanes were counted by the step before.
+            int skip = (g.OW % V) == 0 ? 0 : V - (g.OW % V);
+            var tail = Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(skip)).AsSingle();
+            for (int b = 0; b < g.N; b++)
+            {
+                float* x = src.Data + (((long)(b * g.C) + (grp * g.InPerGroup)) * src.PlaneStride);
+                float* dy = gradOutput + (((long)(b * g.OutC) + oc) * plane);
+                for (int r0 = 0; r0 < k; r0 += Block)
+                {
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, sum = default;
+                    int t0 = taps[r0], t1 = taps[r0 + 1], t2 = taps[r0 + 2], t3 = taps[r0 + 3];
+                    for (int oy = 0; oy < g.OH; oy++)
+                    {
+                        float* row = x + (oy * g.StrideH * src.RowStride);
+                        float* dyRow = dy + (oy * g.OW);
+                        for (int ox = 0; ; ox += V)
+                        {
+                            var d = Vector512.Load(dyRow + Math.Min(ox, g.OW - V));
+                            if (ox > g.OW - V)
+                            {
+                                ox = g.OW - V;
+                                d &= tail;
+                            }
+
+                            float* at = row + ox;
+                            a0 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t0), a0);
+                            a1 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t1), a1);
+                            a2 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t2), a2);
+                            a3 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t3), a3);
+                            sum += d;
+                            if (ox == g.OW - V)
+                            {
+                                break;
+                            }
+                        }
+                    }
+
+                    int count = Math.Min(Block, k - r0);
+                    dw[r0] += Vector512.Sum(a0);
+                    if (count > 1) dw[r0 + 1] += Vector512.Sum(a1);
+                    if (count > 2) dw[r0 + 2] += Vector512.Sum(a2);
+                    if (count > 3) dw[r0 + 3] += Vector512.Sum(a3);
+                    if (r0 == 0)
+                    {
+                        biasSum += Vector512.Sum(sum);
+                    }
+                }
+            }
+
+            if (gradBias != null)
+            {
+                gradBias[oc] = biasSum;
+            }
+        }
+    }
+}
