@@ -149,27 +149,26 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
                     T* x = input + (((b * g.C) + (grp * g.InPerGroup)) * g.H * g.W);
                     T* unfolded = Unfold(g, x, colBuffer);
                     int m = g.OutPerGroup, n = g.ColCols, k = g.ColRows;
+                    T* y = output + OutputOffset(g, b, grp);
+                    if (bias != null)
+                    {
+                        FillBias(y, grp);
+                    }
+
                     GemmOf<T>.Run(false, false, m, n, k, T.One, new ReadOnlySpan<T>(weight + WeightOffset(g, grp), m * k), k,
-                        new ReadOnlySpan<T>(unfolded, k * n), n, T.Zero, new Span<T>(output + OutputOffset(g, b, grp), m * n), n);
+                        new ReadOnlySpan<T>(unfolded, k * n), n, bias != null ? T.One : T.Zero, new Span<T>(y, m * n), n);
                 }
             }
 
             ArrayPool<T>.Shared.Return(col);
-            if (bias != null)
-            {
-                AddBias(b);
-            }
         }
 
-        private void AddBias(int b)
+        // The GEMM then accumulates onto the bias (beta = 1): no second pass over the output.
+        private void FillBias(T* y, int grp)
         {
-            for (int oc = 0; oc < g.OutC; oc++)
+            for (int j = 0; j < g.OutPerGroup; j++)
             {
-                T value = bias[oc];
-                foreach (ref T y in new Span<T>(output + (((b * g.OutC) + oc) * g.ColCols), g.ColCols))
-                {
-                    y += value;
-                }
+                new Span<T>(y + (j * g.ColCols), g.ColCols).Fill(bias[(grp * g.OutPerGroup) + j]);
             }
         }
     }
