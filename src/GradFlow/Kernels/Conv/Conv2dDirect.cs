@@ -40,7 +40,7 @@ internal static unsafe class Conv2dDirect
     {
         using var src = new PaddedInput(g, input);
         var body = new WeightBody(g, src.Layout, gradOutput, gradWeight, gradBias);
-        Parallelism.For(g.OutC, ref body);
+        Parallelism.For(g.Groups * WeightBody.PairsPerGroup(g), ref body);
     }
 
     /// <summary>The (padded) input: plane pointer per (image, channel), row and plane strides, tap offsets.</summary>
@@ -198,23 +198,30 @@ internal static unsafe class Conv2dDirect
         private Vector512<float> Start(int oc) => bias == null ? Vector512<float>.Zero : Vector512.Create(bias[oc]);
     }
 
-    // dW[oc, r] = sum over images, rows and columns of dy[b, oc, oy, ox] x[b, window origin + tap r]; four taps
-    // at a time share each gradient load. Per image the vector sums are reduced and added in image order, so the
-    // result does not depend on the thread count.
+    // dW[oc, r] = sum over images, rows and columns of dy[b, oc, oy, ox] x[b, window origin + tap r]. Two output
+    // channels and four taps at a time: each step loads two gradient and four input vectors for eight FMAs. Per
+    // image the vector sums are reduced and added in image order, so the result does not depend on the thread count.
     private readonly struct WeightBody(Conv2dGeometry g, Layout src, float* gradOutput, float* gradWeight, float* gradBias) : IParallelBody
     {
-        public void Invoke(int oc)
+        public static int PairsPerGroup(in Conv2dGeometry g) => (g.OutPerGroup + 1) / 2;
+
+        public void Invoke(int item)
         {
-            int k = g.ColRows, grp = oc / g.OutPerGroup, plane = g.OH * g.OW;
+            int pairs = PairsPerGroup(g), grp = item / pairs, j = 2 * (item % pairs);
+            int oc0 = (grp * g.OutPerGroup) + j;
+            int oc1 = j + 1 < g.OutPerGroup ? oc0 + 1 : oc0; // an odd group's last channel runs twice, written once
+            int k = g.ColRows, plane = g.OH * g.OW;
             int* taps = stackalloc int[k + Block];
             for (int r = 0; r < k + Block; r++)
             {
                 taps[r] = src.Taps[Math.Min(r, k - 1)];
             }
 
-            float* dw = gradWeight + (oc * k);
-            new Span<float>(dw, k).Clear();
-            float biasSum = 0;
+            float* dw0 = stackalloc float[k + Block];
+            float* dw1 = stackalloc float[k + Block];
+            new Span<float>(dw0, k + Block).Clear();
+            new Span<float>(dw1, k + Block).Clear();
+            float bias0 = 0, bias1 = 0;
 
             // The last step of a row starts at OW - 16; its first lanes were counted by the step before.
             int skip = (g.OW % V) == 0 ? 0 : V - (g.OW % V);
@@ -222,30 +229,47 @@ internal static unsafe class Conv2dDirect
             for (int b = 0; b < g.N; b++)
             {
                 float* x = src.Data + (((long)(b * g.C) + (grp * g.InPerGroup)) * src.PlaneStride);
-                float* dy = gradOutput + (((long)(b * g.OutC) + oc) * plane);
+                float* dy0 = gradOutput + (((long)(b * g.OutC) + oc0) * plane);
+                float* dy1 = gradOutput + (((long)(b * g.OutC) + oc1) * plane);
                 for (int r0 = 0; r0 < k; r0 += Block)
                 {
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, sum = default;
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, s0 = default, s1 = default;
                     int t0 = taps[r0], t1 = taps[r0 + 1], t2 = taps[r0 + 2], t3 = taps[r0 + 3];
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         float* row = x + (oy * g.StrideH * src.RowStride);
-                        float* dyRow = dy + (oy * g.OW);
+                        int at = oy * g.OW;
                         for (int ox = 0; ; ox += V)
                         {
-                            var d = Vector512.Load(dyRow + Math.Min(ox, g.OW - V));
+                            var mask = Vector512<float>.AllBitsSet;
                             if (ox > g.OW - V)
                             {
                                 ox = g.OW - V;
-                                d &= tail;
+                                mask = tail;
                             }
 
-                            float* at = row + ox;
-                            a0 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t0), a0);
-                            a1 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t1), a1);
-                            a2 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t2), a2);
-                            a3 = Avx512F.FusedMultiplyAdd(d, Vector512.Load(at + t3), a3);
-                            sum += d;
+                            var d0 = Vector512.Load(dy0 + at + ox) & mask;
+                            var d1 = Vector512.Load(dy1 + at + ox) & mask;
+                            float* xr = row + ox;
+                            var x0 = Vector512.Load(xr + t0);
+                            a0 = Avx512F.FusedMultiplyAdd(d0, x0, a0);
+                            c0 = Avx512F.FusedMultiplyAdd(d1, x0, c0);
+                            var x1 = Vector512.Load(xr + t1);
+                            a1 = Avx512F.FusedMultiplyAdd(d0, x1, a1);
+                            c1 = Avx512F.FusedMultiplyAdd(d1, x1, c1);
+                            var x2 = Vector512.Load(xr + t2);
+                            a2 = Avx512F.FusedMultiplyAdd(d0, x2, a2);
+                            c2 = Avx512F.FusedMultiplyAdd(d1, x2, c2);
+                            var x3 = Vector512.Load(xr + t3);
+                            a3 = Avx512F.FusedMultiplyAdd(d0, x3, a3);
+                            c3 = Avx512F.FusedMultiplyAdd(d1, x3, c3);
+                            if (r0 == 0)
+                            {
+                                s0 += d0;
+                                s1 += d1;
+                            }
+
                             if (ox == g.OW - V)
                             {
                                 break;
@@ -253,21 +277,25 @@ internal static unsafe class Conv2dDirect
                         }
                     }
 
-                    int count = Math.Min(Block, k - r0);
-                    dw[r0] += Vector512.Sum(a0);
-                    if (count > 1) dw[r0 + 1] += Vector512.Sum(a1);
-                    if (count > 2) dw[r0 + 2] += Vector512.Sum(a2);
-                    if (count > 3) dw[r0 + 3] += Vector512.Sum(a3);
-                    if (r0 == 0)
-                    {
-                        biasSum += Vector512.Sum(sum);
-                    }
+                    dw0[r0] += Vector512.Sum(a0);
+                    dw0[r0 + 1] += Vector512.Sum(a1);
+                    dw0[r0 + 2] += Vector512.Sum(a2);
+                    dw0[r0 + 3] += Vector512.Sum(a3);
+                    dw1[r0] += Vector512.Sum(c0);
+                    dw1[r0 + 1] += Vector512.Sum(c1);
+                    dw1[r0 + 2] += Vector512.Sum(c2);
+                    dw1[r0 + 3] += Vector512.Sum(c3);
+                    bias0 += Vector512.Sum(s0);
+                    bias1 += Vector512.Sum(s1);
                 }
             }
 
+            new ReadOnlySpan<float>(dw0, k).CopyTo(new Span<float>(gradWeight + (oc0 * k), k));
+            new ReadOnlySpan<float>(dw1, k).CopyTo(new Span<float>(gradWeight + (oc1 * k), k));
             if (gradBias != null)
             {
-                gradBias[oc] = biasSum;
+                gradBias[oc0] = bias0;
+                gradBias[oc1] = bias1;
             }
         }
     }
