@@ -47,6 +47,7 @@ public class MaxPool2x2Tests
         var gy = new float[y.Length];
         for (int i = 0; i < gy.Length; i++) gy[i] = i + 1;
         var gx = new float[x.Length];
+        Array.Fill(gx, float.NaN); // every input must be written, also the odd last row and column no window covers
         Pool2dKernels.MaxPool2dBackward(gy, idx, n, c, h, w, 2, 2, 2, 2, 0, 0, gx);
         var expected = new float[x.Length];
         for (int o = 0; o < y.Length; o++) expected[((o / (oh * ow)) * h * w) + idx[o]] += gy[o];
@@ -56,5 +57,22 @@ public class MaxPool2x2Tests
         var idxd = new int[y.Length];
         Pool2dKernels.MaxPool2dForward(Array.ConvertAll(x, v => (double)v), n, c, h, w, 2, 2, 2, 2, 0, 0, yd, idxd);
         Assert.Equal(idx, idxd);
+    }
+
+    [Theory]
+    [InlineData(5, 17)]
+    [InlineData(4, 9)]
+    public void BackwardScattersIndicesOutsideTheirWindow(int h, int w)
+    {
+        // Indices the 2x2 write-once path cannot express (all name the plane's first element): the scatter result.
+        int oh = h / 2, ow = w / 2;
+        var gy = new float[2 * oh * ow];
+        for (int i = 0; i < gy.Length; i++) gy[i] = 1;
+        var gx = new float[2 * h * w];
+        Array.Fill(gx, float.NaN);
+        Pool2dKernels.MaxPool2dBackward(gy, new int[gy.Length], 1, 2, h, w, 2, 2, 2, 2, 0, 0, gx);
+        for (int p = 0; p < 2; p++)
+            for (int i = 0; i < h * w; i++)
+                Assert.Equal(i == 0 ? oh * ow : 0f, gx[(p * h * w) + i]);
     }
 }
