@@ -15,6 +15,12 @@ internal static unsafe class Im2Col
     /// <summary>col[row, oy*OW + ox] = image[ch, iy, ix] (0 where (iy, ix) falls in the padding).</summary>
     public static void Unfold<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
     {
+        if (g.PadH == 0 && g.PadW == 0 && g.StrideW == 1 && Vector256.IsHardwareAccelerated && g.OW >= Vector256<T>.Count)
+        {
+            UnfoldDense(g, image, col);
+            return;
+        }
+
         for (int ch = 0; ch < g.InPerGroup; ch++)
         {
             for (int ki = 0; ki < g.KH; ki++)
@@ -22,6 +28,33 @@ internal static unsafe class Im2Col
                 for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
                 {
                     UnfoldRow(g, image + (ch * g.H * g.W), ki, kj, col);
+                }
+            }
+        }
+    }
+
+    // Without padding every window is inside the image: each unfolded row is OH copies of OW contiguous values,
+    // 256-bit steps with the last one overlapping; no clipping, no clears, sizes in locals (conv2 of the cnn bench:
+    // 288 rows x 11 copies of 11 values per image, where the general path's per-row bookkeeping cost more than the copy).
+    private static void UnfoldDense<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
+    {
+        int oh = g.OH, ow = g.OW, w = g.W, rowStep = g.StrideH * g.W, last = ow - Vector256<T>.Count;
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            for (int ki = 0; ki < g.KH; ki++)
+            {
+                for (int kj = 0; kj < g.KW; kj++)
+                {
+                    T* src = image + (ch * g.H * w) + (ki * g.DilH * w) + (kj * g.DilW);
+                    for (int oy = 0; oy < oh; oy++, src += rowStep, col += ow)
+                    {
+                        for (int i = 0; i < last; i += Vector256<T>.Count)
+                        {
+                            Vector256.Load(src + i).Store(col + i);
+                        }
+
+                        Vector256.Load(src + last).Store(col + last);
+                    }
                 }
             }
         }
