@@ -173,21 +173,30 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
         }
     }
 
+    // Float layers that fit Im2Col.FoldsNarrowRows fold with Im2Col.FoldNarrow (each input row written once, no
+    // clear); the unfolded gradient then sits NarrowSlack floats into its buffer, with slack on both sides.
     private readonly struct BackwardInputBody(Conv2dGeometry g, T* gradOutput, T* weight, T* gradInput) : IParallelBody
     {
         public void Invoke(int b)
         {
-            T[] col = ArrayPool<T>.Shared.Rent(g.IsPointwise ? 1 : g.ColRows * g.ColCols);
+            bool narrow = typeof(T) == typeof(float) && !g.IsPointwise && Im2Col.FoldsNarrowRows(g);
+            int slack = narrow ? Im2Col.NarrowSlack : 0;
+            T[] col = ArrayPool<T>.Shared.Rent(g.IsPointwise ? 1 : (g.ColRows * g.ColCols) + (2 * slack));
             fixed (T* colBuffer = col)
             {
+                T* imageEnd = gradInput + ((b + 1) * g.C * g.H * g.W);
                 for (int grp = 0; grp < g.Groups; grp++)
                 {
                     T* dx = gradInput + (((b * g.C) + (grp * g.InPerGroup)) * g.H * g.W);
-                    T* dcol = g.IsPointwise ? dx : colBuffer;
+                    T* dcol = g.IsPointwise ? dx : colBuffer + slack;
                     int m = g.ColRows, n = g.ColCols, k = g.OutPerGroup;
                     GemmOf<T>.Run(true, false, m, n, k, T.One, new ReadOnlySpan<T>(weight + WeightOffset(g, grp), k * m), m,
                         new ReadOnlySpan<T>(gradOutput + OutputOffset(g, b, grp), k * n), n, T.Zero, new Span<T>(dcol, m * n), n);
-                    if (!g.IsPointwise)
+                    if (narrow)
+                    {
+                        Im2Col.FoldNarrow(g, (float*)dcol, (float*)dx, (float*)imageEnd);
+                    }
+                    else if (!g.IsPointwise)
                     {
                         new Span<T>(dx, g.InPerGroup * g.H * g.W).Clear();
                         Im2Col.FoldAdd(g, dcol, dx);

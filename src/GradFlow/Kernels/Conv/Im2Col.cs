@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GradFlow.Kernels;
 
@@ -55,6 +56,70 @@ internal static unsafe class Im2Col
 
                         Vector256.Load(src + last).Store(col + last);
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>Floats <see cref="FoldNarrow"/> may read before and after the unfolded matrix.</summary>
+    public const int NarrowSlack = 16;
+
+    /// <summary>
+    /// Rule for <see cref="FoldNarrow"/>: float with AVX-512, no padding, stride 1, image rows of at most 16 (conv2 of
+    /// the cnn bench: 13), where every window of a row fits one vector.
+    /// </summary>
+    public static bool FoldsNarrowRows(in Conv2dGeometry g) =>
+        Avx512F.IsSupported && g.PadH == 0 && g.PadW == 0 && g.StrideH == 1 && g.StrideW == 1 && g.W <= 16;
+
+    /// <summary>
+    /// image[ch] = fold(col), each image row written once: the row gathers, in one register, every (ki, kj) row of
+    /// col that lands on it (a 16-float load shifted by kj DilW, lanes outside [kj DilW, kj DilW + OW) masked off).
+    /// No clear and no read-modify-write per contribution, unlike <see cref="FoldAdd"/>. A row's store spills up to
+    /// 16 - W zeros into the next row, which is written after it; stores that would pass <paramref name="end"/> go
+    /// through a scratch row. col needs <see cref="NarrowSlack"/> readable floats before and after it.
+    /// </summary>
+    public static void FoldNarrow(in Conv2dGeometry g, float* col, float* image, float* end)
+    {
+        int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW, cols = g.ColCols;
+        Vector512<float>* masks = stackalloc Vector512<float>[kw];
+        float* scratch = stackalloc float[16];
+        for (int kj = 0; kj < kw; kj++)
+        {
+            var lane = Vector512<int>.Indices;
+            masks[kj] = (Vector512.GreaterThanOrEqual(lane, Vector512.Create(kj * dilW))
+                & Vector512.LessThan(lane, Vector512.Create((kj * dilW) + ow))).AsSingle();
+        }
+
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            float* plane = image + (ch * g.H * w);
+            for (int iy = 0; iy < g.H; iy++)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int ki = 0; ki < kh; ki++)
+                {
+                    int oy = iy - (ki * dilH);
+                    if ((uint)oy >= (uint)oh)
+                    {
+                        continue;
+                    }
+
+                    float* row = col + (((ch * kh) + ki) * kw * cols) + (oy * ow);
+                    for (int kj = 0; kj < kw; kj++, row += cols)
+                    {
+                        acc += Vector512.Load(row - (kj * dilW)) & masks[kj];
+                    }
+                }
+
+                float* dst = plane + (iy * w);
+                if (dst + 16 <= end)
+                {
+                    acc.Store(dst);
+                }
+                else
+                {
+                    acc.Store(scratch);
+                    new ReadOnlySpan<float>(scratch, w).CopyTo(new Span<float>(dst, w));
                 }
             }
         }
