@@ -40,7 +40,7 @@ internal static unsafe class Conv2dDirect
     {
         using var src = new PaddedInput(g, input);
         var body = new WeightBody(g, src.Layout, gradOutput, gradWeight, gradBias);
-        Parallelism.For(g.Groups * WeightBody.PairsPerGroup(g), ref body);
+        Parallelism.For(g.Groups * WeightBody.ItemsPerGroup(g), ref body);
     }
 
     /// <summary>The (padded) input: plane pointer per (image, channel), row and plane strides, tap offsets.</summary>
@@ -198,30 +198,33 @@ internal static unsafe class Conv2dDirect
         private Vector512<float> Start(int oc) => bias == null ? Vector512<float>.Zero : Vector512.Create(bias[oc]);
     }
 
-    // dW[oc, r] = sum over images, rows and columns of dy[b, oc, oy, ox] x[b, window origin + tap r]. Two output
-    // channels and four taps at a time: each step loads two gradient and four input vectors for eight FMAs. Per
-    // image the vector sums are reduced and added in image order, so the result does not depend on the thread count.
+    // dW[oc, r] = sum over images, rows and columns of dy[b, oc, oy, ox] x[b, window origin + tap r]. Three output
+    // channels and three taps at a time (a 3x3 kernel row, nine taps in three blocks without waste): each step loads
+    // three gradient and three input vectors for nine FMAs. Per image the vector sums are reduced and added in image
+    // order, so the result does not depend on the thread count.
     private readonly struct WeightBody(Conv2dGeometry g, Layout src, float* gradOutput, float* gradWeight, float* gradBias) : IParallelBody
     {
-        public static int PairsPerGroup(in Conv2dGeometry g) => (g.OutPerGroup + 1) / 2;
+        private const int Taps = 3, Channels = 3;
+
+        public static int ItemsPerGroup(in Conv2dGeometry g) => (g.OutPerGroup + Channels - 1) / Channels;
 
         public void Invoke(int item)
         {
-            int pairs = PairsPerGroup(g), grp = item / pairs, j = 2 * (item % pairs);
+            int items = ItemsPerGroup(g), grp = item / items, j = Channels * (item % items);
             int oc0 = (grp * g.OutPerGroup) + j;
-            int oc1 = j + 1 < g.OutPerGroup ? oc0 + 1 : oc0; // an odd group's last channel runs twice, written once
+            int last = (grp * g.OutPerGroup) + g.OutPerGroup - 1;
+            int oc1 = Math.Min(oc0 + 1, last), oc2 = Math.Min(oc0 + 2, last); // a group's last block repeats its last channel
             int k = g.ColRows, plane = g.OH * g.OW;
-            int* taps = stackalloc int[k + Block];
-            for (int r = 0; r < k + Block; r++)
+            int* taps = stackalloc int[k + Taps];
+            for (int r = 0; r < k + Taps; r++)
             {
                 taps[r] = src.Taps[Math.Min(r, k - 1)];
             }
 
-            float* dw0 = stackalloc float[k + Block];
-            float* dw1 = stackalloc float[k + Block];
-            new Span<float>(dw0, k + Block).Clear();
-            new Span<float>(dw1, k + Block).Clear();
-            float bias0 = 0, bias1 = 0;
+            float* dw = stackalloc float[Channels * (k + Taps)];
+            new Span<float>(dw, Channels * (k + Taps)).Clear();
+            float* dw0 = dw, dw1 = dw + k + Taps, dw2 = dw + (2 * (k + Taps));
+            float bias0 = 0, bias1 = 0, bias2 = 0;
 
             // The last step of a row starts at OW - 16; its first lanes were counted by the step before.
             int skip = (g.OW % V) == 0 ? 0 : V - (g.OW % V);
@@ -231,11 +234,12 @@ internal static unsafe class Conv2dDirect
                 float* x = src.Data + (((long)(b * g.C) + (grp * g.InPerGroup)) * src.PlaneStride);
                 float* dy0 = gradOutput + (((long)(b * g.OutC) + oc0) * plane);
                 float* dy1 = gradOutput + (((long)(b * g.OutC) + oc1) * plane);
-                for (int r0 = 0; r0 < k; r0 += Block)
+                float* dy2 = gradOutput + (((long)(b * g.OutC) + oc2) * plane);
+                for (int r0 = 0; r0 < k; r0 += Taps)
                 {
-                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, s0 = default, s1 = default;
-                    int t0 = taps[r0], t1 = taps[r0 + 1], t2 = taps[r0 + 2], t3 = taps[r0 + 3];
+                    Vector512<float> a0 = default, a1 = default, a2 = default, b0 = default, b1 = default, b2 = default;
+                    Vector512<float> c0 = default, c1 = default, c2 = default, s0 = default, s1 = default, s2 = default;
+                    int t0 = taps[r0], t1 = taps[r0 + 1], t2 = taps[r0 + 2];
                     for (int oy = 0; oy < g.OH; oy++)
                     {
                         float* row = x + (oy * g.StrideH * src.RowStride);
@@ -251,23 +255,25 @@ internal static unsafe class Conv2dDirect
 
                             var d0 = Vector512.Load(dy0 + at + ox) & mask;
                             var d1 = Vector512.Load(dy1 + at + ox) & mask;
+                            var d2 = Vector512.Load(dy2 + at + ox) & mask;
                             float* xr = row + ox;
                             var x0 = Vector512.Load(xr + t0);
                             a0 = Avx512F.FusedMultiplyAdd(d0, x0, a0);
-                            c0 = Avx512F.FusedMultiplyAdd(d1, x0, c0);
+                            b0 = Avx512F.FusedMultiplyAdd(d1, x0, b0);
+                            c0 = Avx512F.FusedMultiplyAdd(d2, x0, c0);
                             var x1 = Vector512.Load(xr + t1);
                             a1 = Avx512F.FusedMultiplyAdd(d0, x1, a1);
-                            c1 = Avx512F.FusedMultiplyAdd(d1, x1, c1);
+                            b1 = Avx512F.FusedMultiplyAdd(d1, x1, b1);
+                            c1 = Avx512F.FusedMultiplyAdd(d2, x1, c1);
                             var x2 = Vector512.Load(xr + t2);
                             a2 = Avx512F.FusedMultiplyAdd(d0, x2, a2);
-                            c2 = Avx512F.FusedMultiplyAdd(d1, x2, c2);
-                            var x3 = Vector512.Load(xr + t3);
-                            a3 = Avx512F.FusedMultiplyAdd(d0, x3, a3);
-                            c3 = Avx512F.FusedMultiplyAdd(d1, x3, c3);
+                            b2 = Avx512F.FusedMultiplyAdd(d1, x2, b2);
+                            c2 = Avx512F.FusedMultiplyAdd(d2, x2, c2);
                             if (r0 == 0)
                             {
                                 s0 += d0;
                                 s1 += d1;
+                                s2 += d2;
                             }
 
                             if (ox == g.OW - V)
@@ -280,22 +286,26 @@ internal static unsafe class Conv2dDirect
                     dw0[r0] += Vector512.Sum(a0);
                     dw0[r0 + 1] += Vector512.Sum(a1);
                     dw0[r0 + 2] += Vector512.Sum(a2);
-                    dw0[r0 + 3] += Vector512.Sum(a3);
-                    dw1[r0] += Vector512.Sum(c0);
-                    dw1[r0 + 1] += Vector512.Sum(c1);
-                    dw1[r0 + 2] += Vector512.Sum(c2);
-                    dw1[r0 + 3] += Vector512.Sum(c3);
+                    dw1[r0] += Vector512.Sum(b0);
+                    dw1[r0 + 1] += Vector512.Sum(b1);
+                    dw1[r0 + 2] += Vector512.Sum(b2);
+                    dw2[r0] += Vector512.Sum(c0);
+                    dw2[r0 + 1] += Vector512.Sum(c1);
+                    dw2[r0 + 2] += Vector512.Sum(c2);
                     bias0 += Vector512.Sum(s0);
                     bias1 += Vector512.Sum(s1);
+                    bias2 += Vector512.Sum(s2);
                 }
             }
 
-            new ReadOnlySpan<float>(dw0, k).CopyTo(new Span<float>(gradWeight + (oc0 * k), k));
+            new ReadOnlySpan<float>(dw2, k).CopyTo(new Span<float>(gradWeight + (oc2 * k), k));
             new ReadOnlySpan<float>(dw1, k).CopyTo(new Span<float>(gradWeight + (oc1 * k), k));
+            new ReadOnlySpan<float>(dw0, k).CopyTo(new Span<float>(gradWeight + (oc0 * k), k));
             if (gradBias != null)
             {
-                gradBias[oc0] = bias0;
+                gradBias[oc2] = bias2;
                 gradBias[oc1] = bias1;
+                gradBias[oc0] = bias0;
             }
         }
     }
