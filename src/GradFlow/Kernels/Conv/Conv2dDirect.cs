@@ -19,7 +19,11 @@ namespace GradFlow.Kernels;
 /// </summary>
 internal static unsafe class Conv2dDirect
 {
-    /// <summary>Taps per output above which the GEMM path wins (it then reuses each loaded input many times).</summary>
+    /// <summary>
+    /// Taps per output up to which the direct path is used. Measured (1 thread, batch 64 of 28x28, 32 filters): the
+    /// forward costs the same per tap and output at 16 taps direct (1x4x4) as at 18 taps through GEMM (2x3x3), while
+    /// the direct backward-weight was still twice as fast; with more taps the GEMM's register blocking wins.
+    /// </summary>
     public const int MaxColRows = 16;
 
     private const int V = 16;
