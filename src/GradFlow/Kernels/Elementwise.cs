@@ -12,6 +12,10 @@ namespace GradFlow.Kernels;
 /// </summary>
 internal static class Elementwise
 {
+    // The span cores are never inlined: compiled as their own root, each gets a fresh JIT inlining budget, so
+    // the op's vector Invoke is always inlined into the loop. Inlined into a large caller (ReluBackward.Backward
+    // with the arena allocation inlined by PGO), the budget ran out and every vector called ReluGradOp.Invoke.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Unary<TOp, T>(ReadOnlySpan<T> x, Span<T> y)
         where TOp : struct, IUnaryOp where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -30,6 +34,7 @@ internal static class Elementwise
         for (; i < n; i++) Unsafe.Add(ref ys, i) = TOp.Invoke(Unsafe.Add(ref xs, i));
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Binary<TOp, T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y)
         where TOp : struct, IBinaryOp where T : unmanaged, INumber<T>
     {

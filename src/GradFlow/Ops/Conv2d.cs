@@ -22,10 +22,10 @@ public sealed partial class Tensor
             Guard.Throw(op, $"input {Guard.Shape(x)} (N, C, H, W) does not fit weight {Guard.Shape(weight)} (O, C/groups, kh, kw) with groups={groups}.");
         new Window2d(weight.ShapeArray[2], weight.ShapeArray[3], stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W,
             x.ShapeArray[2], x.ShapeArray[3]).Validate(op);
+        if (bias is not null && (bias.Rank != 1 || bias.ShapeArray[0] != weight.ShapeArray[0] || bias.DType != x.DType))
+            Guard.Throw(op, $"bias {Guard.Shape(bias)} ({bias.DType}) must be one {x.DType} value per output channel of weight {Guard.Shape(weight)}.");
         var p = new ConvParams(stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, groups);
-        var y = ConvForward(x, weight, p);
-        int o = weight.ShapeArray[0];
-        return bias is null ? y : y + bias.Reshape(1, o, 1, 1);
+        return ConvForward(x, weight, p, bias);
     }
 
     /// <summary>
@@ -52,18 +52,21 @@ public sealed partial class Tensor
         return bias is null ? y : y + bias.Reshape(1, cout, 1, 1);
     }
 
-    internal static Tensor ConvForward(Tensor x, Tensor w, ConvParams p)
+    internal static Tensor ConvForward(Tensor x, Tensor w, ConvParams p, Tensor? bias = null)
     {
         int n = x.ShapeArray[0], c = x.ShapeArray[1], h = x.ShapeArray[2], wd = x.ShapeArray[3];
         int o = w.ShapeArray[0], kh = w.ShapeArray[2], kw = w.ShapeArray[3];
         int oh = Conv2dKernels.OutputSize(h, kh, p.Sh, p.Ph, p.Dh), ow = Conv2dKernels.OutputSize(wd, kw, p.Sw, p.Pw, p.Dw);
         var y = Empty([n, o, oh, ow], x.DType);
         Tensor xc = x.ContiguousRaw(), wc = w.ContiguousRaw();
+        Tensor? bc = bias?.ContiguousRaw();
         if (x.DType == DType.Float32)
-            Conv2dKernels.Forward(xc.Span<float>(), n, c, h, wd, wc.Span<float>(), o, kh, kw, [], p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, y.Span<float>());
+            Conv2dKernels.Forward(xc.Span<float>(), n, c, h, wd, wc.Span<float>(), o, kh, kw, bc is null ? [] : bc.Span<float>(), p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, y.Span<float>());
         else
-            Conv2dKernels.Forward(xc.Span<double>(), n, c, h, wd, wc.Span<double>(), o, kh, kw, [], p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, y.Span<double>());
-        return Autograd.Record("Conv2d", y, Autograd.NeedsGrad(x, w) ? new ConvBackward(x, w, p) : null, x, w);
+            Conv2dKernels.Forward(xc.Span<double>(), n, c, h, wd, wc.Span<double>(), o, kh, kw, bc is null ? [] : bc.Span<double>(), p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, y.Span<double>());
+        if (bias is null)
+            return Autograd.Record("Conv2d", y, Autograd.NeedsGrad(x, w) ? new ConvBackward(x, w, null, p) : null, x, w);
+        return Autograd.Record("Conv2d", y, Autograd.NeedsGrad([x, w, bias]) ? new ConvBackward(x, w, bias, p) : null, [x, w, bias]);
     }
 
     /// <summary>The gradient of conv(x, w) with respect to x of <paramref name="inputShape"/>, given the output gradient gy.</summary>
@@ -93,16 +96,31 @@ public sealed partial class Tensor
             Conv2dKernels.BackwardWeight(xc.Span<double>(), n, c, h, wd, gc.Span<double>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gw.Span<double>(), []);
         return Autograd.Record("Conv2dBackwardWeight", gw, Autograd.NeedsGrad(x, gy) ? new ConvBackwardWeightBackward(x, gy, p) : null, x, gy);
     }
+
+    /// <summary>Weight and bias gradients in one kernel pass over gy; only when no graph of the backward is recorded.</summary>
+    internal static (Tensor GradWeight, Tensor GradBias) ConvBackwardWeightAndBias(Tensor x, Tensor gy, int[] weightShape, ConvParams p)
+    {
+        int n = x.ShapeArray[0], c = x.ShapeArray[1], h = x.ShapeArray[2], wd = x.ShapeArray[3];
+        int o = weightShape[0], kh = weightShape[2], kw = weightShape[3];
+        var gw = Empty(weightShape, x.DType);
+        var gb = Empty([o], x.DType);
+        Tensor xc = x.ContiguousRaw(), gc = gy.ContiguousRaw();
+        if (x.DType == DType.Float32)
+            Conv2dKernels.BackwardWeight(xc.Span<float>(), n, c, h, wd, gc.Span<float>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gw.Span<float>(), gb.Span<float>());
+        else
+            Conv2dKernels.BackwardWeight(xc.Span<double>(), n, c, h, wd, gc.Span<double>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gw.Span<double>(), gb.Span<double>());
+        return (gw, gb);
+    }
 }
 
 internal sealed class ConvBackward : Node
 {
     private readonly ConvParams _p;
-    private readonly bool _needX, _needW;
+    private readonly bool _needX, _needW, _hasBias, _needB;
 
-    public ConvBackward(Tensor x, Tensor w, ConvParams p)
+    public ConvBackward(Tensor x, Tensor w, Tensor? bias, ConvParams p)
     {
-        (_p, _needX, _needW) = (p, x.RequiresGrad, w.RequiresGrad);
+        (_p, _needX, _needW, _hasBias, _needB) = (p, x.RequiresGrad, w.RequiresGrad, bias is not null, bias?.RequiresGrad ?? false);
         Save(x, w);
     }
 
@@ -111,7 +129,14 @@ internal sealed class ConvBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         Tensor x = Saved(0), w = Saved(1), gy = g[0]!;
-        return [_needX ? Tensor.ConvBackwardInput(gy, w, x.ShapeArray, _p) : null, _needW ? Tensor.ConvBackwardWeight(x, gy, w.ShapeArray, _p) : null];
+        Tensor? gx = _needX ? Tensor.ConvBackwardInput(gy, w, x.ShapeArray, _p) : null;
+        if (!_hasBias) return [gx, _needW ? Tensor.ConvBackwardWeight(x, gy, w.ShapeArray, _p) : null];
+        if (_needW && _needB && !Autograd.IsGradEnabled)
+        {
+            var (gw, gb) = Tensor.ConvBackwardWeightAndBias(x, gy, w.ShapeArray, _p);
+            return [gx, gw, gb];
+        }
+        return [gx, _needW ? Tensor.ConvBackwardWeight(x, gy, w.ShapeArray, _p) : null, _needB ? gy.Sum([0, 2, 3]) : null];
     }
 }
 

@@ -19,16 +19,19 @@ public sealed partial class Tensor
 
     // Undilated max pooling straight on the planes (Kernels/Conv/Pool2dCore): no window columns, and the
     // winners' plane offsets are kept for backward. Same winners as the column path: the first maximum, NaN wins.
+    // The int32 offsets live in an int64 tensor of half the length, so a training step's arena recycles them
+    // (a new int[] per step was a large-object allocation: 1.4 MB for the cnn bench's first pooling).
     private static Tensor MaxPool2dDirect(Tensor x, Window2d g)
     {
         int n = x.ShapeArray[0], c = x.ShapeArray[1];
         var y = Empty([n, c, g.OutH, g.OutW], x.DType);
-        var indices = new int[y.NumEl];
+        var indices = Empty([(y.NumEl + 1) / 2], DType.Int64);
+        var at = MaxPool2dBackward.Offsets(indices, y.NumEl);
         if (x.DType == DType.Float32)
-            Pool2dKernels.MaxPool2dForward(x.Span<float>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<float>(), indices);
+            Pool2dKernels.MaxPool2dForward(x.Span<float>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<float>(), at);
         else
-            Pool2dKernels.MaxPool2dForward(x.Span<double>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<double>(), indices);
-        return Autograd.Record("MaxPool2d", y, Autograd.NeedsGrad(x) ? new MaxPool2dBackward(x.ShapeArray, g, indices) : null, x);
+            Pool2dKernels.MaxPool2dForward(x.Span<double>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<double>(), at);
+        return Autograd.Record("MaxPool2d", y, Autograd.NeedsGrad(x) ? new MaxPool2dBackward(x.ShapeArray, g, indices, y.NumEl) : null, x);
     }
 
     /// <summary>Mean over each window; padding counts as zeros unless <paramref name="countIncludePad"/> is false.</summary>
@@ -73,24 +76,31 @@ public sealed partial class Tensor
     }
 }
 
-internal sealed class MaxPool2dBackward(int[] inputShape, Window2d g, int[] indices) : Node
+internal sealed class MaxPool2dBackward(int[] inputShape, Window2d g, Tensor indices, int count) : Node
 {
+    /// <summary>The first <paramref name="count"/> int32 plane offsets stored in the int64 tensor <paramref name="storage"/>.</summary>
+    internal static Span<int> Offsets(Tensor storage, int count) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<long, int>(storage.Span<long>())[..count];
+
     // Each output's gradient goes to its window's winner: a scatter-add into each input plane. Without
     // createGraph it is the span kernel; with it, ScatterAdd, which is itself differentiable (its backward gathers).
     protected internal override Tensor?[] Backward(Tensor?[] grads)
     {
         var gy = grads[0]!;
         int n = inputShape[0], c = inputShape[1];
+        ReadOnlySpan<int> offsets = Offsets(indices, count);
         if (!Autograd.IsGradEnabled && gy.IsContiguous)
         {
             var gx = Tensor.Empty(inputShape, gy.DType);
             if (gy.DType == DType.Float32)
-                Pool2dKernels.MaxPool2dBackward(gy.Span<float>(), indices, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<float>());
+                Pool2dKernels.MaxPool2dBackward(gy.Span<float>(), offsets, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<float>());
             else
-                Pool2dKernels.MaxPool2dBackward(gy.Span<double>(), indices, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<double>());
+                Pool2dKernels.MaxPool2dBackward(gy.Span<double>(), offsets, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<double>());
             return [gx];
         }
-        var index = Tensor.FromArray(Array.ConvertAll(indices, i => (long)i), n * c, g.OutH * g.OutW);
+        var wide = new long[count];
+        for (int i = 0; i < count; i++) wide[i] = offsets[i];
+        var index = Tensor.FromArray(wide, n * c, g.OutH * g.OutW);
         var planes = Tensor.Zeros([n * c, g.H * g.W], gy.DType).ScatterAdd(1, index, gy.Reshape(n * c, g.OutH * g.OutW));
         return [planes.Reshape(inputShape)];
     }

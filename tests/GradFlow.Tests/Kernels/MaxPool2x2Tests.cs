@@ -9,6 +9,14 @@ public class MaxPool2x2Tests
     [InlineData(1, 1, 2, 2)]
     [InlineData(2, 3, 7, 33)]
     [InlineData(1, 2, 3, 1023)]
+    [InlineData(1, 1, 5, 17)]
+    [InlineData(2, 1, 4, 18)]
+    [InlineData(3, 2, 26, 26)]
+    [InlineData(2, 2, 11, 11)]
+    [InlineData(1, 3, 9, 15)]
+    [InlineData(2, 2, 3, 8)]
+    [InlineData(1, 2, 7, 9)]
+    [InlineData(1, 1, 2, 7)]
     public void MatchesTheReferenceWithTiesAndNaNs(int n, int c, int h, int w)
     {
         var r = new Random(h * w);
@@ -34,5 +42,37 @@ public class MaxPool2x2Tests
                     Assert.Equal(best, idx[o]);
                     Assert.Equal(max, y[o]);
                 }
+
+        // Backward scatters each output gradient to its winner; the double path picks the same winners.
+        var gy = new float[y.Length];
+        for (int i = 0; i < gy.Length; i++) gy[i] = i + 1;
+        var gx = new float[x.Length];
+        Array.Fill(gx, float.NaN); // every input must be written, also the odd last row and column no window covers
+        Pool2dKernels.MaxPool2dBackward(gy, idx, n, c, h, w, 2, 2, 2, 2, 0, 0, gx);
+        var expected = new float[x.Length];
+        for (int o = 0; o < y.Length; o++) expected[((o / (oh * ow)) * h * w) + idx[o]] += gy[o];
+        Assert.Equal(expected, gx);
+
+        var yd = new double[y.Length];
+        var idxd = new int[y.Length];
+        Pool2dKernels.MaxPool2dForward(Array.ConvertAll(x, v => (double)v), n, c, h, w, 2, 2, 2, 2, 0, 0, yd, idxd);
+        Assert.Equal(idx, idxd);
+    }
+
+    [Theory]
+    [InlineData(5, 17)]
+    [InlineData(4, 9)]
+    public void BackwardScattersIndicesOutsideTheirWindow(int h, int w)
+    {
+        // Indices the 2x2 write-once path cannot express (all name the plane's first element): the scatter result.
+        int oh = h / 2, ow = w / 2;
+        var gy = new float[2 * oh * ow];
+        for (int i = 0; i < gy.Length; i++) gy[i] = 1;
+        var gx = new float[2 * h * w];
+        Array.Fill(gx, float.NaN);
+        Pool2dKernels.MaxPool2dBackward(gy, new int[gy.Length], 1, 2, h, w, 2, 2, 2, 2, 0, 0, gx);
+        for (int p = 0; p < 2; p++)
+            for (int i = 0; i < h * w; i++)
+                Assert.Equal(i == 0 ? oh * ow : 0f, gx[(p * h * w) + i]);
     }
 }

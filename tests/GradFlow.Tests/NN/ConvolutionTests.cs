@@ -42,6 +42,28 @@ public class ConvolutionTests
     public void Conv2dGradChecksFirstAndSecondOrder() =>
         GradCheckModule(new Conv2d(2, 3, (2, 3), stride: (2, 1), padding: (1, 1), dilation: (1, 2), dtype: DType.Float64), R64(1, 2, 2, 5, 5), secondOrder: true);
 
+    [Theory]
+    [InlineData(1, 0, false)] // the cnn bench's first layer: the direct kernel (on AVX-512), input without a gradient
+    [InlineData(1, 1, true)]  // padded, and the input's gradient through the im2col path
+    [InlineData(2, 2, true)]  // two input channels, 18 taps: the GEMM path
+    public void FloatConv2dWithBiasMatchesFloat64(int inChannels, int padding, bool inputGrad)
+    {
+        var m64 = new Conv2d(inChannels, 5, 3, padding: padding, dtype: DType.Float64, generator: new Generator(3));
+        var m32 = new Conv2d(inChannels, 5, 3, padding: padding, generator: new Generator(3));
+        var x64 = R64(12, 2, inChannels, 19, 21).RequireGrad(inputGrad);
+        var x32 = x64.Detach().To(DType.Float32).RequireGrad(inputGrad);
+        var y64 = m64.Call(x64);
+        var y32 = m32.Call(x32);
+        var gy = Tensor.Randn(y64.Shape, DType.Float64, new Generator(13));
+        (y64 * gy).Sum().Backward();
+        (y32 * gy.To(DType.Float32)).Sum().Backward();
+        Fixtures.Fixture.AssertClose(y64, y32.To(DType.Float64), "y", 1e-5, 1e-5);
+        Fixtures.Fixture.AssertClose(m64.Weight.Grad!, m32.Weight.Grad!.To(DType.Float64), "dW", 1e-4, 1e-4);
+        Fixtures.Fixture.AssertClose(m64.Bias!.Grad!, m32.Bias!.Grad!.To(DType.Float64), "db", 1e-4, 1e-4);
+        if (inputGrad) Fixtures.Fixture.AssertClose(x64.Grad!, x32.Grad!.To(DType.Float64), "dx", 1e-5, 1e-5);
+        else Assert.Null(x32.Grad);
+    }
+
     [Fact] public void Conv2dGroupsGradChecks() => GradCheckModule(new Conv2d(4, 2, 2, groups: 2, dtype: DType.Float64), R64(2, 1, 4, 3, 3));
     [Fact] public void Conv1dGradChecks() => GradCheckModule(new Conv1d(2, 2, 3, padding: 2, dilation: 2, dtype: DType.Float64), R64(3, 2, 2, 6));
 

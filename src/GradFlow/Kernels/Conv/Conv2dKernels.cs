@@ -62,8 +62,9 @@ public static class Conv2dKernels
         BackwardWeightCore(input, gradOutput, gradWeight, gradBias,
             Conv2dGeometry.Create("Conv2d backward", n, c, h, w, outC, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups));
 
-    private static unsafe void ForwardCore<T>(ReadOnlySpan<T> input, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias,
-        Span<T> output, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    /// <summary>Forward with the direct kernel allowed or not (tests compare the two paths).</summary>
+    internal static unsafe void ForwardCore<T>(ReadOnlySpan<T> input, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias,
+        Span<T> output, Conv2dGeometry g, bool allowDirect = true) where T : unmanaged, INumber<T>
     {
         const string op = "Conv2d";
         g.RequireLength(op, nameof(input), input.Length, g.InputLength);
@@ -76,7 +77,7 @@ public static class Conv2dKernels
         g.RequireLength(op, nameof(output), output.Length, g.OutputLength);
         fixed (T* x = input, wt = weight, b = bias, y = output)
         {
-            Conv2dCore<T>.Forward(g, x, wt, bias.IsEmpty ? null : b, y);
+            Conv2dCore<T>.Forward(g, x, wt, bias.IsEmpty ? null : b, y, allowDirect);
         }
     }
 
@@ -93,8 +94,9 @@ public static class Conv2dKernels
         }
     }
 
-    private static unsafe void BackwardWeightCore<T>(ReadOnlySpan<T> input, ReadOnlySpan<T> gradOutput,
-        Span<T> gradWeight, Span<T> gradBias, Conv2dGeometry g) where T : unmanaged, INumber<T>
+    /// <summary>Backward-weight with the direct kernel allowed or not (tests compare the two paths).</summary>
+    internal static unsafe void BackwardWeightCore<T>(ReadOnlySpan<T> input, ReadOnlySpan<T> gradOutput,
+        Span<T> gradWeight, Span<T> gradBias, Conv2dGeometry g, bool allowDirect = true) where T : unmanaged, INumber<T>
     {
         const string op = "Conv2d backward";
         g.RequireLength(op, nameof(input), input.Length, g.InputLength);
@@ -107,7 +109,7 @@ public static class Conv2dKernels
 
         fixed (T* x = input, dy = gradOutput, dw = gradWeight, db = gradBias)
         {
-            Conv2dCore<T>.BackwardWeight(g, x, dy, dw, gradBias.IsEmpty ? null : db);
+            Conv2dCore<T>.BackwardWeight(g, x, dy, dw, gradBias.IsEmpty ? null : db, allowDirect);
         }
     }
 }

@@ -1,4 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GradFlow.Kernels;
 
@@ -13,6 +16,12 @@ internal static unsafe class Im2Col
     /// <summary>col[row, oy*OW + ox] = image[ch, iy, ix] (0 where (iy, ix) falls in the padding).</summary>
     public static void Unfold<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
     {
+        if (g.PadH == 0 && g.PadW == 0 && g.StrideW == 1 && Vector256.IsHardwareAccelerated && g.OW >= Vector256<T>.Count)
+        {
+            UnfoldDense(g, image, col);
+            return;
+        }
+
         for (int ch = 0; ch < g.InPerGroup; ch++)
         {
             for (int ki = 0; ki < g.KH; ki++)
@@ -20,6 +29,97 @@ internal static unsafe class Im2Col
                 for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
                 {
                     UnfoldRow(g, image + (ch * g.H * g.W), ki, kj, col);
+                }
+            }
+        }
+    }
+
+    // Without padding every window is inside the image: each unfolded row is OH copies of OW contiguous values,
+    // 256-bit steps with the last one overlapping; no clipping, no clears, sizes in locals (conv2 of the cnn bench:
+    // 288 rows x 11 copies of 11 values per image, where the general path's per-row bookkeeping cost more than the copy).
+    private static void UnfoldDense<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
+    {
+        int oh = g.OH, ow = g.OW, w = g.W, rowStep = g.StrideH * g.W, last = ow - Vector256<T>.Count;
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            for (int ki = 0; ki < g.KH; ki++)
+            {
+                for (int kj = 0; kj < g.KW; kj++)
+                {
+                    T* src = image + (ch * g.H * w) + (ki * g.DilH * w) + (kj * g.DilW);
+                    for (int oy = 0; oy < oh; oy++, src += rowStep, col += ow)
+                    {
+                        for (int i = 0; i < last; i += Vector256<T>.Count)
+                        {
+                            Vector256.Load(src + i).Store(col + i);
+                        }
+
+                        Vector256.Load(src + last).Store(col + last);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Floats <see cref="FoldNarrow"/> may read before and after the unfolded matrix.</summary>
+    public const int NarrowSlack = 16;
+
+    /// <summary>
+    /// Rule for <see cref="FoldNarrow"/>: float with AVX-512, no padding, stride 1, image rows of at most 16 (conv2 of
+    /// the cnn bench: 13), where every window of a row fits one vector.
+    /// </summary>
+    public static bool FoldsNarrowRows(in Conv2dGeometry g) =>
+        Avx512F.IsSupported && g.PadH == 0 && g.PadW == 0 && g.StrideH == 1 && g.StrideW == 1 && g.W <= 16;
+
+    /// <summary>
+    /// image[ch] = fold(col), each image row written once: the row gathers, in one register, every (ki, kj) row of
+    /// col that lands on it (a 16-float load shifted by kj DilW, lanes outside [kj DilW, kj DilW + OW) masked off).
+    /// No clear and no read-modify-write per contribution, unlike <see cref="FoldAdd"/>. A row's store spills up to
+    /// 16 - W zeros into the next row, which is written after it; stores that would pass <paramref name="end"/> go
+    /// through a scratch row. col needs <see cref="NarrowSlack"/> readable floats before and after it.
+    /// </summary>
+    public static void FoldNarrow(in Conv2dGeometry g, float* col, float* image, float* end)
+    {
+        int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW, cols = g.ColCols;
+        Vector512<float>* masks = stackalloc Vector512<float>[kw];
+        float* scratch = stackalloc float[16];
+        for (int kj = 0; kj < kw; kj++)
+        {
+            var lane = Vector512<int>.Indices;
+            masks[kj] = (Vector512.GreaterThanOrEqual(lane, Vector512.Create(kj * dilW))
+                & Vector512.LessThan(lane, Vector512.Create((kj * dilW) + ow))).AsSingle();
+        }
+
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            float* plane = image + (ch * g.H * w);
+            for (int iy = 0; iy < g.H; iy++)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int ki = 0; ki < kh; ki++)
+                {
+                    int oy = iy - (ki * dilH);
+                    if ((uint)oy >= (uint)oh)
+                    {
+                        continue;
+                    }
+
+                    float* row = col + (((ch * kh) + ki) * kw * cols) + (oy * ow);
+                    for (int kj = 0; kj < kw; kj++, row += cols)
+                    {
+                        acc += Vector512.Load(row - (kj * dilW)) & masks[kj];
+                    }
+                }
+
+                float* dst = plane + (iy * w);
+                if (dst + 16 <= end)
+                {
+                    acc.Store(dst);
+                }
+                else
+                {
+                    acc.Store(scratch);
+                    new ReadOnlySpan<float>(scratch, w).CopyTo(new Span<float>(dst, w));
                 }
             }
         }
@@ -52,12 +152,20 @@ internal static unsafe class Im2Col
                 continue;
             }
 
-            new Span<T>(dst, lo).Clear();
-            new Span<T>(dst + hi, g.OW - hi).Clear();
+            if (lo > 0)
+            {
+                new Span<T>(dst, lo).Clear();
+            }
+
+            if (hi < g.OW)
+            {
+                new Span<T>(dst + hi, g.OW - hi).Clear();
+            }
+
             T* src = plane + (iy * g.W) + ix0 + (lo * g.StrideW);
             if (g.StrideW == 1)
             {
-                new ReadOnlySpan<T>(src, hi - lo).CopyTo(new Span<T>(dst + lo, hi - lo));
+                CopyRow(src, dst + lo, hi - lo);
             }
             else
             {
@@ -81,10 +189,70 @@ internal static unsafe class Im2Col
             }
 
             T* dst = plane + (iy * g.W) + ix0 + (lo * g.StrideW);
+            if (g.StrideW == 1)
+            {
+                AddRow(src + lo, dst, hi - lo);
+                continue;
+            }
+
             for (int ox = lo; ox < hi; ox++, dst += g.StrideW)
             {
                 *dst += src[ox];
             }
+        }
+    }
+
+    // Rows are short (an output row, 11 values in conv2 of the cnn bench), where a memmove call costs more than
+    // the copy: 256-bit steps, the last one overlapping the one before.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow<T>(T* src, T* dst, int n) where T : unmanaged, INumber<T>
+    {
+        int step = Vector256<T>.Count;
+        if (!Vector256.IsHardwareAccelerated || n < step)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                dst[i] = src[i];
+            }
+
+            return;
+        }
+
+        for (int i = 0; ; i += step)
+        {
+            i = Math.Min(i, n - step);
+            Vector256.Load(src + i).Store(dst + i);
+            if (i == n - step)
+            {
+                return;
+            }
+        }
+    }
+
+    // dst[i] += src[i]: 256-bit steps, then 128-bit, then scalars (no overlap: this accumulates).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddRow<T>(T* src, T* dst, int n) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+            {
+                (Vector256.Load(dst + i) + Vector256.Load(src + i)).Store(dst + i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector128<T>.Count; i += Vector128<T>.Count)
+            {
+                (Vector128.Load(dst + i) + Vector128.Load(src + i)).Store(dst + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            dst[i] += src[i];
         }
     }
 

@@ -39,16 +39,20 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
     {
         gradInput.Clear();
         int plane = g.H * g.W, outPlane = g.OH * g.OW;
-        for (int o = 0; o < gradOutput.Length; o++)
+        for (int p = 0, o = 0; p < g.Planes; p++)
         {
-            int index = indices[o];
-            if ((uint)index >= (uint)plane)
+            var dx = gradInput.Slice(p * plane, plane);
+            for (int end = o + outPlane; o < end; o++)
             {
-                throw new ArgumentException(
-                    $"MaxPool2d backward: indices[{o}] = {index} is outside the {g.H} x {g.W} input plane.", nameof(indices));
-            }
+                int index = indices[o];
+                if ((uint)index >= (uint)plane)
+                {
+                    throw new ArgumentException(
+                        $"MaxPool2d backward: indices[{o}] = {index} is outside the {g.H} x {g.W} input plane.", nameof(indices));
+                }
 
-            gradInput[((o / outPlane) * plane) + index] += gradOutput[o];
+                dx[index] += gradOutput[o];
+            }
         }
     }
 
@@ -111,9 +115,17 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 
     // The common 2x2 / stride 2 window without clipping or a window loop; the same winner as WindowMax
-    // (the first maximum in row-major order; a NaN replaces the running max).
+    // (the first maximum in row-major order; a NaN replaces the running max). Float rows of at least 4 outputs
+    // take the AVX-512 path (Pool2dVector); narrower rows, doubles and other CPUs the scalar chain.
     private static void MaxForward2x2(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output, Span<int> indices)
     {
+        if (typeof(T) == typeof(float) && g.OW >= Pool2dVector.Width && Pool2dVector.IsSupported)
+        {
+            Pool2dVector.MaxForward2x2(g, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(input),
+                System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(output), indices);
+            return;
+        }
+
         int w = g.W, plane = g.H * w, o = 0;
         for (int p = 0; p < g.Planes; p++)
         {
