@@ -56,7 +56,7 @@ internal static class BenchRunner
         double gflops = benchCase.FlopsPerStep / (median * 1e6);
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, \"cpu_ms\": {cpuMs:F4}, \"mean_ms\": {times.Average():F4}, " +
-            $"\"min_ms\": {times.Min():F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
+            $"\"min_ms\": {times.Min():F4}, \"p90_ms\": {Percentile(times, 0.9):F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
             $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
     }
 
@@ -157,6 +157,12 @@ internal static class BenchRunner
             times?.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
         }
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double Percentile(List<double> times, double q)
+    {
+        var sorted = times.Order().ToArray();
+        return sorted[(int)Math.Round(q * (sorted.Length - 1))];
     }
 
     private static double Median(List<double> times)

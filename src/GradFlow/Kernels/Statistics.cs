@@ -251,7 +251,7 @@ internal static class ActivationKernels
         for (int start = 0; start < y.Length; start += 4096)
         {
             int end = Math.Min(y.Length, start + 4096), i = start;
-            float s = 0, q = 0;
+            double s = 0, q = 0; // double: on hardware without vectors the whole block is the scalar tail
             if (Vector512.IsHardwareAccelerated && end - start >= 16)
             {
                 var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
@@ -292,7 +292,7 @@ internal static class ActivationKernels
         for (int start = 0; start < y.Length; start += 4096)
         {
             int end = Math.Min(y.Length, start + 4096), i = start;
-            float s = 0;
+            double s = 0;
             if (Vector512.IsHardwareAccelerated)
             {
                 var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
@@ -335,7 +335,7 @@ internal static class ActivationKernels
         for (int start = 0; start < y.Length; start += 4096)
         {
             int end = Math.Min(y.Length, start + 4096), i = start;
-            float s = 0, q = 0;
+            double s = 0, q = 0; // double: on hardware without vectors the whole block is the scalar tail
             if (Vector512.IsHardwareAccelerated && end - start >= 16)
             {
                 var vlo = Vector512.Create(lo); var vhi = Vector512.Create(hi);
@@ -385,7 +385,7 @@ internal static class ActivationKernels
                         vs += v;
                         vq = Vector512.FusedMultiplyAdd(v, v, vq);
                     }
-                float s = Vector512.Sum(vs), q = Vector512.Sum(vq);
+                double s = Vector512.Sum(vs), q = Vector512.Sum(vq);
                 for (; u < units; u++)
                 {
                     float v = Unsafe.Add(ref p, baseIndex + u);
@@ -398,7 +398,8 @@ internal static class ActivationKernels
             for (int u = 0; u < units; u++)
             {
                 int start = baseIndex + u * inner, end = start + inner, i = start;
-                float mx = Unsafe.Add(ref m, u), s = 0, q = 0;
+                float mx = Unsafe.Add(ref m, u);
+                double s = 0, q = 0;
                 if (Vector512.IsHardwareAccelerated && inner >= 16)
                 {
                     var vm = Vector512.Create(mx); var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
