@@ -326,6 +326,17 @@ internal static class ActivationKernels
         return total;
     }
 
+    // The largest lane by halving (four max steps), not by reading sixteen lanes one at a time.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxLane(Vector512<float> v)
+    {
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var q = Vector128.Max(h.GetLower(), h.GetUpper());
+        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
+        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2)));
+        return q.ToScalar();
+    }
+
     /// <summary>Sum, sum of squares and the count of values below lo or above hi, in one pass.</summary>
     public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(ReadOnlySpan<float> y, float lo, float hi)
     {
@@ -410,8 +421,7 @@ internal static class ActivationKernels
                         vs += v;
                         vq = Vector512.FusedMultiplyAdd(v, v, vq);
                     }
-                    mx = Vector512.Max(vm, Vector512.Create(mx)).ToScalar();
-                    for (int l = 1; l < 16; l++) mx = Math.Max(mx, vm[l]);
+                    mx = MaxLane(vm);
                     s = Vector512.Sum(vs); q = Vector512.Sum(vq);
                 }
                 for (; i < end; i++)
