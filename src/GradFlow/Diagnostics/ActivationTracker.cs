@@ -23,7 +23,9 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
     public void Observe(Tensor output)
     {
         if (output.DType != DType.Float32 || output.NumEl == 0) return;
-        var y = output.ContiguousRaw().Span<float>();
+        var contiguous = output.ContiguousRaw();
+        float[] data = contiguous.Data<float>();
+        int offset = contiguous.Offset, length = contiguous.NumEl;
         var (outer, units, inner) = Layout(output);
         _units = units;
         if (reluFamily && (!SeenThisStep || _unitMax.Length != units))
@@ -32,15 +34,15 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             Array.Fill(_unitMax, float.NegativeInfinity);
         }
         SeenThisStep = true;
-        _count += y.Length;
+        _count += length;
         if (reluFamily)
         {
-            var (s, q) = ActivationKernels.UnitMaxAndMoments(y, outer, units, inner, _unitMax);
+            var (s, q) = StatisticsParallel.UnitMaxAndMoments(data, offset, outer, units, inner, _unitMax);
             _sum += s; _sumSquares += q;
             return;
         }
         float lo = Op == "Sigmoid" ? (float)epsilon : (float)(-1 + epsilon);
-        var (sum, sumSq, outside) = ActivationKernels.MomentsAndOutside(y, lo, (float)(1 - epsilon));
+        var (sum, sumSq, outside) = StatisticsParallel.MomentsAndOutside(data, offset, length, lo, (float)(1 - epsilon));
         _sum += sum; _sumSquares += sumSq; _saturated += outside;
     }
 

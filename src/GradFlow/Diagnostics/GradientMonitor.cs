@@ -282,7 +282,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             if (g.DType == DType.Float32 && g.IsContiguous)
             {
                 // Only the norm is wanted: one fused multiply-add per vector; a NaN/Inf shows in the sum itself.
-                sumSq = ActivationKernels.SumSquares(g.Span<float>());
+                sumSq = StatisticsParallel.SumSquares(g.Data<float>(), g.Offset, g.NumEl);
                 if (!double.IsFinite(sumSq)) (sumSq, nonFinite) = FiniteSquares(g);
             }
             else (sumSq, nonFinite) = FiniteSquares(g);

@@ -1,0 +1,117 @@
+namespace GradFlow.Kernels;
+
+/// <summary>
+/// The monitor's passes over large activations and backward gradients, split over the worker pool when the step
+/// itself runs on several threads (a serial pass would otherwise cost twice its share of a parallel step). Each
+/// chunk's sums land in a slot of their own and are added in chunk order, and unit maxima are order-free, so the
+/// figures do not depend on scheduling. Chunks start at multiples of 4,096 values (the serial kernels' block size).
+/// </summary>
+internal static class StatisticsParallel
+{
+    /// <summary>Values per thread below which one thread does the pass (~30 us of work from L2/L3).</summary>
+    public const int MinPerThread = 1 << 16;
+
+    [ThreadStatic] private static double[]? t_partials;
+
+    /// <summary><see cref="ActivationKernels.SumSquares"/> over data[offset, offset + n).</summary>
+    public static double SumSquares(float[] data, int offset, int n)
+    {
+        int chunks = Chunks(n);
+        if (chunks < 2) return ActivationKernels.SumSquares(data.AsSpan(offset, n));
+        var partials = Partials(chunks);
+        var body = new SumSquaresBody(data, offset, n, chunks, partials);
+        Parallelism.For(chunks, ref body);
+        double total = 0;
+        for (int c = 0; c < chunks; c++) total += partials[c];
+        return total;
+    }
+
+    /// <summary><see cref="ActivationKernels.MomentsAndOutside"/> over data[offset, offset + n).</summary>
+    public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(float[] data, int offset, int n, float lo, float hi)
+    {
+        int chunks = Chunks(n);
+        if (chunks < 2) return ActivationKernels.MomentsAndOutside(data.AsSpan(offset, n), lo, hi);
+        var partials = Partials(3 * chunks);
+        var body = new MomentsAndOutsideBody(data, offset, n, chunks, lo, hi, partials);
+        Parallelism.For(chunks, ref body);
+        double sum = 0, sumSq = 0, outside = 0;
+        for (int c = 0; c < chunks; c++) (sum, sumSq, outside) = (sum + partials[3 * c], sumSq + partials[3 * c + 1], outside + partials[3 * c + 2]);
+        return (sum, sumSq, (long)outside);
+    }
+
+    /// <summary>
+    /// <see cref="ActivationKernels.UnitMaxAndMoments"/> over data[offset, ...) of shape (outer, units, inner), split
+    /// along outer; each chunk keeps its own unit maxima, merged into <paramref name="unitMax"/> afterwards.
+    /// </summary>
+    public static (double Sum, double SumSquares) UnitMaxAndMoments(float[] data, int offset, int outer, int units, int inner, float[] unitMax)
+    {
+        long n = (long)outer * units * inner;
+        int chunks = (int)Math.Min(Math.Min(Parallelism.NumThreads, outer), n / MinPerThread);
+        if (chunks < 2 || Parallelism.IsInsideParallelRegion)
+            return ActivationKernels.UnitMaxAndMoments(data.AsSpan(offset, (int)n), outer, units, inner, unitMax);
+        var partials = Partials(2 * chunks + chunks * units);
+        var body = new UnitMaxBody(data, offset, outer, units, inner, chunks, partials);
+        Parallelism.For(chunks, ref body);
+        double sum = 0, sumSq = 0;
+        for (int c = 0; c < chunks; c++)
+        {
+            sum += partials[2 * c];
+            sumSq += partials[2 * c + 1];
+            int at = 2 * chunks + c * units;
+            for (int u = 0; u < units; u++) unitMax[u] = MathF.Max(unitMax[u], (float)partials[at + u]);
+        }
+        return (sum, sumSq);
+    }
+
+    private static int Chunks(int n) =>
+        Parallelism.IsInsideParallelRegion ? 1 : Math.Min(Parallelism.NumThreads, n / MinPerThread);
+
+    private static double[] Partials(int count)
+    {
+        var p = t_partials;
+        if (p is null || p.Length < count) t_partials = p = new double[Math.Max(count, 64)];
+        return p;
+    }
+
+    // Chunk c of n values starts at a multiple of 4,096.
+    private static (int Start, int End) Range(int c, int n, int chunks)
+    {
+        int step = (n / chunks + 4095) & ~4095;
+        return (Math.Min(n, c * step), c == chunks - 1 ? n : Math.Min(n, (c + 1) * step));
+    }
+
+    private readonly struct SumSquaresBody(float[] data, int offset, int n, int chunks, double[] partials) : IParallelBody
+    {
+        public void Invoke(int index)
+        {
+            var (start, end) = Range(index, n, chunks);
+            partials[index] = ActivationKernels.SumSquares(data.AsSpan(offset + start, end - start));
+        }
+    }
+
+    private readonly struct MomentsAndOutsideBody(float[] data, int offset, int n, int chunks, float lo, float hi, double[] partials) : IParallelBody
+    {
+        public void Invoke(int index)
+        {
+            var (start, end) = Range(index, n, chunks);
+            var (s, q, o) = ActivationKernels.MomentsAndOutside(data.AsSpan(offset + start, end - start), lo, hi);
+            (partials[3 * index], partials[3 * index + 1], partials[3 * index + 2]) = (s, q, o);
+        }
+    }
+
+    private readonly struct UnitMaxBody(float[] data, int offset, int outer, int units, int inner, int chunks, double[] partials) : IParallelBody
+    {
+        public void Invoke(int index)
+        {
+            int first = (int)((long)outer * index / chunks), last = (int)((long)outer * (index + 1) / chunks);
+            Span<float> max = units <= 1024 ? stackalloc float[units] : new float[units];
+            max.Fill(float.NegativeInfinity);
+            int block = units * inner;
+            var (s, q) = ActivationKernels.UnitMaxAndMoments(data.AsSpan(offset + first * block, (last - first) * block), last - first, units, inner, max);
+            partials[2 * index] = s;
+            partials[2 * index + 1] = q;
+            int at = 2 * chunks + index * units;
+            for (int u = 0; u < units; u++) partials[at + u] = max[u];
+        }
+    }
+}
