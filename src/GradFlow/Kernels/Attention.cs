@@ -19,31 +19,32 @@ internal readonly record struct MaskBatch(int[] Offsets, int RowStride, int ColS
 /// would recompute; at these sizes P fits and the GEMMs dominate). Dropout on the weights is a saved multiplier M
 /// (0 or 1 / (1 - p), same layout as P): out = (P * M) V, and the weights returned are P, as PyTorch returns them.
 /// </summary>
-internal static class Attention
+internal static unsafe class Attention
 {
+    /// <summary>
+    /// Multiply-adds (l * s * (d + dv) summed over the batch) below which the entries run on the calling thread:
+    /// about 30 us of GEMM at 1 element-FMA per 0.1 ns, well above the ~2 us of waking a worker.
+    /// </summary>
+    internal const long MinParallelWork = 1L << 18;
+
     public static void Forward<T>(int batch, int l, int s, int d, int dv, T scale,
         ReadOnlySpan<T> q, MatrixBatch qb, ReadOnlySpan<T> k, MatrixBatch kb, ReadOnlySpan<T> v, MatrixBatch vb,
         ReadOnlySpan<T> mask, MaskBatch? mb, ReadOnlySpan<T> drop, Span<T> p, Span<T> o, MatrixBatch ob)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int ls = l * s;
-        var rented = drop.IsEmpty ? null : ArrayPool<T>.Shared.Rent(ls);
-        var dropped = rented.AsSpan(0, drop.IsEmpty ? 0 : ls);
-        for (int b = 0; b < batch; b++)
+        // Entries are independent and each is computed exactly as on one thread, so the split (one item per entry)
+        // cannot change a bit of the result. The spans are pinned for the duration of the loop.
+        fixed (T* qp = q, kp = k, vp = v, mp = mask, dp = drop, pp = p, op = o)
         {
-            var pb = p.Slice(b * ls, ls);
-            GemmOf<T>.Run(false, true, l, s, d, scale, q[qb.Offsets[b]..], qb.Ld, k[kb.Offsets[b]..], kb.Ld, T.Zero, pb, s);
-            if (mb is { } m) AddMask(pb, mask, m, b, l, s);
-            Softmax.Forward<T>(pb, pb, l, s, log: false);
-            ReadOnlySpan<T> mix = pb;
-            if (!drop.IsEmpty)
+            var body = new ForwardEntry<T>
             {
-                Elementwise.Binary<MulOp, T>(pb, drop.Slice(b * ls, ls), dropped);
-                mix = dropped;
-            }
-            GemmOf<T>.Run(false, false, l, dv, s, T.One, mix, s, v[vb.Offsets[b]..], vb.Ld, T.Zero, o[ob.Offsets[b]..], ob.Ld);
+                L = l, S = s, D = d, Dv = dv, Scale = scale,
+                Q = new(qp, q.Length, qb), K = new(kp, k.Length, kb), V = new(vp, v.Length, vb),
+                Mask = new(mp, mask.Length, default), MaskLayout = mb, Drop = new(dp, drop.Length, default),
+                P = new(pp, p.Length, default), O = new(op, o.Length, ob),
+            };
+            Run(batch, (long)batch * l * s * (d + dv), ref body);
         }
-        if (rented is not null) ArrayPool<T>.Shared.Return(rented);
     }
 
     /// <summary>
@@ -58,16 +59,90 @@ internal static class Attention
         Span<T> dq, MatrixBatch dqb, Span<T> dk, MatrixBatch dkb, Span<T> dvOut, MatrixBatch dvb)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int ls = l * s;
-        bool wantScores = !dq.IsEmpty || !dk.IsEmpty, hasDrop = !drop.IsEmpty;
-        var rented = wantScores || hasDrop ? ArrayPool<T>.Shared.Rent(ls) : null;
-        var ds = rented.AsSpan(0, wantScores || hasDrop ? ls : 0);
-        for (int b = 0; b < batch; b++)
+        fixed (T* qp = q, kp = k, vp = v, pp = p, dp = drop, dop = dO, dwp = dW, dqp = dq, dkp = dk, dvp = dvOut)
         {
-            var pb = p.Slice(b * ls, ls);
-            var mb = hasDrop ? drop.Slice(b * ls, ls) : default;
-            var dOb = dO[dob.Offsets[b]..];
-            if (!dvOut.IsEmpty)
+            var body = new BackwardEntry<T>
+            {
+                L = l, S = s, D = d, Dv = dv, Scale = scale,
+                Q = new(qp, q.Length, qb), K = new(kp, k.Length, kb), V = new(vp, v.Length, vb),
+                P = new(pp, p.Length, default), Drop = new(dp, drop.Length, default), DO = new(dop, dO.Length, dob),
+                DW = new(dwp, dW.Length, default), DQ = new(dqp, dq.Length, dqb), DK = new(dkp, dk.Length, dkb),
+                DV = new(dvp, dvOut.Length, dvb),
+            };
+            Run(batch, (long)batch * l * s * (2 * d + 2 * dv), ref body);
+        }
+    }
+
+    private static void Run<TBody>(int batch, long work, ref TBody body) where TBody : struct, IParallelBody
+    {
+        if (work >= MinParallelWork)
+        {
+            Parallelism.For(batch, ref body);
+            return;
+        }
+        for (int b = 0; b < batch; b++) body.Invoke(b);
+    }
+
+    /// <summary>A pinned operand: its elements and, for a matrix batch, where each entry starts.</summary>
+    private readonly struct Pinned<T>(T* pointer, int length, MatrixBatch layout) where T : unmanaged
+    {
+        public Span<T> Span => new(pointer, length);
+
+        public bool IsEmpty => length == 0;
+
+        /// <summary>Entry b of a matrix batch: from its first element to the end of the operand.</summary>
+        public Span<T> Entry(int b) => new(pointer + layout.Offsets[b], length - layout.Offsets[b]);
+
+        /// <summary>Entry b of a dense (batch, l, s) block.</summary>
+        public Span<T> Block(int b, int size) => new(pointer + ((long)b * size), size);
+
+        public int Ld => layout.Ld;
+    }
+
+    private struct ForwardEntry<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public int L, S, D, Dv;
+        public T Scale;
+        public Pinned<T> Q, K, V, Mask, Drop, P, O;
+        public MaskBatch? MaskLayout;
+
+        public readonly void Invoke(int b)
+        {
+            int ls = L * S;
+            var pb = P.Block(b, ls);
+            GemmOf<T>.Run(false, true, L, S, D, Scale, Q.Entry(b), Q.Ld, K.Entry(b), K.Ld, T.Zero, pb, S);
+            if (MaskLayout is { } m) AddMask(pb, Mask.Span, m, b, L, S);
+            Softmax.Forward<T>(pb, pb, L, S, log: false);
+            T[]? rented = null;
+            ReadOnlySpan<T> mix = pb;
+            if (!Drop.IsEmpty)
+            {
+                rented = ArrayPool<T>.Shared.Rent(ls);
+                var dropped = rented.AsSpan(0, ls);
+                Elementwise.Binary<MulOp, T>(pb, Drop.Block(b, ls), dropped);
+                mix = dropped;
+            }
+            GemmOf<T>.Run(false, false, L, Dv, S, T.One, mix, S, V.Entry(b), V.Ld, T.Zero, O.Entry(b), O.Ld);
+            if (rented is not null) ArrayPool<T>.Shared.Return(rented);
+        }
+    }
+
+    private struct BackwardEntry<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public int L, S, D, Dv;
+        public T Scale;
+        public Pinned<T> Q, K, V, P, Drop, DO, DW, DQ, DK, DV;
+
+        public readonly void Invoke(int b)
+        {
+            int ls = L * S;
+            bool wantScores = !DQ.IsEmpty || !DK.IsEmpty, hasDrop = !Drop.IsEmpty;
+            var rented = wantScores || hasDrop ? ArrayPool<T>.Shared.Rent(ls) : null;
+            var ds = rented.AsSpan(0, wantScores || hasDrop ? ls : 0);
+            var pb = P.Block(b, ls);
+            var mb = hasDrop ? Drop.Block(b, ls) : default;
+            var dOb = DO.Entry(b);
+            if (!DV.IsEmpty)
             {
                 ReadOnlySpan<T> mix = pb;
                 if (hasDrop)
@@ -75,24 +150,29 @@ internal static class Attention
                     Elementwise.Binary<MulOp, T>(pb, mb, ds);
                     mix = ds;
                 }
-                GemmOf<T>.Run(true, false, s, dv, l, T.One, mix, s, dOb, dob.Ld, T.Zero, dvOut[dvb.Offsets[b]..], dvb.Ld);
+                GemmOf<T>.Run(true, false, S, Dv, L, T.One, mix, S, dOb, DO.Ld, T.Zero, DV.Entry(b), DV.Ld);
             }
-            if (!wantScores) continue;
-            bool accumulate = !dW.IsEmpty && !hasDrop;
-            if (accumulate) dW.Slice(b * ls, ls).CopyTo(ds);
-            GemmOf<T>.Run(false, true, l, s, dv, T.One, dOb, dob.Ld, v[vb.Offsets[b]..], vb.Ld, accumulate ? T.One : T.Zero, ds, s);
+            if (wantScores) Scores(b, pb, mb, dOb, ds);
+            if (rented is not null) ArrayPool<T>.Shared.Return(rented);
+        }
+
+        private readonly void Scores(int b, Span<T> pb, Span<T> mb, Span<T> dOb, Span<T> ds)
+        {
+            int ls = L * S;
+            bool hasDrop = !Drop.IsEmpty, accumulate = !DW.IsEmpty && !hasDrop;
+            if (accumulate) DW.Block(b, ls).CopyTo(ds);
+            GemmOf<T>.Run(false, true, L, S, Dv, T.One, dOb, DO.Ld, V.Entry(b), V.Ld, accumulate ? T.One : T.Zero, ds, S);
             if (hasDrop)
             {
                 Elementwise.Binary<MulOp, T>(ds, mb, ds);
-                if (!dW.IsEmpty) Elementwise.Binary<AddOp, T>(ds, dW.Slice(b * ls, ls), ds);
+                if (!DW.IsEmpty) Elementwise.Binary<AddOp, T>(ds, DW.Block(b, ls), ds);
             }
-            Softmax.Backward<T>(pb, ds, ds, l, s);
-            if (!dq.IsEmpty)
-                GemmOf<T>.Run(false, false, l, d, s, scale, ds, s, k[kb.Offsets[b]..], kb.Ld, T.Zero, dq[dqb.Offsets[b]..], dqb.Ld);
-            if (!dk.IsEmpty)
-                GemmOf<T>.Run(true, false, s, d, l, scale, ds, s, q[qb.Offsets[b]..], qb.Ld, T.Zero, dk[dkb.Offsets[b]..], dkb.Ld);
+            Softmax.Backward<T>(pb, ds, ds, L, S);
+            if (!DQ.IsEmpty)
+                GemmOf<T>.Run(false, false, L, D, S, Scale, ds, S, K.Entry(b), K.Ld, T.Zero, DQ.Entry(b), DQ.Ld);
+            if (!DK.IsEmpty)
+                GemmOf<T>.Run(true, false, S, D, L, Scale, ds, S, Q.Entry(b), Q.Ld, T.Zero, DK.Entry(b), DK.Ld);
         }
-        if (rented is not null) ArrayPool<T>.Shared.Return(rented);
     }
 
     private static void AddMask<T>(Span<T> scores, ReadOnlySpan<T> mask, MaskBatch m, int b, int l, int s)
