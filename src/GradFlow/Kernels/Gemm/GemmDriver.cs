@@ -80,8 +80,21 @@ internal static unsafe class GemmDriver<T, TKernel>
             long repackA = (long)g.M * g.K * (g.TransA ? 1 : 2);
             long repackB = (long)g.K * g.N * (g.TransB ? 2 : 1);
             bool bFitsL2 = (long)g.K * g.N * sizeof(T) <= L2Bytes;
-            return !(bFitsL2 && repackB <= repackA);
+            if (!(bFitsL2 && repackB <= repackA))
+            {
+                return true;
+            }
+
+            // Rows are preferred, unless whole register tiles leave the largest row slice well above its share
+            // while columns divide evenly: M = 128 rows in 12-row tiles splits 72/56 (the caller waits on 56% of
+            // the work), 256 columns in 32-column tiles 128/128. Deep_sigmoid's input-gradient GEMMs.
+            double rowShare = (double)LargestSlice(g.M, threads, TKernel.MR) / g.M;
+            double columnShare = (double)LargestSlice(g.N, threads, TKernel.NR) / g.N;
+            return rowShare > 1.05 * columnShare;
         }
+
+        private static int LargestSlice(int extent, int threads, int tile) =>
+            Math.Min(extent, RoundUp((extent + threads - 1) / threads, tile));
 
         public readonly void Invoke(int index)
         {
