@@ -12,10 +12,16 @@ internal static class ElementwiseParallel
     /// <summary>Elements per thread below which waking a worker costs more than it saves (~30 us of work at 1 element/ns).</summary>
     public const int MinPerThread = 1 << 15;
 
+    /// <summary>
+    /// The same for unary ops, mostly exp-based (sigmoid, tanh, exp, log: ~0.5 ns per float, several times a binary op's
+    /// cost), so half the elements carry as much work: deep_sigmoid's 128 x 256 activations split in two.
+    /// </summary>
+    public const int MinPerThreadUnary = 1 << 14;
+
     public static void Unary<TOp, T>(T[] x, int xOffset, T[] y, int yOffset, int n)
         where TOp : struct, IUnaryOp where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int chunks = Chunks(n);
+        int chunks = Math.Min(Parallelism.NumThreads, n / MinPerThreadUnary);
         if (chunks < 2)
         {
             Elementwise.Unary<TOp, T>(new ReadOnlySpan<T>(x, xOffset, n), new Span<T>(y, yOffset, n));
