@@ -19,6 +19,36 @@ internal static class Reduction
         StridedLoop.Run(ref k, shape, dstStrides, dstOffset, srcStrides, srcOffset, default, 0);
     }
 
+    /// <summary>Elements per thread below which <see cref="ReduceLeading{TOp, T}"/> runs on the calling thread.</summary>
+    public const int MinPerThread = 1 << 14;
+
+    /// <summary>
+    /// Reduces a contiguous (outer, inner) block over its rows into dst (length inner, holding the op's identity):
+    /// the bias gradient of a linear layer, a column sum over the batch. Columns are split into blocks starting at
+    /// multiples of 64 over the worker pool; each column is still folded over the rows in order, so the result does
+    /// not depend on the thread count and equals <see cref="Reduce{TOp, T}"/>'s.
+    /// </summary>
+    public static void ReduceLeading<TOp, T>(T[] src, int srcOffset, int outer, int inner, T[] dst)
+        where TOp : struct, IBinaryOp where T : unmanaged, INumber<T>
+    {
+        int blocks = Math.Min(Math.Min(Parallelism.NumThreads, inner / 64), (int)Math.Min(int.MaxValue, (long)outer * inner / MinPerThread));
+        var body = new LeadingBlocks<TOp, T>(src, srcOffset, outer, inner, dst, Math.Max(blocks, 1));
+        if (blocks < 2) body.Invoke(0);
+        else Parallelism.For(blocks, ref body);
+    }
+
+    private readonly struct LeadingBlocks<TOp, T>(T[] src, int srcOffset, int outer, int inner, T[] dst, int blocks) : IParallelBody
+        where TOp : struct, IBinaryOp where T : unmanaged, INumber<T>
+    {
+        public void Invoke(int index)
+        {
+            var (start, end) = ElementwiseParallel.Range(index, inner, blocks);
+            var d = new Span<T>(dst, start, end - start);
+            for (int r = 0; r < outer; r++)
+                Elementwise.Binary<TOp, T>(d, new ReadOnlySpan<T>(src, srcOffset + (r * inner) + start, end - start), d);
+        }
+    }
+
     /// <summary>Folds a contiguous span with the op, starting from <paramref name="init"/>.</summary>
     public static T Fold<TOp, T>(ReadOnlySpan<T> x, T init) where TOp : struct, IBinaryOp where T : unmanaged, INumber<T>
     {

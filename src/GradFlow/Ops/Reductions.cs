@@ -157,6 +157,12 @@ public sealed partial class Tensor
             }
             return y;
         }
+        if (IsContiguous && DType.IsFloatingPoint() && LeadingSplit(mask) is (int outer, int inner) && outer > 1 && inner >= 64)
+        {
+            if (DType == DType.Float32) Reduction.ReduceLeading<TOp, float>(Data<float>(), Offset, outer, inner, y.Data<float>());
+            else Reduction.ReduceLeading<TOp, double>(Data<double>(), Offset, outer, inner, y.Data<double>());
+            return y;
+        }
         var ds = Shapes.BroadcastStrides(keptShape, y.StridesArray, ShapeArray);
         switch (DType)
         {
@@ -168,6 +174,19 @@ public sealed partial class Tensor
                 break;
         }
         return y;
+    }
+
+    /// <summary>(outer, inner) when the mask reduces exactly the leading dims (at least one) and keeps the rest; else null.</summary>
+    private (int Outer, int Inner)? LeadingSplit(bool[] mask)
+    {
+        int lead = 0;
+        while (lead < Rank && mask[lead]) lead++;
+        if (lead == 0 || lead == Rank) return null;
+        for (int d = lead; d < Rank; d++) if (mask[d]) return null;
+        int outer = 1, inner = 1;
+        for (int d = 0; d < lead; d++) outer *= ShapeArray[d];
+        for (int d = lead; d < Rank; d++) inner *= ShapeArray[d];
+        return (outer, inner);
     }
 
     private static long InitLong(double init) =>

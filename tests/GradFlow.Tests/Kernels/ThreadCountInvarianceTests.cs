@@ -1,5 +1,6 @@
 using GradFlow.Kernels;
 using GradFlow.NN;
+using GradFlow.Optim;
 
 namespace GradFlow.Tests.Kernels;
 
@@ -56,5 +57,52 @@ public class ThreadCountInvarianceTests
         var (o, w) = Tensor.PackedAttention(qkv, 4, true, null, 0.5, dropout, new Generator(6))!.Value;
         (o * o).Sum().Backward();
         return [o, w, qkv.Grad!];
+    });
+
+    [Theory]
+    [InlineData("sgd", 1000)]
+    [InlineData("sgd", 100_003)]
+    [InlineData("adam", 100_003)]
+    [InlineData("adamw", 70_001)]
+    public void OptimizerSteps(string kind, int n) => SameAtOneAndTwoThreads(() =>
+    {
+        var p = Tensor.Randn([n], DType.Float32, new Generator(7));
+        var small = Tensor.Randn([3, 5], DType.Float32, new Generator(8));
+        Optimizer opt = kind switch
+        {
+            "sgd" => new SGD([p, small], lr: 0.1, momentum: 0.9, weightDecay: 1e-3),
+            "adam" => new Adam([p, small], lr: 0.01, weightDecay: 1e-2),
+            _ => new AdamW([p, small], lr: 0.01),
+        };
+        for (int step = 0; step < 3; step++)
+        {
+            p.Grad = Tensor.Randn([n], DType.Float32, new Generator((ulong)(10 + step)));
+            small.Grad = Tensor.Randn([3, 5], DType.Float32, new Generator((ulong)(20 + step)));
+            opt.Step();
+        }
+        return [p, small];
+    });
+
+    [Theory]
+    [InlineData(128, 256)]
+    [InlineData(1024, 130)]
+    [InlineData(4, 64)]
+    [InlineData(700, 1000)]
+    public void BiasGradientColumnSums(int rows, int cols) => SameAtOneAndTwoThreads(() =>
+    {
+        var x = Tensor.Randn([rows, cols], DType.Float32, new Generator(9));
+        var sum = x.Sum(0);
+        var strided = x.Transpose(0, 1).Contiguous().Transpose(0, 1).Sum(0); // the general strided loop
+        Assert.Equal(strided.ToDoubleArray(), sum.ToDoubleArray());
+        return [sum, x.Reshape(rows, 2, cols / 2).Sum([0, 1]), x.Reshape(2, rows / 2 * cols).Sum(0)];
+    });
+
+    [Theory]
+    [InlineData(32_768)]
+    [InlineData(40_001)]
+    public void UnaryOpsAtTheLowerThreshold(int n) => SameAtOneAndTwoThreads(() =>
+    {
+        var x = Tensor.Randn([n], DType.Float32, new Generator(11));
+        return [x.Sigmoid(), x.Tanh(), x.Exp()];
     });
 }
