@@ -81,8 +81,9 @@ public sealed partial class Tensor
             || !g.IsContiguous || !y.IsContiguous)
             return null;
         var dx = EmptyLike(g);
-        if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
-        else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl);
+        const int grain = ElementwiseParallel.MinPerThreadActivationGrad;
+        if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
+        else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl, grain);
         return dx;
     }
 
