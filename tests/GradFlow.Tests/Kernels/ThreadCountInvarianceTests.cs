@@ -108,4 +108,17 @@ public class ThreadCountInvarianceTests
         (s * g + t * g + x.Relu() * g).Sum().Backward(); // the fused activation gradients
         return [s, t, x.Exp(), x.Grad!];
     });
+
+    [Theory]
+    [InlineData(32, 256)]
+    [InlineData(33, 200)]
+    [InlineData(2, 16)]
+    public void LstmSequence(int batch, int hidden) => SameAtOneAndTwoThreads(() =>
+    {
+        var lstm = new LSTM(24, hidden, generator: new Generator(13));
+        var x = Leaf([5, batch, 24], 14);
+        var output = lstm.Call(x);
+        (output * output).Sum().Backward();
+        return [output, x.Grad!, .. lstm.Parameters().Select(p => p.Grad!)];
+    });
 }

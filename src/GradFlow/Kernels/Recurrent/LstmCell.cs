@@ -13,7 +13,7 @@ namespace GradFlow.Kernels;
 /// 2 o = sigmoid, 3 g = tanh, 4 tanh(c').
 /// Forward: c' = f c + i g, h' = o tanh(c'), rounded as the composed tensor ops round (no fused multiply-add).
 /// </summary>
-internal static class LstmCell
+internal static unsafe class LstmCell
 {
     /// <summary>Number of saved planes per step (i, f, o, g, tanh c').</summary>
     public const int Planes = 5;
@@ -28,7 +28,35 @@ internal static class LstmCell
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Check(batch, hidden, pre.Length, ldPre, cPrev.Length, gates.Length, plane, c.Length, h.Length);
-        for (int b = 0; b < batch; b++)
+        int chunks = Chunks(batch, (long)batch * hidden);
+        if (chunks < 2)
+        {
+            ForwardRows(0, batch, hidden, pre, ldPre, cPrev, gates, plane, c, h);
+            return;
+        }
+        // Rows are independent and each is computed as on one thread: the split cannot change a bit.
+        fixed (T* pp = pre, cp = cPrev, gp = gates, c2 = c, hp = h)
+        {
+            var body = new ForwardBody<T>
+            {
+                Pre = new(pp, pre.Length), CPrev = new(cp, cPrev.Length), Gates = new(gp, gates.Length), C = new(c2, c.Length), H = new(hp, h.Length),
+                Batch = batch, Hidden = hidden, LdPre = ldPre, Plane = plane, Chunks = chunks,
+            };
+            Parallelism.For(chunks, ref body);
+        }
+    }
+
+    /// <summary>Elements (batch x hidden) per thread below which a step runs on the calling thread: ~10 us of gates.</summary>
+    internal const int MinPerThread = 1 << 12;
+
+    private static int Chunks(int extent, long elements) =>
+        (int)Math.Min(Math.Min(Parallelism.NumThreads, extent), elements / MinPerThread);
+
+    private static void ForwardRows<T>(int b0, int b1, int hidden, ReadOnlySpan<T> pre, int ldPre, ReadOnlySpan<T> cPrev,
+        Span<T> gates, int plane, Span<T> c, Span<T> h)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int b = b0; b < b1; b++)
         {
             var row = new Rows<T>(pre, b * ldPre, hidden);
             int o = b * hidden;
@@ -53,14 +81,68 @@ internal static class LstmCell
         Check(batch, hidden, dPre.Length, ldPre, cPrev.Length, gates.Length, plane, dc.Length, dh.Length);
         if (!dBias.IsEmpty && dBias.Length < 4 * hidden)
             throw new ArgumentException($"LstmCell.Backward: dBias holds {dBias.Length} elements, fewer than 4*hidden = {4 * hidden}.", nameof(dBias));
+        // Column blocks (64-aligned, so every block but the last runs in the widest lanes) over all rows in order:
+        // each dBias column still sums the rows in order, so the split cannot change a bit.
+        int blocks = Chunks(hidden / 64, (long)batch * hidden);
+        if (blocks < 2)
+        {
+            BackwardColumns(0, hidden, batch, hidden, dh, dc, gates, plane, cPrev, dPre, ldPre, dBias);
+            return;
+        }
+        fixed (T* dhp = dh, dcp = dc, gp = gates, cp = cPrev, dpp = dPre, dbp = dBias)
+        {
+            var body = new BackwardBody<T>
+            {
+                Dh = new(dhp, dh.Length), Dc = new(dcp, dc.Length), Gates = new(gp, gates.Length), CPrev = new(cp, cPrev.Length),
+                DPre = new(dpp, dPre.Length), DBias = new(dbp, dBias.Length),
+                Batch = batch, Hidden = hidden, LdPre = ldPre, Plane = plane, Blocks = blocks,
+            };
+            Parallelism.For(blocks, ref body);
+        }
+    }
+
+    private static void BackwardColumns<T>(int j0, int j1, int batch, int hidden, ReadOnlySpan<T> dh, Span<T> dc, ReadOnlySpan<T> gates, int plane,
+        ReadOnlySpan<T> cPrev, Span<T> dPre, int ldPre, Span<T> dBias)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         for (int b = 0; b < batch; b++)
         {
             int o = b * hidden;
-            int j = 0;
-            var args = new BackwardArgs<T>(dh, dc, gates, plane, cPrev, dPre, b * ldPre, dBias, hidden);
+            int j = j0;
+            var args = new BackwardArgs<T>(dh, dc, gates, plane, cPrev, dPre, b * ldPre, dBias, hidden, j1);
             if (Lanes512<T>.IsSupported) j = BackwardRun<T, Lanes512<T>, Vector512<T>>(args, o, j);
             if (Lanes256<T>.IsSupported) j = BackwardRun<T, Lanes256<T>, Vector256<T>>(args, o, j);
             BackwardRun<T, Lane<T>, T>(args, o, j);
+        }
+    }
+
+    /// <summary>A pinned span, so a parallel body (a struct, not a ref struct) can carry it.</summary>
+    private readonly struct Pinned<T>(T* pointer, int length) where T : unmanaged
+    {
+        public Span<T> Span => new(pointer, length);
+    }
+
+    private struct ForwardBody<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public Pinned<T> Pre, CPrev, Gates, C, H;
+        public int Batch, Hidden, LdPre, Plane, Chunks;
+
+        public readonly void Invoke(int index)
+        {
+            int b0 = (int)((long)Batch * index / Chunks), b1 = (int)((long)Batch * (index + 1) / Chunks);
+            ForwardRows<T>(b0, b1, Hidden, Pre.Span, LdPre, CPrev.Span, Gates.Span, Plane, C.Span, H.Span);
+        }
+    }
+
+    private struct BackwardBody<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public Pinned<T> Dh, Dc, Gates, CPrev, DPre, DBias;
+        public int Batch, Hidden, LdPre, Plane, Blocks;
+
+        public readonly void Invoke(int index)
+        {
+            var (j0, j1) = ElementwiseParallel.Range(index, Hidden, Blocks);
+            BackwardColumns<T>(j0, j1, Batch, Hidden, Dh.Span, Dc.Span, Gates.Span, Plane, CPrev.Span, DPre.Span, LdPre, DBias.Span);
         }
     }
 
@@ -113,7 +195,7 @@ internal static class LstmCell
     }
 
     private readonly ref struct BackwardArgs<T>(ReadOnlySpan<T> dh, Span<T> dc, ReadOnlySpan<T> gates, int plane,
-        ReadOnlySpan<T> cPrev, Span<T> dPre, int preStart, Span<T> dBias, int hidden)
+        ReadOnlySpan<T> cPrev, Span<T> dPre, int preStart, Span<T> dBias, int hidden, int end)
     {
         public readonly ReadOnlySpan<T> Dh = dh;
         public readonly Span<T> Dc = dc;
@@ -123,6 +205,7 @@ internal static class LstmCell
         public readonly Span<T> DPre = dPre.Slice(preStart, 4 * hidden);
         public readonly Span<T> DBias = dBias;
         public readonly int Hidden = hidden;
+        public readonly int End = end;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -137,7 +220,7 @@ internal static class LstmCell
         ref T dcRef = ref MemoryMarshal.GetReference(a.Dc);
         bool bias = !a.DBias.IsEmpty;
         var one = TL.Create(T.One);
-        for (; j <= hidden - TL.Count; j += TL.Count)
+        for (; j <= a.End - TL.Count; j += TL.Count)
         {
             nuint at = (nuint)(o + j), col = (nuint)j;
             var i = TL.Load(ref gi, at);
