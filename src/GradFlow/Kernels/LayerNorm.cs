@@ -11,12 +11,27 @@ namespace GradFlow.Kernels;
 /// for the centred squares (two passes keep float32 variance accurate where E[x^2] - mean^2 would cancel), one to
 /// write y. The backward needs only the saved mean and rstd per row.
 /// </summary>
-internal static class LayerNorm
+internal static unsafe class LayerNorm
 {
     /// <summary>Normalises each row; <paramref name="weight"/> and <paramref name="bias"/> are length n or empty.</summary>
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, Span<T> y,
         Span<T> mean, Span<T> rstd, int rows, int n, T eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int chunks = RowChunks(rows, n);
+        if (chunks >= 2)
+        {
+            // Rows are independent and each is computed as on one thread: the split cannot change a bit.
+            fixed (T* xp = x, wp = weight, bp = bias, yp = y, mp = mean, rp = rstd)
+            {
+                var body = new ForwardRows<T>
+                {
+                    X = xp, W = wp, B = bp, Y = yp, Mean = mp, Rstd = rp, HasW = !weight.IsEmpty, HasB = !bias.IsEmpty,
+                    Rows = rows, N = n, Eps = eps, Chunks = chunks,
+                };
+                Parallelism.For(chunks, ref body);
+            }
+            return;
+        }
         if (V512<T>.IsSupported) Forward<V512<T>, T>(x, weight, bias, y, mean, rstd, rows, n, eps);
         else if (V256<T>.IsSupported) Forward<V256<T>, T>(x, weight, bias, y, mean, rstd, rows, n, eps);
         else Forward<V1<T>, T>(x, weight, bias, y, mean, rstd, rows, n, eps);
@@ -31,6 +46,12 @@ internal static class LayerNorm
     public static void Backward<T>(ReadOnlySpan<T> g, ReadOnlySpan<T> x, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
         ReadOnlySpan<T> weight, Span<T> dx, Span<T> dweight, Span<T> dbias, int rows, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int chunks = RowChunks(rows, n);
+        if (chunks >= 2)
+        {
+            ParallelBackward(g, x, mean, rstd, weight, dx, dweight, dbias, rows, n, chunks);
+            return;
+        }
         if (V512<T>.IsSupported) Backward<V512<T>, T>(g, x, mean, rstd, weight, dx, dweight, dbias, rows, n);
         else if (V256<T>.IsSupported) Backward<V256<T>, T>(g, x, mean, rstd, weight, dx, dweight, dbias, rows, n);
         else Backward<V1<T>, T>(g, x, mean, rstd, weight, dx, dweight, dbias, rows, n);
@@ -129,6 +150,108 @@ internal static class LayerNorm
                 T gv = Unsafe.Add(ref gr, i), xh = (Unsafe.Add(ref xr, i) - m) * rs;
                 T gw = hasW ? gv * Unsafe.Add(ref w, i) : gv;
                 Unsafe.Add(ref dxr, i) = rs * gw - xh * cb - ca;
+            }
+        }
+    }
+
+    /// <summary>Elements per thread below which rows run on the calling thread (~10 us of a three-pass row kernel).</summary>
+    internal const int MinPerThread = 1 << 14;
+
+    private static int RowChunks(int rows, int n) => (int)Math.Min(Math.Min(Parallelism.NumThreads, rows), (long)rows * n / MinPerThread);
+
+    /// <summary>
+    /// The backward split in two parallel passes: rows for dx (each row as on one thread), then 64-aligned column blocks
+    /// for dweight and dbias, each column summing g * xhat and g over the rows in order with the same operations as the
+    /// fused single-thread pass, so the results are bitwise those of one thread.
+    /// </summary>
+    private static void ParallelBackward<T>(ReadOnlySpan<T> g, ReadOnlySpan<T> x, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
+        ReadOnlySpan<T> weight, Span<T> dx, Span<T> dweight, Span<T> dbias, int rows, int n, int chunks) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        fixed (T* gp = g, xp = x, mp = mean, rp = rstd, wp = weight, dxp = dx, dwp = dweight, dbp = dbias)
+        {
+            var body = new BackwardRows<T>
+            {
+                G = gp, X = xp, Mean = mp, Rstd = rp, W = wp, Dx = dxp, Dw = dwp, Db = dbp, HasW = !weight.IsEmpty,
+                WantX = !dx.IsEmpty, WantW = !dweight.IsEmpty, WantB = !dbias.IsEmpty, Rows = rows, N = n, Chunks = chunks,
+                Blocks = Math.Max(1, Math.Min(Parallelism.NumThreads, n / 64)),
+            };
+            if (body.WantX) Parallelism.For(chunks, ref body);
+            if (body.WantW || body.WantB)
+            {
+                var columns = new BackwardColumns<T> { Rows = body };
+                Parallelism.For(body.Blocks, ref columns);
+            }
+        }
+    }
+
+    private struct ForwardRows<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, W, B, Y, Mean, Rstd;
+        public bool HasW, HasB;
+        public int Rows, N, Chunks;
+        public T Eps;
+
+        public readonly void Invoke(int index)
+        {
+            int r0 = (int)((long)Rows * index / Chunks), count = (int)((long)Rows * (index + 1) / Chunks) - r0;
+            long at = (long)r0 * N, size = (long)count * N;
+            Forward<T>(new ReadOnlySpan<T>(X + at, (int)size), new ReadOnlySpan<T>(W, HasW ? N : 0), new ReadOnlySpan<T>(B, HasB ? N : 0),
+                new Span<T>(Y + at, (int)size), new Span<T>(Mean + r0, count), new Span<T>(Rstd + r0, count), count, N, Eps);
+        }
+    }
+
+    private struct BackwardRows<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* G, X, Mean, Rstd, W, Dx, Dw, Db;
+        public bool HasW, WantX, WantW, WantB;
+        public int Rows, N, Chunks, Blocks;
+
+        public readonly void Invoke(int index)
+        {
+            int r0 = (int)((long)Rows * index / Chunks), count = (int)((long)Rows * (index + 1) / Chunks) - r0;
+            long at = (long)r0 * N, size = (long)count * N;
+            Backward<T>(new ReadOnlySpan<T>(G + at, (int)size), new ReadOnlySpan<T>(X + at, (int)size), new ReadOnlySpan<T>(Mean + r0, count),
+                new ReadOnlySpan<T>(Rstd + r0, count), new ReadOnlySpan<T>(W, HasW ? N : 0), new Span<T>(Dx + at, (int)size), default, default, count, N);
+        }
+    }
+
+    private struct BackwardColumns<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public BackwardRows<T> Rows;
+
+        public readonly void Invoke(int index)
+        {
+            var (j0, j1) = ElementwiseParallel.Range(index, Rows.N, Rows.Blocks);
+            if (V512<T>.IsSupported) ParameterGrads<V512<T>>(j0, j1);
+            else if (V256<T>.IsSupported) ParameterGrads<V256<T>>(j0, j1);
+            else ParameterGrads<V1<T>>(j0, j1);
+        }
+
+        private readonly void ParameterGrads<TV>(int j0, int j1) where TV : struct, IVec<TV, T>
+        {
+            var a = Rows;
+            ref T dw = ref Unsafe.AsRef<T>(a.Dw);
+            ref T db = ref Unsafe.AsRef<T>(a.Db);
+            nuint end = (nuint)j1, step = (nuint)TV.Count;
+            for (int r = 0; r < a.Rows; r++)
+            {
+                ref T gr = ref Unsafe.AsRef<T>(a.G + ((long)r * a.N));
+                ref T xr = ref Unsafe.AsRef<T>(a.X + ((long)r * a.N));
+                T m = a.Mean[r], rs = a.Rstd[r];
+                TV vm = TV.Create(m), vr = TV.Create(rs);
+                nuint i = (nuint)j0;
+                for (; i + step <= end; i += step)
+                {
+                    var gv = TV.Load(ref gr, i);
+                    if (a.WantW) TV.Store(TV.Load(ref dw, i) + gv * ((TV.Load(ref xr, i) - vm) * vr), ref dw, i);
+                    if (a.WantB) TV.Store(TV.Load(ref db, i) + gv, ref db, i);
+                }
+                for (; i < end; i++)
+                {
+                    T gv = Unsafe.Add(ref gr, i);
+                    if (a.WantW) Unsafe.Add(ref dw, i) += gv * ((Unsafe.Add(ref xr, i) - m) * rs);
+                    if (a.WantB) Unsafe.Add(ref db, i) += gv;
+                }
             }
         }
     }

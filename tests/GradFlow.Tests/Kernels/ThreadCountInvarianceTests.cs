@@ -121,4 +121,19 @@ public class ThreadCountInvarianceTests
         (output * output).Sum().Backward();
         return [output, x.Grad!, .. lstm.Parameters().Select(p => p.Grad!)];
     });
+
+    [Theory]
+    [InlineData(1024, 128, true)]
+    [InlineData(300, 200, true)]
+    [InlineData(257, 100, false)]
+    [InlineData(4, 8, true)]
+    public void LayerNormRows(int rows, int n, bool affine) => SameAtOneAndTwoThreads(() =>
+    {
+        var x = Leaf([rows, n], 15);
+        var w = affine ? Leaf([n], 16) : null;
+        var b = affine ? Leaf([n], 17) : null;
+        var y = Functional.LayerNorm(x, [n], w, b);
+        (y * Tensor.Randn([rows, n], DType.Float32, new Generator(18))).Sum().Backward();
+        return affine ? [y, x.Grad!, w!.Grad!, b!.Grad!] : [y, x.Grad!];
+    });
 }
