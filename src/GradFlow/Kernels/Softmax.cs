@@ -11,9 +11,32 @@ namespace GradFlow.Kernels;
 /// max pass, one pass writing exp(x - max) while summing it, and a scaling pass, all on a row that stays in L1;
 /// input and output may be the same span (attention normalises its scores in place).
 /// </summary>
-internal static class Softmax
+internal static unsafe class Softmax
 {
+    /// <summary>Elements per thread below which rows run on the calling thread (~10 us of exp-bound rows).</summary>
+    internal const int MinPerThread = 1 << 14;
+
     public static void Forward<T>(ReadOnlySpan<T> x, Span<T> y, int rows, int n, bool log)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int chunks = RowChunks(rows, n);
+        if (chunks >= 2)
+        {
+            // Rows are independent and each is computed as on one thread: the split cannot change a bit.
+            fixed (T* xp = x, yp = y)
+            {
+                var body = new Rows<T> { X = xp, Y = yp, RowCount = rows, N = n, Chunks = chunks, Log = log };
+                Parallelism.For(chunks, ref body);
+            }
+            return;
+        }
+        ForwardRows(x, y, rows, n, log);
+    }
+
+    private static int RowChunks(int rows, int n) =>
+        Parallelism.IsInsideParallelRegion ? 1 : (int)Math.Min(Math.Min(Parallelism.NumThreads, rows), (long)rows * n / MinPerThread);
+
+    private static void ForwardRows<T>(ReadOnlySpan<T> x, Span<T> y, int rows, int n, bool log)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int r = 0; r < rows; r++)
@@ -40,6 +63,39 @@ internal static class Softmax
     /// <paramref name="dx"/> may be the same span as <paramref name="g"/>.
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> g, Span<T> dx, int rows, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int chunks = RowChunks(rows, n);
+        if (chunks >= 2)
+        {
+            fixed (T* yp = y, gp = g, dp = dx)
+            {
+                var body = new Rows<T> { X = yp, G = gp, Y = dp, RowCount = rows, N = n, Chunks = chunks, IsBackward = true };
+                Parallelism.For(chunks, ref body);
+            }
+            return;
+        }
+        BackwardRows(y, g, dx, rows, n);
+    }
+
+    /// <summary>Rows [r0, r1) of a forward (X to Y) or a backward (y = X, g = G, dx = Y), chunk i of <c>Chunks</c>.</summary>
+    private struct Rows<T> : IParallelBody where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, G, Y;
+        public int RowCount, N, Chunks;
+        public bool Log, IsBackward;
+
+        public readonly void Invoke(int index)
+        {
+            int r0 = (int)((long)RowCount * index / Chunks), count = (int)((long)RowCount * (index + 1) / Chunks) - r0;
+            long at = (long)r0 * N;
+            int size = count * N;
+            if (IsBackward) BackwardRows(new ReadOnlySpan<T>(X + at, size), new ReadOnlySpan<T>(G + at, size), new Span<T>(Y + at, size), count, N);
+            else ForwardRows(new ReadOnlySpan<T>(X + at, size), new Span<T>(Y + at, size), count, N, Log);
+        }
+    }
+
+    private static void BackwardRows<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> g, Span<T> dx, int rows, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (V512<T>.IsSupported) Backward<V512<T>, T>(y, g, dx, rows, n);

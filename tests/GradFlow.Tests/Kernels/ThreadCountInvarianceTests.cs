@@ -136,4 +136,17 @@ public class ThreadCountInvarianceTests
         (y * Tensor.Randn([rows, n], DType.Float32, new Generator(18))).Sum().Backward();
         return affine ? [y, x.Grad!, w!.Grad!, b!.Grad!] : [y, x.Grad!];
     });
+
+    [Theory]
+    [InlineData(300, 200)]
+    [InlineData(4096, 10)]
+    [InlineData(3, 7)]
+    public void SoftmaxRows(int rows, int n) => SameAtOneAndTwoThreads(() =>
+    {
+        var x = Leaf([rows, n], 19);
+        var g = Tensor.Randn([rows, n], DType.Float32, new Generator(20));
+        var (s, l) = (x.Softmax(-1), x.LogSoftmax(-1));
+        (s * g + l * g).Sum().Backward();
+        return [s, l, x.Grad!];
+    });
 }
