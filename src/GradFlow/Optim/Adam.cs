@@ -57,29 +57,19 @@ public class Adam : Optimizer
         double lr = group.Lr, b1 = group["beta1"], b2 = group["beta2"], eps = group["eps"], wd = group.WeightDecay;
         bool maximize = group.Flag("maximize");
         var blocks = new Blocks(param, grad, m, v, vmax, lr, b1, b2, eps, wd, Decoupled, amsgrad, maximize, state.Step);
-        if (ParallelUpdate.TryRun(param.NumEl, measure, ref blocks)) return default;
-        var sums = param.DType == DType.Float32
-            ? AdamKernel.Step(param.Span<float>(), grad.Span<float>(), m.Span<float>(), v.Span<float>(), vmax is null ? default : vmax.Span<float>(),
-                lr, b1, b2, eps, wd, Decoupled, amsgrad, maximize, state.Step, measure)
-            : AdamKernel.Step(param.Span<double>(), grad.Span<double>(), m.Span<double>(), v.Span<double>(), vmax is null ? default : vmax.Span<double>(),
-                lr, b1, b2, eps, wd, Decoupled, amsgrad, maximize, state.Step, measure);
-        return UpdateStats.From(sums);
+        return UpdateStats.From(ParallelUpdate.Run(param.NumEl, measure, ref blocks));
     }
 
     private readonly struct Blocks(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor? vmax, double lr, double b1, double b2,
         double eps, double wd, bool decoupled, bool amsgrad, bool maximize, long step) : IBlockUpdate
     {
-        public void Run(int start, int length)
-        {
-            if (param.DType == DType.Float32)
-                AdamKernel.Step(param.Span<float>().Slice(start, length), grad.Span<float>().Slice(start, length), m.Span<float>().Slice(start, length),
-                    v.Span<float>().Slice(start, length), vmax is null ? default : vmax.Span<float>().Slice(start, length),
-                    lr, b1, b2, eps, wd, decoupled, amsgrad, maximize, step, false);
-            else
-                AdamKernel.Step(param.Span<double>().Slice(start, length), grad.Span<double>().Slice(start, length), m.Span<double>().Slice(start, length),
-                    v.Span<double>().Slice(start, length), vmax is null ? default : vmax.Span<double>().Slice(start, length),
-                    lr, b1, b2, eps, wd, decoupled, amsgrad, maximize, step, false);
-        }
+        public UpdateSums Run(int start, int length, bool measure) => param.DType == DType.Float32
+            ? AdamKernel.Step(param.Span<float>().Slice(start, length), grad.Span<float>().Slice(start, length), m.Span<float>().Slice(start, length),
+                v.Span<float>().Slice(start, length), vmax is null ? default : vmax.Span<float>().Slice(start, length),
+                lr, b1, b2, eps, wd, decoupled, amsgrad, maximize, step, measure)
+            : AdamKernel.Step(param.Span<double>().Slice(start, length), grad.Span<double>().Slice(start, length), m.Span<double>().Slice(start, length),
+                v.Span<double>().Slice(start, length), vmax is null ? default : vmax.Span<double>().Slice(start, length),
+                lr, b1, b2, eps, wd, decoupled, amsgrad, maximize, step, measure);
     }
 }
 

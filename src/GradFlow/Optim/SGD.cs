@@ -53,24 +53,16 @@ public sealed class SGD : Optimizer
         double lr = group.Lr, dampening = group["dampening"], wd = group.WeightDecay;
         bool nesterov = group.Flag("nesterov"), maximize = group.Flag("maximize");
         var blocks = new Blocks(param, grad, buf, lr, momentum, dampening, wd, nesterov, maximize, first);
-        if (ParallelUpdate.TryRun(param.NumEl, measure, ref blocks)) return default;
-        var sums = param.DType == DType.Float32
-            ? SgdKernel.Step(param.Span<float>(), grad.Span<float>(), buf is null ? default : buf.Span<float>(), lr, momentum, dampening, wd, nesterov, maximize, first, measure)
-            : SgdKernel.Step(param.Span<double>(), grad.Span<double>(), buf is null ? default : buf.Span<double>(), lr, momentum, dampening, wd, nesterov, maximize, first, measure);
-        return UpdateStats.From(sums);
+        return UpdateStats.From(ParallelUpdate.Run(param.NumEl, measure, ref blocks));
     }
 
     private readonly struct Blocks(Tensor param, Tensor grad, Tensor? buf, double lr, double momentum, double dampening, double wd,
         bool nesterov, bool maximize, bool first) : IBlockUpdate
     {
-        public void Run(int start, int length)
-        {
-            if (param.DType == DType.Float32)
-                SgdKernel.Step(param.Span<float>().Slice(start, length), grad.Span<float>().Slice(start, length),
-                    buf is null ? default : buf.Span<float>().Slice(start, length), lr, momentum, dampening, wd, nesterov, maximize, first, false);
-            else
-                SgdKernel.Step(param.Span<double>().Slice(start, length), grad.Span<double>().Slice(start, length),
-                    buf is null ? default : buf.Span<double>().Slice(start, length), lr, momentum, dampening, wd, nesterov, maximize, first, false);
-        }
+        public UpdateSums Run(int start, int length, bool measure) => param.DType == DType.Float32
+            ? SgdKernel.Step(param.Span<float>().Slice(start, length), grad.Span<float>().Slice(start, length),
+                buf is null ? default : buf.Span<float>().Slice(start, length), lr, momentum, dampening, wd, nesterov, maximize, first, measure)
+            : SgdKernel.Step(param.Span<double>().Slice(start, length), grad.Span<double>().Slice(start, length),
+                buf is null ? default : buf.Span<double>().Slice(start, length), lr, momentum, dampening, wd, nesterov, maximize, first, measure);
     }
 }

@@ -84,6 +84,39 @@ public class ThreadCountInvarianceTests
     });
 
     [Theory]
+    [InlineData("sgd")]
+    [InlineData("adam")]
+    public void MeasuredOptimizerStepsSplitToo(string kind)
+    {
+        // With an observer the update is still split: the parameters bit-identical, the measured sums equal to rounding.
+        const int n = 100_003;
+        var seen = new List<UpdateStats>();
+        SameAtOneAndTwoThreads(() =>
+        {
+            var p = Tensor.Randn([n], DType.Float32, new Generator(7));
+            Optimizer opt = kind == "sgd" ? new SGD([p], lr: 0.1, momentum: 0.9) : new Adam([p], lr: 0.01);
+            using var _ = opt.AddObserver(new StatsRecorder(seen));
+            var g = Tensor.Randn([n], DType.Float32, new Generator(10));
+            using (Autograd.NoGrad()) g.Narrow(0, 0, 1000).Fill(0);
+            p.Grad = g;
+            opt.Step();
+            return [p];
+        });
+        Assert.Equal(2, seen.Count);
+        var (one, two) = (seen[0], seen[1]);
+        Assert.Equal(1000, one.GradZeros);
+        Assert.Equal(one.GradZeros, two.GradZeros);
+        Assert.Equal(one.GradMaxAbs, two.GradMaxAbs);
+        foreach (var (a, b) in new[] { (one.GradSumSq, two.GradSumSq), (one.GradSumAbs, two.GradSumAbs), (one.UpdateSumSq, two.UpdateSumSq), (one.ParamSumSq, two.ParamSumSq) })
+            Assert.Equal(a, b, Math.Abs(a) * 1e-4); // float lanes (4,096 terms each a block) summed over other block boundaries
+    }
+
+    private sealed class StatsRecorder(List<UpdateStats> seen) : IOptimizerObserver
+    {
+        public void OnParameterUpdated(in ParameterUpdate update) => seen.Add(update.Stats);
+    }
+
+    [Theory]
     [InlineData(128, 256)]
     [InlineData(1024, 130)]
     [InlineData(4, 64)]
