@@ -76,15 +76,21 @@ internal static class BenchRunner
         var off = new List<double>();
         var with = new List<double>();
         var ratios = new List<double>();
+        long allocOff = 0, allocOn = 0;
         long start = Stopwatch.GetTimestamp();
         while (ratios.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 3 * MinSeconds)
         {
             var blockOff = new List<double>();
             var blockOn = new List<double>();
             c.Inner.SetMonitor(false);
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
             Repeat(c, block, 0, blockOff);
+            long a1 = GC.GetAllocatedBytesForCurrentThread();
             c.Inner.SetMonitor(true);
+            long a2 = GC.GetAllocatedBytesForCurrentThread();
             Repeat(c, block, 0, blockOn);
+            allocOff += a1 - a0;
+            allocOn += GC.GetAllocatedBytesForCurrentThread() - a2;
             off.AddRange(blockOff);
             with.AddRange(blockOn);
             ratios.Add(Median(blockOn) / Median(blockOff));
@@ -93,7 +99,7 @@ internal static class BenchRunner
         c.Inner.SetMonitor(false);
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {Median(with):F4}, \"ms_off\": {Median(off):F4}, " +
-            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"rounds\": {ratios.Count}}}");
+            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"alloc_bytes_per_step\": {allocOn / with.Count}, \"alloc_bytes_per_step_off\": {allocOff / off.Count}, \"rounds\": {ratios.Count}}}");
     }
 
     /// <summary>

@@ -115,7 +115,7 @@ internal static class UpdateLoop
                 gsq = TV.MultiplyAdd(g, g, gsq);
                 var a = TV.Abs(g);
                 gabs += a;
-                gmax = TV.Max(gmax, a);
+                gmax = TV.MaxNative(gmax, a); // a NaN block is recounted below
                 zeros += TV.CountZeros(g);
             }
         }

@@ -31,6 +31,12 @@ internal interface IVec<TSelf, T>
     static abstract T Sum(TSelf a);
     /// <summary>|a|.</summary>
     static abstract TSelf Abs(TSelf a);
+    /// <summary>
+    /// Elementwise maximum as the hardware computes it (one vmaxps; which operand wins when one is NaN is unspecified):
+    /// for measurements whose NaN cases are handled apart, never for an update rule. (Max's NaN propagation costs a
+    /// range and two fix-up instructions per call.)
+    /// </summary>
+    static abstract TSelf MaxNative(TSelf a, TSelf b);
     /// <summary>a * b + c, fused (one rounding): for measurements only, never for an update rule.</summary>
     static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf c);
     /// <summary>How many lanes of a are exactly zero.</summary>
@@ -57,6 +63,7 @@ internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> MultiplyAdd(V512<T> a, V512<T> b, V512<T> c) => new(typeof(T) == typeof(float)
         ? Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
         : Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> MaxNative(V512<T> a, V512<T> b) => new(Vector512.MaxNative(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V512<T> a) => BitOperations.PopCount(Vector512.Equals(a._v, Vector512<T>.Zero).ExtractMostSignificantBits());
 }
 
@@ -80,6 +87,7 @@ internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> MultiplyAdd(V256<T> a, V256<T> b, V256<T> c) => new(typeof(T) == typeof(float)
         ? Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
         : Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> MaxNative(V256<T> a, V256<T> b) => new(Vector256.MaxNative(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V256<T> a) => BitOperations.PopCount(Vector256.Equals(a._v, Vector256<T>.Zero).ExtractMostSignificantBits());
 }
 
@@ -101,5 +109,6 @@ internal readonly struct V1<T>(T v) : IVec<V1<T>, T> where T : unmanaged, IFloat
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V1<T> a) => a._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> Abs(V1<T> a) => new(T.Abs(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> MultiplyAdd(V1<T> a, V1<T> b, V1<T> c) => new(T.FusedMultiplyAdd(a._v, b._v, c._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V1<T> MaxNative(V1<T> a, V1<T> b) => new(a._v > b._v ? a._v : b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static int CountZeros(V1<T> a) => a._v == T.Zero ? 1 : 0;
 }
