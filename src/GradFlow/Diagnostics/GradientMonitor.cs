@@ -32,6 +32,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly double?[] _updateSquares;
     private readonly UpdateStats?[] _measured;
     private double _histogramShare; // this step's fraction of each gradient to histogram; 0: all of it
+    private bool _histogramShareKnown;
+    private readonly Log2Histogram?[] _earlyHistograms; // counted in the optimiser's wake, while the gradient is in cache
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
@@ -51,6 +53,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
         _updateSquares = new double?[_params.Length];
         _measured = new UpdateStats?[_params.Length];
+        _earlyHistograms = new Log2Histogram?[_params.Length];
         _registration = Autograd.AddObserver(this);
     }
 
@@ -145,9 +148,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var parameters = new ParameterStats[_params.Length];
         var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
         var global = new StatsAccumulator();
-        long withGrad = 0;
-        foreach (var q in _params) if (q.Param.Grad is { } qg) withGrad += qg.NumEl;
-        _histogramShare = _options.HistogramSampleSize == 0 || withGrad <= _options.HistogramSampleSize ? 0 : (double)_options.HistogramSampleSize / withGrad;
+        EnsureHistogramShare();
         for (int i = 0; i < _params.Length; i++)
         {
             var (name, layer, p) = _params[i];
@@ -184,6 +185,16 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         };
     }
 
+    // The step's histogram budget split over the gradients in proportion to their sizes (once per step).
+    private void EnsureHistogramShare()
+    {
+        if (_histogramShareKnown) return;
+        long withGrad = 0;
+        foreach (var q in _params) if (q.Param.Grad is { } qg) withGrad += qg.NumEl;
+        _histogramShare = _options.HistogramSampleSize == 0 || withGrad <= _options.HistogramSampleSize ? 0 : (double)_options.HistogramSampleSize / withGrad;
+        _histogramShareKnown = true;
+    }
+
     /// <summary>
     /// A gradient's statistics: taken from the optimiser's update pass when it measured them (no pass here), else
     /// one fused pass; the histogram is counted here, exactly or on a spread sample (MonitorOptions.HistogramSampleSize).
@@ -207,19 +218,25 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             acc.Count = g.NumEl; acc.SumSquares = m.GradSumSq; acc.SumAbs = m.GradSumAbs; acc.MaxAbs = m.GradMaxAbs;
             acc.Zeros = m.GradZeros; acc.NaNs = m.GradNaNs; acc.Infs = m.GradInfs;
             if (!_options.Histograms) return (acc, null);
+            if (_earlyHistograms[index] is { } early) return (acc, early);
             if (!sampled && g.DType != DType.Float32)
             {
                 var unused = new StatsAccumulator();
                 return (acc, TensorStats.Accumulate(g, ref unused, histogram: true));
             }
         }
+        return (acc, FloatHistogram(g, sampled ? sample : 0));
+    }
+
+    private static Log2Histogram FloatHistogram(Tensor g, int sample)
+    {
         Span<long> raw = stackalloc long[Statistics.FloatRawBins];
         raw.Clear();
         var span = g.ContiguousRaw().Span<float>();
-        long counted = Statistics.Histogram(span, raw, sampled ? sample : 0, out long zeros);
+        long counted = Statistics.Histogram(span, raw, sample, out long zeros);
         var hist = Log2Histogram.FromFloatBins(raw, zeros);
         hist.Scale((double)span.Length / Math.Max(counted, 1));
-        return (acc, hist);
+        return hist;
     }
 
     // Sum of squares straight off the span (the tensor op Norm allocated a result tensor per parameter per step).
@@ -245,6 +262,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _flow.Clear();
         Array.Clear(_updateSquares);
         Array.Clear(_measured);
+        Array.Clear(_earlyHistograms);
+        _histogramShareKnown = false;
         _clipBefore = _clipAfter = null;
         _lossSum = 0;
         _lossCount = 0;
@@ -302,7 +321,18 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         ObserveUpdate(update.Param, update.Stats.UpdateSumSq);
         // The update pass also measured the gradient and the weights: BuildRecord then needs no pass of its own.
-        if (Recording && _paramIndex.TryGetValue(update.Param, out int i) && ReferenceEquals(update.Grad, update.Param.Grad)) _measured[i] = update.Stats;
+        if (!Recording || !_paramIndex.TryGetValue(update.Param, out int i) || !ReferenceEquals(update.Grad, update.Param.Grad)) return;
+        _measured[i] = update.Stats;
+        // Count the histogram now: the update pass has just streamed this gradient, so its sampled runs are still in
+        // cache; at the end of the step the later parameters' passes would have pushed them out (mlp: 22 MB of weights,
+        // gradients and momentum), and each spread run would be a trip to memory.
+        var g = update.Grad;
+        if (_options.Histograms && g.DType == DType.Float32 && g.IsContiguous)
+        {
+            EnsureHistogramShare();
+            int sample = _histogramShare == 0 ? 0 : Math.Max(256, (int)(g.NumEl * _histogramShare));
+            _earlyHistograms[i] = FloatHistogram(g, sample < g.NumEl ? sample : 0);
+        }
     }
 
     void IOptimizerObserver.OnStepCompleted(Optimizer optimizer) => EndStep(learningRate: optimizer.ParamGroups.Count > 0 ? optimizer.ParamGroups[0].Lr : null);

@@ -257,6 +257,35 @@ public class GradientMonitorAccumulationTests
     }
 }
 
+public class GradientMonitorHistogramTimingTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1024)]
+    public void HistogramsCountedInTheOptimisersWakeEqualTheEndOfStepOnes(int sampleSize)
+    {
+        Generator.Default.ManualSeed(14);
+        var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(64, 96), new GradFlow.NN.Tanh(), new GradFlow.NN.Linear(96, 3));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1);
+        var options = new MonitorOptions { HistogramSampleSize = sampleSize };
+        using var withOptimizer = GradientMonitor.Attach(model, opt, options);
+        using var alone = GradientMonitor.Attach(model, optimizer: null, options);
+        opt.ZeroGrad();
+        model.Call(Tensor.Randn([16, 64], DType.Float32, new Generator(15))).Pow(2).Mean().Backward();
+        opt.Step();
+        var early = withOptimizer.Latest!;
+        var late = alone.EndStep()!;
+        for (int i = 0; i < early.Parameters.Count; i++)
+        {
+            var (a, b) = (early.Parameters[i].Gradient!.Histogram!, late.Parameters[i].Gradient!.Histogram!);
+            Assert.Equal(b.Positive, a.Positive);
+            Assert.Equal(b.Negative, a.Negative);
+            Assert.Equal(b.Zero, a.Zero);
+        }
+        Assert.Equal(model.Parameters().Sum(p => (long)p.NumEl), early.Parameters.Sum(p => p.Gradient!.Histogram!.Total), 64.0);
+    }
+}
+
 public class GradientMonitorClippingTests
 {
     [Fact]
