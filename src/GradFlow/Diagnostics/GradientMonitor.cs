@@ -42,6 +42,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private int _lossCount;
     private long _step;
     private bool _disposed;
+    private string? _lastScope;
 
     /// <summary>Starts monitoring the given parameters (name → tensor, names as in a state dict).</summary>
     public GradientMonitor(IEnumerable<KeyValuePair<string, Tensor>> namedParameters, MonitorOptions? options = null)
@@ -276,7 +277,12 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         // (An op with no node still counts: the layers in front of it may be frozen.)
         if (!Autograd.IsGradEnabled || !Recording || Autograd.IsInBackward) return;
         string scope = Autograd.CurrentScope ?? "";
-        if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
+        // Consecutive ops mostly share a scope: skip the dictionary (a string hash per op) when it is the last one seen.
+        if (!ReferenceEquals(scope, _lastScope))
+        {
+            if (!_depth.ContainsKey(scope)) _depth[scope] = _depth.Count;
+            _lastScope = scope;
+        }
         if (!_options.Activations) return;
         bool relu = s_reluFamily.Contains(op);
         if (!relu && !s_saturating.Contains(op)) return;

@@ -14,9 +14,10 @@ public sealed record MonitorOptions
     /// each gradient is counted on evenly spread runs of 256 consecutive values, its share of this budget in
     /// proportion to its size, and the counts are scaled to its size; norms, means, maxima and the zero/NaN/Inf
     /// counts stay exact. 0 counts every value. Counting costs about a nanosecond a value: on a model with a few
-    /// million parameters, exact histograms every step would cost more than the rest of the monitor together.
+    /// million parameters, exact histograms every step would cost more than the rest of the monitor together. The
+    /// default, 32,768, puts a bucket holding 5% of a model's values within about 2.5% (one standard error).
     /// </summary>
-    public int HistogramSampleSize { get; init; } = 65_536;
+    public int HistogramSampleSize { get; init; } = 32_768;
 
     /// <summary>Measure activation health (dead and saturated units, mean and std) in forward.</summary>
     public bool Activations { get; init; } = true;

@@ -350,15 +350,16 @@ internal static class ActivationKernels
             if (Vector512.IsHardwareAccelerated && end - start >= 16)
             {
                 var vlo = Vector512.Create(lo); var vhi = Vector512.Create(hi);
-                var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero; var c = Vector512<int>.Zero;
+                var vs = Vector512<float>.Zero; var vq = Vector512<float>.Zero;
                 for (; i + 16 <= end; i += 16)
                 {
                     var v = Vector512.LoadUnsafe(ref p, (nuint)i);
                     vs += v;
                     vq = Vector512.FusedMultiplyAdd(v, v, vq);
-                    c -= (Vector512.LessThan(v, vlo) | Vector512.GreaterThan(v, vhi)).AsInt32();
+                    // The count on the integer side (compare to a mask, pop-count), off the floating-point pipes.
+                    outside += BitOperations.PopCount((Vector512.LessThan(v, vlo) | Vector512.GreaterThan(v, vhi)).ExtractMostSignificantBits());
                 }
-                s = Vector512.Sum(vs); q = Vector512.Sum(vq); outside += Vector512.Sum(c);
+                s = Vector512.Sum(vs); q = Vector512.Sum(vq);
             }
             for (; i < end; i++)
             {
