@@ -64,7 +64,9 @@ internal static class UpdateLoop
             var block = new UpdateSums();
             if (V512<T>.IsSupported) i = Body<TRule, T, V512<T>, TM>(ref rule, ref g, i, end, ref block);
             if (V256<T>.IsSupported) i = Body<TRule, T, V256<T>, TM>(ref rule, ref g, i, end, ref block);
-            Body<TRule, T, V1<T>, TM>(ref rule, ref g, i, end, ref block);
+            // The scalar loop is the tail on vector hardware and the whole block without it: its one float lane is
+            // flushed every 4,096 terms, as many as each lane of the 512-bit loop sums in a block.
+            for (; i < end; i = Math.Min(end, i + 4096)) Body<TRule, T, V1<T>, TM>(ref rule, ref g, i, Math.Min(end, i + 4096), ref block);
             // The fast pass summed raw squares: a NaN or Inf shows there as a non-finite sum. Only then is the
             // block's gradient read again to count them and to keep them out of the sums.
             if (TM.On && !double.IsFinite(block.GradSumSq + block.GradSumAbs)) Recount(grad.Slice((int)start, (int)(end - start)), ref block);
