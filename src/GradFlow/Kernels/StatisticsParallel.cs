@@ -4,7 +4,7 @@ namespace GradFlow.Kernels;
 /// The monitor's passes over large activations and backward gradients, split over the worker pool when the step
 /// itself runs on several threads (a serial pass would otherwise cost twice its share of a parallel step). Each
 /// chunk's sums land in a slot of their own and are added in chunk order, and unit maxima are order-free, so the
-/// figures do not depend on scheduling. Chunks start at multiples of 4,096 values (the serial kernels' block size).
+/// figures do not depend on scheduling (they differ from one thread's only in the rounding of the sums).
 /// </summary>
 internal static class StatisticsParallel
 {
@@ -73,18 +73,11 @@ internal static class StatisticsParallel
         return p;
     }
 
-    // Chunk c of n values starts at a multiple of 4,096.
-    private static (int Start, int End) Range(int c, int n, int chunks)
-    {
-        int step = (n / chunks + 4095) & ~4095;
-        return (Math.Min(n, c * step), c == chunks - 1 ? n : Math.Min(n, (c + 1) * step));
-    }
-
     private readonly struct SumSquaresBody(float[] data, int offset, int n, int chunks, double[] partials) : IParallelBody
     {
         public void Invoke(int index)
         {
-            var (start, end) = Range(index, n, chunks);
+            var (start, end) = ElementwiseParallel.Range(index, n, chunks);
             partials[index] = ActivationKernels.SumSquares(data.AsSpan(offset + start, end - start));
         }
     }
@@ -93,7 +86,7 @@ internal static class StatisticsParallel
     {
         public void Invoke(int index)
         {
-            var (start, end) = Range(index, n, chunks);
+            var (start, end) = ElementwiseParallel.Range(index, n, chunks);
             var (s, q, o) = ActivationKernels.MomentsAndOutside(data.AsSpan(offset + start, end - start), lo, hi);
             (partials[3 * index], partials[3 * index + 1], partials[3 * index + 2]) = (s, q, o);
         }
@@ -104,7 +97,8 @@ internal static class StatisticsParallel
         public void Invoke(int index)
         {
             int first = (int)((long)outer * index / chunks), last = (int)((long)outer * (index + 1) / chunks);
-            Span<float> max = units <= 1024 ? stackalloc float[units] : new float[units];
+            float[]? rented = units <= 1024 ? null : System.Buffers.ArrayPool<float>.Shared.Rent(units);
+            Span<float> max = rented is null ? stackalloc float[units] : rented.AsSpan(0, units);
             max.Fill(float.NegativeInfinity);
             int block = units * inner;
             var (s, q) = ActivationKernels.UnitMaxAndMoments(data.AsSpan(offset + first * block, (last - first) * block), last - first, units, inner, max);
@@ -112,6 +106,7 @@ internal static class StatisticsParallel
             partials[2 * index + 1] = q;
             int at = 2 * chunks + index * units;
             for (int u = 0; u < units; u++) partials[at + u] = max[u];
+            if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
         }
     }
 }

@@ -36,6 +36,7 @@ public class StatisticsParallelTests
     [InlineData(3, 7, 1)]
     [InlineData(128, 1024, 1)]
     [InlineData(5, 3, 40_000)]
+    [InlineData(4, 1500, 50)] // more units than the stack buffer: a pooled one
     public void UnitMaximaMatchOneThreadAndAReference(int outer, int units, int inner)
     {
         var r = new Random(outer + units + inner);
