@@ -22,11 +22,15 @@ internal static class BenchRunner
     /// <summary>Monitor cases time each family of statistics separately (--split).</summary>
     public static bool Split { get; set; }
 
+    /// <summary>Plain training cases run with the full monitor on every step (--monitor), for a profiler to compare with a run without.</summary>
+    public static bool AlwaysMonitor { get; set; }
+
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
     {
         benchCase.Setup();
         if (benchCase is MonitorCase monitored)
             return Split ? RunMonitorSplit(monitored, repetitions, warmup, threads) : RunMonitored(monitored, repetitions, warmup, threads);
+        if (AlwaysMonitor && benchCase is TrainingCase monitoredAlways) monitoredAlways.SetMonitor(true);
         Repeat(benchCase, warmup, MinSeconds, null);
 
         var times = new List<double>();

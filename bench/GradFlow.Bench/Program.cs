@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] | --list
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3;
@@ -17,6 +17,7 @@ for (int i = 0; i < args.Length; i++)
             return 0;
         case "--seconds": BenchRunner.MinSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         case "--split": BenchRunner.Split = true; break;
+        case "--monitor": BenchRunner.AlwaysMonitor = true; break; // training cases with every statistic on every step (to profile)
         case "--threads": Parallelism.NumThreads = int.Parse(args[++i]); break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

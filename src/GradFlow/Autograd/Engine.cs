@@ -57,6 +57,17 @@ internal static class Engine
     }
 
     [ThreadStatic] private static RunState? t_state;
+    [ThreadStatic] private static RunState? t_current; // the backward running on this thread, innermost
+
+    /// <summary>
+    /// True when, in the backward running on this thread, a gradient about to be handed to input
+    /// <paramref name="inputNr"/> of <paramref name="target"/> will reach that node's backward as it is: the node
+    /// runs, waits for no other gradient, and has nothing summed into that input yet (so no other gradient is added
+    /// to it, in place or not). For an observer called in OnBackward, before the engine passes the gradient on.
+    /// </summary>
+    internal static bool ReachesUnchanged(Node target, int inputNr) =>
+        t_current is { } state && state.Tasks.TryGetValue(target, out var task) && task.Needed && task.Dependencies == 1
+        && inputNr < task.Buffer.Length && task.Buffer[inputNr] is null && target.PreHooks?[inputNr] is null;
     [ThreadStatic] private static bool t_running;
 
     public static Tensor?[] Run(Tensor[] roots, Tensor?[]? gradients, bool retainGraph, bool createGraph, Tensor[]? captures)
@@ -77,6 +88,8 @@ internal static class Engine
         bool nested = t_running;
         var state = nested ? new RunState() : t_state ??= new RunState();
         t_running = true;
+        var outer = t_current;
+        t_current = state;
         try
         {
             return Run(state, rootEdges, rootGrads, retainGraph, createGraph, captures);
@@ -85,6 +98,7 @@ internal static class Engine
         {
             state.Reset();
             t_running = nested;
+            t_current = outer;
         }
     }
 

@@ -20,7 +20,8 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
     public int Depth { get; } = depth;
     public bool SeenThisStep { get; private set; }
 
-    public void Observe(Tensor output)
+    /// <summary>Adds one forward's output; <paramref name="measured"/>: its sums as its kernel took them, if it did.</summary>
+    public void Observe(Tensor output, ActivationMeasure? measured = null)
     {
         if (output.DType != DType.Float32 || output.NumEl == 0) return;
         var contiguous = output.ContiguousRaw();
@@ -41,8 +42,10 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             _sum += s; _sumSquares += q;
             return;
         }
-        float lo = Op == "Sigmoid" ? (float)epsilon : (float)(-1 + epsilon);
-        var (sum, sumSq, outside) = StatisticsParallel.MomentsAndOutside(data, offset, length, lo, (float)(1 - epsilon));
+        var (lo, hi) = FusedMeasures.SaturationBounds(Op == "Sigmoid", epsilon);
+        var (sum, sumSq, outside) = measured is { } m && ReferenceEquals(m.Output, output) && m.Lo == lo && m.Hi == hi
+            ? (m.Sum, m.SumSquares, m.Outside)
+            : StatisticsParallel.MomentsAndOutside(data, offset, length, lo, hi);
         _sum += sum; _sumSquares += sumSq; _saturated += outside;
     }
 

@@ -29,6 +29,10 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly Dictionary<string, int> _depth = [];
     private readonly Dictionary<(string, string), ActivationTracker> _activations = [];
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
+    // Gradients leaving a layer for an activation whose fused backward will measure them as it reads them (by node).
+    private readonly Dictionary<Node, (string Scope, Tensor Grad)> _pendingFlow = new(ReferenceEqualityComparer.Instance);
+    private int _flowArmedThread; // the managed thread id that armed the kernels' flow measuring this step; 0: none
+    private int _activationsArmedThread; // the same for the activation kernels' measuring (armed across steps)
     private readonly double?[] _updateSquares;
     private readonly UpdateStats?[] _measured;
     private double _histogramShare; // this step's fraction of each gradient to histogram; 0: all of it
@@ -56,6 +60,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _measured = new UpdateStats?[_params.Length];
         _earlyHistograms = new Log2Histogram?[_params.Length];
         _registration = Autograd.AddObserver(this);
+        SyncActivationArming();
     }
 
     /// <summary>
@@ -134,11 +139,13 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         {
             _step++;
             ResetStep();
+            SyncActivationArming();
             return null;
         }
         _step++;
         var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
         ResetStep();
+        SyncActivationArming();
         Latest = record;
         StepRecorded?.Invoke(record);
         return record;
@@ -260,6 +267,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     private void ResetStep()
     {
+        DisarmFlow();
+        _pendingFlow.Clear();
         _flow.Clear();
         Array.Clear(_updateSquares);
         Array.Clear(_measured);
@@ -289,12 +298,17 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var key = (scope, op);
         if (!_activations.TryGetValue(key, out var tracker))
             _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], relu, _options.SaturationEpsilon);
-        tracker.Observe(output);
+        tracker.Observe(output, relu ? null : FusedMeasures.TakeActivation());
     }
 
     void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
     {
         if (!_options.Flow || !Recording || node is AccumulateGrad) return;
+        // What this node's own kernel measured, if it did (an activation's fused backward reads the gradient it
+        // receives and writes the one it passes on: both norms come from that pass, not from passes of their own).
+        var fused = FusedMeasures.TakeFlow();
+        if (_pendingFlow.Count > 0 && _pendingFlow.Remove(node, out var pending))
+            AddFlow(pending.Scope, pending.Grad, fused is { } f && ReferenceEquals(f.Received, pending.Grad) ? f.ReceivedSquares : null);
         string scope = node.Scope ?? "";
         var next = node.Next;
         for (int i = 0; i < gradInputs.Length && i < next.Length; i++)
@@ -302,18 +316,62 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             // A gradient leaving this layer for another layer's op: what reaches this layer's input.
             var target = next[i].Function;
             if (target is null or AccumulateGrad || gradInputs[i] is not { } g || (target.Scope ?? "") == scope) continue;
-            double sumSq;
-            long nonFinite = 0;
-            if (g.DType == DType.Float32 && g.IsContiguous)
-            {
-                // Only the norm is wanted: one fused multiply-add per vector; a NaN/Inf shows in the sum itself.
-                sumSq = StatisticsParallel.SumSquares(g.Data<float>(), g.Offset, g.NumEl);
-                if (!double.IsFinite(sumSq)) (sumSq, nonFinite) = FiniteSquares(g);
-            }
-            else (sumSq, nonFinite) = FiniteSquares(g);
-            _flow.TryGetValue(scope, out var f);
-            _flow[scope] = (f.SumSquares + sumSq, f.NonFinite + nonFinite);
+            if (fused is { } m && ReferenceEquals(m.Produced, g)) AddFlow(scope, g, m.ProducedSquares);
+            // Bound for an activation that will measure it while computing its own gradient, and will receive it
+            // unchanged (no other gradient summed into it): its norm is taken then, in that pass.
+            else if (FusedMeasures.FlowArmed && target is IMeasuresFlow && g.DType == DType.Float32 && g.IsContiguous
+                     && Engine.ReachesUnchanged(target, next[i].InputNr))
+                _pendingFlow[target] = (scope, g);
+            else AddFlow(scope, g, null);
         }
+    }
+
+    // Adds a gradient's squared norm to its layer's flow: the kernel's figure when it measured it, else a pass of its own.
+    private void AddFlow(string scope, Tensor g, double? measuredSquares)
+    {
+        double sumSq;
+        long nonFinite = 0;
+        if (measuredSquares is { } measured && double.IsFinite(measured)) sumSq = measured;
+        else if (g.DType == DType.Float32 && g.IsContiguous)
+        {
+            // Only the norm is wanted: one fused multiply-add per vector; a NaN/Inf shows in the sum itself.
+            sumSq = measuredSquares ?? StatisticsParallel.SumSquares(g.Data<float>(), g.Offset, g.NumEl);
+            if (!double.IsFinite(sumSq)) (sumSq, nonFinite) = FiniteSquares(g);
+        }
+        else (sumSq, nonFinite) = FiniteSquares(g);
+        _flow.TryGetValue(scope, out var f);
+        _flow[scope] = (f.SumSquares + sumSq, f.NonFinite + nonFinite);
+    }
+
+    // The activation kernels measure the flow for this step's backward passes (on the training thread).
+    private void ArmFlow()
+    {
+        if (_flowArmedThread != 0 || !_options.Flow) return;
+        FusedMeasures.ArmFlow();
+        _flowArmedThread = Environment.CurrentManagedThreadId;
+    }
+
+    // The sigmoid and tanh kernels measure their outputs while this monitor records the coming step's activations.
+    private void SyncActivationArming()
+    {
+        bool want = _registration is not null && Recording && _options.Activations;
+        if (want && _activationsArmedThread == 0)
+        {
+            FusedMeasures.ArmActivations(_options.SaturationEpsilon);
+            _activationsArmedThread = Environment.CurrentManagedThreadId;
+        }
+        else if (!want && _activationsArmedThread != 0)
+        {
+            if (_activationsArmedThread == Environment.CurrentManagedThreadId) FusedMeasures.DisarmActivations();
+            _activationsArmedThread = 0;
+        }
+    }
+
+    private void DisarmFlow()
+    {
+        // Only the arming thread holds the arm (a monitor disposed elsewhere leaves it: the kernels then measure for nobody).
+        if (_flowArmedThread == Environment.CurrentManagedThreadId) FusedMeasures.DisarmFlow();
+        _flowArmedThread = 0;
     }
 
     private static (double SumSquares, long NonFinite) FiniteSquares(Tensor g)
@@ -345,6 +403,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
+        if (Recording) ArmFlow();
+        _pendingFlow.Clear(); // only a backward that failed half-way leaves any
         // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
         if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
         {
@@ -369,6 +429,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _optimizerRegistration?.Dispose();
         _registration = _optimizerRegistration = null;
         ResetStep();
+        SyncActivationArming();
     }
 
     /// <summary>Watches again after <see cref="Suspend"/>, from the next operation on.</summary>
@@ -378,14 +439,17 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (_registration is not null) return;
         _registration = Autograd.AddObserver(this);
         if (_optimizer is not null) _optimizerRegistration = _optimizer.AddObserver(this);
+        SyncActivationArming();
     }
 
     /// <summary>Detaches the monitor from the engine.</summary>
     public void Dispose()
     {
+        if (!_disposed) ResetStep();
         _registration?.Dispose();
         _optimizerRegistration?.Dispose();
         _registration = _optimizerRegistration = null;
+        SyncActivationArming();
         _optimizer = null;
         _disposed = true;
     }

@@ -26,6 +26,40 @@ internal static class StatisticsParallel
         return total;
     }
 
+    /// <summary>
+    /// <see cref="ActivationKernels.GradAndSquares{TOp}"/> over n elements at the given offsets, split as
+    /// <see cref="ElementwiseParallel.Binary{TOp, T}"/> splits the unmeasured op (so dx is the same at any thread count).
+    /// </summary>
+    public static (double GradSquares, double ResultSquares) GradAndSquares<TOp>(float[] g, int gOffset, float[] y, int yOffset, float[] dx, int dxOffset, int n)
+        where TOp : struct, IBinaryOp
+    {
+        int chunks = Parallelism.IsInsideParallelRegion ? 1 : Math.Min(Parallelism.NumThreads, n / ElementwiseParallel.MinPerThreadActivationGrad);
+        if (chunks < 2) return ActivationKernels.GradAndSquares<TOp>(g.AsSpan(gOffset, n), y.AsSpan(yOffset, n), dx.AsSpan(dxOffset, n));
+        var partials = Partials(2 * chunks);
+        var body = new GradAndSquaresBody<TOp>(g, gOffset, y, yOffset, dx, dxOffset, n, chunks, partials);
+        Parallelism.For(chunks, ref body);
+        double gs = 0, ds = 0;
+        for (int c = 0; c < chunks; c++) (gs, ds) = (gs + partials[2 * c], ds + partials[2 * c + 1]);
+        return (gs, ds);
+    }
+
+    /// <summary>
+    /// <see cref="ActivationKernels.UnaryWithMoments{TOp}"/> over n elements, split as
+    /// <see cref="ElementwiseParallel.Unary{TOp, T}"/> splits the unmeasured op (so y is the same at any thread count).
+    /// </summary>
+    public static (double Sum, double SumSquares, long Outside) UnaryWithMoments<TOp>(float[] x, int xOffset, float[] y, int yOffset, int n, float lo, float hi)
+        where TOp : struct, IUnaryOp
+    {
+        int chunks = Parallelism.IsInsideParallelRegion ? 1 : Math.Min(Parallelism.NumThreads, n / ElementwiseParallel.MinPerThreadUnary);
+        if (chunks < 2) return ActivationKernels.UnaryWithMoments<TOp>(x.AsSpan(xOffset, n), y.AsSpan(yOffset, n), lo, hi);
+        var partials = Partials(3 * chunks);
+        var body = new UnaryWithMomentsBody<TOp>(x, xOffset, y, yOffset, n, chunks, lo, hi, partials);
+        Parallelism.For(chunks, ref body);
+        double sum = 0, sumSq = 0, outside = 0;
+        for (int c = 0; c < chunks; c++) (sum, sumSq, outside) = (sum + partials[3 * c], sumSq + partials[3 * c + 1], outside + partials[3 * c + 2]);
+        return (sum, sumSq, (long)outside);
+    }
+
     /// <summary><see cref="ActivationKernels.MomentsAndOutside"/> over data[offset, offset + n).</summary>
     public static (double Sum, double SumSquares, long Outside) MomentsAndOutside(float[] data, int offset, int n, float lo, float hi)
     {
@@ -79,6 +113,28 @@ internal static class StatisticsParallel
         {
             var (start, end) = ElementwiseParallel.Range(index, n, chunks);
             partials[index] = ActivationKernels.SumSquares(data.AsSpan(offset + start, end - start));
+        }
+    }
+
+    private readonly struct GradAndSquaresBody<TOp>(float[] g, int go, float[] y, int yo, float[] dx, int dxo, int n, int chunks, double[] partials) : IParallelBody
+        where TOp : struct, IBinaryOp
+    {
+        public void Invoke(int index)
+        {
+            var (start, end) = ElementwiseParallel.Range(index, n, chunks);
+            var (gs, ds) = ActivationKernels.GradAndSquares<TOp>(g.AsSpan(go + start, end - start), y.AsSpan(yo + start, end - start), dx.AsSpan(dxo + start, end - start));
+            (partials[2 * index], partials[2 * index + 1]) = (gs, ds);
+        }
+    }
+
+    private readonly struct UnaryWithMomentsBody<TOp>(float[] x, int xo, float[] y, int yo, int n, int chunks, float lo, float hi, double[] partials) : IParallelBody
+        where TOp : struct, IUnaryOp
+    {
+        public void Invoke(int index)
+        {
+            var (start, end) = ElementwiseParallel.Range(index, n, chunks);
+            var (s, q, o) = ActivationKernels.UnaryWithMoments<TOp>(x.AsSpan(xo + start, end - start), y.AsSpan(yo + start, end - start), lo, hi);
+            (partials[3 * index], partials[3 * index + 1], partials[3 * index + 2]) = (s, q, o);
         }
     }
 

@@ -26,6 +26,22 @@ public sealed partial class Tensor
         return y;
     }
 
+    /// <summary>
+    /// A saturating activation (sigmoid, tanh): <see cref="MapUnary{TOp}"/>, and while a monitor wants activation
+    /// health (<see cref="FusedMeasures.ActivationsArmed"/>) on a training forward, the output's sums and saturated
+    /// count taken block by block as it is written.
+    /// </summary>
+    internal static Tensor MapSaturating<TOp>(Tensor x, string op, bool sigmoid) where TOp : struct, IUnaryOp
+    {
+        if (!FusedMeasures.ActivationsArmed || x.DType != DType.Float32 || !x.IsContiguous || !Autograd.IsGradEnabled || Autograd.IsInBackward)
+            return MapUnary<TOp>(x, op);
+        var y = EmptyLike(x);
+        var (lo, hi) = FusedMeasures.ArmedSaturationBounds(sigmoid);
+        var (sum, sumSq, outside) = StatisticsParallel.UnaryWithMoments<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, y.NumEl, lo, hi);
+        FusedMeasures.RecordActivation(new ActivationMeasure(y, sum, sumSq, outside, lo, hi));
+        return y;
+    }
+
     internal static Tensor MapBinary<TOp>(Tensor a, Tensor b, string op) where TOp : struct, IBinaryOp
     {
         Guard.NotNull(a, op, "input");
@@ -73,7 +89,9 @@ public sealed partial class Tensor
 
     /// <summary>
     /// An activation's input gradient op(g, y) in one pass, when no graph is being recorded and g and the saved
-    /// output y are contiguous float tensors of one shape; null otherwise (the caller composes tensor ops).
+    /// output y are contiguous float tensors of one shape; null otherwise (the caller composes tensor ops). While a
+    /// monitor wants the backward flow (<see cref="FusedMeasures.FlowArmed"/>), the same pass sums the squares of g and
+    /// of the result for it.
     /// </summary>
     internal static Tensor? FusedGrad<TOp>(Tensor g, Tensor y) where TOp : struct, IBinaryOp
     {
@@ -82,7 +100,12 @@ public sealed partial class Tensor
             return null;
         var dx = EmptyLike(g);
         const int grain = ElementwiseParallel.MinPerThreadActivationGrad;
-        if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
+        if (g.DType == DType.Float32 && FusedMeasures.FlowArmed)
+        {
+            var (gs, ds) = StatisticsParallel.GradAndSquares<TOp>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
+            FusedMeasures.RecordFlow(g, gs, dx, ds);
+        }
+        else if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
         else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl, grain);
         return dx;
     }

@@ -50,14 +50,14 @@ public sealed partial class Tensor
     /// <summary>Hyperbolic tangent.</summary>
     public Tensor Tanh()
     {
-        var y = MapUnary<TanhOp>(this, nameof(Tanh));
+        var y = MapSaturating<TanhOp>(this, nameof(Tanh), sigmoid: false);
         return Autograd.Record(nameof(Tanh), y, Autograd.NeedsGrad(this) ? new TanhBackward(y) : null, this);
     }
 
     /// <summary>The logistic function 1 / (1 + e^-x).</summary>
     public Tensor Sigmoid()
     {
-        var y = MapUnary<SigmoidOp>(this, nameof(Sigmoid));
+        var y = MapSaturating<SigmoidOp>(this, nameof(Sigmoid), sigmoid: true);
         return Autograd.Record(nameof(Sigmoid), y, Autograd.NeedsGrad(this) ? new SigmoidBackward(y) : null, this);
     }
 
@@ -128,7 +128,7 @@ internal sealed class CosBackward : Node
 
 // Tanh, Sigmoid and Relu differentiate from their saved output. Without createGraph the formula runs as one
 // fused kernel pass (Kernels/ActivationGradOps.cs); with it, as the tensor ops below, so it can be differentiated again.
-internal sealed class TanhBackward : Node
+internal sealed class TanhBackward : Node, IMeasuresFlow
 {
     public TanhBackward(Tensor y) => Save(y);
     // d tanh(x)/dx = 1 - tanh(x)^2
@@ -139,7 +139,7 @@ internal sealed class TanhBackward : Node
     }
 }
 
-internal sealed class SigmoidBackward : Node
+internal sealed class SigmoidBackward : Node, IMeasuresFlow
 {
     public SigmoidBackward(Tensor y) => Save(y);
     // d sigmoid(x)/dx = s (1 - s), at most 1/4
@@ -150,7 +150,7 @@ internal sealed class SigmoidBackward : Node
     }
 }
 
-internal sealed class ReluBackward : Node
+internal sealed class ReluBackward : Node, IMeasuresFlow
 {
     public ReluBackward(Tensor y) => Save(y);
     // The gradient passes where the output is positive; 0 at 0, as in PyTorch.
