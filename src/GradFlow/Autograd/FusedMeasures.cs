@@ -13,7 +13,7 @@ namespace GradFlow;
 /// </para>
 /// <para>
 /// Activation health: sigmoid and tanh, while armed, sum their outputs and squares and count the saturated ones
-/// block by block as they write them (<see cref="TakeActivation"/>, in the observer's OnForward of that op).
+/// block by block as they write them; ReLU sums them and takes each unit's maximum (a unit dead for the batch) (<see cref="TakeActivation"/>, in the observer's OnForward of that op).
 /// </para>
 /// </summary>
 internal static class FusedMeasures
@@ -40,6 +40,29 @@ internal static class FusedMeasures
     {
         if (t_activationsArmed > 0 && --t_activationsArmed == 0) t_activation = default;
     }
+
+    [ThreadStatic] private static float[]? t_unitMax;
+
+    /// <summary>A per-thread buffer of at least <paramref name="units"/> maxima, the first <paramref name="units"/> set to -Inf.</summary>
+    public static float[] UnitMaxBuffer(int units)
+    {
+        var b = t_unitMax;
+        if (b is null || b.Length < units) t_unitMax = b = new float[Math.Max(units, 64)];
+        Array.Fill(b, float.NegativeInfinity, 0, units);
+        return b;
+    }
+
+    /// <summary>
+    /// How an activation's output splits into units (features or channels): dim 1 of a 2-d or 4-d output, the last dim
+    /// of a 3-d (sequence) output; as (outer, units, inner) of its contiguous layout.
+    /// </summary>
+    public static (int Outer, int Units, int Inner) UnitLayout(Tensor t) => t.Rank switch
+    {
+        0 => (1, 1, 1),
+        1 => (1, t.Shape[0], 1),
+        3 => (t.Shape[0] * t.Shape[1], t.Shape[2], 1),
+        _ => (t.Shape[0], t.Shape[1], t.NumEl / (t.Shape[0] * Math.Max(t.Shape[1], 1))),
+    };
 
     /// <summary>The band [lo, hi] outside which a sigmoid's or a tanh's output counts as saturated.</summary>
     public static (float Lo, float Hi) SaturationBounds(bool sigmoid, double epsilon) =>
@@ -92,8 +115,13 @@ internal static class FusedMeasures
 /// <summary>The squares of a node's incoming and outgoing gradient, summed by its kernel.</summary>
 internal readonly record struct FlowMeasure(Tensor Received, double ReceivedSquares, Tensor Produced, double ProducedSquares);
 
-/// <summary>An activation's output measured by its kernel: sums, and the count outside [Lo, Hi].</summary>
-internal readonly record struct ActivationMeasure(Tensor Output, double Sum, double SumSquares, long Outside, float Lo, float Hi);
+/// <summary>
+/// An activation's output measured by its kernel: sums, and for sigmoid and tanh the count outside [Lo, Hi], for ReLU
+/// each unit's maximum (<see cref="UnitMax"/>: the first <see cref="Units"/> values of a per-thread buffer, valid until
+/// the next ReLU on this thread).
+/// </summary>
+internal readonly record struct ActivationMeasure(Tensor Output, double Sum, double SumSquares, long Outside, float Lo, float Hi,
+    float[]? UnitMax = null, int Units = 0);
 
 /// <summary>
 /// A node whose backward kernel measures its incoming and outgoing gradients when <see cref="FusedMeasures.FlowArmed"/>

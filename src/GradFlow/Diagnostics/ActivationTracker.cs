@@ -27,7 +27,7 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
         var contiguous = output.ContiguousRaw();
         float[] data = contiguous.Data<float>();
         int offset = contiguous.Offset, length = contiguous.NumEl;
-        var (outer, units, inner) = Layout(output);
+        var (outer, units, inner) = FusedMeasures.UnitLayout(output);
         _units = units;
         if (reluFamily && (!SeenThisStep || _unitMax.Length != units))
         {
@@ -38,6 +38,12 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
         _count += length;
         if (reluFamily)
         {
+            if (measured is { UnitMax: { } max } r && ReferenceEquals(r.Output, output) && r.Units == units)
+            {
+                for (int u = 0; u < units; u++) _unitMax[u] = MathF.Max(_unitMax[u], max[u]);
+                _sum += r.Sum; _sumSquares += r.SumSquares;
+                return;
+            }
             var (s, q) = StatisticsParallel.UnitMaxAndMoments(data, offset, outer, units, inner, _unitMax);
             _sum += s; _sumSquares += q;
             return;
@@ -48,14 +54,6 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             : StatisticsParallel.MomentsAndOutside(data, offset, length, lo, hi);
         _sum += sum; _sumSquares += sumSq; _saturated += outside;
     }
-
-    private static (int Outer, int Units, int Inner) Layout(Tensor t) => t.Rank switch
-    {
-        0 => (1, 1, 1),
-        1 => (1, t.Shape[0], 1),
-        3 => (t.Shape[0] * t.Shape[1], t.Shape[2], 1),
-        _ => (t.Shape[0], t.Shape[1], t.NumEl / (t.Shape[0] * Math.Max(t.Shape[1], 1))),
-    };
 
     /// <summary>Closes the step: the statistics, and the trackers reset for the next step.</summary>
     public ActivationStats Finish(int window)

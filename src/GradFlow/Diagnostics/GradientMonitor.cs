@@ -298,7 +298,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var key = (scope, op);
         if (!_activations.TryGetValue(key, out var tracker))
             _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], relu, _options.SaturationEpsilon);
-        tracker.Observe(output, relu ? null : FusedMeasures.TakeActivation());
+        tracker.Observe(output, FusedMeasures.TakeActivation());
     }
 
     void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)

@@ -77,14 +77,29 @@ internal static class StatisticsParallel
     /// <see cref="ActivationKernels.UnitMaxAndMoments"/> over data[offset, ...) of shape (outer, units, inner), split
     /// along outer; each chunk keeps its own unit maxima, merged into <paramref name="unitMax"/> afterwards.
     /// </summary>
-    public static (double Sum, double SumSquares) UnitMaxAndMoments(float[] data, int offset, int outer, int units, int inner, float[] unitMax)
+    public static (double Sum, double SumSquares) UnitMaxAndMoments(float[] data, int offset, int outer, int units, int inner, float[] unitMax) =>
+        UnitMax<ReluOp>(null, 0, data, offset, outer, units, inner, unitMax);
+
+    /// <summary>
+    /// y = op(x) with <see cref="ActivationKernels.UnitMaxAndMoments"/> of y (<see cref="ActivationKernels.UnaryWithUnitMax{TOp}"/>),
+    /// split along outer like the pass alone; for ops exact at every width (ReLU), so y does not depend on the split.
+    /// </summary>
+    public static (double Sum, double SumSquares) UnaryWithUnitMax<TOp>(float[] x, int xOffset, float[] y, int yOffset, int outer, int units, int inner, float[] unitMax)
+        where TOp : struct, IUnaryOp =>
+        UnitMax<TOp>(x, xOffset, y, yOffset, outer, units, inner, unitMax);
+
+    // The unit maxima and moments of y[yOffset, ...) of shape (outer, units, inner), after writing y = op(x) when x is given.
+    private static (double Sum, double SumSquares) UnitMax<TOp>(float[]? x, int xOffset, float[] y, int yOffset, int outer, int units, int inner, float[] unitMax)
+        where TOp : struct, IUnaryOp
     {
         long n = (long)outer * units * inner;
         int chunks = (int)Math.Min(Math.Min(Parallelism.NumThreads, outer), n / MinPerThread);
         if (chunks < 2 || Parallelism.IsInsideParallelRegion)
-            return ActivationKernels.UnitMaxAndMoments(data.AsSpan(offset, (int)n), outer, units, inner, unitMax);
+            return x is null
+                ? ActivationKernels.UnitMaxAndMoments(y.AsSpan(yOffset, (int)n), outer, units, inner, unitMax)
+                : ActivationKernels.UnaryWithUnitMax<TOp>(x.AsSpan(xOffset, (int)n), y.AsSpan(yOffset, (int)n), outer, units, inner, unitMax);
         var partials = Partials(2 * chunks + chunks * units);
-        var body = new UnitMaxBody(data, offset, outer, units, inner, chunks, partials);
+        var body = new UnitMaxBody<TOp>(x, xOffset, y, yOffset, outer, units, inner, chunks, partials);
         Parallelism.For(chunks, ref body);
         double sum = 0, sumSq = 0;
         for (int c = 0; c < chunks; c++)
@@ -148,7 +163,8 @@ internal static class StatisticsParallel
         }
     }
 
-    private readonly struct UnitMaxBody(float[] data, int offset, int outer, int units, int inner, int chunks, double[] partials) : IParallelBody
+    private readonly struct UnitMaxBody<TOp>(float[]? x, int xOffset, float[] data, int offset, int outer, int units, int inner, int chunks, double[] partials) : IParallelBody
+        where TOp : struct, IUnaryOp
     {
         public void Invoke(int index)
         {
@@ -157,7 +173,10 @@ internal static class StatisticsParallel
             Span<float> max = rented is null ? stackalloc float[units] : rented.AsSpan(0, units);
             max.Fill(float.NegativeInfinity);
             int block = units * inner;
-            var (s, q) = ActivationKernels.UnitMaxAndMoments(data.AsSpan(offset + first * block, (last - first) * block), last - first, units, inner, max);
+            var ys = data.AsSpan(offset + first * block, (last - first) * block);
+            var (s, q) = x is null
+                ? ActivationKernels.UnitMaxAndMoments(ys, last - first, units, inner, max)
+                : ActivationKernels.UnaryWithUnitMax<TOp>(x.AsSpan(xOffset + first * block, (last - first) * block), ys, last - first, units, inner, max);
             partials[2 * index] = s;
             partials[2 * index + 1] = q;
             int at = 2 * chunks + index * units;

@@ -64,7 +64,7 @@ public sealed partial class Tensor
     /// <summary>max(x, 0).</summary>
     public Tensor Relu()
     {
-        var y = MapUnary<ReluOp>(this, nameof(Relu));
+        var y = MapRectifier<ReluOp>(this, nameof(Relu));
         return Autograd.Record(nameof(Relu), y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
     }
 

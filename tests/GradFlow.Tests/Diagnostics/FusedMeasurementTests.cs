@@ -204,4 +204,44 @@ public class FusedMeasurementTests
         }
         Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void ReluHealthIsThatOfItsOutputs(int threads)
+    {
+        int saved = Parallelism.NumThreads;
+        try
+        {
+            Parallelism.NumThreads = threads;
+            var g = new Generator(12);
+            var model = new Sequential(new Conv2d(1, 16, 3, generator: g), new ReLU(), new Flatten(), new Linear(16 * 26 * 26, 32, generator: g), new ReLU());
+            using (Autograd.NoGrad()) ((Conv2d)model[0]).Bias!.Narrow(0, 0, 5).Fill(-100.0); // 5 dead channels
+            var x = Tensor.Randn([40, 1, 28, 28], DType.Float32, g);
+            using var monitor = GradientMonitor.Attach(model);
+            model.Call(x).Sum().Backward();
+            var act = monitor.EndStep()!.Activations.ToDictionary(a => a.Layer);
+            var conv = model[1].Forward(model[0].Forward(x)).Detach();
+            var dense = model[4].Forward(model[3].Forward(model[2].Forward(conv))).Detach();
+            CheckRelu(act["1"], conv.Span<float>().ToArray(), 16, 26 * 26);
+            CheckRelu(act["4"], dense.Span<float>().ToArray(), 32, 1);
+            Assert.Equal(5.0 / 16, act["1"].DeadFraction!.Value, 12);
+        }
+        finally
+        {
+            Parallelism.NumThreads = saved;
+        }
+    }
+
+    private static void CheckRelu(ActivationStats a, float[] y, int units, int inner)
+    {
+        var alive = new bool[units];
+        for (int i = 0; i < y.Length; i++) alive[i / inner % units] |= y[i] > 0;
+        double mean = y.Average(v => (double)v);
+        double std = Math.Sqrt(y.Average(v => ((double)v - mean) * (v - mean)));
+        Assert.Equal(units, a.Units);
+        Assert.Equal((double)alive.Count(l => !l) / units, a.DeadFraction!.Value, 12);
+        Assert.Equal(mean, a.Mean, 1e-5);
+        Assert.Equal(std, a.Std, 1e-5);
+    }
 }

@@ -105,4 +105,45 @@ public class GradAndSquaresTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(3, 5, 1)]     // fewer units than a vector: one lane at a time
+    [InlineData(7, 3, 9)]
+    [InlineData(2, 4, 40)]    // a pair of vectors and an overlapping last one
+    [InlineData(5, 20, 17)]   // one vector and an overlapping last one
+    [InlineData(4, 16, 48)]
+    [InlineData(64, 300, 1)]  // a feature row ending in an overlapping vector
+    [InlineData(40, 16, 676)] // channels of an image batch, above the split threshold at two threads
+    public void RectifierOutputIsTheUnmeasuredKernelsWithItsUnitMaxima(int outer, int units, int inner)
+    {
+        int n = outer * units * inner;
+        var r = new Random(n);
+        var x = new float[n + 2];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(r.NextDouble() - 0.8);
+        var expected = new float[n];
+        Elementwise.Unary<ReluOp, float>(x.AsSpan(2, n), expected);
+        var maxima = new float[units];
+        Array.Fill(maxima, float.NegativeInfinity);
+        for (int i = 0; i < n; i++) maxima[i / inner % units] = Math.Max(maxima[i / inner % units], expected[i]);
+        double sum = expected.Sum(v => (double)v), sumSq = expected.Sum(v => (double)v * v);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            int saved = Parallelism.NumThreads;
+            try
+            {
+                Parallelism.NumThreads = threads;
+                var y = new float[n];
+                var max = Enumerable.Repeat(float.NegativeInfinity, units).ToArray();
+                var (s, q) = StatisticsParallel.UnaryWithUnitMax<ReluOp>(x, 2, y, 0, outer, units, inner, max);
+                Assert.Equal(expected, y);
+                Assert.Equal(maxima, max);
+                Assert.Equal(sum, s, (sum * 1e-6) + 1e-30);
+                Assert.Equal(sumSq, q, (sumSq * 1e-6) + 1e-30);
+            }
+            finally
+            {
+                Parallelism.NumThreads = saved;
+            }
+        }
+    }
 }
