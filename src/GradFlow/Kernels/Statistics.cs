@@ -305,6 +305,8 @@ internal static class ActivationKernels
     /// is bitwise what the unmeasured op writes (the same op per element); a NaN or Inf shows
     /// as a non-finite sum.
     /// </summary>
+    // Not inlined: a parallel body inlining it would run out of the JIT's inlining budget and call the op per vector.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static (double GradSquares, double ResultSquares) GradAndSquares<TOp>(ReadOnlySpan<float> g, ReadOnlySpan<float> y, Span<float> dx)
         where TOp : struct, IBinaryOp
     {
@@ -471,6 +473,8 @@ internal static class ActivationKernels
     /// is written, from L1, instead of in a pass of its own from L2 or memory. Blocks start at multiples of 4,096, so
     /// y is bitwise what <see cref="Elementwise.Unary{TOp, T}(ReadOnlySpan{T}, Span{T})"/> writes over the whole span.
     /// </summary>
+    // Not inlined: a parallel body inlining it would run out of the JIT's inlining budget and call the op per vector.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static (double Sum, double SumSquares, long Outside) UnaryWithMoments<TOp>(ReadOnlySpan<float> x, Span<float> y, float lo, float hi)
         where TOp : struct, IUnaryOp
     {
@@ -495,6 +499,8 @@ internal static class ActivationKernels
     /// and the sums mask the lanes already counted. So the op must give the same value at every width (ReLU); y is then
     /// bitwise the unmeasured kernel's.
     /// </summary>
+    // Not inlined: a parallel body inlining it would run out of the JIT's inlining budget and call the op per vector.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static (double Sum, double SumSquares) UnaryWithUnitMax<TOp>(ReadOnlySpan<float> x, Span<float> y, int outer, int units, int inner, Span<float> unitMax)
         where TOp : struct, IUnaryOp
     {
