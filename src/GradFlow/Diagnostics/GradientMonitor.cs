@@ -26,6 +26,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly (string Name, string Layer, Tensor Param)[] _params;
     private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
     private readonly MonitorOptions _options;
+    private readonly string[] _layerNames; // the parameters' layers, in order of first appearance
+    private readonly int[] _layerOf;       // parameter -> its layer's slot
+    private readonly LayerSums[] _layerAcc; // a step's per-layer sums (reused)
     private readonly Dictionary<string, int> _depth = [];
     private readonly Dictionary<(string, string), ActivationTracker> _activations = [];
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
@@ -56,6 +59,9 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _options.Validate();
         _params = namedParameters.Select(p => (p.Key, LayerOf(p.Key), p.Value)).ToArray();
         for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
+        _layerNames = _params.Select(p => p.Layer).Distinct().ToArray();
+        _layerOf = _params.Select(p => Array.IndexOf(_layerNames, p.Layer)).ToArray();
+        _layerAcc = new LayerSums[_layerNames.Length];
         _updateSquares = new double?[_params.Length];
         _measured = new UpdateStats?[_params.Length];
         _earlyHistograms = new Log2Histogram?[_params.Length];
@@ -153,14 +159,17 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     private StepRecord BuildRecord(double? loss, double? learningRate)
     {
+        // Per-layer sums in arrays indexed by the layer's slot (fixed at attach): after a training step has pushed the
+        // monitor's own objects out of cache, a dictionary keyed by name costs a miss per probe.
         var parameters = new ParameterStats[_params.Length];
-        var layerAcc = new Dictionary<string, (StatsAccumulator Acc, Log2Histogram? Hist, double ParamSq, double? UpdateSq)>();
+        var layerAcc = _layerAcc;
+        Array.Clear(layerAcc);
         var global = new StatsAccumulator();
         EnsureHistogramShare();
         for (int i = 0; i < _params.Length; i++)
         {
             var (name, layer, p) = _params[i];
-            layerAcc.TryGetValue(layer, out var la);
+            ref var la = ref layerAcc[_layerOf[i]];
             TensorStats? gradStats = null;
             if (p.Grad is { } g)
             {
@@ -174,23 +183,50 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             double paramNorm = _measured[i] is { } m ? Math.Sqrt(m.ParamSumSq) : ParamNorm(p);
             la.ParamSq += paramNorm * paramNorm;
             if (_updateSquares[i] is { } u) la.UpdateSq = (la.UpdateSq ?? 0) + u;
-            layerAcc[layer] = la;
             parameters[i] = new ParameterStats(name, layer, gradStats, paramNorm, _updateSquares[i] is { } uu ? Math.Sqrt(uu) : null);
         }
-        var layers = layerAcc
-            .Select(kv => new LayerGradientStats(kv.Key, DepthOf(kv.Key), TensorStats.From(kv.Value.Acc, kv.Value.Hist),
-                Math.Sqrt(kv.Value.ParamSq), kv.Value.UpdateSq is { } u ? Math.Sqrt(u) : null))
-            .OrderBy(l => l.Depth).ToArray();
-        var flow = _flow.Select(kv => new FlowStats(kv.Key, DepthOf(kv.Key), Math.Sqrt(kv.Value.SumSquares), kv.Value.NonFinite))
-            .OrderBy(f => f.Depth).ToArray();
-        var activations = _activations.Values.Where(a => a.SeenThisStep).Select(a => a.Finish(_options.DeadWindow))
-            .OrderBy(a => a.Depth).ToArray();
+        var layers = new LayerGradientStats[_layerNames.Length];
+        for (int l = 0; l < layers.Length; l++)
+        {
+            ref var la = ref layerAcc[l];
+            layers[l] = new LayerGradientStats(_layerNames[l], DepthOf(_layerNames[l]), TensorStats.From(la.Acc, la.Hist),
+                Math.Sqrt(la.ParamSq), la.UpdateSq is { } u ? Math.Sqrt(u) : null);
+        }
+        SortByDepth(layers, static l => l.Depth);
+        var flow = new FlowStats[_flow.Count];
+        int k = 0;
+        foreach (var (scope, f) in _flow) flow[k++] = new FlowStats(scope, DepthOf(scope), Math.Sqrt(f.SumSquares), f.NonFinite);
+        SortByDepth(flow, static f => f.Depth);
+        var activations = new List<ActivationStats>(_activations.Count);
+        foreach (var a in _activations.Values) if (a.SeenThisStep) activations.Add(a.Finish(_options.DeadWindow));
+        var activationArray = activations.ToArray();
+        SortByDepth(activationArray, static a => a.Depth);
         double globalNorm = _clipBefore ?? Math.Sqrt(global.SumSquares + (global.NaNs + global.Infs > 0 ? double.NaN : 0));
         return new StepRecord
         {
             Step = _step, Loss = loss, LearningRate = learningRate, GlobalGradNorm = globalNorm, ClippedGradNorm = _clipAfter,
-            Parameters = parameters, Layers = layers, Flow = flow, Activations = activations,
+            Parameters = parameters, Layers = layers, Flow = flow, Activations = activationArray,
         };
+    }
+
+    // A stable sort by depth (insertion: a few dozen entries, mostly in order already).
+    private static void SortByDepth<T>(T[] items, Func<T, int> depth)
+    {
+        for (int i = 1; i < items.Length; i++)
+        {
+            var item = items[i];
+            int d = depth(item), j = i - 1;
+            for (; j >= 0 && depth(items[j]) > d; j--) items[j + 1] = items[j];
+            items[j + 1] = item;
+        }
+    }
+
+    private struct LayerSums
+    {
+        public StatsAccumulator Acc;
+        public Log2Histogram? Hist;
+        public double ParamSq;
+        public double? UpdateSq;
     }
 
     // The step's histogram budget split over the gradients in proportion to their sizes (once per step).
