@@ -272,6 +272,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         return (acc, FloatHistogram(g, sampled ? sample : 0));
     }
 
+    [System.Runtime.CompilerServices.SkipLocalsInit] // raw is cleared once, below
     private static Log2Histogram FloatHistogram(Tensor g, int sample)
     {
         Span<long> raw = stackalloc long[Statistics.FloatRawBins];

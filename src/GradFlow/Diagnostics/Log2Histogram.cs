@@ -54,20 +54,22 @@ public sealed class Log2Histogram
     internal static Log2Histogram FromFloatBins(ReadOnlySpan<long> raw, long zeros)
     {
         var h = new Log2Histogram();
-        for (int b = 0; b < Statistics.FloatRawBins; b++)
+        raw = raw[..Statistics.FloatRawBins];
+        for (int start = 0; start < Statistics.FloatRawBins; start += 8)
         {
-            // A tensor's values span a few dozen of the 512 bins: skip empty runs of eight at once.
-            if ((b & 7) == 0 && b + 8 <= raw.Length && System.Runtime.Intrinsics.Vector512.Create(raw.Slice(b, 8)) == System.Runtime.Intrinsics.Vector512<long>.Zero)
+            // A tensor's values span a few dozen of the 512 bins: skip empty runs of eight at once (one OR; a vector
+            // built from the span slice cost 20 ns a run).
+            var run = raw.Slice(start, 8);
+            if ((run[0] | run[1] | run[2] | run[3] | run[4] | run[5] | run[6] | run[7]) == 0) continue;
+            for (int b = start; b < start + 8; b++)
             {
-                b += 7;
-                continue;
+                long c = raw[b];
+                if (c == 0) continue;
+                int biased = b & 0xFF;
+                bool negative = b >= 256;
+                if (biased == 0xFF) h.NonFinite += c;
+                else (negative ? h.Negative : h.Positive)[BucketOf(biased == 0 ? int.MinValue / 2 : biased - 127)] += c;
             }
-            long c = raw[b];
-            if (c == 0) continue;
-            int biased = b & 0xFF;
-            bool negative = b >= 256;
-            if (biased == 0xFF) h.NonFinite += c;
-            else (negative ? h.Negative : h.Positive)[BucketOf(biased == 0 ? int.MinValue / 2 : biased - 127)] += c;
         }
         RemoveZeros(h, zeros);
         return h;
@@ -79,8 +81,9 @@ public sealed class Log2Histogram
         if (factor == 1) return;
         for (int i = 0; i < BucketCount; i++)
         {
-            Positive[i] = (long)Math.Round(Positive[i] * factor);
-            Negative[i] = (long)Math.Round(Negative[i] * factor);
+            // Most buckets are empty: a rounding per bucket cost more than the rest of building the histogram.
+            if (Positive[i] != 0) Positive[i] = (long)Math.Round(Positive[i] * factor);
+            if (Negative[i] != 0) Negative[i] = (long)Math.Round(Negative[i] * factor);
         }
         Zero = (long)Math.Round(Zero * factor);
         NonFinite = (long)Math.Round(NonFinite * factor);
