@@ -244,4 +244,29 @@ public class FusedMeasurementTests
         Assert.Equal(mean, a.Mean, 1e-5);
         Assert.Equal(std, a.Std, 1e-5);
     }
+
+    [Fact]
+    public void TheMonitorArmsTheKernelsOnlyWhileItRecords()
+    {
+        var g = new Generator(13);
+        var model = new Sequential(new Linear(4, 8, generator: g), new Sigmoid(), new Linear(8, 1, generator: g));
+        var x = Tensor.Randn([3, 4], DType.Float32, g);
+        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
+        var monitor = GradientMonitor.Attach(model, options: new MonitorOptions { Every = 2 });
+        Assert.True(FusedMeasures.ActivationsArmed); // step 0 is recorded
+        model.Call(x).Sum().Backward();
+        Assert.True(FusedMeasures.FlowArmed);
+        monitor.EndStep();
+        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed); // step 1 is skipped
+        model.Call(x).Sum().Backward();
+        Assert.False(FusedMeasures.FlowArmed);
+        monitor.EndStep();
+        Assert.True(FusedMeasures.ActivationsArmed);
+        monitor.Suspend();
+        Assert.False(FusedMeasures.ActivationsArmed);
+        monitor.Resume();
+        Assert.True(FusedMeasures.ActivationsArmed);
+        monitor.Dispose();
+        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
+    }
 }
