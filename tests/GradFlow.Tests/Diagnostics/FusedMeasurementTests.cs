@@ -40,10 +40,8 @@ public class FusedMeasurementTests
     [InlineData(128, 256, 2, false)] // the measured kernel split over two threads
     public void FlowIsTheNormOfEachLayersInputGradient(int batch, int width, int threads, bool createGraph)
     {
-        int saved = Parallelism.NumThreads;
-        try
+        ParallelismCollection.WithThreads(threads, () =>
         {
-            Parallelism.NumThreads = threads;
             var g = new Generator(7);
             var model = Chain(16, width, g);
             var x = Tensor.Randn([batch, 16], DType.Float32, g);
@@ -58,11 +56,7 @@ public class FusedMeasurementTests
                 Assert.Equal(0, f.NonFinite);
                 Assert.True(Math.Abs(f.InputGradNorm - expected[i]) <= 1e-5 * expected[i], $"layer {i}: flow {f.InputGradNorm:R}, input gradient {expected[i]:R}");
             }
-        }
-        finally
-        {
-            Parallelism.NumThreads = saved;
-        }
+        });
     }
 
     /// <summary>An activation whose output feeds two layers: each layer's flow is its own gradient, not their sum.</summary>
@@ -132,10 +126,8 @@ public class FusedMeasurementTests
     [InlineData(300, 2)] // 300 x 64 outputs: the measured kernel split over two threads
     public void SigmoidAndTanhHealthIsThatOfTheirOutputs(int batch, int threads)
     {
-        int saved = Parallelism.NumThreads;
-        try
+        ParallelismCollection.WithThreads(threads, () =>
         {
-            Parallelism.NumThreads = threads;
             var g = new Generator(10);
             var model = new Sequential(new Linear(8, 64, generator: g), new Sigmoid(), new Linear(64, 64, generator: g), new Tanh());
             var x = Tensor.Randn([batch, 8], DType.Float32, g) * 6.0; // large inputs: many saturated units
@@ -148,11 +140,7 @@ public class FusedMeasurementTests
             var t = model[3].Forward(model[2].Forward(s)).Detach();
             Check(act["Sigmoid"], s.Span<float>().ToArray(), 0.02f, 0.98f);
             Check(act["Tanh"], t.Span<float>().ToArray(), -0.98f, 0.98f);
-        }
-        finally
-        {
-            Parallelism.NumThreads = saved;
-        }
+        });
     }
 
     private static void Check(ActivationStats a, float[] y, float lo, float hi)
@@ -210,10 +198,8 @@ public class FusedMeasurementTests
     [InlineData(2)]
     public void ReluHealthIsThatOfItsOutputs(int threads)
     {
-        int saved = Parallelism.NumThreads;
-        try
+        ParallelismCollection.WithThreads(threads, () =>
         {
-            Parallelism.NumThreads = threads;
             var g = new Generator(12);
             var model = new Sequential(new Conv2d(1, 16, 3, generator: g), new ReLU(), new Flatten(), new Linear(16 * 26 * 26, 32, generator: g), new ReLU());
             using (Autograd.NoGrad()) ((Conv2d)model[0]).Bias!.Narrow(0, 0, 5).Fill(-100.0); // 5 dead channels
@@ -226,11 +212,7 @@ public class FusedMeasurementTests
             CheckRelu(act["1"], conv.Span<float>().ToArray(), 16, 26 * 26);
             CheckRelu(act["4"], dense.Span<float>().ToArray(), 32, 1);
             Assert.Equal(5.0 / 16, act["1"].DeadFraction!.Value, 12);
-        }
-        finally
-        {
-            Parallelism.NumThreads = saved;
-        }
+        });
     }
 
     private static void CheckRelu(ActivationStats a, float[] y, int units, int inner)

@@ -36,20 +36,14 @@ public class GradAndSquaresTests
         double gSq = g.Skip(3).Take(n).Sum(v => (double)v * v), dSq = expected.Sum(v => (double)v * v);
         foreach (int threads in new[] { 1, 2 })
         {
-            int saved = Parallelism.NumThreads;
-            try
+            ParallelismCollection.WithThreads(threads, () =>
             {
-                Parallelism.NumThreads = threads;
                 var dx = new float[n + 2];
                 var (gs, ds) = StatisticsParallel.GradAndSquares<TOp>(g, 3, y, 5, dx, 2, n);
                 Assert.Equal(expected, dx.AsSpan(2, n).ToArray());
                 Assert.Equal(gSq, gs, (gSq * 1e-6) + 1e-30);
                 Assert.Equal(dSq, ds, (dSq * 1e-6) + 1e-30);
-            }
-            finally
-            {
-                Parallelism.NumThreads = saved;
-            }
+            });
         }
     }
 
@@ -88,21 +82,15 @@ public class GradAndSquaresTests
         long outside = expected.Count(v => v < lo || v > hi);
         foreach (int threads in new[] { 1, 2 })
         {
-            int saved = Parallelism.NumThreads;
-            try
+            ParallelismCollection.WithThreads(threads, () =>
             {
-                Parallelism.NumThreads = threads;
                 var y = new float[n + 1];
                 var (s, q, o) = StatisticsParallel.UnaryWithMoments<TOp>(x, 3, y, 1, n, lo, hi);
                 Assert.Equal(expected, y.AsSpan(1, n).ToArray());
                 Assert.Equal(sum, s, (Math.Abs(sum) * 1e-6) + 1e-3);
                 Assert.Equal(sumSq, q, (sumSq * 1e-6) + 1e-30);
                 Assert.Equal(outside, o);
-            }
-            finally
-            {
-                Parallelism.NumThreads = saved;
-            }
+            });
         }
     }
 
@@ -128,10 +116,8 @@ public class GradAndSquaresTests
         double sum = expected.Sum(v => (double)v), sumSq = expected.Sum(v => (double)v * v);
         foreach (int threads in new[] { 1, 2 })
         {
-            int saved = Parallelism.NumThreads;
-            try
+            ParallelismCollection.WithThreads(threads, () =>
             {
-                Parallelism.NumThreads = threads;
                 var y = new float[n];
                 var max = Enumerable.Repeat(float.NegativeInfinity, units).ToArray();
                 var (s, q) = StatisticsParallel.UnaryWithUnitMax<ReluOp>(x, 2, y, 0, outer, units, inner, max);
@@ -139,11 +125,7 @@ public class GradAndSquaresTests
                 Assert.Equal(maxima, max);
                 Assert.Equal(sum, s, (sum * 1e-6) + 1e-30);
                 Assert.Equal(sumSq, q, (sumSq * 1e-6) + 1e-30);
-            }
-            finally
-            {
-                Parallelism.NumThreads = saved;
-            }
+            });
         }
     }
 }

@@ -1,3 +1,5 @@
+using GradFlow.Kernels;
+
 namespace GradFlow.Tests.Kernels;
 
 /// <summary>Tests that change <c>Parallelism.NumThreads</c> run one at a time.</summary>
@@ -5,4 +7,19 @@ namespace GradFlow.Tests.Kernels;
 public class ParallelismCollection
 {
     public const string Name = "Parallelism";
+
+    /// <summary>Runs <paramref name="body"/> with <c>Parallelism.NumThreads</c> set to <paramref name="threads"/>, then restores it.</summary>
+    public static void WithThreads(int threads, Action body)
+    {
+        int saved = Parallelism.NumThreads;
+        try
+        {
+            Parallelism.NumThreads = threads;
+            body();
+        }
+        finally
+        {
+            Parallelism.NumThreads = saved;
+        }
+    }
 }

@@ -20,7 +20,7 @@ public class StatisticsParallelTests
         long outside = slice.Count(v => v < 0.01f || v > 0.99f);
         foreach (int threads in new[] { 1, 2 })
         {
-            WithThreads(threads, () =>
+            ParallelismCollection.WithThreads(threads, () =>
             {
                 Assert.Equal(sumSq, StatisticsParallel.SumSquares(x, offset, n), sumSq * 1e-6);
                 var (s, q, o) = StatisticsParallel.MomentsAndOutside(x, offset, n, 0.01f, 0.99f);
@@ -56,27 +56,13 @@ public class StatisticsParallelTests
                 }
         foreach (int threads in new[] { 1, 2 })
         {
-            WithThreads(threads, () =>
+            ParallelismCollection.WithThreads(threads, () =>
             {
                 var max = Enumerable.Repeat(float.NegativeInfinity, units).ToArray();
                 var (s, _) = StatisticsParallel.UnitMaxAndMoments(x, offset, outer, units, inner, max);
                 Assert.Equal(expected, max);
                 Assert.Equal(sum, s, Math.Abs(sum) * 1e-5 + 1e-3);
             });
-        }
-    }
-
-    private static void WithThreads(int threads, Action body)
-    {
-        int saved = Parallelism.NumThreads;
-        try
-        {
-            Parallelism.NumThreads = threads;
-            body();
-        }
-        finally
-        {
-            Parallelism.NumThreads = saved;
         }
     }
 }
