@@ -107,9 +107,16 @@ public class OptimizerTests
         q.Grad = Tensor.Randn([17], DType.Float64, new Generator(4));
         opt.Step();
         opt.Step();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10; i++) opt.Step();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Rounds of 10 steps: the JIT's tiering may allocate on this thread in one round (a method reaching its call
+        // count, an on-stack replacement; seen once with SIMD off), but an optimiser allocating per step does in all.
+        var rounds = new List<long>();
+        for (int round = 0; round < 5 && (rounds.Count == 0 || rounds[^1] != 0); round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10; i++) opt.Step();
+            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.True(rounds[^1] == 0, $"{kind}: bytes allocated by rounds of 10 steps: {string.Join(", ", rounds)}");
     }
 
     [Fact]
