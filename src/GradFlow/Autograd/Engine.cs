@@ -70,6 +70,9 @@ internal static class Engine
         && inputNr < task.Buffer.Length && task.Buffer[inputNr] is null && target.PreHooks?[inputNr] is null;
     [ThreadStatic] private static bool t_running;
 
+    /// <summary>True while a backward runs on this thread (so a backward starting now is nested in it: a hook's).</summary>
+    internal static bool IsRunning => t_running;
+
     public static Tensor?[] Run(Tensor[] roots, Tensor?[]? gradients, bool retainGraph, bool createGraph, Tensor[]? captures)
     {
         var rootEdges = new Edge[roots.Length];

@@ -13,7 +13,8 @@ namespace GradFlow;
 /// </para>
 /// <para>
 /// Activation health: sigmoid and tanh, while armed, sum their outputs and squares and count the saturated ones
-/// block by block as they write them; ReLU sums them and takes each unit's maximum (a unit dead for the batch) (<see cref="TakeActivation"/>, in the observer's OnForward of that op).
+/// block by block as they write them; ReLU sums them and takes each unit's maximum (a unit dead for the batch). The
+/// observer takes the figures in its OnForward of that op (<see cref="TakeActivation"/>).
 /// </para>
 /// </summary>
 internal static class FusedMeasures
@@ -22,7 +23,7 @@ internal static class FusedMeasures
     [ThreadStatic] private static double t_saturationEpsilon;
     [ThreadStatic] private static ActivationMeasure t_activation; // Output is null when there is none
 
-    /// <summary>True while some observer on this thread wants sigmoid and tanh outputs measured as they are written.</summary>
+    /// <summary>True while some observer on this thread wants sigmoid, tanh and ReLU outputs measured as they are written.</summary>
     public static bool ActivationsArmed => t_activationsArmed > 0;
 
     /// <summary>

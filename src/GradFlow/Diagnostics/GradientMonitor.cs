@@ -34,8 +34,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly Dictionary<string, (double SumSquares, long NonFinite)> _flow = [];
     // Gradients leaving a layer for an activation whose fused backward will measure them as it reads them (by node).
     private readonly Dictionary<Node, (string Scope, Tensor Grad)> _pendingFlow = new(ReferenceEqualityComparer.Instance);
-    private int _flowArmedThread; // the managed thread id that armed the kernels' flow measuring this step; 0: none
-    private int _activationsArmedThread; // the same for the activation kernels' measuring (armed across steps)
+    private int _armedThread; // the managed thread on which this monitor armed the measuring kernels; 0: not armed
+    private bool _armedFlow, _armedActivations; // what it armed there
     private readonly double?[] _updateSquares;
     private readonly UpdateStats?[] _measured;
     private double _histogramShare; // this step's fraction of each gradient to histogram; 0: all of it
@@ -66,7 +66,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _measured = new UpdateStats?[_params.Length];
         _earlyHistograms = new Log2Histogram?[_params.Length];
         _registration = Autograd.AddObserver(this);
-        SyncActivationArming();
+        SyncArming();
     }
 
     /// <summary>
@@ -145,13 +145,13 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         {
             _step++;
             ResetStep();
-            SyncActivationArming();
+            SyncArming();
             return null;
         }
         _step++;
         var record = BuildRecord(loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), learningRate);
         ResetStep();
-        SyncActivationArming();
+        SyncArming();
         Latest = record;
         StepRecorded?.Invoke(record);
         return record;
@@ -304,7 +304,6 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     private void ResetStep()
     {
-        DisarmFlow();
         _pendingFlow.Clear();
         _flow.Clear();
         Array.Clear(_updateSquares);
@@ -380,35 +379,23 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _flow[scope] = (f.SumSquares + sumSq, f.NonFinite + nonFinite);
     }
 
-    // The activation kernels measure the flow for this step's backward passes (on the training thread).
-    private void ArmFlow()
+    // The activation kernels measure activations and the backward flow for this monitor while it is attached and the
+    // coming step is recorded; called whenever either changes. The arms live on the thread that set them (the one the
+    // monitor watches); a monitor disposed on another thread leaves them, and the kernels then measure for nobody.
+    private void SyncArming()
     {
-        if (_flowArmedThread != 0 || !_options.Flow) return;
-        FusedMeasures.ArmFlow();
-        _flowArmedThread = Environment.CurrentManagedThreadId;
-    }
-
-    // The sigmoid and tanh kernels measure their outputs while this monitor records the coming step's activations.
-    private void SyncActivationArming()
-    {
-        bool want = _registration is not null && Recording && _options.Activations;
-        if (want && _activationsArmedThread == 0)
+        bool recording = _registration is not null && Recording;
+        bool flow = recording && _options.Flow, activations = recording && _options.Activations;
+        if (flow == _armedFlow && activations == _armedActivations) return;
+        if (_armedThread == Environment.CurrentManagedThreadId)
         {
-            FusedMeasures.ArmActivations(_options.SaturationEpsilon);
-            _activationsArmedThread = Environment.CurrentManagedThreadId;
+            if (_armedFlow) FusedMeasures.DisarmFlow();
+            if (_armedActivations) FusedMeasures.DisarmActivations();
         }
-        else if (!want && _activationsArmedThread != 0)
-        {
-            if (_activationsArmedThread == Environment.CurrentManagedThreadId) FusedMeasures.DisarmActivations();
-            _activationsArmedThread = 0;
-        }
-    }
-
-    private void DisarmFlow()
-    {
-        // Only the arming thread holds the arm (a monitor disposed elsewhere leaves it: the kernels then measure for nobody).
-        if (_flowArmedThread == Environment.CurrentManagedThreadId) FusedMeasures.DisarmFlow();
-        _flowArmedThread = 0;
+        if (flow) FusedMeasures.ArmFlow();
+        if (activations) FusedMeasures.ArmActivations(_options.SaturationEpsilon);
+        (_armedFlow, _armedActivations) = (flow, activations);
+        _armedThread = flow || activations ? Environment.CurrentManagedThreadId : 0;
     }
 
     private static (double SumSquares, long NonFinite) FiniteSquares(Tensor g)
@@ -440,8 +427,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
 
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
-        if (Recording) ArmFlow();
-        _pendingFlow.Clear(); // only a backward that failed half-way leaves any
+        // Only a backward that failed half-way leaves gradients waiting; one nested in a hook must not drop its outer's.
+        if (!Engine.IsRunning) _pendingFlow.Clear();
         // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
         if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
         {
@@ -466,7 +453,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _optimizerRegistration?.Dispose();
         _registration = _optimizerRegistration = null;
         ResetStep();
-        SyncActivationArming();
+        SyncArming();
     }
 
     /// <summary>Watches again after <see cref="Suspend"/>, from the next operation on.</summary>
@@ -476,7 +463,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (_registration is not null) return;
         _registration = Autograd.AddObserver(this);
         if (_optimizer is not null) _optimizerRegistration = _optimizer.AddObserver(this);
-        SyncActivationArming();
+        SyncArming();
     }
 
     /// <summary>Detaches the monitor from the engine.</summary>
@@ -486,7 +473,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _registration?.Dispose();
         _optimizerRegistration?.Dispose();
         _registration = _optimizerRegistration = null;
-        SyncActivationArming();
+        SyncArming();
         _optimizer = null;
         _disposed = true;
     }

@@ -510,9 +510,10 @@ internal static class ActivationKernels
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         ref float m = ref MemoryMarshal.GetReference(unitMax);
-        if (!Vector512.IsHardwareAccelerated)
+        if (!Vector512.IsHardwareAccelerated || (inner == 1 ? units : inner) < 16)
         {
-            // Without 512-bit vectors: the op, then the pass, a few rows at a time (while they are in L1 or L2).
+            // Units narrower than a vector, or no 512-bit vectors: the op, then the pass (vectorised along the rows and
+            // at 256 bits), a few rows at a time while they are in L1 or L2.
             int rowsPerGroup = Math.Max(1, 4096 / Math.Max(row, 1));
             double total = 0, totalSq = 0;
             for (int o = 0; o < outer; o += rowsPerGroup)
@@ -525,24 +526,11 @@ internal static class ActivationKernels
             }
             return (total, totalSq);
         }
-        bool vector = (inner == 1 ? units : inner) >= 16;
         var lanes = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         double sum = 0, sumSq = 0;
         for (int o = 0; o < outer; o++)
         {
             int rowStart = o * row;
-            if (!vector)
-            {
-                for (int k = 0; k < row; k++)
-                {
-                    float v = TOp.Invoke(Unsafe.Add(ref px, rowStart + k));
-                    Unsafe.Add(ref py, rowStart + k) = v;
-                    int u = inner == 1 ? k : k / inner;
-                    Unsafe.Add(ref m, u) = MathF.Max(Unsafe.Add(ref m, u), v);
-                    sum += v; sumSq += (double)v * v;
-                }
-                continue;
-            }
             var s0 = Vector512<float>.Zero; var q0 = s0;
             if (inner == 1)
             {

@@ -33,8 +33,7 @@ public sealed partial class Tensor
     /// </summary>
     internal static Tensor MapSaturating<TOp>(Tensor x, string op, bool sigmoid) where TOp : struct, IUnaryOp
     {
-        if (!FusedMeasures.ActivationsArmed || x.DType != DType.Float32 || !x.IsContiguous || !Autograd.IsGradEnabled || Autograd.IsInBackward)
-            return MapUnary<TOp>(x, op);
+        if (!MeasuresActivation(x)) return MapUnary<TOp>(x, op);
         var y = EmptyLike(x);
         var (lo, hi) = FusedMeasures.ArmedSaturationBounds(sigmoid);
         var (sum, sumSq, outside) = StatisticsParallel.UnaryWithMoments<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, y.NumEl, lo, hi);
@@ -48,8 +47,7 @@ public sealed partial class Tensor
     /// </summary>
     internal static Tensor MapRectifier<TOp>(Tensor x, string op) where TOp : struct, IUnaryOp
     {
-        if (!FusedMeasures.ActivationsArmed || x.DType != DType.Float32 || !x.IsContiguous || x.NumEl == 0 || !Autograd.IsGradEnabled || Autograd.IsInBackward)
-            return MapUnary<TOp>(x, op);
+        if (!MeasuresActivation(x)) return MapUnary<TOp>(x, op);
         var y = EmptyLike(x);
         var (outer, units, inner) = FusedMeasures.UnitLayout(y);
         var max = FusedMeasures.UnitMaxBuffer(units);
@@ -57,6 +55,11 @@ public sealed partial class Tensor
         FusedMeasures.RecordActivation(new ActivationMeasure(y, sum, sumSq, 0, 0, 0, max, units));
         return y;
     }
+
+    // An activation's output is measured in its kernel on a training forward (the one a monitor records) of a
+    // non-empty contiguous float input, while a monitor has armed the kernels.
+    private static bool MeasuresActivation(Tensor x) =>
+        FusedMeasures.ActivationsArmed && x.DType == DType.Float32 && x.IsContiguous && x.NumEl > 0 && Autograd.IsGradEnabled && !Autograd.IsInBackward;
 
     internal static Tensor MapBinary<TOp>(Tensor a, Tensor b, string op) where TOp : struct, IBinaryOp
     {

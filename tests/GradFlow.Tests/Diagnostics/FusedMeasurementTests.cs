@@ -59,6 +59,28 @@ public class FusedMeasurementTests
         });
     }
 
+    [Fact]
+    public void ABackwardRunInsideAHookKeepsTheFlowItsOuterBackwardDeferred()
+    {
+        var g = new Generator(19);
+        var model = Chain(16, 32, g);
+        var x = Tensor.Randn([8, 16], DType.Float32, g);
+        var expected = InputGradientNorms(model, x, createGraph: false);
+        model.ZeroGrad();
+        // Every parameter's hook runs a small backward of its own while the model's backward is under way.
+        var side = Tensor.Ones([3], DType.Float32, requiresGrad: true);
+        var hooks = model.Parameters().Select(p => p.RegisterHook(grad => { using (Autograd.EnableGrad()) (side * 2.0).Sum().Backward(); return null; })).ToList();
+        using var monitor = GradientMonitor.Attach(model);
+        model.Call(x).Pow(2).Mean().Backward();
+        var flow = monitor.EndStep()!.Flow.ToDictionary(f => f.Layer);
+        foreach (var h in hooks) h.Dispose();
+        for (int i = 1; i < model.Count; i++)
+        {
+            Assert.True(flow.ContainsKey(i.ToString()), $"layer {i}: no flow recorded");
+            Assert.True(Math.Abs(flow[i.ToString()].InputGradNorm - expected[i]) <= 1e-5 * expected[i], $"layer {i}: flow {flow[i.ToString()].InputGradNorm:R}, input gradient {expected[i]:R}");
+        }
+    }
+
     /// <summary>An activation whose output feeds two layers: each layer's flow is its own gradient, not their sum.</summary>
     private sealed class Fork : Module
     {
