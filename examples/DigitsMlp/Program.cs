@@ -4,7 +4,7 @@
 using System.Diagnostics;
 using GradFlow;
 using GradFlow.Data;
-using GradFlow.IO;
+using GradFlow.Training;
 using GradFlow.NN;
 using GradFlow.Optim;
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using GradFlow.Data;
 using GradFlow.Diagnostics;
-using GradFlow.IO;
 using GradFlow.NN;
 using GradFlow.Optim;
+using GradFlow.Reporting;
 
 namespace GradFlow.Cli;
 

@@ -162,7 +162,7 @@ public static class Idx
                 Guard.ThrowArg(nameof(WriteBytes), nameof(t), $"element {i} is {values[i]}, not a byte.");
             bytes[4 + 4 * t.Rank + i] = (byte)values[i];
         }
-        GradFlow.IO.AtomicFile.Write(path, s =>
+        GradFlow.Formats.AtomicFile.Write(path, s =>
         {
             if (!gzip) { s.Write(bytes); return; }
             using var gz = new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true);

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace GradFlow.IO;
+namespace GradFlow.Formats;
 
 /// <summary>
 /// TFRecord framing, the container of TensorBoard event files. Each record is

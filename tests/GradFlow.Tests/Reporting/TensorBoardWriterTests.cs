@@ -1,7 +1,7 @@
 using GradFlow.Diagnostics;
-using GradFlow.IO;
+using GradFlow.Reporting;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Reporting;
 
 public sealed class TensorBoardWriterTests : IDisposable
 {

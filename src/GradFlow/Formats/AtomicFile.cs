@@ -1,4 +1,4 @@
-namespace GradFlow.IO;
+namespace GradFlow.Formats;
 
 /// <summary>
 /// Replaces a file so that a crash at any moment leaves either the old or the new content, never a

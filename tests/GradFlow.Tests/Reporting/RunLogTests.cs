@@ -2,9 +2,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using GradFlow.Diagnostics;
-using GradFlow.IO;
+using GradFlow.Reporting;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Reporting;
 
 public sealed class RunLogTests : IDisposable
 {

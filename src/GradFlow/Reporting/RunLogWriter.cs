@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using GradFlow.Diagnostics;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>
 /// Appends <see cref="StepRecord"/>s to a JSONL run log (schema in docs/RUNLOG.md), one line per step.

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using GradFlow.IO;
+using GradFlow.Formats;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Formats;
 
 public sealed class SafeTensorsTests : IDisposable
 {

@@ -1,7 +1,8 @@
-using GradFlow.IO;
+using GradFlow.Formats;
 using GradFlow.Optim;
+using GradFlow.Training;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Training;
 
 public sealed class CheckpointTests : IDisposable
 {

@@ -1,4 +1,4 @@
-namespace GradFlow.IO;
+namespace GradFlow.Formats;
 
 /// <summary>
 /// Splits a stream into '\n'-terminated lines without ever buffering more than the line limit, so a file

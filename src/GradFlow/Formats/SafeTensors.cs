@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 
-namespace GradFlow.IO;
+namespace GradFlow.Formats;
 
 /// <summary>The tensors and string metadata of a safetensors file.</summary>
 public sealed class SafeTensorsContent

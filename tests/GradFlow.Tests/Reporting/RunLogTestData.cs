@@ -1,6 +1,6 @@
 using GradFlow.Diagnostics;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Reporting;
 
 /// <summary>Step records with every field set (and awkward values) and a field-by-field comparison.</summary>
 internal static class RunLogTestData

@@ -1,7 +1,8 @@
 using System.Text;
-using GradFlow.IO;
+using GradFlow.Formats;
+using GradFlow.Tests.Reporting;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Formats;
 
 public class Crc32CTests
 {

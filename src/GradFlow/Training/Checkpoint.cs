@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using GradFlow.Formats;
 using GradFlow.NN;
 using GradFlow.Optim;
 
-namespace GradFlow.IO;
+namespace GradFlow.Training;
 
 /// <summary>
 /// Everything needed to resume training exactly: model state (name -> tensor, as a state dict), optimiser

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace GradFlow.IO;
+namespace GradFlow.Formats;
 
 /// <summary>
 /// The few protobuf wire-format encodings TensorBoard's Event needs, written by hand: a key is

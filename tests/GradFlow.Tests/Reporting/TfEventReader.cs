@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using GradFlow.IO;
+using GradFlow.Reporting;
 
-namespace GradFlow.Tests.IO;
+namespace GradFlow.Tests.Reporting;
 
 /// <summary>A test-side HistogramProto.</summary>
 internal sealed record HistoProto(double Min, double Max, double Num, double Sum, double SumSquares, double[] BucketLimit, double[] Bucket);

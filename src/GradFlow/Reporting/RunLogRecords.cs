@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using GradFlow.Diagnostics;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>The first line of a run log: when and by what the run was recorded, and the user's own metadata.</summary>
 /// <param name="StartTime">When the writer created the log (UTC).</param>

@@ -1,7 +1,7 @@
 using System.Reflection;
 using GradFlow.Diagnostics;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>
 /// The run log: an append-only JSONL file with one line per monitored step, every line tagged with

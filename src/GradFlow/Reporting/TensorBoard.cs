@@ -1,6 +1,6 @@
 using GradFlow.Diagnostics;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>Sends a <see cref="GradientMonitor"/>'s steps to TensorBoard.</summary>
 public static class TensorBoard

@@ -1,6 +1,6 @@
 using GradFlow.Diagnostics;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>
 /// The fields of TensorBoard's HistogramProto. TensorBoard reads bucket i as the range

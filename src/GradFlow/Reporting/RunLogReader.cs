@@ -1,7 +1,8 @@
 using System.Text.Json;
 using GradFlow.Diagnostics;
+using GradFlow.Formats;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>
 /// Streams a run log back into <see cref="StepRecord"/>s, one line at a time. A line is committed when its

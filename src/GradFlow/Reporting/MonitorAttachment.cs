@@ -1,4 +1,5 @@
-namespace GradFlow.IO;
+
+namespace GradFlow.Reporting;
 
 /// <summary>Unsubscribes a sink from a monitor's steps, then disposes the sink.</summary>
 internal sealed class MonitorAttachment(Action detach, IDisposable sink) : IDisposable

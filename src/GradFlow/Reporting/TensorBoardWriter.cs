@@ -1,6 +1,7 @@
 using GradFlow.Diagnostics;
+using GradFlow.Formats;
 
-namespace GradFlow.IO;
+namespace GradFlow.Reporting;
 
 /// <summary>
 /// Writes a TensorBoard event file (<c>events.out.tfevents.&lt;unix seconds&gt;.&lt;hostname&gt;</c>) with no
