@@ -4,9 +4,9 @@
 using System.Diagnostics;
 using GradFlow;
 using GradFlow.Data;
-using GradFlow.Training;
 using GradFlow.NN;
 using GradFlow.Optim;
+using GradFlow.Training;
 
 int epochs = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 40;
 var (train, test) = Digits.Load();

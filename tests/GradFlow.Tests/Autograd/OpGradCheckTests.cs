@@ -66,27 +66,32 @@ public class OpGradCheckTests
     [Fact] public void Cat() => Both(x => Tensor.Cat([x[0], x[1]], 1), R64(1, 2, 3), R64(2, 2, 2));
     [Fact] public void Stack() => Both(x => Tensor.Stack([x[0], x[1].Exp()], 1), R64(1, 2, 3), R64(2, 2, 3));
     [Fact] public void Split() => Both(x => x[0].Split(2, 1)[1] * x[0].Chunk(3, 1)[0], R64(1, 2, 6));
-    [Fact] public void Gather()
+    [Fact]
+    public void Gather()
     {
         var idx = Tensor.FromArray(new long[] { 0, 2, 1, 1, 0, 0 }, 2, 3);
         Both(x => x[0].Gather(1, idx) * 2.0, R64(1, 2, 4));
     }
-    [Fact] public void Scatter()
+    [Fact]
+    public void Scatter()
     {
         var idx = Tensor.FromArray(new long[] { 0, 2, 1, 3 }, 2, 2);
         Both(x => x[0].Scatter(1, idx, x[1]), R64(1, 2, 4), R64(2, 2, 2));
     }
-    [Fact] public void ScatterAdd()
+    [Fact]
+    public void ScatterAdd()
     {
         var idx = Tensor.FromArray(new long[] { 0, 0, 1, 3 }, 2, 2);
         Both(x => x[0].ScatterAdd(1, idx, x[1]), R64(1, 2, 4), R64(2, 2, 2));
     }
-    [Fact] public void IndexSelect()
+    [Fact]
+    public void IndexSelect()
     {
         var idx = Tensor.FromArray(new long[] { 2, 0, 2 });
         Both(x => x[0].IndexSelect(0, idx) * x[0].IndexSelect(0, idx), R64(1, 3, 2));
     }
-    [Fact] public void IndexAdd()
+    [Fact]
+    public void IndexAdd()
     {
         var idx = Tensor.FromArray(new long[] { 1, 1, 0 });
         Both(x => x[0].IndexAdd(1, idx, x[1]), R64(1, 2, 3), R64(2, 2, 3));

@@ -310,22 +310,34 @@ public class VectorMathTests
 
     private static float Scalar(string f, float v) => f switch
     {
-        "Exp" => ExpOp.Invoke(v), "Log" => LogOp.Invoke(v), "Tanh" => TanhOp.Invoke(v), _ => SigmoidOp.Invoke(v),
+        "Exp" => ExpOp.Invoke(v),
+        "Log" => LogOp.Invoke(v),
+        "Tanh" => TanhOp.Invoke(v),
+        _ => SigmoidOp.Invoke(v),
     };
 
     private static Vector512<float> Vec512(string f, Vector512<float> v) => f switch
     {
-        "Exp" => VectorMath.Exp(v), "Log" => VectorMath.Log(v), "Tanh" => VectorMath.Tanh(v), _ => VectorMath.Sigmoid(v),
+        "Exp" => VectorMath.Exp(v),
+        "Log" => VectorMath.Log(v),
+        "Tanh" => VectorMath.Tanh(v),
+        _ => VectorMath.Sigmoid(v),
     };
 
     private static Vector256<float> Vec256(string f, Vector256<float> v) => f switch
     {
-        "Exp" => VectorMath.Exp(v), "Log" => VectorMath.Log(v), "Tanh" => VectorMath.Tanh(v), _ => VectorMath.Sigmoid(v),
+        "Exp" => VectorMath.Exp(v),
+        "Log" => VectorMath.Log(v),
+        "Tanh" => VectorMath.Tanh(v),
+        _ => VectorMath.Sigmoid(v),
     };
 
     private static Vector128<float> Vec128(string f, Vector128<float> v) => f switch
     {
-        "Exp" => VectorMath.Exp(v), "Log" => VectorMath.Log(v), "Tanh" => VectorMath.Tanh(v), _ => VectorMath.Sigmoid(v),
+        "Exp" => VectorMath.Exp(v),
+        "Log" => VectorMath.Log(v),
+        "Tanh" => VectorMath.Tanh(v),
+        _ => VectorMath.Sigmoid(v),
     };
 
     // Distance in representable floats; the sign-magnitude bits are mapped to a monotonic integer line.

@@ -95,7 +95,7 @@ internal static class TfEventReader
         foreach (var f in Fields(data))
             switch (f.Number, f.WireType)
             {
-                case (>= 1 and <= 5, 1): d[f.Number - 1] = BitConverter.Int64BitsToDouble((long)f.Scalar); break;
+                case ( >= 1 and <= 5, 1): d[f.Number - 1] = BitConverter.Int64BitsToDouble((long)f.Scalar); break;
                 case (6, 2): limits = Packed(f.Bytes); break;
                 case (7, 2): buckets = Packed(f.Bytes); break;
                 default: throw new InvalidDataException($"unexpected HistogramProto field {f.Number}/{f.WireType}");

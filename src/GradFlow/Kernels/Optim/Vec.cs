@@ -60,7 +60,8 @@ internal readonly struct V512<T>(Vector512<T> v) : IVec<V512<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Max(V512<T> a, V512<T> b) => new(Vector512.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V512<T> a) => Vector512.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> Abs(V512<T> a) => new(Vector512.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> MultiplyAdd(V512<T> a, V512<T> b, V512<T> c) => new(typeof(T) == typeof(float)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512<T> MultiplyAdd(V512<T> a, V512<T> b, V512<T> c) => new(typeof(T) == typeof(float)
         ? Vector512.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
         : Vector512.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512<T> MaxNative(V512<T> a, V512<T> b) => new(Vector512.MaxNative(a._v, b._v));
@@ -84,7 +85,8 @@ internal readonly struct V256<T>(Vector256<T> v) : IVec<V256<T>, T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Max(V256<T> a, V256<T> b) => new(Vector256.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Sum(V256<T> a) => Vector256.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> Abs(V256<T> a) => new(Vector256.Abs(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> MultiplyAdd(V256<T> a, V256<T> b, V256<T> c) => new(typeof(T) == typeof(float)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256<T> MultiplyAdd(V256<T> a, V256<T> b, V256<T> c) => new(typeof(T) == typeof(float)
         ? Vector256.FusedMultiplyAdd(a._v.AsSingle(), b._v.AsSingle(), c._v.AsSingle()).As<float, T>()
         : Vector256.FusedMultiplyAdd(a._v.AsDouble(), b._v.AsDouble(), c._v.AsDouble()).As<double, T>());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256<T> MaxNative(V256<T> a, V256<T> b) => new(Vector256.MaxNative(a._v, b._v));

@@ -146,7 +146,8 @@ public sealed class ConvTranspose2d : ConvBase
     public ConvTranspose2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, int outputPadding = 0,
         int groups = 1, bool bias = true, int dilation = 1, DType dtype = DType.Float32, Generator? generator = null)
         : this(inChannels, outChannels, (kernelSize, kernelSize), (stride, stride), (padding, padding), (outputPadding, outputPadding),
-            groups, bias, (dilation, dilation), dtype, generator) { }
+            groups, bias, (dilation, dilation), dtype, generator)
+    { }
 
     /// <summary>The kernel size.</summary>
     public (int H, int W) KernelSize { get; }
