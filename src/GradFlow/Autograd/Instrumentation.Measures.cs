@@ -1,46 +1,47 @@
 namespace GradFlow;
 
-/// <summary>
-/// Measurements an observer asks the kernels to take inside their own pass over the data, where a separate pass
-/// would read it from memory again. Per thread, like the observers: the training loop's thread arms them, and only
-/// its ops measure.
-/// <para>
-/// The backward flow: an activation's fused backward (sigmoid, tanh, ReLU: nodes marked
-/// <see cref="IMeasuresFlow"/>) sums the squares of the gradient it receives and of the one it produces while it
-/// computes the latter, and leaves the two sums here, keyed by the tensors, for the observer to take in its
-/// <see cref="IAutogradObserver.OnBackward"/> of that node. The tensors are the key: a figure is used only for the
-/// very tensor it was measured on.
-/// </para>
-/// <para>
-/// Activation health: sigmoid and tanh, while armed, sum their outputs and squares and count the saturated ones
-/// block by block as they write them; ReLU sums them and takes each unit's maximum (a unit dead for the batch). The
-/// observer takes the figures in its OnForward of that op (<see cref="TakeActivation"/>).
-/// </para>
-/// </summary>
-internal static class FusedMeasures
+// Measurements a listener asks the kernels to take inside their own pass over the data, where a separate pass would
+// read it from memory again. The listener owns the policy (which ops, which band, which units); the kernels measure
+// what the armed policy asks and leave the figures here, keyed by the tensors, for the listener to take.
+internal static partial class Instrumentation
 {
-    [ThreadStatic] private static int t_activationsArmed;
-    [ThreadStatic] private static double t_saturationEpsilon;
+    [ThreadStatic] private static List<IActivationPolicy>? t_activationPolicies; // armed, oldest first
+    [ThreadStatic] private static IActivationPolicy? t_activationPolicy; // the newest armed one: the one the kernels ask
     [ThreadStatic] private static ActivationMeasure t_activation; // Output is null when there is none
 
-    /// <summary>True while some observer on this thread wants sigmoid, tanh and ReLU outputs measured as they are written.</summary>
-    public static bool ActivationsArmed => t_activationsArmed > 0;
+    /// <summary>True while some listener on this thread wants activation outputs measured as they are written.</summary>
+    public static bool ActivationsArmed => t_activationPolicy is not null;
 
     /// <summary>
-    /// An observer wants activations measured, counting as saturated the values within <paramref name="epsilon"/> of
-    /// the bounds (balanced by <see cref="DisarmActivations"/>; the latest epsilon applies).
+    /// A listener wants activation outputs measured as its <paramref name="policy"/> asks (balanced by
+    /// <see cref="DisarmActivations"/> on the same thread). With several armed, the newest policy is asked; another
+    /// listener sees its request differ from the measure's and measures by itself.
     /// </summary>
-    public static void ArmActivations(double epsilon)
+    public static void ArmActivations(IActivationPolicy policy)
     {
-        t_activationsArmed++;
-        t_saturationEpsilon = epsilon;
+        (t_activationPolicies ??= []).Add(policy);
+        t_activationPolicy = policy;
     }
 
-    /// <summary>Undoes one <see cref="ArmActivations"/>.</summary>
-    public static void DisarmActivations()
+    /// <summary>Undoes one <see cref="ArmActivations"/> of <paramref name="policy"/>; the last one also drops a measure nobody took.</summary>
+    public static void DisarmActivations(IActivationPolicy policy)
     {
-        if (t_activationsArmed > 0 && --t_activationsArmed == 0) t_activation = default;
+        var armed = t_activationPolicies;
+        if (armed is null) return;
+        int i = armed.LastIndexOf(policy);
+        if (i < 0) return;
+        armed.RemoveAt(i);
+        t_activationPolicy = armed.Count > 0 ? armed[^1] : null;
+        if (armed.Count == 0) t_activation = default;
     }
+
+    /// <summary>
+    /// What the armed listener wants measured of the output of <paramref name="op"/> applied elementwise to
+    /// <paramref name="input"/> (a non-empty contiguous float tensor: the kernels measure no other); Kind None when
+    /// nothing (or nobody is armed).
+    /// </summary>
+    public static ActivationRequest RequestActivation(string op, Tensor input) =>
+        t_activationPolicy is { } policy ? policy.Request(op, input) : default;
 
     [ThreadStatic] private static float[]? t_unitMax;
 
@@ -52,25 +53,6 @@ internal static class FusedMeasures
         Array.Fill(b, float.NegativeInfinity, 0, units);
         return b;
     }
-
-    /// <summary>
-    /// How an activation's output splits into units (features or channels): dim 1 of a 2-d or 4-d output, the last dim
-    /// of a 3-d (sequence) output; as (outer, units, inner) of its contiguous layout.
-    /// </summary>
-    public static (int Outer, int Units, int Inner) UnitLayout(Tensor t) => t.Rank switch
-    {
-        0 => (1, 1, 1),
-        1 => (1, t.Shape[0], 1),
-        3 => (t.Shape[0] * t.Shape[1], t.Shape[2], 1),
-        _ => (t.Shape[0], t.Shape[1], t.NumEl / (t.Shape[0] * Math.Max(t.Shape[1], 1))),
-    };
-
-    /// <summary>The band [lo, hi] outside which a sigmoid's or a tanh's output counts as saturated.</summary>
-    public static (float Lo, float Hi) SaturationBounds(bool sigmoid, double epsilon) =>
-        sigmoid ? ((float)epsilon, (float)(1 - epsilon)) : ((float)(-1 + epsilon), (float)(1 - epsilon));
-
-    /// <summary>The band for the armed epsilon.</summary>
-    public static (float Lo, float Hi) ArmedSaturationBounds(bool sigmoid) => SaturationBounds(sigmoid, t_saturationEpsilon);
 
     /// <summary>An activation kernel measured its output as it wrote it.</summary>
     public static void RecordActivation(in ActivationMeasure measure) => t_activation = measure;
@@ -87,10 +69,10 @@ internal static class FusedMeasures
     [ThreadStatic] private static int t_flowArmed;
     [ThreadStatic] private static FlowMeasure t_flow; // Received is null when there is none
 
-    /// <summary>True while some observer on this thread wants the backward flow measured in the kernels.</summary>
+    /// <summary>True while some listener on this thread wants the backward flow measured in the kernels.</summary>
     public static bool FlowArmed => t_flowArmed > 0;
 
-    /// <summary>An observer wants the flow measured (balanced by <see cref="DisarmFlow"/>, on the same thread).</summary>
+    /// <summary>A listener wants the flow measured (balanced by <see cref="DisarmFlow"/>, on the same thread).</summary>
     public static void ArmFlow() => t_flowArmed++;
 
     /// <summary>Undoes one <see cref="ArmFlow"/>; the last one also drops a measurement nobody took.</summary>
@@ -113,19 +95,57 @@ internal static class FusedMeasures
     }
 }
 
+/// <summary>
+/// A listener's answer to "what should this activation kernel measure?" (<see cref="Instrumentation.ArmActivations"/>).
+/// Asked once per elementwise op while armed, so it must be cheap; it runs on the op's thread.
+/// </summary>
+internal interface IActivationPolicy
+{
+    /// <summary>
+    /// What to measure of the output of <paramref name="op"/> applied elementwise to
+    /// <paramref name="input"/> (the output has its shape); default (Kind None) for nothing.
+    /// </summary>
+    ActivationRequest Request(string op, Tensor input);
+}
+
+/// <summary>Which measurement an activation kernel takes of its output.</summary>
+internal enum ActivationMeasureKind : byte
+{
+    /// <summary>None.</summary>
+    None,
+    /// <summary>Sum, sum of squares, and how many values fall outside [Lo, Hi] (saturation).</summary>
+    Band,
+    /// <summary>Sum, sum of squares, and each unit's maximum over the batch (a unit dead for the batch has max &lt;= 0).</summary>
+    UnitMaxima,
+}
+
+/// <summary>
+/// What a listener asks an activation kernel to measure: for <see cref="ActivationMeasureKind.Band"/> the band
+/// [Lo, Hi]; for <see cref="ActivationMeasureKind.UnitMaxima"/> how the contiguous output splits into units, as
+/// (Outer, Units, Inner) with Outer * Units * Inner elements.
+/// </summary>
+internal readonly record struct ActivationRequest(ActivationMeasureKind Kind, float Lo = 0, float Hi = 0, int Outer = 0, int Units = 0, int Inner = 0)
+{
+    /// <summary>Sums and the count outside [lo, hi].</summary>
+    public static ActivationRequest Band(float lo, float hi) => new(ActivationMeasureKind.Band, lo, hi);
+
+    /// <summary>Sums and each unit's maximum, the output read as (outer, units, inner).</summary>
+    public static ActivationRequest UnitMaxima(int outer, int units, int inner) => new(ActivationMeasureKind.UnitMaxima, Outer: outer, Units: units, Inner: inner);
+}
+
+/// <summary>
+/// An activation's output measured by its kernel as <see cref="Request"/> asked: sums, the count outside the band
+/// (Band), or each unit's maximum (UnitMaxima: <see cref="UnitMax"/>, the first Request.Units values of a per-thread
+/// buffer, valid until the next such measure on this thread).
+/// </summary>
+internal readonly record struct ActivationMeasure(Tensor Output, ActivationRequest Request, double Sum, double SumSquares, long Outside = 0,
+    float[]? UnitMax = null);
+
 /// <summary>The squares of a node's incoming and outgoing gradient, summed by its kernel.</summary>
 internal readonly record struct FlowMeasure(Tensor Received, double ReceivedSquares, Tensor Produced, double ProducedSquares);
 
 /// <summary>
-/// An activation's output measured by its kernel: sums, and for sigmoid and tanh the count outside [Lo, Hi], for ReLU
-/// each unit's maximum (<see cref="UnitMax"/>: the first <see cref="Units"/> values of a per-thread buffer, valid until
-/// the next ReLU on this thread).
-/// </summary>
-internal readonly record struct ActivationMeasure(Tensor Output, double Sum, double SumSquares, long Outside, float Lo, float Hi,
-    float[]? UnitMax = null, int Units = 0);
-
-/// <summary>
-/// A node whose backward kernel measures its incoming and outgoing gradients when <see cref="FusedMeasures.FlowArmed"/>
-/// (it may still fall back to unmeasured tensor ops, e.g. under createGraph; the observer then measures by itself).
+/// A node whose backward kernel measures its incoming and outgoing gradients when <see cref="Instrumentation.FlowArmed"/>
+/// (it may still fall back to unmeasured tensor ops, e.g. under createGraph; the listener then measures by itself).
 /// </summary>
 internal interface IMeasuresFlow;

@@ -37,10 +37,10 @@ public sealed partial class Tensor
         Tensor[] inputs = bhh is null ? [xProj, h0, c0, whh] : [xProj, h0, c0, whh, bhh];
         var node = Autograd.NeedsGrad(inputs) ? new LstmBackward(inputs, output, gates, cells, reverse) : null;
         var outputs = Autograd.Record("Lstm", [output, hN, cN], node, inputs);
-        if (Autograd.Observers.Length != 0)
+        if (Instrumentation.Listening)
         {
-            Autograd.Observe(nameof(Sigmoid), [xProj], gates.AsStridedView([3 * steps, batch, hidden], [n, hidden, 1], 0));
-            Autograd.Observe(nameof(Tanh), [xProj], gates.AsStridedView([2 * steps, batch, hidden], [n, hidden, 1], 3 * steps * n));
+            Instrumentation.Forward(nameof(Sigmoid), [xProj], gates.AsStridedView([3 * steps, batch, hidden], [n, hidden, 1], 0), null);
+            Instrumentation.Forward(nameof(Tanh), [xProj], gates.AsStridedView([2 * steps, batch, hidden], [n, hidden, 1], 3 * steps * n), null);
         }
         return outputs;
     }

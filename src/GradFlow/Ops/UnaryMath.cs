@@ -50,21 +50,21 @@ public sealed partial class Tensor
     /// <summary>Hyperbolic tangent.</summary>
     public Tensor Tanh()
     {
-        var y = MapSaturating<TanhOp>(this, nameof(Tanh), sigmoid: false);
+        var y = MapUnary<TanhOp>(this, nameof(Tanh));
         return Autograd.Record(nameof(Tanh), y, Autograd.NeedsGrad(this) ? new TanhBackward(y) : null, this);
     }
 
     /// <summary>The logistic function 1 / (1 + e^-x).</summary>
     public Tensor Sigmoid()
     {
-        var y = MapSaturating<SigmoidOp>(this, nameof(Sigmoid), sigmoid: true);
+        var y = MapUnary<SigmoidOp>(this, nameof(Sigmoid));
         return Autograd.Record(nameof(Sigmoid), y, Autograd.NeedsGrad(this) ? new SigmoidBackward(y) : null, this);
     }
 
     /// <summary>max(x, 0).</summary>
     public Tensor Relu()
     {
-        var y = MapRectifier<ReluOp>(this, nameof(Relu));
+        var y = MapUnary<ReluOp>(this, nameof(Relu));
         return Autograd.Record(nameof(Relu), y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
     }
 

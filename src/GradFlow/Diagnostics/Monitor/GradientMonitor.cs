@@ -17,15 +17,10 @@ namespace GradFlow.Diagnostics;
 /// </summary>
 public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDisposable
 {
-    // The engine's activation primitives: a ReLU unit can die (output exactly 0 for every sample, so no
-    // gradient flows); sigmoid and tanh saturate (derivative near 0 at the bounds). Composite activations
-    // (LeakyReLU, GELU, SiLU, ...) have a non-zero gradient almost everywhere; SiLU's inner sigmoid is seen as one.
-    private static readonly HashSet<string> s_reluFamily = ["Relu"];
-    private static readonly HashSet<string> s_saturating = ["Sigmoid", "Tanh"];
-
     private readonly (string Name, string Layer, Tensor Param)[] _params;
     private readonly Dictionary<Tensor, int> _paramIndex = new(ReferenceEqualityComparer.Instance);
     private readonly MonitorOptions _options;
+    private readonly ActivationPolicy _activationPolicy; // armed into the kernels while recording
     private readonly string[] _layerNames; // the parameters' layers, in order of first appearance
     private readonly int[] _layerOf;       // parameter -> its layer's slot
     private readonly LayerSums[] _layerAcc; // a step's per-layer sums (reused)
@@ -57,6 +52,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         ArgumentNullException.ThrowIfNull(namedParameters);
         _options = options ?? new MonitorOptions();
         _options.Validate();
+        _activationPolicy = new ActivationPolicy(_options.SaturationEpsilon);
         _params = namedParameters.Select(p => (p.Key, LayerOf(p.Key), p.Value)).ToArray();
         for (int i = 0; i < _params.Length; i++) _paramIndex[_params[i].Param] = i;
         _layerNames = _params.Select(p => p.Layer).Distinct().ToArray();
@@ -329,12 +325,12 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             _lastScope = scope;
         }
         if (!_options.Activations) return;
-        bool relu = s_reluFamily.Contains(op);
-        if (!relu && !s_saturating.Contains(op)) return;
+        var kind = ActivationPolicy.KindOf(op);
+        if (kind == ActivationKind.None) return;
         var key = (scope, op);
         if (!_activations.TryGetValue(key, out var tracker))
-            _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], relu, _options.SaturationEpsilon);
-        tracker.Observe(output, FusedMeasures.TakeActivation());
+            _activations[key] = tracker = new ActivationTracker(scope, op, _depth[scope], kind, _activationPolicy);
+        tracker.Observe(output, Instrumentation.TakeActivation());
     }
 
     void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
@@ -342,7 +338,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (!_options.Flow || !Recording || node is AccumulateGrad) return;
         // What this node's own kernel measured, if it did (an activation's fused backward reads the gradient it
         // receives and writes the one it passes on: both norms come from that pass, not from passes of their own).
-        var fused = FusedMeasures.TakeFlow();
+        var fused = Instrumentation.TakeFlow();
         if (_pendingFlow.Count > 0 && _pendingFlow.Remove(node, out var pending))
             AddFlow(pending.Scope, pending.Grad, fused is { } f && ReferenceEquals(f.Received, pending.Grad) ? f.ReceivedSquares : null);
         string scope = node.Scope ?? "";
@@ -355,8 +351,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             if (fused is { } m && ReferenceEquals(m.Produced, g)) AddFlow(scope, g, m.ProducedSquares);
             // Bound for an activation that will measure it while computing its own gradient, and will receive it
             // unchanged (no other gradient summed into it): its norm is taken then, in that pass.
-            else if (FusedMeasures.FlowArmed && target is IMeasuresFlow && g.DType == DType.Float32 && g.IsContiguous
-                     && Engine.ReachesUnchanged(target, next[i].InputNr))
+            else if (Instrumentation.WillMeasureFlow(target, next[i].InputNr, g))
                 _pendingFlow[target] = (scope, g);
             else AddFlow(scope, g, null);
         }
@@ -389,11 +384,11 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (flow == _armedFlow && activations == _armedActivations) return;
         if (_armedThread == Environment.CurrentManagedThreadId)
         {
-            if (_armedFlow) FusedMeasures.DisarmFlow();
-            if (_armedActivations) FusedMeasures.DisarmActivations();
+            if (_armedFlow) Instrumentation.DisarmFlow();
+            if (_armedActivations) Instrumentation.DisarmActivations(_activationPolicy);
         }
-        if (flow) FusedMeasures.ArmFlow();
-        if (activations) FusedMeasures.ArmActivations(_options.SaturationEpsilon);
+        if (flow) Instrumentation.ArmFlow();
+        if (activations) Instrumentation.ArmActivations(_activationPolicy);
         (_armedFlow, _armedActivations) = (flow, activations);
         _armedThread = flow || activations ? Environment.CurrentManagedThreadId : 0;
     }
@@ -428,7 +423,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
         // Only a backward that failed half-way leaves gradients waiting; one nested in a hook must not drop its outer's.
-        if (!Engine.IsRunning) _pendingFlow.Clear();
+        if (!Instrumentation.BackwardRunning) _pendingFlow.Clear();
         // The loss of the step: the mean over its backward passes (micro-batches accumulate gradients).
         if (Recording && roots.Length == 1 && roots[0].NumEl == 1 && roots[0].DType.IsFloatingPoint())
         {
