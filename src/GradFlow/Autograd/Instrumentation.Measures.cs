@@ -102,7 +102,7 @@ internal static partial class Instrumentation
 internal interface IActivationPolicy
 {
     /// <summary>
-    /// What to measure of the output of <paramref name="op"/> applied elementwise to
+    /// What to measure of the output of <paramref name="op"/> (an <see cref="OpNames"/> constant) applied elementwise to
     /// <paramref name="input"/> (the output has its shape); default (Kind None) for nothing.
     /// </summary>
     ActivationRequest Request(string op, Tensor input);

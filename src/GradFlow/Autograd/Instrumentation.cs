@@ -77,7 +77,7 @@ internal static partial class Instrumentation
     /// <summary>
     /// An op produced <paramref name="output"/> (its <paramref name="node"/> null when nothing was recorded). A fused op
     /// also reports the inner ops it computed (an LSTM's gate activations, with no node), so what observers watch by
-    /// op name does not depend on fusion.
+    /// op name (<see cref="OpNames"/>) does not depend on fusion.
     /// </summary>
     public static void Forward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
     {

@@ -26,8 +26,8 @@ internal sealed class ActivationPolicy(double saturationEpsilon) : IActivationPo
     /// </summary>
     public static ActivationKind KindOf(string op) => op switch
     {
-        "Relu" => ActivationKind.Rectifier,
-        "Sigmoid" or "Tanh" => ActivationKind.Saturating,
+        OpNames.Relu => ActivationKind.Rectifier,
+        OpNames.Sigmoid or OpNames.Tanh => ActivationKind.Saturating,
         _ => ActivationKind.None,
     };
 
@@ -45,7 +45,7 @@ internal sealed class ActivationPolicy(double saturationEpsilon) : IActivationPo
 
     /// <summary>The band [lo, hi] outside which a saturating op's output counts as saturated (sigmoid: (0, 1); tanh: (-1, 1)).</summary>
     public (float Lo, float Hi) SaturationBand(string op) =>
-        op == "Sigmoid" ? ((float)saturationEpsilon, (float)(1 - saturationEpsilon)) : ((float)(-1 + saturationEpsilon), (float)(1 - saturationEpsilon));
+        op == OpNames.Sigmoid ? ((float)saturationEpsilon, (float)(1 - saturationEpsilon)) : ((float)(-1 + saturationEpsilon), (float)(1 - saturationEpsilon));
 
     /// <summary>What a kernel should measure of an output of <paramref name="op"/> shaped like <paramref name="t"/>.</summary>
     public ActivationRequest RequestFor(ActivationKind kind, string op, Tensor t)
