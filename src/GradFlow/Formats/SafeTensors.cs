@@ -83,16 +83,17 @@ public static class SafeTensors
         stream.Write(len);
         header.Position = 0;
         header.CopyTo(stream);
-        foreach (var t in tensors.Values) WriteData(stream, t.Contiguous());
+        foreach (var t in tensors.Values) WriteData(stream, t);
     }
 
+    // A strided tensor is copied without recording an op: saving a checkpoint mid-step is not a step's op.
     private static void WriteData(Stream stream, Tensor t)
     {
         switch (t.DType)
         {
-            case DType.Float32: WriteLittleEndian(stream, t.Span<float>()); break;
-            case DType.Float64: WriteLittleEndian(stream, t.Span<double>()); break;
-            default: WriteLittleEndian(stream, t.Span<long>()); break;
+            case DType.Float32: WriteLittleEndian(stream, t.IsContiguous ? t.Span<float>() : t.CopyElements<float>()); break;
+            case DType.Float64: WriteLittleEndian(stream, t.IsContiguous ? t.Span<double>() : t.CopyElements<double>()); break;
+            default: WriteLittleEndian(stream, t.IsContiguous ? t.Span<long>() : t.CopyElements<long>()); break;
         }
     }
 

@@ -32,7 +32,7 @@ public sealed class TensorArena
     /// <summary>Buffers handed out in the last or current step.</summary>
     public int RentedCount => _rented.Count;
 
-    internal bool ShouldPool => t_suspended == 0 && (Autograd.IsGradEnabled || Autograd.IsInBackward);
+    internal bool ShouldPool => t_suspended == 0 && AllocationContext.StepScoped;
 
     /// <summary>Begins a step on this thread; disposing the result returns the step's buffers to the arena.</summary>
     public StepScope Step()
