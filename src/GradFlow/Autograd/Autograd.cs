@@ -55,7 +55,7 @@ public static class Autograd
         return new Removal(() =>
         {
             if (Environment.CurrentManagedThreadId != thread)
-                throw new InvalidOperationException($"{nameof(AddObserver)}: a thread-local observer must be removed on the thread that added it.");
+                Guard.ThrowInvalid(nameof(AddObserver), "a thread-local observer must be removed on the thread that added it.");
             t_local = Array.FindAll(t_local!, o => !ReferenceEquals(o, observer));
             Refresh();
         });

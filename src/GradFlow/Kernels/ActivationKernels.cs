@@ -76,7 +76,7 @@ internal static class ActivationKernels
         where TOp : struct, IBinaryOp
     {
         int n = g.Length;
-        if (y.Length != n || dx.Length != n) throw new ArgumentException($"{nameof(GradAndSquares)}: lengths {n}, {y.Length}, {dx.Length} differ.");
+        if (y.Length != n || dx.Length != n) Guard.Throw(nameof(GradAndSquares), $"lengths {n}, {y.Length}, {dx.Length} differ.");
         ref float pg = ref MemoryMarshal.GetReference(g);
         ref float py = ref MemoryMarshal.GetReference(y);
         ref float pd = ref MemoryMarshal.GetReference(dx);
@@ -243,7 +243,7 @@ internal static class ActivationKernels
     public static (double Sum, double SumSquares, long Outside) UnaryWithMoments<TOp>(ReadOnlySpan<float> x, Span<float> y, float lo, float hi)
         where TOp : struct, IUnaryOp
     {
-        if (y.Length != x.Length) throw new ArgumentException($"{nameof(UnaryWithMoments)}: lengths {x.Length} and {y.Length} differ.");
+        if (y.Length != x.Length) Guard.Throw(nameof(UnaryWithMoments), $"lengths {x.Length} and {y.Length} differ.");
         double sum = 0, sumSq = 0;
         long outside = 0;
         for (int start = 0; start < x.Length; start += 4096)
@@ -271,7 +271,7 @@ internal static class ActivationKernels
     {
         int row = units * inner;
         if (x.Length != (long)outer * row || y.Length != x.Length || unitMax.Length < units)
-            throw new ArgumentException($"{nameof(UnaryWithUnitMax)}: lengths {x.Length} and {y.Length} do not hold ({outer}, {units}, {inner}) with {unitMax.Length} maxima.");
+            Guard.Throw(nameof(UnaryWithUnitMax), $"lengths {x.Length} and {y.Length} do not hold ({outer}, {units}, {inner}) with {unitMax.Length} maxima.");
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         ref float m = ref MemoryMarshal.GetReference(unitMax);
