@@ -7,15 +7,17 @@ namespace GradFlow;
 /// </summary>
 public static class Autograd
 {
-    [ThreadStatic] private static bool t_gradDisabled;
     [ThreadStatic] internal static string? t_scope;
-    [ThreadStatic] internal static int t_backwardDepth;
+
+    // Grad mode and the backward depth live in the tensor layer's AllocationContext, which the allocator
+    // reads; the engine's ++/-- around a node's backward go straight to it.
+    internal static ref int t_backwardDepth => ref AllocationContext.t_backwardDepth;
 
     /// <summary>Whether ops record the graph on this thread (true unless inside <see cref="NoGrad"/>).</summary>
     public static bool IsGradEnabled
     {
-        get => !t_gradDisabled;
-        set => t_gradDisabled = !value;
+        get => !AllocationContext.t_gradDisabled;
+        set => AllocationContext.t_gradDisabled = !value;
     }
 
     /// <summary>A scope in which no op records a graph: <c>using (Autograd.NoGrad()) { ... }</c>.</summary>
@@ -28,7 +30,7 @@ public static class Autograd
     public static NamedScope Scope(string? name) => new(name);
 
     /// <summary>True while the engine runs a node's backward on this thread (ops then compute gradients, not the model).</summary>
-    public static bool IsInBackward => t_backwardDepth > 0;
+    public static bool IsInBackward => AllocationContext.t_backwardDepth > 0;
 
     /// <summary>The named scope in force on this thread.</summary>
     public static string? CurrentScope => t_scope;
@@ -78,13 +80,13 @@ public static class Autograd
     public static Tensor Grad(Tensor output, Tensor input, bool createGraph = false) =>
         Grad([output], [input], null, createGraph)[0]!;
 
-    internal static bool NeedsGrad(Tensor a) => !t_gradDisabled && a.RequiresGrad;
+    internal static bool NeedsGrad(Tensor a) => !AllocationContext.t_gradDisabled && a.RequiresGrad;
 
-    internal static bool NeedsGrad(Tensor a, Tensor b) => !t_gradDisabled && (a.RequiresGrad || b.RequiresGrad);
+    internal static bool NeedsGrad(Tensor a, Tensor b) => !AllocationContext.t_gradDisabled && (a.RequiresGrad || b.RequiresGrad);
 
     internal static bool NeedsGrad(ReadOnlySpan<Tensor> inputs)
     {
-        if (t_gradDisabled) return false;
+        if (AllocationContext.t_gradDisabled) return false;
         foreach (var t in inputs) if (t.RequiresGrad) return true;
         return false;
     }

@@ -10,8 +10,8 @@ public static class AtomicFile
     /// <summary>Writes <paramref name="path"/> through <paramref name="write"/>, atomically.</summary>
     public static void Write(string path, Action<Stream> write)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        ArgumentNullException.ThrowIfNull(write);
+        Guard.NotEmpty(path, "AtomicFile.Write", nameof(path));
+        Guard.NotNull(write, "AtomicFile.Write", nameof(write));
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full) ?? throw new ArgumentException($"AtomicFile: '{path}' has no directory.", nameof(path));
         Directory.CreateDirectory(dir);

@@ -43,8 +43,8 @@ public static class SafeTensors
     /// <summary>Writes tensors (each made contiguous) and metadata to a stream, in the dictionary's order.</summary>
     public static void Write(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(tensors);
+        Guard.NotNull(stream, "SafeTensors.Write", nameof(stream));
+        Guard.NotNull(tensors, "SafeTensors.Write", nameof(tensors));
         var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
         {
@@ -59,8 +59,8 @@ public static class SafeTensors
             foreach (var (name, t) in tensors)
             {
                 if (string.IsNullOrEmpty(name) || name == MetadataKey)
-                    throw new ArgumentException($"SafeTensors.Write: invalid tensor name '{name}'.", nameof(tensors));
-                ArgumentNullException.ThrowIfNull(t, $"tensors[{name}]");
+                    Guard.ThrowArg("SafeTensors.Write", nameof(tensors), $"invalid tensor name '{name}'.");
+                Guard.NotNull(t, "SafeTensors.Write", $"tensors[{name}]");
                 long size = (long)t.NumEl * t.DType.ElementSize();
                 w.WriteStartObject(name);
                 w.WriteString("dtype", DTypeCode(t.DType));
@@ -83,16 +83,17 @@ public static class SafeTensors
         stream.Write(len);
         header.Position = 0;
         header.CopyTo(stream);
-        foreach (var t in tensors.Values) WriteData(stream, t.Contiguous());
+        foreach (var t in tensors.Values) WriteData(stream, t);
     }
 
+    // A strided tensor is copied without recording an op: saving a checkpoint mid-step is not a step's op.
     private static void WriteData(Stream stream, Tensor t)
     {
         switch (t.DType)
         {
-            case DType.Float32: WriteLittleEndian(stream, t.Span<float>()); break;
-            case DType.Float64: WriteLittleEndian(stream, t.Span<double>()); break;
-            default: WriteLittleEndian(stream, t.Span<long>()); break;
+            case DType.Float32: WriteLittleEndian(stream, t.IsContiguous ? t.Span<float>() : t.CopyElements<float>()); break;
+            case DType.Float64: WriteLittleEndian(stream, t.IsContiguous ? t.Span<double>() : t.CopyElements<double>()); break;
+            default: WriteLittleEndian(stream, t.IsContiguous ? t.Span<long>() : t.CopyElements<long>()); break;
         }
     }
 
@@ -107,8 +108,8 @@ public static class SafeTensors
     /// <summary>Reads from a seekable stream positioned at the start of the file; the stream's length bounds every size.</summary>
     public static SafeTensorsContent Read(Stream stream)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanSeek) throw new ArgumentException("SafeTensors.Read: the stream must be seekable, so sizes can be checked before reading.", nameof(stream));
+        Guard.NotNull(stream, "SafeTensors.Read", nameof(stream));
+        if (!stream.CanSeek) Guard.ThrowArg("SafeTensors.Read", nameof(stream), "the stream must be seekable, so sizes can be checked before reading.");
         long available = stream.Length - stream.Position;
         if (available < 8) throw Bad($"the file has {available} bytes, fewer than the 8-byte header length.");
         Span<byte> len = stackalloc byte[8];

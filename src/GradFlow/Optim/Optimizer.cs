@@ -16,13 +16,13 @@ public abstract class Optimizer
 
     /// <summary>An optimiser over one group holding <paramref name="parameters"/>.</summary>
     protected Optimizer(IEnumerable<Tensor> parameters, IReadOnlyDictionary<string, double> defaults)
-        : this([new ParamGroup(parameters ?? throw new ArgumentNullException(nameof(parameters)))], defaults) { }
+        : this([new ParamGroup(Guard.NotNull(parameters, "Optimizer", nameof(parameters)))], defaults) { }
 
     /// <summary>An optimiser over several groups; hyper-parameters a group lacks come from <paramref name="defaults"/>.</summary>
     protected Optimizer(IEnumerable<ParamGroup> groups, IReadOnlyDictionary<string, double> defaults)
     {
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(defaults);
+        Guard.NotNull(groups, "Optimizer", nameof(groups));
+        Guard.NotNull(defaults, "Optimizer", nameof(defaults));
         _defaults = new Dictionary<string, double>(defaults);
         foreach (var g in groups) AddParamGroup(g);
         if (_groups.Count == 0) Guard.Throw(GetType().Name, "got an empty list of parameter groups.");
@@ -40,7 +40,7 @@ public abstract class Optimizer
     /// <summary>Adds a group, filling its missing hyper-parameters from the defaults (torch's add_param_group).</summary>
     public void AddParamGroup(ParamGroup group)
     {
-        ArgumentNullException.ThrowIfNull(group);
+        Guard.NotNull(group, "Optimizer.AddParamGroup", nameof(group));
         string op = GetType().Name;
         foreach (var (k, v) in _defaults) group.SetDefault(k, v);
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
@@ -139,7 +139,7 @@ public abstract class Optimizer
     /// <summary>Adds an observer of every parameter update; dispose the result to remove it.</summary>
     public IDisposable AddObserver(IOptimizerObserver observer)
     {
-        ArgumentNullException.ThrowIfNull(observer);
+        Guard.NotNull(observer, "Optimizer.AddObserver", nameof(observer));
         _observers = [.. _observers, observer];
         return Autograd.Handle(() => _observers = Array.FindAll(_observers, o => !ReferenceEquals(o, observer)));
     }
@@ -169,7 +169,7 @@ public abstract class Optimizer
     /// </summary>
     public void LoadStateDict(OptimizerStateDict stateDict)
     {
-        ArgumentNullException.ThrowIfNull(stateDict);
+        Guard.NotNull(stateDict, "Optimizer.LoadStateDict", nameof(stateDict));
         string op = GetType().Name + "." + nameof(LoadStateDict);
         if (stateDict.ParamGroups.Count != _groups.Count)
             Guard.ThrowArg(op, nameof(stateDict), $"the state has {stateDict.ParamGroups.Count} parameter groups, this optimiser has {_groups.Count}.");

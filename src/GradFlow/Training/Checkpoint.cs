@@ -38,7 +38,7 @@ public sealed class Checkpoint
     public static Checkpoint Capture(IReadOnlyDictionary<string, Tensor> model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
         IReadOnlyDictionary<string, Generator>? generators = null, long step = 0)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        Guard.NotNull(model, "Checkpoint.Capture", nameof(model));
         return new Checkpoint
         {
             Model = model.ToDictionary(kv => kv.Key, kv => kv.Value.Detach().Clone()),
@@ -53,7 +53,7 @@ public sealed class Checkpoint
     public static Checkpoint Capture(Module model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
         IReadOnlyDictionary<string, Generator>? generators = null, long step = 0)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        Guard.NotNull(model, "Checkpoint.Capture", nameof(model));
         return Capture(model.StateDict(), optimizer, scheduler, generators, step);
     }
 
@@ -61,7 +61,7 @@ public sealed class Checkpoint
     public void Restore(Module model, Optimizer? optimizer = null, ILRScheduler? scheduler = null,
         IReadOnlyDictionary<string, Generator>? generators = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        Guard.NotNull(model, "Checkpoint.Restore", nameof(model));
         model.LoadStateDict(Model, strict: true);
         Restore(new Dictionary<string, Tensor>(), optimizer, scheduler, generators, model: false);
     }
@@ -76,7 +76,7 @@ public sealed class Checkpoint
     private void Restore(IReadOnlyDictionary<string, Tensor> target, Optimizer? optimizer, ILRScheduler? scheduler,
         IReadOnlyDictionary<string, Generator>? generators, bool model)
     {
-        ArgumentNullException.ThrowIfNull(target);
+        Guard.NotNull(target, "Checkpoint.Restore", nameof(target));
         if (model) CopyModel(target);
         if (optimizer is not null)
             optimizer.LoadStateDict(Optimizer ?? throw new InvalidOperationException("Checkpoint.Restore: the checkpoint has no optimizer state."));
@@ -92,12 +92,12 @@ public sealed class Checkpoint
         var missing = target.Keys.Where(k => !Model.ContainsKey(k)).ToList();
         var unexpected = Model.Keys.Where(k => !target.ContainsKey(k)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
-            throw new InvalidOperationException($"Checkpoint.Restore: model keys differ. Missing: [{string.Join(", ", missing)}]; unexpected: [{string.Join(", ", unexpected)}].");
+            Guard.ThrowInvalid("Checkpoint.Restore", $"model keys differ. Missing: [{string.Join(", ", missing)}]; unexpected: [{string.Join(", ", unexpected)}].");
         foreach (var (name, t) in target)
         {
             var src = Model[name];
             if (!src.Shape.SequenceEqual(t.Shape) || src.DType != t.DType)
-                throw new InvalidOperationException($"Checkpoint.Restore: '{name}' is {src.DType.Name()} {Guard.Shape(src)} in the checkpoint, {t.DType.Name()} {Guard.Shape(t)} in the model.");
+                Guard.ThrowInvalid("Checkpoint.Restore", $"'{name}' is {src.DType.Name()} {Guard.Shape(src)} in the checkpoint, {t.DType.Name()} {Guard.Shape(t)} in the model.");
             using (Autograd.NoGrad()) t.CopyFrom(src);
         }
     }

@@ -16,9 +16,9 @@ public sealed class SequentialLR : ILRScheduler
     /// <summary>Chains <paramref name="schedulers"/> (all over <paramref name="optimizer"/>) at <paramref name="milestones"/> (one fewer).</summary>
     public SequentialLR(Optimizer optimizer, IReadOnlyList<LRScheduler> schedulers, IReadOnlyList<int> milestones, int lastEpoch = -1)
     {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(schedulers);
-        ArgumentNullException.ThrowIfNull(milestones);
+        Guard.NotNull(optimizer, "SequentialLR", nameof(optimizer));
+        Guard.NotNull(schedulers, "SequentialLR", nameof(schedulers));
+        Guard.NotNull(milestones, "SequentialLR", nameof(milestones));
         if (schedulers.Count == 0) Guard.ThrowArg(nameof(SequentialLR), nameof(schedulers), "needs at least one scheduler.");
         for (int i = 0; i < schedulers.Count; i++)
             if (!ReferenceEquals(schedulers[i].Optimizer, optimizer))
@@ -64,7 +64,7 @@ public sealed class SequentialLR : ILRScheduler
     /// <inheritdoc />
     public void LoadStateDict(JsonObject state)
     {
-        ArgumentNullException.ThrowIfNull(state);
+        Guard.NotNull(state, "SequentialLR.LoadStateDict", nameof(state));
         if (StateJson.String(state["type"], "type") != nameof(SequentialLR))
             throw new InvalidDataException($"{nameof(SequentialLR)}.LoadStateDict: the state is from another scheduler.");
         var inner = StateJson.Array(state, "_schedulers");
