@@ -36,7 +36,8 @@ public sealed class CurvatureOperator
     private readonly Tensor[] _differentiable; // Hessian: the gradients that depend on the parameters; Gauss-Newton: J^T u
     private readonly int[] _differentiableIndex;
     private readonly Tensor? _output, _outputLeaf, _outputGrad, _u; // Gauss-Newton only
-    private readonly double[]? _scale; // a symmetric diagonal scaling S H S (preconditioned sharpness)
+    private readonly double[]? _scale; // a symmetric diagonal scaling S (C + shift I) S (preconditioned sharpness)
+    private readonly double _shift;
     private readonly Counter _counter;
 
     private sealed class Counter { public long Products; }
@@ -65,16 +66,19 @@ public sealed class CurvatureOperator
     /// <summary>The parameters' names (state-dict keys, or "param{i}" for a bare list), for messages and reports.</summary>
     public IReadOnlyList<string> ParameterNames => _names;
 
-    /// <summary>The diagonal scaling S of a view made by <see cref="Scaled"/> (the operator is then S C S), or null.</summary>
+    /// <summary>The diagonal scaling S of a view made by <see cref="Scaled"/> (the operator is then S (C + shift I) S), or null.</summary>
     public IReadOnlyList<double>? Scale => _scale;
 
-    private CurvatureOperator(CurvatureOperator source, double[] scale)
+    /// <summary>The multiple of the identity a view made by <see cref="Scaled"/> adds before scaling (L2 weight decay), else 0.</summary>
+    public double Shift => _shift;
+
+    private CurvatureOperator(CurvatureOperator source, double[] scale, double shift)
     {
         (_params, _names, _offsets, _versions) = (source._params, source._names, source._offsets, source._versions);
         (_differentiable, _differentiableIndex) = (source._differentiable, source._differentiableIndex);
         (_output, _outputLeaf, _outputGrad, _u, _counter) = (source._output, source._outputLeaf, source._outputGrad, source._u, source._counter);
         (Kind, Dimension, Loss, Gradient, GradientNorm) = (source.Kind, source.Dimension, source.Loss, source.Gradient, source.GradientNorm);
-        _scale = scale;
+        (_scale, _shift) = (scale, shift);
     }
 
     private CurvatureOperator(CurvatureKind kind, (string Name, Tensor Parameter)[] parameters, Func<Tensor> forward, Func<Tensor, Tensor>? loss)
@@ -169,19 +173,22 @@ public sealed class CurvatureOperator
     private static IEnumerable<(string, Tensor)> Trainable(Module model) => model.NamedParameters().Where(p => p.Parameter.RequiresGrad);
 
     /// <summary>
-    /// A view of this operator scaled on both sides by the diagonal <paramref name="scale"/>: products with
-    /// S C S, which has the eigenvalues of S^2 C (a preconditioned curvature). The view shares the graph and the
-    /// product count.
+    /// A view of this operator scaled on both sides by the diagonal <paramref name="scale"/>, after adding
+    /// <paramref name="shift"/> times the identity: products with S (C + shift I) S, which has the eigenvalues of
+    /// S^2 (C + shift I) (a preconditioned curvature; shift is an L2 weight decay). The view shares the graph and
+    /// the product count.
     /// </summary>
-    public CurvatureOperator Scaled(IReadOnlyList<double> scale)
+    public CurvatureOperator Scaled(IReadOnlyList<double> scale, double shift = 0)
     {
         Guard.NotNull(scale, Op, nameof(scale));
+        if (_scale is not null) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
         if (scale.Count != Dimension)
             Guard.ThrowArg(Op, nameof(scale), $"has {scale.Count} entries for {Dimension} parameters.");
+        if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
         var s = scale.ToArray();
         foreach (var x in s)
             if (!double.IsFinite(x)) Guard.ThrowArg(Op, nameof(scale), "has a non-finite entry.");
-        return new CurvatureOperator(this, s);
+        return new CurvatureOperator(this, s, shift);
     }
 
     /// <summary>Writes the product of the curvature matrix with <paramref name="v"/> into <paramref name="result"/>.</summary>
@@ -218,7 +225,7 @@ public sealed class CurvatureOperator
             else dst.Clear();
         }
         if (_scale is not null)
-            for (int i = 0; i < Dimension; i++) result[i] *= _scale[i];
+            for (int i = 0; i < Dimension; i++) result[i] = (result[i] + _shift * v[i]) * _scale[i];
         CheckFinite(result);
     }
 
