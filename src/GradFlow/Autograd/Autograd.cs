@@ -42,45 +42,7 @@ public static class Autograd
     public static IDisposable AddObserver(IAutogradObserver observer, bool allThreads = false)
     {
         Guard.NotNull(observer, nameof(AddObserver), nameof(observer));
-        if (allThreads)
-        {
-            lock (s_lock) s_global = [.. s_global, observer];
-            return new Removal(() => { lock (s_lock) s_global = Array.FindAll(s_global, o => !ReferenceEquals(o, observer)); });
-        }
-        var thread = Environment.CurrentManagedThreadId;
-        t_local = [.. t_local ?? [], observer];
-        Refresh();
-        return new Removal(() =>
-        {
-            if (Environment.CurrentManagedThreadId != thread)
-                throw new InvalidOperationException($"{nameof(AddObserver)}: a thread-local observer must be removed on the thread that added it.");
-            t_local = Array.FindAll(t_local!, o => !ReferenceEquals(o, observer));
-            Refresh();
-        });
-    }
-
-    private static readonly Lock s_lock = new();
-    private static IAutogradObserver[] s_global = [];
-    [ThreadStatic] private static IAutogradObserver[]? t_local;
-    [ThreadStatic] private static IAutogradObserver[]? t_all;
-    [ThreadStatic] private static IAutogradObserver[]? t_seenGlobal;
-
-    private static void Refresh()
-    {
-        var global = s_global;
-        t_seenGlobal = global;
-        var local = t_local ?? [];
-        t_all = local.Length == 0 ? global : global.Length == 0 ? local : [.. global, .. local];
-    }
-
-    /// <summary>The observers that see this thread's ops: the global ones and this thread's own.</summary>
-    internal static IAutogradObserver[] Observers
-    {
-        get
-        {
-            if (!ReferenceEquals(t_seenGlobal, s_global) || t_all is null) Refresh();
-            return t_all!;
-        }
+        return Instrumentation.AddObserver(observer, allThreads);
     }
 
     /// <summary>
@@ -135,7 +97,7 @@ public static class Autograd
             node.Next = [input.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, [input], output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, [input], output, node);
         return output;
     }
 
@@ -146,7 +108,7 @@ public static class Autograd
             node.Next = [a.GradientEdge(), b.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, [a, b], output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, [a, b], output, node);
         return output;
     }
 
@@ -157,7 +119,7 @@ public static class Autograd
             LinkInputs(node, inputs);
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, inputs, output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, inputs, output, node);
         return output;
     }
 
@@ -169,18 +131,9 @@ public static class Autograd
             LinkInputs(node, inputs);
             for (int i = 0; i < outputs.Length; i++) Attach(node, outputs[i], i);
         }
-        if (Observers.Length != 0)
-            foreach (var o in outputs) Notify(op, inputs, o, node);
+        if (Instrumentation.Listening)
+            foreach (var o in outputs) Instrumentation.Forward(op, inputs, o, node);
         return outputs;
-    }
-
-    /// <summary>
-    /// Tells observers of an op a fused op computed inside itself (an LSTM's gate activations), so that what they
-    /// watch by op name does not depend on fusion; nothing is recorded.
-    /// </summary>
-    internal static void Observe(string op, ReadOnlySpan<Tensor> inputs, Tensor output)
-    {
-        if (Observers.Length != 0) Notify(op, inputs, output, null);
     }
 
     private static void LinkInputs(Node node, ReadOnlySpan<Tensor> inputs)
@@ -194,11 +147,6 @@ public static class Autograd
     {
         node.Scope = t_scope;
         output.SetGradFn(node, outputNr);
-    }
-
-    private static void Notify(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
-    {
-        foreach (var o in Observers) o.OnForward(op, inputs, output, node);
     }
 
     private sealed class Removal(Action remove) : IDisposable

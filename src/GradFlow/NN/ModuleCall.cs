@@ -128,7 +128,7 @@ internal sealed class BackwardHookState(Module module, BackwardHook[] hooks)
     private static Tensor[] Wrap(Tensor[] tensors, int[] index, HookNode node)
     {
         var selected = index.Select(i => tensors[i]).ToArray();
-        var views = Autograd.Record("BackwardHook", selected.Select(t => t.Detach()).ToArray(), node, selected);
+        var views = Autograd.Record(OpNames.BackwardHook, selected.Select(t => t.Detach()).ToArray(), node, selected);
         var result = (Tensor[])tensors.Clone();
         for (int k = 0; k < index.Length; k++) result[index[k]] = views[k];
         return result;
