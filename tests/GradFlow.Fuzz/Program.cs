@@ -50,7 +50,8 @@ static int Fuzz(string which, int cases, int first)
                     Environment.Exit(3);
                 }
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         watchdog.Start();
         for (int seed = first; seed < first + cases; seed++)
         {
