@@ -53,7 +53,7 @@ public static class Csv
                     throw new InvalidDataException($"CSV: line {line}, column {c + 1}: '{cells[c]}' is not a number.");
                 if (c == label)
                 {
-                    if (classLabels && (v != Math.Floor(v) || v < 0))
+                    if (classLabels && (v != Math.Floor(v) || v < 0 || v > int.MaxValue))
                         throw new InvalidDataException($"CSV: line {line}: class label '{cells[c]}' is not a non-negative integer.");
                     labels.Add(v);
                 }

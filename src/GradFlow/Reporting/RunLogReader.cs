@@ -109,6 +109,7 @@ public sealed class RunLogReader : IDisposable
     {
         try
         {
+            if (!System.Text.Unicode.Utf8.IsValid(line.Span)) throw new InvalidDataException("the line is not valid UTF-8.");
             using var doc = JsonDocument.Parse(line, RunLogJson.DocumentOptions);
             string type = RunLogJson.LineType(doc.RootElement);
             return (type, expectHeader) switch
@@ -124,7 +125,8 @@ public sealed class RunLogReader : IDisposable
         {
             throw new NotSupportedException($"{_source}: line {number}: {e.Message}", e);
         }
-        catch (Exception e) when (e is JsonException or InvalidDataException)
+        // InvalidOperationException: a string escapes a lone UTF-16 surrogate, which no .NET string can hold.
+        catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException)
         {
             if (!expectHeader && _lines.AtEnd())
             {

@@ -129,8 +129,8 @@ public abstract class LRScheduler : ILRScheduler
         var lastLr = StateJson.Doubles(state, "_last_lr");
         if (baseLrs.Length != BaseLrs.Count || lastLr.Length != BaseLrs.Count)
             throw new InvalidDataException($"{GetType().Name}.LoadStateDict: the state has {baseLrs.Length} groups, the optimiser {BaseLrs.Count}.");
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
-        StepCount = (int)StateJson.Long(state["_step_count"], "_step_count");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
+        StepCount = StateJson.Int(state["_step_count"], "_step_count");
         baseLrs.CopyTo((double[])BaseLrs);
         _lastLr = lastLr;
         ReadState(state);

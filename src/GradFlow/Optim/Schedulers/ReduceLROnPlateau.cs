@@ -137,9 +137,9 @@ public sealed class ReduceLROnPlateau : ILRScheduler
         if (lastLr.Length != _optimizer.ParamGroups.Count)
             throw new InvalidDataException($"{nameof(ReduceLROnPlateau)}.LoadStateDict: the state has {lastLr.Length} groups, the optimiser {_optimizer.ParamGroups.Count}.");
         Best = StateJson.Double(state["best"], "best");
-        NumBadEpochs = (int)StateJson.Long(state["num_bad_epochs"], "num_bad_epochs");
-        CooldownCounter = (int)StateJson.Long(state["cooldown_counter"], "cooldown_counter");
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
+        NumBadEpochs = StateJson.Int(state["num_bad_epochs"], "num_bad_epochs");
+        CooldownCounter = StateJson.Int(state["cooldown_counter"], "cooldown_counter");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
         _lastLr = lastLr;
     }
 }

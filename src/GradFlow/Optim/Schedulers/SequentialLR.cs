@@ -71,7 +71,7 @@ public sealed class SequentialLR : ILRScheduler
         if (inner.Count != _schedulers.Length)
             throw new InvalidDataException($"{nameof(SequentialLR)}.LoadStateDict: the state has {inner.Count} schedulers, this sequence {_schedulers.Length}.");
         for (int i = 0; i < _schedulers.Length; i++) _schedulers[i].LoadStateDict(StateJson.Object(inner[i], $"_schedulers[{i}]"));
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
         _lastLr = StateJson.Doubles(state, "_last_lr");
     }
 }
