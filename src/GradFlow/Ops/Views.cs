@@ -223,6 +223,7 @@ public sealed partial class Tensor
         {
             case DType.Float32: { var d = y.Span<float>(); for (int i = 0; i < d.Length; i++) d[i] = (float)src[i]; break; }
             case DType.Float64: src.CopyTo(y.Span<double>()); break;
+            case DType.Bool: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = src[i] != 0 ? 1 : 0; break; }
             default: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = (long)src[i]; break; }
         }
         var node = Autograd.NeedsGrad(this) && dtype.IsFloatingPoint() ? new ToBackward(DType) : null;
