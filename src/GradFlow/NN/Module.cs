@@ -288,4 +288,10 @@ public abstract partial class Module
 }
 
 /// <summary>The keys <see cref="Module.LoadStateDict"/> could not match (only non-empty when not strict).</summary>
-public sealed record LoadStateDictResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys);
+public sealed record LoadStateDictResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys)
+{
+    /// <summary>As PyTorch prints it: <c>&lt;All keys matched successfully&gt;</c>, or the keys that did not.</summary>
+    public override string ToString() => MissingKeys.Count == 0 && UnexpectedKeys.Count == 0
+        ? "<All keys matched successfully>"
+        : $"_IncompatibleKeys(missing_keys=[{string.Join(", ", MissingKeys.Select(k => $"'{k}'"))}], unexpected_keys=[{string.Join(", ", UnexpectedKeys.Select(k => $"'{k}'"))}])";
+}
