@@ -93,7 +93,7 @@ internal static class DemoCommand
             }
             model.Eval();
             output.WriteLine($"{epoch,5} {epochRecords.Average(r => r.Loss ?? double.NaN),7:0.0000} " +
-                             $"{Accuracy(model, xTrain, yTrain),6:P1} {Accuracy(model, xTest, yTest),6:P1}   {LayerSummary(epochRecords)}");
+                             $"{Accuracy(model, xTrain, yTrain),6:P1} {Accuracy(model, xTest, yTest),6:P1}   {StepRecord.Summary(epochRecords)}");
         }
         output.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s; test accuracy {Accuracy(model, xTest, yTest):P2}");
         if (logDir is not null)
@@ -104,19 +104,6 @@ internal static class DemoCommand
             output.WriteLine($"report: {reportPath}");
         }
         return 0;
-    }
-
-    private static string LayerSummary(List<StepRecord> records)
-    {
-        var parts = new List<string>();
-        foreach (var layer in records[^1].Layers)
-        {
-            var per = records.Select(r => r.Layers.First(l => l.Layer == layer.Layer)).ToArray();
-            string deadAfter = records[^1].Activations.FirstOrDefault(a => a.Depth == layer.Depth + 1) is { DeadFraction: { } } act
-                ? $" dead {records.Average(r => r.Activations.First(a => a.Layer == act.Layer).DeadFraction ?? 0):P0}" : "";
-            parts.Add($"[{layer.Layer}] {per.Average(l => l.Gradient.L2Norm):0.000} {per.Average(l => l.UpdateToWeight ?? 0):0.0e0}{deadAfter}");
-        }
-        return string.Join("  ", parts);
     }
 
     private static (Tensor X, Tensor Y) Take(Tensor x, Tensor y, int[] rows)

@@ -5,8 +5,8 @@ public static partial class Functional
     /// <summary>
     /// softmax(q k^T / sqrt(d) + mask) v over the last two dims (torch's scaled_dot_product_attention), returning the
     /// output and the attention weights. q is (..., L, d), k and v (..., S, d). <paramref name="attnMask"/> broadcasts to
-    /// (..., L, S): an int64 mask is boolean (non-zero positions are masked out, as PyTorch's bool masks), a float mask
-    /// is added to the scores. <paramref name="isCausal"/> masks every key after the query's position.
+    /// (..., L, S): a Bool (or int64) mask hides its true (non-zero) positions, as PyTorch's bool masks; a float mask
+    /// is added to the scores, as in PyTorch. <paramref name="isCausal"/> masks every key after the query's position.
     /// </summary>
     public static (Tensor Output, Tensor Weights) ScaledDotProductAttention(Tensor query, Tensor key, Tensor value, Tensor? attnMask = null,
         double dropoutP = 0, bool isCausal = false, Generator? generator = null)
@@ -57,26 +57,30 @@ public static partial class Functional
         }
     }
 
-    /// <summary>A boolean (int64) mask as 0 / -inf in <paramref name="dtype"/>, or a float mask in that dtype.</summary>
-    internal static Tensor Additive(Tensor mask, DType dtype) => mask.DType == DType.Int64
+    /// <summary>A boolean (Bool or int64) mask as 0 / -inf in <paramref name="dtype"/>, or a float mask in that dtype.</summary>
+    internal static Tensor Additive(Tensor mask, DType dtype) => IsBooleanMask(mask)
         ? Tensor.Where(mask, Tensor.Full([], double.NegativeInfinity, dtype), Tensor.Zeros([], dtype))
         : mask.To(dtype);
 
-    /// <summary>An int64 (L, S) mask with 1 above the diagonal: position i may attend to keys 0..i (torch's causal mask).</summary>
+    /// <summary>A Bool (L, S) mask, true above the diagonal: position i may attend to keys 0..i (torch's causal mask).</summary>
     public static Tensor CausalMask(int queryLength, int keyLength)
     {
-        var m = new long[queryLength * keyLength];
+        var m = new bool[queryLength * keyLength];
         for (int i = 0; i < queryLength; i++)
-            for (int j = i + 1; j < keyLength; j++) m[i * keyLength + j] = 1;
+            for (int j = i + 1; j < keyLength; j++) m[i * keyLength + j] = true;
         return Tensor.FromArray(m, queryLength, keyLength);
     }
 
-    /// <summary>Boolean (int64, non-zero = masked to -inf) or additive (float) mask, broadcast to the scores.</summary>
+    // PyTorch's rule: a bool mask hides the true positions, a float mask is added to the scores. Int64 masks are read as
+    // bool (PyTorch 1.13 still accepted uint8 masks that way).
+    private static bool IsBooleanMask(Tensor mask) => mask.DType is DType.Bool or DType.Int64;
+
+    /// <summary>Boolean (Bool or int64, true = masked to -inf) or additive (float) mask, broadcast to the scores.</summary>
     internal static Tensor ApplyMask(Tensor scores, Tensor mask, string op)
     {
         try
         {
-            if (mask.DType == DType.Int64)
+            if (IsBooleanMask(mask))
                 return Tensor.Where(mask, Tensor.Full([], double.NegativeInfinity, scores.DType), scores);
             return scores + mask.To(scores.DType);
         }

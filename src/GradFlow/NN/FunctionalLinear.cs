@@ -25,7 +25,7 @@ public static partial class Functional
         if (!training || p == 0) return input;
         if (p == 1) return input * Tensor.ZerosLike(input);
         var keep = Tensor.Rand(input.Shape, input.DType, generator).Lt(1 - p);
-        return input * (keep * (1 / (1 - p)));
+        return input * (keep.To(input.DType) * (1 / (1 - p)));
     }
 
     /// <summary>

@@ -103,10 +103,18 @@ public abstract partial class Module
     }
 
     /// <summary>The direct children, in registration order.</summary>
-    public IEnumerable<Module> Children() => _children.Select(c => c.Value);
+    public IEnumerable<Module> Children()
+    {
+        RegisterComponents();
+        return _children.Select(c => c.Value);
+    }
 
     /// <summary>The direct children with their names.</summary>
-    public IEnumerable<(string Name, Module Module)> NamedChildren() => _children.Select(c => (c.Name, c.Value));
+    public IEnumerable<(string Name, Module Module)> NamedChildren()
+    {
+        RegisterComponents();
+        return _children.Select(c => (c.Name, c.Value));
+    }
 
     /// <summary>This module ("" or <paramref name="prefix"/>) and every descendant, depth first, each once.</summary>
     public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
@@ -117,6 +125,7 @@ public abstract partial class Module
         static IEnumerable<(string, Module)> Walk(Module m, string prefix, HashSet<Module> seen)
         {
             if (!seen.Add(m)) yield break;
+            m.RegisterComponents();
             yield return (prefix, m);
             foreach (var (name, child) in m._children)
                 foreach (var item in Walk(child, Join(prefix, name), seen))
@@ -137,7 +146,7 @@ public abstract partial class Module
     }
 
     /// <summary>Every parameter (for an optimiser).</summary>
-    public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Parameter);
+    public ModuleParameters Parameters() => new(this);
 
     /// <summary>Every buffer with its dotted name ("bn.running_mean").</summary>
     public IEnumerable<(string Name, Tensor Buffer)> NamedBuffers()
@@ -167,6 +176,7 @@ public abstract partial class Module
     public Module Apply(Action<Module> fn)
     {
         Guard.NotNull(fn, nameof(Apply), nameof(fn));
+        RegisterComponents();
         foreach (var (_, child) in _children) child.Apply(fn);
         fn(this);
         return this;
@@ -250,6 +260,7 @@ public abstract partial class Module
 
     private void Format(StringBuilder sb, int indent)
     {
+        RegisterComponents();
         sb.Append(TypeName).Append('(').Append(ExtraRepr());
         long count = ParameterCount();
         if (_children.Count == 0)
@@ -277,4 +288,10 @@ public abstract partial class Module
 }
 
 /// <summary>The keys <see cref="Module.LoadStateDict"/> could not match (only non-empty when not strict).</summary>
-public sealed record LoadStateDictResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys);
+public sealed record LoadStateDictResult(IReadOnlyList<string> MissingKeys, IReadOnlyList<string> UnexpectedKeys)
+{
+    /// <summary>As PyTorch prints it: <c>&lt;All keys matched successfully&gt;</c>, or the keys that did not.</summary>
+    public override string ToString() => MissingKeys.Count == 0 && UnexpectedKeys.Count == 0
+        ? "<All keys matched successfully>"
+        : $"_IncompatibleKeys(missing_keys=[{string.Join(", ", MissingKeys.Select(k => $"'{k}'"))}], unexpected_keys=[{string.Join(", ", UnexpectedKeys.Select(k => $"'{k}'"))}])";
+}

@@ -31,6 +31,7 @@ public abstract partial class Module
     public Tensor Call(Tensor input)
     {
         Guard.NotNull(input, TypeName, nameof(input));
+        EnsureComponents();
         if (HasNoHooks)
         {
             // No hooks: the pipeline reduces to the scope, without its arrays and closure (per-call overhead of small models).
@@ -52,6 +53,7 @@ public abstract partial class Module
     protected Tensor[] Invoke(Tensor[] inputs, Func<Tensor[], Tensor[]> forward)
     {
         Guard.NotNull(forward, nameof(Invoke), nameof(forward));
+        EnsureComponents();
         using var scope = Autograd.Scope(Path);
         if (_preHooks is not null)
             foreach (var hook in _preHooks.ToArray()) inputs = hook(this, inputs) ?? inputs;

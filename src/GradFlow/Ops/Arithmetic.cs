@@ -40,6 +40,7 @@ public sealed partial class Tensor
     /// <summary>this + other, broadcasting.</summary>
     public Tensor Add(Tensor other)
     {
+        if (BoolOperands(this, other) is { } pair) return pair.Both ? LogicalOr(other) : pair.A.Add(pair.B);
         var y = MapBinary<AddOp>(this, other, nameof(Add));
         return Autograd.Record(OpNames.Add, y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, 1) : null, this, other);
     }
@@ -47,6 +48,8 @@ public sealed partial class Tensor
     /// <summary>this - other, broadcasting.</summary>
     public Tensor Sub(Tensor other)
     {
+        if (BoolOperands(this, other) is { } pair)
+            return pair.Both ? throw new ArgumentException("Sub: subtracting two Bool tensors is not defined (PyTorch refuses it too); use LogicalXor or convert with To().") : pair.A.Sub(pair.B);
         var y = MapBinary<SubOp>(this, other, nameof(Sub));
         return Autograd.Record(OpNames.Sub, y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, -1) : null, this, other);
     }
@@ -54,6 +57,7 @@ public sealed partial class Tensor
     /// <summary>this * other, broadcasting.</summary>
     public Tensor Mul(Tensor other)
     {
+        if (BoolOperands(this, other) is { } pair) return pair.Both ? LogicalAnd(other) : pair.A.Mul(pair.B);
         var y = MapBinary<MulOp>(this, other, nameof(Mul));
         return Autograd.Record(OpNames.Mul, y, Autograd.NeedsGrad(this, other) ? new MulBackward(this, other) : null, this, other);
     }
@@ -61,6 +65,7 @@ public sealed partial class Tensor
     /// <summary>this / other, broadcasting.</summary>
     public Tensor Div(Tensor other)
     {
+        if (BoolOperands(this, other) is { Both: false } pair) return pair.A.Div(pair.B);
         Guard.Floating(this, nameof(Div)); // torch's true division of integers gives floats; GradFlow asks for a conversion
         var y = MapBinary<DivOp>(this, other, nameof(Div));
         return Autograd.Record(OpNames.Div, y, Autograd.NeedsGrad(this, other) ? new DivBackward(this, other) : null, this, other);
@@ -69,6 +74,7 @@ public sealed partial class Tensor
     /// <summary>this + s.</summary>
     public Tensor Add(double s)
     {
+        if (DType == DType.Bool) return To(DType.Float32).Add(s); // PyTorch: bool + float is the default float dtype
         var y = MapScalar<AddOp>(this, s, false, nameof(Add));
         return Autograd.Record(OpNames.Add, y, Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this);
     }
@@ -76,6 +82,7 @@ public sealed partial class Tensor
     /// <summary>this * s.</summary>
     public Tensor Mul(double s)
     {
+        if (DType == DType.Bool) return To(DType.Float32).Mul(s);
         var y = MapScalar<MulOp>(this, s, false, nameof(Mul));
         return Autograd.Record(OpNames.Mul, y, Autograd.NeedsGrad(this) ? new ScaleBackward(s) : null, this);
     }

@@ -89,7 +89,7 @@ public sealed partial class Tensor
     private static Tensor? DropMultiplier(int[] shape, DType dtype, double p, Generator? generator)
     {
         if (p <= 0) return null;
-        using (Autograd.NoGrad()) return Rand(shape, dtype, generator).Lt(1 - p) * (1 / (1 - p));
+        using (Autograd.NoGrad()) return Rand(shape, dtype, generator).Lt(1 - p).To(dtype) * (1 / (1 - p));
     }
 
     private static bool BroadcastsTo(int[] shape, int[] target)

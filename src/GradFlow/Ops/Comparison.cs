@@ -2,8 +2,8 @@ using GradFlow.Kernels;
 
 namespace GradFlow;
 
-// Comparisons give 1 where the relation holds and 0 elsewhere, in the inputs' dtype (GradFlow has no
-// bool dtype); they are not differentiable. Where selects between two tensors by a condition.
+// Comparisons give a Bool tensor (PyTorch's torch.bool); they are not differentiable. Where selects between two
+// tensors by a condition (Bool, or any dtype read as non-zero = true).
 public sealed partial class Tensor
 {
     /// <summary>1 where this == other.</summary>
@@ -31,11 +31,15 @@ public sealed partial class Tensor
     /// <summary>1 where this &gt;= s.</summary>
     public Tensor Ge(double s) => Compare<GeOp>(s, OpNames.Ge);
 
-    private Tensor Compare<TOp>(Tensor other, string op) where TOp : struct, IBinaryOp =>
-        Autograd.Record(op, MapBinary<TOp>(this, other, op), null, this, other);
+    private Tensor Compare<TOp>(Tensor other, string op) where TOp : struct, IBinaryOp
+    {
+        Guard.NotNull(other, op, nameof(other));
+        var (a, b) = PromoteBool(this, other);
+        return Autograd.Record(op, ToBoolRaw(MapBinary<TOp>(a, b, op)), null, this, other);
+    }
 
     private Tensor Compare<TOp>(double s, string op) where TOp : struct, IBinaryOp =>
-        Autograd.Record(op, MapScalar<TOp>(this, s, false, op), null, this);
+        Autograd.Record(op, ToBoolRaw(MapScalar<TOp>(this, s, false, op)), null, this);
 
     /// <summary>Elementwise <paramref name="a"/> where <paramref name="condition"/> is non-zero, else <paramref name="b"/>, broadcasting all three.</summary>
     public static Tensor Where(Tensor condition, Tensor a, Tensor b)

@@ -14,6 +14,7 @@ public sealed partial class Tensor
     /// <summary>The sum over the given dims.</summary>
     public Tensor Sum(int[] dims, bool keepDim = false)
     {
+        if (DType == DType.Bool) return To(DType.Int64).Sum(dims, keepDim); // counts, as PyTorch's sum of a bool tensor
         var mask = ReducedDims(dims, nameof(Sum));
         var kept = ReduceRaw<AddOp>(mask, 0, nameof(Sum));
         var y = keepDim ? kept : kept.DropDims(mask);
@@ -73,7 +74,7 @@ public sealed partial class Tensor
         Guard.Floating(this, nameof(LogSumExp));
         var mask = ReducedDims(dims, nameof(LogSumExp));
         var m = ReduceRaw<MaxOp>(mask, double.NegativeInfinity, nameof(LogSumExp));
-        var finite = MapBinary<MulOp>(m, m.Abs().Ne(double.PositiveInfinity), nameof(LogSumExp)); // an all -inf slice shifts by 0
+        var finite = MapBinary<MulOp>(m, m.Abs().Ne(double.PositiveInfinity).To(m.DType), nameof(LogSumExp)); // an all -inf slice shifts by 0
         var shifted = (this - finite).Exp().Sum(dims, keepDim: true).Log() + finite;
         return keepDim ? shifted : shifted.Reshape(shifted.DropDims(mask).ShapeArray);
     }
@@ -106,7 +107,7 @@ public sealed partial class Tensor
         var mask = x.ReducedDims(dims, nameof(Norm));
         var m = x.ReduceRaw<MaxOp>(mask, double.NegativeInfinity, nameof(Norm));
         // Gradient shared evenly among the maximal elements of each slice, as torch.amax.
-        var ties = x.Eq(m);
+        var ties = x.Eq(m).To(x.DType);
         var share = ties / ties.Sum(dims, keepDim: true);
         var y = (x * share).Sum(dims, keepDim: true);
         return keepDim ? y : y.Reshape(y.DropDims(mask).ShapeArray);
@@ -279,7 +280,7 @@ internal sealed class ExtremeAllBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         Tensor x = Saved(0), y = Saved(1);
-        var ties = x.Eq(y);
+        var ties = x.Eq(y).To(x.DType);
         return [ties * (g[0]! / ties.Sum())];
     }
 }

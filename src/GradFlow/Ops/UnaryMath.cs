@@ -72,7 +72,7 @@ public sealed partial class Tensor
     public Tensor Sign()
     {
         Guard.Floating(this, nameof(Sign));
-        var y = MapBinary<SubOp>(Gt(0.0), Lt(0.0), nameof(Sign));
+        var y = MapBinary<SubOp>(Gt(0.0).To(DType), Lt(0.0).To(DType), nameof(Sign));
         return Autograd.Record(OpNames.Sign, y, Autograd.NeedsGrad(this) ? new ZeroBackward() : null, this);
     }
 

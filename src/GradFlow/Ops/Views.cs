@@ -186,17 +186,19 @@ public sealed partial class Tensor
         return Slice(d, index, index + 1).Squeeze(d);
     }
 
-    /// <summary>Indexes the leading dims in turn (t[i] is row i, t[i, j] a 0-d tensor of a matrix); a view.</summary>
+    /// <summary>Indexes the leading dims in turn (t[i] is row i, t[i, j] a 0-d tensor of a matrix); a view. Assigning writes in place (see <see cref="IndexPut"/>).</summary>
     [System.Runtime.CompilerServices.IndexerName("At")]
     public Tensor this[params int[] index]
     {
         get
         {
             Guard.NotNull(index, "Tensor indexer", nameof(index));
-            if (index.Length > Rank) Guard.ThrowArg("Tensor indexer", nameof(index), $"got {index.Length} indices for a tensor of shape {Guard.Shape(this)}.");
-            var t = this;
-            foreach (int i in index) t = t.Select(0, i);
-            return t;
+            return IndexView(Array.ConvertAll(index, i => (TensorIndex)i), "Tensor indexer");
+        }
+        set
+        {
+            Guard.NotNull(index, "Tensor indexer", nameof(index));
+            IndexPut(Array.ConvertAll(index, i => (TensorIndex)i), value);
         }
     }
 
@@ -221,6 +223,7 @@ public sealed partial class Tensor
         {
             case DType.Float32: { var d = y.Span<float>(); for (int i = 0; i < d.Length; i++) d[i] = (float)src[i]; break; }
             case DType.Float64: src.CopyTo(y.Span<double>()); break;
+            case DType.Bool: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = src[i] != 0 ? 1 : 0; break; }
             default: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = (long)src[i]; break; }
         }
         var node = Autograd.NeedsGrad(this) && dtype.IsFloatingPoint() ? new ToBackward(DType) : null;

@@ -1,3 +1,5 @@
+using GradFlow.NN;
+
 namespace GradFlow.Optim;
 
 /// <summary>
@@ -16,7 +18,10 @@ public abstract class Optimizer
 
     /// <summary>An optimiser over one group holding <paramref name="parameters"/>.</summary>
     protected Optimizer(IEnumerable<Tensor> parameters, IReadOnlyDictionary<string, double> defaults)
-        : this([new ParamGroup(Guard.NotNull(parameters, "Optimizer", nameof(parameters)))], defaults) { }
+        : this([new ParamGroup(Guard.NotNull(parameters, "Optimizer", nameof(parameters)))], defaults)
+    {
+        if (_groups[0].Params.Count == 0) ThrowNoParameters(parameters);
+    }
 
     /// <summary>An optimiser over several groups; hyper-parameters a group lacks come from <paramref name="defaults"/>.</summary>
     protected Optimizer(IEnumerable<ParamGroup> groups, IReadOnlyDictionary<string, double> defaults)
@@ -26,6 +31,16 @@ public abstract class Optimizer
         _defaults = new Dictionary<string, double>(defaults);
         foreach (var g in groups) AddParamGroup(g);
         if (_groups.Count == 0) Guard.Throw(GetType().Name, "got an empty list of parameter groups.");
+        if (_groups.Count > 1 && _groups.TrueForAll(g => g.Params.Count == 0)) ThrowNoParameters(null);
+    }
+
+    // PyTorch refuses an empty parameter list too: training would run with nothing to update and no word said.
+    private void ThrowNoParameters(IEnumerable<Tensor>? parameters)
+    {
+        string source = parameters is ModuleParameters mp
+            ? $"{mp.Owner.TypeName}.Parameters() is empty: the model registered no parameter. Keep layers in fields or auto-properties of the model (they register themselves), or call RegisterModule/RegisterParameter."
+            : "got no parameters to optimise.";
+        Guard.ThrowArg(GetType().Name, "params", source);
     }
 
     /// <summary>The hyper-parameters given at construction, by PyTorch name.</summary>

@@ -9,15 +9,20 @@ public enum DType
     Float64,
     /// <summary>64-bit signed integer, for indices and class labels.</summary>
     Int64,
+    /// <summary>
+    /// True or false: what comparisons give, and what masks are (<c>MaskedFill</c>, attention masks). Stored as
+    /// 0/1 in 64-bit words, so every integer kernel handles it; <c>Sum</c> counts the true elements as int64.
+    /// </summary>
+    Bool,
 }
 
 /// <summary>Helpers on <see cref="DType"/>.</summary>
 public static class DTypeExtensions
 {
     /// <summary>True for Float32 and Float64.</summary>
-    public static bool IsFloatingPoint(this DType dtype) => dtype != DType.Int64;
+    public static bool IsFloatingPoint(this DType dtype) => dtype is DType.Float32 or DType.Float64;
 
-    /// <summary>The size of one element in bytes.</summary>
+    /// <summary>The size of one stored element in bytes (Bool is stored in 64-bit words).</summary>
     public static int ElementSize(this DType dtype) => dtype switch
     {
         DType.Float32 => 4,
@@ -29,6 +34,7 @@ public static class DTypeExtensions
     {
         DType.Float32 => "float32",
         DType.Float64 => "float64",
+        DType.Bool => "bool",
         _ => "int64",
     };
 

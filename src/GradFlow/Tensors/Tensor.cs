@@ -32,8 +32,8 @@ public sealed partial class Tensor
     /// <summary>The element type.</summary>
     public DType DType => Storage.DType;
 
-    /// <summary>The size of each dimension.</summary>
-    public ReadOnlySpan<int> Shape => ShapeArray;
+    /// <summary>The size of each dimension; prints as <c>[64, 1, 28, 28]</c>, compares by value, and converts to <c>ReadOnlySpan&lt;int&gt;</c>.</summary>
+    public Size Shape => new(ShapeArray, wrap: true);
 
     /// <summary>The step, in elements, between neighbours along each dimension.</summary>
     public ReadOnlySpan<int> Strides => StridesArray;

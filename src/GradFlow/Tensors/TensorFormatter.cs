@@ -55,6 +55,7 @@ internal static class TensorFormatter
         if (double.IsNaN(v)) return "nan";
         if (double.IsPositiveInfinity(v)) return "inf";
         if (double.IsNegativeInfinity(v)) return "-inf";
+        if (dtype == DType.Bool) return v != 0 ? "True" : "False";
         if (dtype == DType.Int64) return ((long)v).ToString(CultureInfo.InvariantCulture);
         if (fmt == "0.") return v.ToString("0", CultureInfo.InvariantCulture) + ".";
         return v.ToString(fmt, CultureInfo.InvariantCulture);

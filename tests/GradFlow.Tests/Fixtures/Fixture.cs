@@ -57,6 +57,7 @@ public static class Fixture
             "float32" => Tensor.FromArray(data.EnumerateArray().Select(ReadSingle).ToArray(), shape),
             "float64" => Tensor.FromArray(data.EnumerateArray().Select(ReadDouble).ToArray(), shape),
             "int64" => Tensor.FromArray(data.EnumerateArray().Select(x => x.GetInt64()).ToArray(), shape),
+            "bool" => Tensor.FromArray(data.EnumerateArray().Select(x => x.GetBoolean()).ToArray(), shape),
             var d => throw new InvalidDataException($"Unknown fixture dtype {d}."),
         };
         // FromArray reads an empty shape as "1-d"; a 0-d fixture (a full reduction) is reshaped to a scalar.

@@ -26,9 +26,9 @@ internal static class NNFixtures
     /// <paramref name="forward"/>, backpropagates sum(out * gy) and compares everything the case recorded.
     /// </summary>
     public static void Check(string name, Module module, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> forward,
-        double rtol = 1e-5, double atol = 1e-6, bool train = true)
+        double rtol = 1e-5, double atol = 1e-6, bool train = true, string file = File)
     {
-        var c = Case(name);
+        var c = Fixture.Get(file, name);
         module.LoadStateDict(StateDict(c));
         module.Train(train);
         var inputs = Inputs(c);

@@ -65,7 +65,7 @@ public class BadInputTests
         ["Select index"] = (() => M(2, 3).Select(0, 2), ["Select", "index 2", "[2, 3]"]),
         ["Select scalar"] = (() => Tensor.Scalar(1).Select(0, 0), ["Select", "[]"]),
         ["Indexer too many"] = (() => M(2, 3)[0, 0, 0], ["indexer", "[2, 3]"]),
-        ["Indexer out of range"] = (() => M(2, 3)[0, 3], ["Select", "index 3"]),
+        ["Indexer out of range"] = (() => M(2, 3)[0, 3], ["indexer", "index 3", "dim 1", "size 3"]),
         ["Size dim"] = (() => M(2, 3).Size(2), ["Size", "dim 2"]),
         ["Size scalar"] = (() => Tensor.Scalar(1).Size(0), ["Size", "[]"]),
         ["Squeeze dim"] = (() => M(2, 1).Squeeze(2), ["Squeeze", "dim 2"]),

@@ -21,17 +21,17 @@ public class DTypeTests
     }
 
     [Fact]
-    public void ComparisonsGiveZeroOneInInputDType()
+    public void ComparisonsGiveBool()
     {
         var x = Tensor.FromArray(new float[] { -1, 0, 2 });
         var gt = x.Gt(0.0);
-        Assert.Equal(DType.Float32, gt.DType);
-        Assert.Equal(new float[] { 0, 0, 1 }, gt.ToArray<float>());
-        Assert.Equal(new float[] { 1, 1, 0 }, x.Le(0.0).ToArray<float>());
-        Assert.Equal(new float[] { 0, 1, 0 }, x.Eq(Tensor.FromArray(new float[] { 5, 0, 1 })).ToArray<float>());
-        Assert.Equal(new float[] { 1, 0, 1 }, x.Ne(Tensor.Scalar(0)).ToArray<float>());
-        Assert.Equal(new float[] { 1, 0, 0 }, x.Lt(Tensor.Zeros(1)).ToArray<float>());
-        Assert.Equal(new float[] { 0, 1, 1 }, x.Ge(0.0).ToArray<float>());
+        Assert.Equal(DType.Bool, gt.DType);
+        Assert.Equal([0.0, 0, 1], gt.ToDoubleArray());
+        Assert.Equal([1.0, 1, 0], x.Le(0.0).ToDoubleArray());
+        Assert.Equal([0.0, 1, 0], x.Eq(Tensor.FromArray(new float[] { 5, 0, 1 })).ToDoubleArray());
+        Assert.Equal([1.0, 0, 1], x.Ne(Tensor.Scalar(0)).ToDoubleArray());
+        Assert.Equal([1.0, 0, 0], x.Lt(Tensor.Zeros(1)).ToDoubleArray());
+        Assert.Equal([0.0, 1, 1], x.Ge(0.0).ToDoubleArray());
     }
 
     [Fact]
@@ -46,8 +46,8 @@ public class DTypeTests
     {
         var a = Tensor.FromArray(new long[] { 1, 5, 3, 3 });
         var eq = a.Eq(Tensor.FromArray(new long[] { 1, 4, 3, 0 }));
-        Assert.Equal(DType.Int64, eq.DType);
-        Assert.Equal(new long[] { 1, 0, 1, 0 }, eq.ToArray<long>());
+        Assert.Equal(DType.Bool, eq.DType);
+        Assert.Equal([1.0, 0, 1, 0], eq.ToDoubleArray());
         var s = a.Sum();
         Assert.Equal(DType.Int64, s.DType);
         Assert.Equal(12L, s.Item<long>());
@@ -60,7 +60,7 @@ public class DTypeTests
     public void Int64NonIntegralScalarIsRefused()
     {
         var a = Tensor.FromArray(new long[] { 0, 1, 2 });
-        Assert.Equal(new long[] { 1, 0, 0 }, a.Lt(1.0).ToArray<long>());
+        Assert.Equal([1.0, 0, 0], a.Lt(1.0).ToDoubleArray());
         var e = Assert.Throws<ArgumentException>(() => a.Lt(0.5));
         Assert.Contains("Lt", e.Message);
         Assert.Throws<ArgumentException>(() => a * 1.5);

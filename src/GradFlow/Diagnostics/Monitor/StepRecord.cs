@@ -40,7 +40,7 @@ public sealed record ActivationStats(string Layer, string Op, int Depth, int Uni
     double? SaturatedFraction, double Mean, double Std);
 
 /// <summary>Everything the monitor measured in one training step.</summary>
-public sealed record StepRecord
+public sealed partial record StepRecord
 {
     /// <summary>The step number (1 for the first recorded step).</summary>
     public required long Step { get; init; }

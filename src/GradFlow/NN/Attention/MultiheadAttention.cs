@@ -3,8 +3,8 @@ namespace GradFlow.NN;
 /// <summary>
 /// Multi-head attention (Vaswani et al. 2017; torch.nn.MultiheadAttention) with PyTorch's parameters: the packed
 /// "in_proj_weight" (3E, E, xavier-uniform) and "in_proj_bias" (3E, zeros) for query, key and value, and "out_proj"
-/// (a Linear with a zero bias). Masks: int64 masks are boolean (non-zero = not attended, as PyTorch's bool masks);
-/// float masks are added to the scores.
+/// (a Linear with a zero bias). Masks as PyTorch's: a Bool mask hides its true positions (int64 masks are read the
+/// same way); a float mask is added to the scores (so 1.0 does not hide a key: use a comparison, or -inf).
 /// </summary>
 public sealed class MultiheadAttention : Module
 {
