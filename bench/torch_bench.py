@@ -111,6 +111,22 @@ def transformer():
     return model, opt, lambda: ce(head(layer(x).mean(1)), y), flops
 
 
+def hvp(build):
+    """One exact Hessian-vector product as GradFlow's HvpCase: forward, grad with create_graph, double backward."""
+    def setup():
+        torch.manual_seed(0)
+        model, _, loss_fn, _ = build()
+        params = list(model.parameters())
+        gen = torch.Generator().manual_seed(1)
+        vs = [torch.randn(p.shape, generator=gen) for p in params]
+
+        def step():
+            grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
+            torch.autograd.grad(grads, params, grad_outputs=vs)
+        return step, 0
+    return setup
+
+
 CASES = {
     "gemm1024": gemm(1024),
     "gemm256": gemm(256),
@@ -120,6 +136,8 @@ CASES = {
     "cnn": training(cnn),
     "lstm": training(lstm),
     "transformer": training(transformer),
+    "hvp_mlp": hvp(mlp),
+    "hvp_cnn": hvp(cnn),
 }
 
 

@@ -19,5 +19,7 @@ internal static class CaseRegistry
         new MonitorCase(new DeepSigmoidCase()),
         new MonitorCase(new CnnCase()),
         new MonitorCase(new LstmCase()),
+        new HvpCase(new MlpCase()),
+        new HvpCase(new CnnCase()),
     ];
 }

@@ -25,6 +25,12 @@ internal abstract class TrainingCase : IBenchCase
 
     public void Setup() => (_model, _optimizer) = Build();
 
+    /// <summary>The model built by <see cref="Setup"/> (for cases that reuse it, as the curvature ones).</summary>
+    internal Module BuiltModel => _model;
+
+    /// <summary>Forward and loss of the case's batch, outside any arena step.</summary>
+    internal Tensor BatchLoss() => Loss();
+
     /// <summary>The model, its optimiser and (in fields of the subclass) the batch.</summary>
     protected abstract (Module Model, Optimizer Optimizer) Build();
 

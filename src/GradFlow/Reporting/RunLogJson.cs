@@ -44,7 +44,27 @@ internal static class RunLogJson
         WriteArray(w, "layers", r.Layers, Layer);
         WriteArray(w, "flow", r.Flow, Flow);
         WriteArray(w, "activations", r.Activations, Activation);
+        if (r.Curvature is { } c)
+        {
+            w.WriteStartObject("curvature");
+            Curvature(w, c);
+            w.WriteEndObject();
+        }
         w.WriteEndObject();
+    }
+
+    private static void Curvature(Utf8JsonWriter w, SharpnessProbeResult c)
+    {
+        w.WriteString("optimizer", c.Optimizer);
+        Number(w, "learningRate", c.LearningRate);
+        Number(w, "loss", c.Loss);
+        Number(w, "sharpness", c.Sharpness);
+        Optional(w, "preconditionedSharpness", c.PreconditionedSharpness);
+        Optional(w, "stabilityThreshold", c.StabilityThreshold);
+        w.WriteString("rule", c.Rule);
+        Optional(w, "ratio", c.Ratio);
+        w.WriteNumber("hvpCount", c.HvpCount);
+        w.WriteBoolean("converged", c.Converged);
     }
 
     private static void WriteArray<T>(Utf8JsonWriter w, string name, IReadOnlyList<T> items, Action<Utf8JsonWriter, T> write)
@@ -208,7 +228,18 @@ internal static class RunLogJson
         Activations = Array(root, "activations", a => new ActivationStats(String(a, "layer"), String(a, "op"), Int(a, "depth"), Int(a, "units"),
             OptionalDouble(a, "deadFraction"), OptionalDouble(a, "deadWindowFraction"), OptionalDouble(a, "saturatedFraction"),
             Double(a, "mean"), Double(a, "std"))),
+        Curvature = Optional(root, "curvature") is { } c ? ReadCurvature(Long(root, "step"), c) : null,
     });
+
+    private static SharpnessProbeResult ReadCurvature(long step, JsonElement c)
+    {
+        if (c.ValueKind != JsonValueKind.Object) throw Expected("curvature", "an object", c);
+        var converged = Required(c, "converged");
+        if (converged.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Expected("converged", "true or false", converged);
+        return new SharpnessProbeResult(step, String(c, "optimizer"), Double(c, "learningRate"), Double(c, "loss"), Double(c, "sharpness"),
+            OptionalDouble(c, "preconditionedSharpness"), OptionalDouble(c, "stabilityThreshold"), String(c, "rule"), OptionalDouble(c, "ratio"),
+            Long(c, "hvpCount"), converged.GetBoolean());
+    }
 
     private static TensorStats ReadStats(JsonElement s)
     {

@@ -33,6 +33,12 @@ internal static class RunLogTestData
                 new ActivationStats("enc", "Relu", 0, 64, 0.5, 0.25, null, 0.3, 0.7),
                 new ActivationStats("dec", "Tanh", 1, 8, null, null, 0.125, -0.1, 1.1),
             ],
+            Curvature = (step % 3) switch
+            {
+                0 => null,
+                1 => new SharpnessProbeResult(step, "SGD", 0.05, 0.7, 38.5, null, 40, "2/lr", 38.5 / 40, 17, true),
+                _ => new SharpnessProbeResult(step, "Adam", 1e-3, double.NaN, 2.5, 3.8e4, 3.8e4, "(2+2 beta1)/((1-beta1) lr) on lambda_max(P^-1 H)", 1, 30, false),
+            },
         };
     }
 
@@ -59,6 +65,7 @@ internal static class RunLogTestData
         }
         Assert.Equal(expected.Flow, actual.Flow);
         Assert.Equal(expected.Activations, actual.Activations);
+        Assert.Equal(expected.Curvature, actual.Curvature);
     }
 
     private static void AssertSame(TensorStats? e, TensorStats? a)

@@ -162,7 +162,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         {
             Step = _context.Step, Loss = loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), LearningRate = learningRate,
             GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm,
-            Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations,
+            Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, Curvature = b.Curvature,
         };
         b.Clear(); // the builder holds no step's arrays between steps
         ResetStep();
@@ -218,6 +218,33 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         {
             _lossSum += roots[0].Item();
             _lossCount++;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="probe"/> at the end of every step it is due at (<see cref="SharpnessProbe.IsDue"/> of the
+    /// monitor's step number, on recorded steps) and puts its result in <see cref="StepRecord.Curvature"/>. The probe's
+    /// own forward and backward passes are hidden from the monitor. Call on the thread that attached the monitor.
+    /// </summary>
+    public void AddSharpnessProbe(SharpnessProbe probe)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        AddCollector(new CurvatureCollector(_context, probe, this));
+    }
+
+    /// <summary>Runs <paramref name="work"/> with the monitor out of the engine and its kernel measures disarmed, keeping the step.</summary>
+    internal T Unobserved<T>(Func<T> work)
+    {
+        if (_registration is null) return work();
+        _registration.Dispose();
+        _registration = null;
+        SyncCollectors();
+        try { return work(); }
+        finally
+        {
+            _registration = Autograd.AddObserver(this);
+            SyncCollectors();
         }
     }
 

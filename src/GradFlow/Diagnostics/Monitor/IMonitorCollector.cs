@@ -78,6 +78,7 @@ internal sealed class StepRecordBuilder
     public LayerGradientStats[] Layers = [];
     public FlowStats[] Flow = [];
     public ActivationStats[] Activations = [];
+    public SharpnessProbeResult? Curvature;
 
     public void Clear()
     {
@@ -87,5 +88,6 @@ internal sealed class StepRecordBuilder
         Layers = [];
         Flow = [];
         Activations = [];
+        Curvature = null;
     }
 }

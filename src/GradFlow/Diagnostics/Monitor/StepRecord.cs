@@ -60,4 +60,6 @@ public sealed partial record StepRecord
     public required IReadOnlyList<FlowStats> Flow { get; init; }
     /// <summary>Activation health, in depth order.</summary>
     public required IReadOnlyList<ActivationStats> Activations { get; init; }
+    /// <summary>Sharpness against the optimiser's stability threshold, on steps a <see cref="SharpnessProbe"/> ran (<see cref="GradientMonitor.AddSharpnessProbe"/>); else null.</summary>
+    public SharpnessProbeResult? Curvature { get; init; }
 }
