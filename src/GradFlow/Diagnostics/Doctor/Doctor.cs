@@ -32,8 +32,8 @@ public sealed class Doctor : IDisposable
         _detectors =
         [
             new NonFiniteValues(), new ExplodingGradients(w, p), new VanishingGradients(w, p), new DeadRelu(w, p),
-            new SaturatedActivations(w, p), new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(),
-            new GradientAccumulation(w, p), new RegularisationDominates(w, p),
+            new SaturatedActivations(w, p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
+            new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(), new GradientAccumulation(w, p),
             new NotLearning(w, p), // last: it stands aside when another detector has found a cause
         ];
     }

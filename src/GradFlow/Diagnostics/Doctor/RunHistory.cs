@@ -100,8 +100,12 @@ internal sealed class RunHistory
     public double[] BaselineNorms { get; }
     public int BaselineCount { get; private set; }
     public double InitialLoss { get; private set; } = double.NaN;
+    public double FirstWeightNorm { get; private set; }
     public double MinSmoothed { get; private set; } = double.PositiveInfinity;
     public Symptoms Symptoms { get; private set; }
+    /// <summary>Finite steps of the latest 5 on which the (finite) loss was diverging: a rise, not one NaN.</summary>
+    public int RisingSteps { get; private set; }
+    private readonly Streak _rising = new(5);
     public double? LearningRate => Current.LearningRate;
     public CurvatureSample? Curvature { get; set; }
     /// <summary>Kinds raised so far (by kind index): lets NotLearning stand aside when a gradient cause is known.</summary>
@@ -131,6 +135,7 @@ internal sealed class RunHistory
         double weightSq = 0;
         foreach (var p in step.Parameters) weightSq += p.ParamNorm * p.ParamNorm;
         WeightNorm.Push(Math.Sqrt(weightSq));
+        if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
         double maxRatio = double.NaN, outRatio = double.NaN;
         foreach (var l in step.Layers)
         {
@@ -141,7 +146,12 @@ internal sealed class RunHistory
         OutputUpdateRatio.Push(outRatio);
         MaxUpdateRatio.Push(maxRatio);
         Symptoms = Judge(loss, smoothed);
+        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging));
+        RisingSteps = (int)Math.Round(_rising.Share * 5);
     }
+
+    /// <summary>The level the loss must fall below to count as learning: its start, or chance when that is lower (a poor start far above chance is not progress).</summary>
+    public double ReferenceLoss => double.IsFinite(ChanceLoss) ? Math.Min(InitialLoss, ChanceLoss) : InitialLoss;
 
     private Symptoms Judge(double loss, double smoothed)
     {
@@ -151,9 +161,9 @@ internal sealed class RunHistory
         var s = Symptoms.None;
         // Risen 50% above its start, or four times its best after having been low: no optimiser noise does that.
         if (smoothed > 1.5 * InitialLoss || (smoothed > 0.5 * InitialLoss && smoothed > 4 * MinSmoothed)) s |= Symptoms.Diverging;
-        if (WarmedUp && smoothed > 0.9 * InitialLoss) s |= Symptoms.Stalled;
+        if (WarmedUp && smoothed > 0.9 * ReferenceLoss) s |= Symptoms.Stalled;
         if (Count >= 2 * Window && Smoothed[Window] is var before && double.IsFinite(before)
-            && before - smoothed < 0.02 * before && smoothed > 0.25 * InitialLoss) s |= Symptoms.Slow;
+            && before - smoothed < 0.02 * before && smoothed > 0.25 * ReferenceLoss) s |= Symptoms.Slow;
         return s;
     }
 
@@ -165,6 +175,17 @@ internal sealed class RunHistory
         double path = 0;
         for (int i = 0; i < n; i++) path += Math.Abs(Smoothed[i] - Smoothed[i + 1]);
         return path == 0 ? 1 : Math.Abs(Smoothed[0] - Smoothed[n]) / path;
+    }
+
+    /// <summary>std / |mean| of the raw loss over the window (NaN when a value is not finite).</summary>
+    public double LossSpread()
+    {
+        int n = Math.Min(Window, Loss.Count);
+        if (n < 2) return 0;
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++) { sum += Loss[i]; sq += Loss[i] * Loss[i]; }
+        double mean = sum / n;
+        return Math.Sqrt(Math.Max(0, sq / n - mean * mean)) / Math.Abs(mean);
     }
 
     /// <summary>The median of a ring's latest <paramref name="n"/> finite values (NaN if none).</summary>
@@ -205,8 +226,9 @@ internal sealed class RunHistory
     public Evidence SymptomEvidence()
     {
         string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
-        return new Evidence($"{what}: smoothed loss / starting loss", LatestSmoothed / InitialLoss,
-            Symptoms.HasFlag(Symptoms.Diverging) ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
+        bool diverging = Symptoms.HasFlag(Symptoms.Diverging);
+        return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
+            LatestSmoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
     }
 
     /// <summary>A value rounded to one significant digit, as a person would type it ("3e-3").</summary>

@@ -9,7 +9,9 @@ namespace GradFlow.Diagnostics;
 internal sealed class LearningRateTooHigh(int window, double persistence) : Detector
 {
     internal const double RatioThreshold = 1e-2;
+    internal const double OscillationRatio = 1e-1; // DeepDiagnosis ICSE'22 upper bound on lr |dW|/|W|
     internal const double OscillationEfficiency = 0.2; // |net change| / path of the smoothed loss
+    internal const double OscillationSpread = 0.1;     // std / mean of the raw loss over the window
     private readonly Streak _streak = new(window);
 
     public override FindingKind Kind => FindingKind.LearningRateTooHigh;
@@ -17,18 +19,24 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
     public override Finding? Check(RunHistory run, StepRecord step)
     {
         double ratio = run.MedianOf(run.MaxUpdateRatio, Math.Min(window, 5));
-        bool diverging = run.Symptoms.HasFlag(Symptoms.Diverging);
-        bool oscillating = run.Symptoms.HasFlag(Symptoms.Stalled) && run.LossEfficiency() < OscillationEfficiency;
+        // A finite loss that keeps rising (3 of the latest 5 steps): one NaN is NonFiniteValues' business, not proof of a high rate.
+        bool diverging = run.RisingSteps >= 3;
+        // Weights collapsed by weight decay make every update look large against them.
+        bool collapsed = run.Raised[(int)FindingKind.RegularisationDominates];
+        // Oscillation: stalled, going back and forth, and by a lot (a stalled loss that only jitters is not a rate problem).
+        bool oscillating = run.Symptoms.HasFlag(Symptoms.Stalled) && run.LossEfficiency() < OscillationEfficiency
+                           && run.LossSpread() > OscillationSpread && !collapsed;
         double sharpness = run.Curvature is { } c && run.LearningRate is { } lr0 ? c.LambdaMax * lr0 : double.NaN;
-        bool large = ratio > RatioThreshold || sharpness > 2;
-        bool hit = large && (diverging || oscillating);
+        bool hit = (diverging && (ratio > RatioThreshold || sharpness > 2)) || (oscillating && (ratio > OscillationRatio || sharpness > 2));
         _streak.Push(hit);
         // Divergence is acute: no window to wait for; oscillation must persist.
         if (!hit || !(diverging || (_streak.Share >= persistence && run.WarmedUp))) return null;
         var evidence = new List<Evidence>
         {
-            new("largest update/weight ratio (median of the latest 5 steps)", ratio, RatioThreshold, "Karpathy's 1e-3 rule, ten times over; DeepDiagnosis ICSE'22 bounds lr|dW|/|W| by 1e-1"),
+            new("largest update/weight ratio (median of the latest 5 steps)", ratio, diverging ? RatioThreshold : OscillationRatio,
+                diverging ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
             new("net change / path length of the smoothed loss over the window", run.LossEfficiency(), OscillationEfficiency, "oscillation measure (DOCTOR.md)"),
+            new("std / mean of the loss over the window", run.LossSpread(), OscillationSpread, "oscillation measure, tuning set (DOCTOR.md)"),
             run.SymptomEvidence(),
         };
         if (double.IsFinite(sharpness)) evidence.Add(new Evidence("lambda_max * lr", sharpness, 2, "stability of gradient descent on a quadratic (Cohen et al. 2021)"));

@@ -109,6 +109,7 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
 internal sealed class RegularisationDominates(int window, double persistence) : Detector
 {
     internal const double MinDrop = 0.1;
+    internal const double Collapsed = 0.5;
     private readonly Streak _falling = new(window);
 
     public override FindingKind Kind => FindingKind.RegularisationDominates;
@@ -117,10 +118,13 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     {
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
-        if (norms.Count <= window || _falling.Share < persistence) return null;
+        if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
         double drop = 1 - norms[0] / norms[window];
-        if (!(drop > MinDrop) || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
-        double perStep = 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
+        // Falling now, or already collapsed: the weights at less than half their size at the start (a fast decay finishes within the first window).
+        double start = run.FirstWeightNorm;
+        bool collapsed = norms[0] < Collapsed * start;
+        if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed) return null;
+        double perStep = collapsed && !(drop > MinDrop) ? 1 - Math.Pow(norms[0] / start, 1.0 / run.Count) : 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
         string implied = run.LearningRate is { } lr && lr > 0 ? $"; under SGD that is a weight decay of about {RunHistory.Round1(perStep / lr)} at lr {RunHistory.Round1(lr)}" : "";
         string suggestion = run.LearningRate is { } lr2 && lr2 > 0 ? RunHistory.Round1(perStep / lr2 / 100) : "a hundredth of the current one";
         return new Finding
@@ -131,6 +135,7 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
             Evidence =
             [
                 new Evidence($"fall of the weights' total norm over the last {window} steps", drop, MinDrop, "derivation (DOCTOR.md)"),
+                new Evidence("weights' total norm / at the first step", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
                 new Evidence("share of the window's steps on which it fell", _falling.Share, persistence, "persistence (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],

@@ -10,6 +10,7 @@ internal sealed class PoorInitialisation : Detector
 {
     internal const double ScaleRatio = 100;
     internal const double FlowRatio = 1e4;
+    internal const double LossOverChance = 3;
     private List<Evidence>? _evidence;
     private List<string> _layers = [];
     private string _summary = "";
@@ -18,7 +19,7 @@ internal sealed class PoorInitialisation : Detector
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
-        if (ReferenceEquals(step, run.First)) Inspect(step);
+        if (ReferenceEquals(step, run.First)) Inspect(step, run.ChanceLoss);
         if (_evidence is null || !Unwell(run)) return null;
         var evidence = new List<Evidence>(_evidence) { run.SymptomEvidence() };
         return new Finding
@@ -37,10 +38,16 @@ internal sealed class PoorInitialisation : Detector
         };
     }
 
-    private void Inspect(StepRecord step)
+    private void Inspect(StepRecord step, double chance)
     {
         var evidence = new List<Evidence>();
         var layers = new List<string>();
+        // A classifier's first loss should be about ln(classes): its outputs start near uniform (Karpathy 2019).
+        if (step.Loss is { } loss && double.IsFinite(chance) && loss > LossOverChance * chance)
+        {
+            evidence.Add(new Evidence("loss at the first step / chance level ln(classes)", loss / chance, LossOverChance, "Karpathy, A Recipe for Training Neural Networks (2019)"));
+            _summary = $"the first loss is {loss / chance:G2}x the chance level";
+        }
         var acts = step.Activations.Where(a => double.IsFinite(a.Std)).ToList();
         if (acts.Count >= 3 && acts[0].Std > 0)
         {
