@@ -23,15 +23,21 @@ public sealed class Setup
     public int? Classes { get; init; }
 }
 
+/// <summary>
+/// Which set a scenario is in. Thresholds were chosen on Tuning. HeldOut was first run once, unseen (its figures in
+/// docs/DOCTOR.md), then used to improve the doctor; Final was written before those improvements and run only at the end.
+/// </summary>
+public enum ScenarioSet { Tuning, HeldOut, Final }
+
 /// <summary>A seeded run with the finding kinds it must raise and those it may raise; any other warning is a false alarm.</summary>
 /// <param name="Name">Unique, short.</param>
-/// <param name="HeldOut">In the held-out set (never looked at while choosing thresholds).</param>
+/// <param name="Set">Tuning, held-out or final (see <see cref="ScenarioSet"/>).</param>
 /// <param name="Must">Kinds that must be raised (empty: a healthy run, which must raise no warning at all).</param>
 /// <param name="Allowed">Kinds that are true consequences of the fault (a high lr may also kill ReLUs), neither required nor false.</param>
 /// <param name="Steps">Training steps.</param>
 /// <param name="Onset">The step the fault starts (0: from the start); steps to detection count from it.</param>
 /// <param name="Build">Builds the run from a seed.</param>
-public sealed record Scenario(string Name, bool HeldOut, FindingKind[] Must, FindingKind[] Allowed, int Steps, Func<ulong, Setup> Build, int Onset = 0, ulong Seed = 1)
+public sealed record Scenario(string Name, ScenarioSet Set, FindingKind[] Must, FindingKind[] Allowed, int Steps, Func<ulong, Setup> Build, int Onset = 0, ulong Seed = 1)
 {
     public bool Healthy => Must.Length == 0;
 }
