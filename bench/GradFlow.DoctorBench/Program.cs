@@ -63,7 +63,7 @@ var overall = Score.Of(outcomes);
 int healthy = outcomes.Count(o => o.Scenario.Healthy), quiet = outcomes.Count(o => o.Scenario.Healthy && o.Raised.Count == 0);
 Console.WriteLine($"{"overall",-28} {PR(tuning),12} {PR(heldOut),14} {PR(final),12} {PR(overall),12} {overall.MedianSteps,13:0}");
 Console.WriteLine($"{outcomes.Count} runs ({outcomes.Count - healthy} faulty, {healthy} healthy: {quiet} raised no warning) in {clock.Elapsed.TotalSeconds:0} s; " +
-                  $"final set precision {final.Precision:0.00} recall {final.Recall:0.00}; max steps to detection {(overall.StepsToDetection.Count > 0 ? overall.StepsToDetection.Max() : 0)}");
+                  $"final set P/R {PR(final)}; max steps to detection {(overall.StepsToDetection.Count > 0 ? overall.StepsToDetection.Max() : 0)}");
 Console.WriteLine($"precision {overall.Precision:0.00} recall {overall.Recall:0.00}");
 return 0;
 

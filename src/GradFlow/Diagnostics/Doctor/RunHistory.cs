@@ -157,7 +157,9 @@ internal sealed class RunHistory
     {
         if (Current.Loss is null) return Symptoms.None;
         if (!double.IsFinite(loss)) return Symptoms.Diverging;
-        if (!double.IsFinite(InitialLoss) || !double.IsFinite(smoothed) || Count < SmoothOver) return Symptoms.None;
+        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss.
+        if (Count < SmoothOver) return double.IsFinite(_firstLosses[0]) && _firstLossCount > 0 && loss > 10 * _firstLosses[0] ? Symptoms.Diverging : Symptoms.None;
+        if (!double.IsFinite(InitialLoss) || !double.IsFinite(smoothed)) return Symptoms.None;
         var s = Symptoms.None;
         // Risen 50% above its start, or four times its best after having been low: no optimiser noise does that.
         if (smoothed > 1.5 * InitialLoss || (smoothed > 0.5 * InitialLoss && smoothed > 4 * MinSmoothed)) s |= Symptoms.Diverging;
@@ -186,6 +188,15 @@ internal sealed class RunHistory
         for (int i = 0; i < n; i++) { sum += Loss[i]; sq += Loss[i] * Loss[i]; }
         double mean = sum / n;
         return Math.Sqrt(Math.Max(0, sq / n - mean * mean)) / Math.Abs(mean);
+    }
+
+    /// <summary>The largest finite value among a ring's latest <paramref name="n"/> (NaN if none).</summary>
+    public double MaxOf(Ring ring, int n)
+    {
+        double max = double.NaN;
+        for (int i = 0; i < Math.Min(n, ring.Count); i++)
+            if (double.IsFinite(ring[i]) && !(ring[i] <= max)) max = ring[i];
+        return max;
     }
 
     /// <summary>The median of a ring's latest <paramref name="n"/> finite values (NaN if none).</summary>

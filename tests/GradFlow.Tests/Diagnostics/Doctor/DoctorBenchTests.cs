@@ -25,7 +25,10 @@ public class DoctorBenchTests
         Assert.All(outcomes.Where(o => o.Scenario.Healthy), o => Assert.Empty(o.Raised));
         Assert.True(score.Precision >= 0.9, $"precision {score.Precision:0.00}: " + Describe(outcomes));
         Assert.True(score.Recall >= 0.9, $"recall {score.Recall:0.00}: " + Describe(outcomes));
-        Assert.True(score.StepsToDetection.Max() <= 52, $"steps to detection {string.Join(", ", score.StepsToDetection)}");
+        // Acute faults within 50 steps; "not learning" needs two windows of a flat loss by definition.
+        foreach (var o in outcomes)
+            foreach (var k in o.TruePositives)
+                Assert.True(o.Raised[k] - o.Scenario.Onset <= (k == FindingKind.NotLearning ? 100 : 50), $"{o.Scenario.Name}: {k} at step {o.Raised[k]}");
     }
 
     private static string Describe(IEnumerable<Outcome> outcomes) => string.Join("; ", outcomes.Where(o => o.Missed.Any() || o.FalseAlarms.Any())

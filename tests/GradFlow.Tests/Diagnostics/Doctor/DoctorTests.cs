@@ -40,11 +40,21 @@ public class DoctorTests
         Assert.Equal(20, f.FirstStep); // after one window of persistence
         var ratio = f.Evidence[0];
         Assert.Equal(1e-5, ratio.Value, 1e-9);
-        Assert.Equal(1e-3, ratio.Threshold);
+        Assert.Equal(1e-2, ratio.Threshold); // the loss is flat: AUTOTRAINER's 1e-3 relaxed to 1e-2
         Assert.Contains("AUTOTRAINER", ratio.Source);
         Assert.NotEmpty(f.Fixes);
         Assert.Equal(1, f.Fixes[0].Rank);
         Assert.Contains(f.Layers, l => l == "0");
+    }
+
+    [Fact]
+    public void AModerateAttenuationCountsOnlyWhileTheLossIsFlat()
+    {
+        double[] rms = [4e-5, 1e-3, 1e-2]; // 4e-3: above AUTOTRAINER's 1e-3, below the flat-loss 1e-2
+        var flat = Doctor.Diagnose(Run(60, t => 2.3 + 0.01 * Math.Sin(t), _ => rms), new DoctorOptions { Classes = 10 });
+        Assert.Contains(flat, f => f.Kind == FindingKind.VanishingGradients);
+        var slowlyFalling = Doctor.Diagnose(Run(60, t => 2.3 - 0.02 * t, _ => rms), new DoctorOptions { Classes = 10 });
+        Assert.DoesNotContain(slowlyFalling, f => f.Kind == FindingKind.VanishingGradients);
     }
 
     [Fact]

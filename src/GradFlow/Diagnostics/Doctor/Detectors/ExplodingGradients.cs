@@ -34,7 +34,11 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         bool grown = growth > GrowthThreshold && (diverging || (_growth.Share >= persistence && Unwell(run)));
         bool spiky = _spikes.Latest && (spikeCount >= 2 && Unwell(run) || diverging);
         bool deep = _depth.Share >= persistence && Unwell(run);
-        if (!grown && !spiky && !deep) return null;
+        // Acute: the norm went non-finite right after jumping tenfold from the step before (too fast for any window).
+        double jump = !double.IsFinite(norm) && run.GradNorm.Count >= 3 && run.GradNorm[2] > 0 ? run.GradNorm[1] / run.GradNorm[2] : double.NaN;
+        bool blewUp = jump > SpikeThreshold;
+        if (blewUp) spike = jump;
+        if (!grown && !spiky && !deep && !blewUp) return null;
         double clip = RunHistory.Quantile(run.BaselineNorms.Take(run.BaselineCount), 0.9);
         var evidence = new List<Evidence>();
         if (double.IsFinite(growth))
@@ -47,11 +51,12 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         string lr = run.LearningRate is { } r ? RunHistory.Round1(r / 10) : "a tenth of the current one";
         return new Finding
         {
-            Kind = Kind, Severity = diverging ? Severity.Error : Severity.Warning,
-            Title = grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at the start"
+            Kind = Kind, Severity = diverging || blewUp ? Severity.Error : Severity.Warning,
+            Title = blewUp ? $"exploding gradients: the norm jumped {jump:G3}x in one step, then became non-finite"
+                : grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at the start"
                 : spiky ? $"gradient spikes: {norm:G3}, {spike:G3}x the recent median" : $"the gradient grows {depthRatio:G3}x towards the input",
             Layers = deep ? [first!.Layer] : [], FirstStep = step.Step, LastStep = step.Step,
-            Confidence = Confidence(Math.Max(Math.Max(_growth.Share, _depth.Share), grown || spiky ? 1 : 0), Unwell(run) || diverging),
+            Confidence = Confidence(Math.Max(Math.Max(_growth.Share, _depth.Share), grown || spiky || blewUp ? 1 : 0), Unwell(run) || diverging || blewUp),
             Evidence = evidence,
             Explanation = "Backpropagation multiplies the gradient by each layer's weights on the way back (and by the recurrent weights at " +
                           "every time step). When those factors are above one the gradient grows geometrically, the update jumps far " +

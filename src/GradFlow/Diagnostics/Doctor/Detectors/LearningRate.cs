@@ -19,6 +19,8 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
     public override Finding? Check(RunHistory run, StepRecord step)
     {
         double ratio = run.MedianOf(run.MaxUpdateRatio, Math.Min(window, 5));
+        // A divergence is judged by the updates that caused it: the largest ratio of the window (after it, dead units may update nothing).
+        double peak = run.MaxOf(run.MaxUpdateRatio, window);
         // A finite loss that keeps rising (3 of the latest 5 steps): one NaN is NonFiniteValues' business, not proof of a high rate.
         bool diverging = run.RisingSteps >= 3;
         // Weights collapsed by weight decay make every update look large against them.
@@ -27,13 +29,14 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         bool oscillating = run.Symptoms.HasFlag(Symptoms.Stalled) && run.LossEfficiency() < OscillationEfficiency
                            && run.LossSpread() > OscillationSpread && !collapsed;
         double sharpness = run.Curvature is { } c && run.LearningRate is { } lr0 ? c.LambdaMax * lr0 : double.NaN;
-        bool hit = (diverging && (ratio > RatioThreshold || sharpness > 2)) || (oscillating && (ratio > OscillationRatio || sharpness > 2));
+        bool hit = (diverging && (peak > RatioThreshold || sharpness > 2)) || (oscillating && (ratio > OscillationRatio || sharpness > 2));
+        if (diverging) ratio = peak;
         _streak.Push(hit);
         // Divergence is acute: no window to wait for; oscillation must persist.
         if (!hit || !(diverging || (_streak.Share >= persistence && run.WarmedUp))) return null;
         var evidence = new List<Evidence>
         {
-            new("largest update/weight ratio (median of the latest 5 steps)", ratio, diverging ? RatioThreshold : OscillationRatio,
+            new(diverging ? "largest update/weight ratio of the window" : "largest update/weight ratio (median of the latest 5 steps)", ratio, diverging ? RatioThreshold : OscillationRatio,
                 diverging ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
             new("net change / path length of the smoothed loss over the window", run.LossEfficiency(), OscillationEfficiency, "oscillation measure (DOCTOR.md)"),
             new("std / mean of the loss over the window", run.LossSpread(), OscillationSpread, "oscillation measure, tuning set (DOCTOR.md)"),

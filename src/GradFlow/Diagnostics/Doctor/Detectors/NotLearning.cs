@@ -1,7 +1,7 @@
 namespace GradFlow.Diagnostics;
 
 /// <summary>
-/// The loss stays within 10% of where it started for two windows while no gradient problem explains it (nothing
+/// The loss stays within 10% of where it started (or of chance), and stops falling, for two windows while no gradient problem explains it (nothing
 /// vanishing, exploding, dead, saturated, and the learning rate not flagged): the fault is then in the labels, the
 /// data or the model's wiring. When the number of classes is known, the evidence says how close the loss is to chance, ln(classes).
 /// </summary>
@@ -19,7 +19,8 @@ internal sealed class NotLearning(int window, double persistence) : Detector
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
-        bool stalled = run.Symptoms.HasFlag(Symptoms.Stalled);
+        // Flat: no better than the start (or chance) and not falling either; a slow but steady descent is not "not learning".
+        bool stalled = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
         _streak.Push(stalled);
         if (!stalled || _streak.Share < persistence || run.Count < 2 * window) return null;
         foreach (var k in s_causes) if (run.Raised[(int)k]) return null;
@@ -51,7 +52,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
 internal sealed class GradientAccumulation(int window, double persistence) : Detector
 {
     internal const double MinRSquared = 0.9;
-    private readonly Streak _streak = new(window);
+    private readonly Streak _streak = new(window), _rises = new(window);
 
     public override FindingKind Kind => FindingKind.GradientAccumulation;
 
@@ -59,7 +60,12 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
     {
         var (r2, slope, intercept) = Fit(run);
         double latest = run.GradNorm[0];
-        bool hit = r2 >= MinRSquared && slope > 0 && Math.Abs(intercept) <= 0.5 * latest;
+        _rises.Push(run.GradNorm.Count >= 2 && run.GradNorm[0] > run.GradNorm[1]);
+        // A running sum changes by one gradient a step, so its norm rises smoothly; a fresh mini-batch gradient's norm
+        // goes up about half the time. Rising on 80% of the window while growing by half is the sum's signature too.
+        bool rising = _rises.Share >= 0.8 && run.GradNorm.Count > window && latest > 1.5 * run.GradNorm[window];
+        bool linear = r2 >= MinRSquared && slope > 0 && Math.Abs(intercept) <= 0.5 * latest;
+        bool hit = linear || rising;
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run)) return null;
         return new Finding
@@ -71,6 +77,7 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
             [
                 new Evidence($"R^2 of a straight-line fit of the gradient norm over the last {window} steps", r2, MinRSquared, "derivation: a sum of similar gradients grows linearly (DOCTOR.md)"),
                 new Evidence("line's value at step 0 / latest norm", intercept / latest, 0.5, "a sum started at step 0"),
+                new Evidence($"share of the last {window} steps on which the norm rose", _rises.Share, 0.8, "derivation: a fresh gradient's norm rises about half the time (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = "Gradients add up into each parameter's .Grad until they are cleared. If ZeroGrad is not called before each " +

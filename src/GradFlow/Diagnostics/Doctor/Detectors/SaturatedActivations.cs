@@ -14,7 +14,10 @@ internal sealed class SaturatedActivations(int window, double persistence) : Det
 
     public override FindingKind Kind => FindingKind.SaturatedActivations;
 
-    private static bool Saturating(ActivationStats a) => a.Op is "Sigmoid" or "Tanh";
+    private int _lastLayerDepth = int.MaxValue;
+
+    // A sigmoid after the last layer with parameters is the model's output (probabilities): confident predictions saturate it by design.
+    private bool Saturating(ActivationStats a) => a.Op is "Sigmoid" or "Tanh" && a.Depth < _lastLayerDepth;
 
     private static bool Saturated(ActivationStats a) => (a.SaturatedFraction ?? 0) > SaturatedThreshold;
 
@@ -22,6 +25,8 @@ internal sealed class SaturatedActivations(int window, double persistence) : Det
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
+        _lastLayerDepth = int.MinValue;
+        foreach (var l in step.Layers) if (l.Gradient.Count > 0) _lastLayerDepth = Math.Max(_lastLayerDepth, l.Depth);
         int k = 0;
         bool any = false;
         foreach (var a in step.Activations)
