@@ -1,3 +1,6 @@
+using GradFlow.NN;
+using GradFlow.Optim;
+
 namespace GradFlow.Diagnostics;
 
 /// <summary>
@@ -20,6 +23,9 @@ public sealed class Doctor : IDisposable
     private IDisposable? _probeRegistration;
     private AnomalyMode? _anomaly;
     private bool _anomalyUsed;
+    private AutoFix? _autoFix;
+    private readonly List<Finding> _actions = [];
+    private readonly bool[] _heldNow = new bool[Enum.GetValues<FindingKind>().Length]; // kinds whose condition held this step
 
     /// <summary>A doctor fed by hand with <see cref="Observe"/>.</summary>
     public Doctor(DoctorOptions? options = null)
@@ -45,7 +51,32 @@ public sealed class Doctor : IDisposable
     public event Action<Finding>? FindingRaised;
 
     /// <summary>The findings so far, one per kind (its latest evidence), in the order they were first raised.</summary>
-    public IReadOnlyList<Finding> Findings => _order.Select(k => _findings[k].Finding).ToArray();
+    public IReadOnlyList<Finding> Findings => _order.Select(k => _findings[k].Finding).Concat(_actions).ToArray();
+
+    /// <summary>
+    /// Lets the doctor apply the safe remedies itself (opt-in): roll back to the last healthy in-memory state after a
+    /// non-finite step, lower the learning rate on an explosion or a divergence, and clip once the norms exploded (call
+    /// <see cref="ClipGradients"/> between backward and the optimiser step). Every action is raised as an
+    /// <see cref="FindingKind.AutoFixApplied"/> finding.
+    /// </summary>
+    public void EnableAutoFix(Module model, Optimizer optimizer, AutoFixOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        options ??= new AutoFixOptions();
+        options.Validate();
+        _autoFix = new AutoFix(model, optimizer, options);
+        _autoFix.Snapshot(_run.Count);
+    }
+
+    /// <summary>The max norm auto-fix clips at, once it decided to (null: no clipping).</summary>
+    public double? ClipNorm => _autoFix?.ClipNorm;
+
+    /// <summary>Clips the monitored gradients when auto-fix has turned clipping on; call after backward, before the optimiser step.</summary>
+    public void ClipGradients()
+    {
+        if (_autoFix?.ClipNorm is { } max && _monitor is { } monitor) monitor.ClipGradNorm(max);
+    }
 
     /// <summary>The loss symptoms the latest step showed.</summary>
     public Symptoms Symptoms => _run.Symptoms;
@@ -103,8 +134,15 @@ public sealed class Doctor : IDisposable
         ArgumentNullException.ThrowIfNull(step);
         _run.Update(step);
         DrainProbes(step);
+        Array.Clear(_heldNow);
         foreach (var detector in _detectors)
-            if (detector.Check(_run, step) is { } finding) Raise(finding);
+            if (detector.Check(_run, step) is { } finding)
+            {
+                _heldNow[(int)finding.Kind] = true;
+                Raise(finding);
+            }
+        if (_autoFix?.After(_run, step, _heldNow[(int)FindingKind.ExplodingGradients], _heldNow[(int)FindingKind.LearningRateTooHigh]) is { } action)
+            Raise(action);
         if (_findings.ContainsKey(FindingKind.NonFiniteValues) && !_anomalyUsed && _probe is not null) ArmAnomaly();
     }
 
@@ -118,6 +156,12 @@ public sealed class Doctor : IDisposable
     private void Raise(Finding finding)
     {
         _run.Raised[(int)finding.Kind] = true;
+        if (finding.Kind == FindingKind.AutoFixApplied)
+        {
+            _actions.Add(finding); // each action is its own finding
+            FindingRaised?.Invoke(finding);
+            return;
+        }
         if (!_findings.TryGetValue(finding.Kind, out var known))
         {
             _findings[finding.Kind] = (finding, 1);
