@@ -1,88 +1,137 @@
+using System.CommandLine;
+using Spectre.Console;
+
 namespace GradFlow.Cli;
 
-/// <summary>The gradflow command line: `gradflow demo [--epochs N] [--seed S] [--lr X] [--batch-size B]`.</summary>
+/// <summary>
+/// The gradflow command line on System.CommandLine: verbs with help, unknown options and bad values refused with one
+/// line and exit code 2, input problems (missing or damaged files, unwritable directories) reported in one line with
+/// exit code 2, a stack trace only with --verbose.
+/// </summary>
 internal static class CliApp
 {
-    public static int Run(string[] args)
+    /// <summary>Exit code for usage and input errors.</summary>
+    public const int UsageError = 2;
+
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Show details, and the stack trace of an unexpected error.", Recursive = true };
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var console = CreateConsole(stdout);
+        var root = new RootCommand("gradflow: train neural networks in pure .NET and watch, judge and report their gradients.")
         {
-            PrintHelp();
-            return args.Length == 0 ? 1 : 0;
+            DemoCommand.Create(console),
+            ReportCommand.Create(console),
+            InspectCommand.Create(console),
+        };
+        root.Options.Add(Verbose);
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            // One line: every problem the parser found ("--epoch" and its stray value are two).
+            string message = string.Join(" ", result.Errors.Select(e => e.Message).Distinct());
+            stderr.WriteLine($"gradflow: {System.Text.RegularExpressions.Regex.Replace(message, @"\s*\n\s*", " ")}");
+            stderr.WriteLine($"Run '{HelpHint(result)}' for usage.");
+            return UsageError;
         }
         try
         {
-            var options = Options.Parse(args.AsSpan(1));
-            return args[0] switch
-            {
-                "demo" => DemoCommand.Run(options, Console.Out),
-                _ => Fail($"unknown command '{args[0]}'."),
-            };
+            return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
-        catch (ArgumentException e)
+        catch (CliException e)
         {
-            return Fail(e.Message);
+            stderr.WriteLine($"gradflow: {e.Message}");
+            return e.ExitCode;
         }
-    }
-
-    private static int Fail(string message)
-    {
-        Console.Error.WriteLine($"gradflow: {message}");
-        Console.Error.WriteLine("Run 'gradflow --help' for usage.");
-        return 2;
-    }
-
-    private static void PrintHelp()
-    {
-        Console.WriteLine("""
-            gradflow — train and watch gradients, in pure .NET
-
-            Usage:
-              gradflow demo [options]   Train a small MLP on the embedded Digits data set, printing loss,
-                                        accuracy and every layer's gradient norm each epoch.
-
-            Options:
-              --epochs N       epochs to train (default 15)
-              --batch-size B   mini-batch size (default 64)
-              --lr X           learning rate of SGD with momentum 0.9 (default 0.05)
-              --seed S         random seed (default 0)
-              --log-dir DIR    also write the monitor's run log (runlog.jsonl) and TensorBoard event files to DIR
-            """);
-    }
-}
-
-/// <summary>Parsed --name value pairs, with typed accessors that name the bad option.</summary>
-internal sealed class Options
-{
-    private readonly Dictionary<string, string> _values = [];
-
-    public static Options Parse(ReadOnlySpan<string> args)
-    {
-        var o = new Options();
-        for (int i = 0; i < args.Length; i++)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
         {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
-                throw new ArgumentException($"expected '--option value', got '{args[i]}'.");
-            o._values[args[i][2..]] = args[++i];
+            // What a user can fix (a path, a file, a value): one line; the trace only when asked for.
+            stderr.WriteLine($"gradflow: {e.Message}");
+            if (result.GetValue(Verbose)) stderr.WriteLine(e);
+            return UsageError;
         }
+    }
+
+    private static string HelpHint(ParseResult result)
+    {
+        var command = result.CommandResult.Command;
+        return command is RootCommand ? "gradflow --help" : $"gradflow {command.Name} --help";
+    }
+
+    // Spectre.Console writes to the given writer; colours only on a real terminal, plain text when redirected or in tests.
+    private static IAnsiConsole CreateConsole(TextWriter stdout)
+    {
+        bool terminal = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!terminal) console.Profile.Width = 200; // a log file or a pipe: no wrapping at 80 columns
+        return console;
+    }
+
+    /// <summary>An integer option with a default and an inclusive range, refused with its name when outside.</summary>
+    public static Option<int> IntOption(string name, int fallback, int min, int max, string description)
+    {
+        var o = new Option<int>(name) { Description = description, DefaultValueFactory = _ => fallback };
+        o.Validators.Add(r =>
+        {
+            if (!TryValue(r, out int v)) return; // not a number: the parser reports that itself
+            if (v < min || v > max) r.AddError($"{name} must be an integer from {min} to {max}, got {v}.");
+        });
         return o;
     }
 
-    public int Int(string name, int fallback, int min, int max)
+    /// <summary>A number option with a default and an inclusive range.</summary>
+    public static Option<double> DoubleOption(string name, double fallback, double min, double max, string description)
     {
-        if (!_values.TryGetValue(name, out var s)) return fallback;
-        if (!int.TryParse(s, out int v) || v < min || v > max)
-            throw new ArgumentException($"--{name} must be an integer from {min} to {max}, got '{s}'.");
-        return v;
+        var o = new Option<double>(name) { Description = description, DefaultValueFactory = _ => fallback };
+        o.Validators.Add(r =>
+        {
+            if (!TryValue(r, out double v)) return;
+            if (!(v >= min && v <= max)) r.AddError($"{name} must be a number from {min} to {max}, got {v}.");
+        });
+        return o;
     }
 
-    public string? String(string name) => _values.GetValueOrDefault(name);
-
-    public double Double(string name, double fallback, double min, double max)
+    private static bool TryValue<T>(System.CommandLine.Parsing.OptionResult r, out T value)
     {
-        if (!_values.TryGetValue(name, out var s)) return fallback;
-        if (!double.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out double v) || !(v >= min && v <= max))
-            throw new ArgumentException($"--{name} must be a number from {min} to {max}, got '{s}'.");
-        return v;
+        try
+        {
+            value = r.GetValueOrDefault<T>();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = default!;
+            return false;
+        }
     }
+
+    /// <summary>Makes sure a directory exists and can be written, or fails with one line saying so.</summary>
+    public static void EnsureWritableDirectory(string dir, string option)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, $".gradflow-write-test-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new CliException($"{option} '{dir}' cannot be written: {e.Message} Choose a directory you can write to.");
+        }
+    }
+}
+
+/// <summary>A problem the user can fix, reported as one line with an exit code (2 by default).</summary>
+internal sealed class CliException(string message, int exitCode = CliApp.UsageError) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
 }

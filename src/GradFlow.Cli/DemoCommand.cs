@@ -1,9 +1,12 @@
+using System.CommandLine;
 using System.Diagnostics;
 using GradFlow.Data;
 using GradFlow.Diagnostics;
 using GradFlow.NN;
 using GradFlow.Optim;
 using GradFlow.Reporting;
+using GradFlow.Reporting.Html;
+using Spectre.Console;
 
 namespace GradFlow.Cli;
 
@@ -14,14 +17,45 @@ namespace GradFlow.Cli;
 /// </summary>
 internal static class DemoCommand
 {
-    public static int Run(Options options, TextWriter output)
+    private static readonly Argument<string> s_scenario = new("scenario")
     {
-        int epochs = options.Int("epochs", 15, 1, 10_000);
-        int batchSize = options.Int("batch-size", 64, 1, 100_000);
-        double lr = options.Double("lr", 0.05, 1e-9, 100);
-        int seed = options.Int("seed", 0, 0, int.MaxValue);
-        string? logDir = options.String("log-dir");
+        Description = "What to show: mlp (one healthy network, the default), or a gradient problem and its fixes trained side by side: " +
+                      string.Join(", ", DemoScenarios.Names) + ", or all of them.",
+        DefaultValueFactory = _ => "mlp",
+    };
+    private static readonly Option<int> s_epochs = CliApp.IntOption("--epochs", 15, 1, 10_000, "Epochs to train (scenarios: per variant, default 8 there when not given)");
+    private static readonly Option<int> s_batchSize = CliApp.IntOption("--batch-size", 64, 1, 100_000, "Mini-batch size");
+    private static readonly Option<double> s_lr = CliApp.DoubleOption("--lr", 0.05, 1e-9, 100, "Learning rate of SGD with momentum 0.9 (mlp)");
+    private static readonly Option<int> s_seed = CliApp.IntOption("--seed", 0, 0, int.MaxValue, "Random seed");
+    private static readonly Option<string?> s_logDir = new("--log-dir") { Description = "Also write the monitor's run log (runlog.jsonl) and TensorBoard event files there" };
+    private static readonly Option<string?> s_report = new("--report") { Description = "Write the HTML report to this file (scenarios default to gradflow-demo.html)" };
 
+    static DemoCommand() => s_scenario.AcceptOnlyFromAmong(["mlp", .. DemoScenarios.Names, "all"]);
+
+    public static Command Create(IAnsiConsole console)
+    {
+        var command = new Command("demo", "Train on the embedded Digits data set under the gradient monitor and show what it sees.")
+        {
+            s_scenario, s_epochs, s_batchSize, s_lr, s_seed, s_logDir, s_report,
+        };
+        command.SetAction(r =>
+        {
+            string scenario = r.GetValue(s_scenario)!;
+            int seed = r.GetValue(s_seed);
+            if (scenario != "mlp")
+            {
+                int epochs = r.GetResult(s_epochs) is { Implicit: false } ? r.GetValue(s_epochs) : 8;
+                return DemoScenarios.Run(scenario, epochs, r.GetValue(s_batchSize), seed, r.GetValue(s_report) ?? "gradflow-demo.html", console);
+            }
+            return Run(r.GetValue(s_epochs), r.GetValue(s_batchSize), r.GetValue(s_lr), seed, r.GetValue(s_logDir), r.GetValue(s_report), console);
+        });
+        return command;
+    }
+
+    public static int Run(int epochs, int batchSize, double lr, int seed, string? logDir, string? reportPath, IAnsiConsole console)
+    {
+        if (logDir is not null) CliApp.EnsureWritableDirectory(logDir, "--log-dir");
+        var output = console;
         Generator.Default.ManualSeed((ulong)seed);
         var (train, test) = Digits.Load(testFraction: 0.2, seed: (ulong)seed);
         var (xTrain, yTrain, xTest, yTest) = (train.Inputs, train.Targets, test.Inputs, test.Targets);
@@ -32,8 +66,9 @@ internal static class DemoCommand
         using var monitor = GradientMonitor.Attach(model, optimizer);
         using var doctor = Doctor.Attach(monitor, new DoctorOptions { Classes = 10 });
         var epochRecords = new List<StepRecord>();
+        var allRecords = new List<StepRecord>();
         monitor.StepRecorded += epochRecords.Add;
-        if (logDir is not null) Directory.CreateDirectory(logDir);
+        monitor.StepRecorded += allRecords.Add;
         using var runLog = logDir is null ? null : RunLog.Attach(monitor, Path.Combine(logDir, "runlog.jsonl"));
         using var tensorBoard = logDir is null ? null : TensorBoard.Attach(monitor, logDir);
 
@@ -66,9 +101,14 @@ internal static class DemoCommand
         output.WriteLine(findings.Count == 0
             ? $"doctor: no problem found in {monitor.StepCount} steps (try --lr 5 to see one)"
             : $"doctor: {findings.Count} finding(s)");
-        foreach (var f in findings) output.WriteLine(f);
+        foreach (var f in findings) output.WriteLine(f.ToString());
         if (logDir is not null)
             output.WriteLine($"run log: {Path.Combine(logDir, "runlog.jsonl")}; TensorBoard: tensorboard --logdir {logDir}");
+        if (reportPath is not null)
+        {
+            HtmlReport.Write(reportPath, [new ReportRun("mlp", allRecords)]);
+            output.WriteLine($"report: {reportPath}");
+        }
         return 0;
     }
 

@@ -7,15 +7,17 @@ namespace GradFlow;
 /// </summary>
 public static class Autograd
 {
-    [ThreadStatic] private static bool t_gradDisabled;
     [ThreadStatic] internal static string? t_scope;
-    [ThreadStatic] internal static int t_backwardDepth;
+
+    // Grad mode and the backward depth live in the tensor layer's AllocationContext, which the allocator
+    // reads; the engine's ++/-- around a node's backward go straight to it.
+    internal static ref int t_backwardDepth => ref AllocationContext.t_backwardDepth;
 
     /// <summary>Whether ops record the graph on this thread (true unless inside <see cref="NoGrad"/>).</summary>
     public static bool IsGradEnabled
     {
-        get => !t_gradDisabled;
-        set => t_gradDisabled = !value;
+        get => !AllocationContext.t_gradDisabled;
+        set => AllocationContext.t_gradDisabled = !value;
     }
 
     /// <summary>A scope in which no op records a graph: <c>using (Autograd.NoGrad()) { ... }</c>.</summary>
@@ -28,7 +30,7 @@ public static class Autograd
     public static NamedScope Scope(string? name) => new(name);
 
     /// <summary>True while the engine runs a node's backward on this thread (ops then compute gradients, not the model).</summary>
-    public static bool IsInBackward => t_backwardDepth > 0;
+    public static bool IsInBackward => AllocationContext.t_backwardDepth > 0;
 
     /// <summary>The named scope in force on this thread.</summary>
     public static string? CurrentScope => t_scope;
@@ -42,45 +44,7 @@ public static class Autograd
     public static IDisposable AddObserver(IAutogradObserver observer, bool allThreads = false)
     {
         Guard.NotNull(observer, nameof(AddObserver), nameof(observer));
-        if (allThreads)
-        {
-            lock (s_lock) s_global = [.. s_global, observer];
-            return new Removal(() => { lock (s_lock) s_global = Array.FindAll(s_global, o => !ReferenceEquals(o, observer)); });
-        }
-        var thread = Environment.CurrentManagedThreadId;
-        t_local = [.. t_local ?? [], observer];
-        Refresh();
-        return new Removal(() =>
-        {
-            if (Environment.CurrentManagedThreadId != thread)
-                throw new InvalidOperationException($"{nameof(AddObserver)}: a thread-local observer must be removed on the thread that added it.");
-            t_local = Array.FindAll(t_local!, o => !ReferenceEquals(o, observer));
-            Refresh();
-        });
-    }
-
-    private static readonly Lock s_lock = new();
-    private static IAutogradObserver[] s_global = [];
-    [ThreadStatic] private static IAutogradObserver[]? t_local;
-    [ThreadStatic] private static IAutogradObserver[]? t_all;
-    [ThreadStatic] private static IAutogradObserver[]? t_seenGlobal;
-
-    private static void Refresh()
-    {
-        var global = s_global;
-        t_seenGlobal = global;
-        var local = t_local ?? [];
-        t_all = local.Length == 0 ? global : global.Length == 0 ? local : [.. global, .. local];
-    }
-
-    /// <summary>The observers that see this thread's ops: the global ones and this thread's own.</summary>
-    internal static IAutogradObserver[] Observers
-    {
-        get
-        {
-            if (!ReferenceEquals(t_seenGlobal, s_global) || t_all is null) Refresh();
-            return t_all!;
-        }
+        return Instrumentation.AddObserver(observer, allThreads);
     }
 
     /// <summary>
@@ -116,13 +80,13 @@ public static class Autograd
     public static Tensor Grad(Tensor output, Tensor input, bool createGraph = false) =>
         Grad([output], [input], null, createGraph)[0]!;
 
-    internal static bool NeedsGrad(Tensor a) => !t_gradDisabled && a.RequiresGrad;
+    internal static bool NeedsGrad(Tensor a) => !AllocationContext.t_gradDisabled && a.RequiresGrad;
 
-    internal static bool NeedsGrad(Tensor a, Tensor b) => !t_gradDisabled && (a.RequiresGrad || b.RequiresGrad);
+    internal static bool NeedsGrad(Tensor a, Tensor b) => !AllocationContext.t_gradDisabled && (a.RequiresGrad || b.RequiresGrad);
 
     internal static bool NeedsGrad(ReadOnlySpan<Tensor> inputs)
     {
-        if (t_gradDisabled) return false;
+        if (AllocationContext.t_gradDisabled) return false;
         foreach (var t in inputs) if (t.RequiresGrad) return true;
         return false;
     }
@@ -135,7 +99,7 @@ public static class Autograd
             node.Next = [input.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, [input], output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, [input], output, node);
         return output;
     }
 
@@ -146,7 +110,7 @@ public static class Autograd
             node.Next = [a.GradientEdge(), b.GradientEdge()];
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, [a, b], output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, [a, b], output, node);
         return output;
     }
 
@@ -157,7 +121,7 @@ public static class Autograd
             LinkInputs(node, inputs);
             Attach(node, output, 0);
         }
-        if (Observers.Length != 0) Notify(op, inputs, output, node);
+        if (Instrumentation.Listening) Instrumentation.Forward(op, inputs, output, node);
         return output;
     }
 
@@ -169,18 +133,9 @@ public static class Autograd
             LinkInputs(node, inputs);
             for (int i = 0; i < outputs.Length; i++) Attach(node, outputs[i], i);
         }
-        if (Observers.Length != 0)
-            foreach (var o in outputs) Notify(op, inputs, o, node);
+        if (Instrumentation.Listening)
+            foreach (var o in outputs) Instrumentation.Forward(op, inputs, o, node);
         return outputs;
-    }
-
-    /// <summary>
-    /// Tells observers of an op a fused op computed inside itself (an LSTM's gate activations), so that what they
-    /// watch by op name does not depend on fusion; nothing is recorded.
-    /// </summary>
-    internal static void Observe(string op, ReadOnlySpan<Tensor> inputs, Tensor output)
-    {
-        if (Observers.Length != 0) Notify(op, inputs, output, null);
     }
 
     private static void LinkInputs(Node node, ReadOnlySpan<Tensor> inputs)
@@ -194,11 +149,6 @@ public static class Autograd
     {
         node.Scope = t_scope;
         output.SetGradFn(node, outputNr);
-    }
-
-    private static void Notify(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
-    {
-        foreach (var o in Observers) o.OnForward(op, inputs, output, node);
     }
 
     private sealed class Removal(Action remove) : IDisposable

@@ -59,18 +59,16 @@ internal static class Engine
     [ThreadStatic] private static RunState? t_state;
     [ThreadStatic] private static RunState? t_current; // the backward running on this thread, innermost
 
-    /// <summary>
-    /// True when, in the backward running on this thread, a gradient about to be handed to input
-    /// <paramref name="inputNr"/> of <paramref name="target"/> will reach that node's backward as it is: the node
-    /// runs, waits for no other gradient, and has nothing summed into that input yet (so no other gradient is added
-    /// to it, in place or not). For an observer called in OnBackward, before the engine passes the gradient on.
-    /// </summary>
+    // True when, in the backward running on this thread, a gradient about to be handed to input inputNr of target will
+    // reach that node's backward as it is: the node runs, waits for no other gradient, has nothing summed into that
+    // input yet (so no other gradient is added to it, in place or not) and no pre-hook on it. Asked through
+    // Instrumentation, by an observer in OnBackward, before the engine passes the gradient on.
     internal static bool ReachesUnchanged(Node target, int inputNr) =>
         t_current is { } state && state.Tasks.TryGetValue(target, out var task) && task.Needed && task.Dependencies == 1
         && inputNr < task.Buffer.Length && task.Buffer[inputNr] is null && target.PreHooks?[inputNr] is null;
     [ThreadStatic] private static bool t_running;
 
-    /// <summary>True while a backward runs on this thread (so a backward starting now is nested in it: a hook's).</summary>
+    // True while a backward runs on this thread (so a backward starting now is nested in it: a hook's).
     internal static bool IsRunning => t_running;
 
     public static Tensor?[] Run(Tensor[] roots, Tensor?[]? gradients, bool retainGraph, bool createGraph, Tensor[]? captures)
@@ -87,7 +85,7 @@ internal static class Engine
             rootGrads[i] = RootGradient(root, gradients?[i], i);
         }
 
-        foreach (var o in Autograd.Observers) o.OnBackwardBegin(roots);
+        Instrumentation.BackwardBegin(roots);
         bool nested = t_running;
         var state = nested ? new RunState() : t_state ??= new RunState();
         t_running = true;
@@ -238,8 +236,7 @@ internal static class Engine
                 try { gradInputs = node.Backward(grads); }
                 finally { Autograd.t_backwardDepth--; }
             }
-            var observers = Autograd.Observers;
-            foreach (var o in observers) o.OnBackward(node, grads, gradInputs);
+            Instrumentation.Backward(node, grads, gradInputs);
             MarkShared(gradInputs);
         }
         if (!retainGraph) node.Release();

@@ -37,6 +37,13 @@ public abstract class Node
     /// <summary>The named scope (a module path such as "encoder.layers.0.linear1") active when the op ran.</summary>
     public string? Scope { get; internal set; }
 
+    /// <summary>
+    /// Whether the node's backward is itself differentiable, so that gradients computed with createGraph can be
+    /// differentiated again (Hessian-vector products). A node whose backward runs a kernel outside the graph
+    /// says false (as PyTorch's once_differentiable), and curvature tools refuse the graph naming it.
+    /// </summary>
+    public virtual bool IsTwiceDifferentiable => true;
+
     /// <summary>Free-form data an observer attached at creation (the anomaly mode's creation site, for one).</summary>
     public object? ObserverTag { get; set; }
 

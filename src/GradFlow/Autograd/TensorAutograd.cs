@@ -12,6 +12,10 @@ public sealed partial class Tensor
     /// <summary>Which output of <see cref="GradFn"/> this tensor is.</summary>
     public int OutputNr { get; private set; }
 
+    /// <inheritdoc />
+    public override string ToString() =>
+        TensorFormatter.Format(this, GradFn is not null ? $"gradFn=<{GradFn.Name}>" : RequiresGrad ? "requiresGrad=True" : null);
+
     /// <summary>True for tensors not produced by a recorded op: user-created data and parameters.</summary>
     public bool IsLeaf => GradFn is null;
 

@@ -28,7 +28,7 @@ public static class Csv
     /// <summary>Reads CSV text; <paramref name="labelColumn"/> counts from the end when negative.</summary>
     public static TensorDataset Read(TextReader reader, int labelColumn = -1, bool hasHeader = false, bool classLabels = true, char separator = ',')
     {
-        ArgumentNullException.ThrowIfNull(reader);
+        Guard.NotNull(reader, "Csv.Read", nameof(reader));
         var features = new List<float>();
         var labels = new List<double>();
         int columns = -1, line = 0, label = 0;
@@ -53,7 +53,7 @@ public static class Csv
                     throw new InvalidDataException($"CSV: line {line}, column {c + 1}: '{cells[c]}' is not a number.");
                 if (c == label)
                 {
-                    if (classLabels && (v != Math.Floor(v) || v < 0))
+                    if (classLabels && (v != Math.Floor(v) || v < 0 || v > int.MaxValue))
                         throw new InvalidDataException($"CSV: line {line}: class label '{cells[c]}' is not a non-negative integer.");
                     labels.Add(v);
                 }

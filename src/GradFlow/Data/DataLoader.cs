@@ -16,7 +16,7 @@ public sealed class DataLoader : IEnumerable<(Tensor Input, Tensor Target)>
     /// <summary>Batches of <paramref name="batchSize"/>; the last, smaller batch is kept unless <paramref name="dropLast"/>.</summary>
     public DataLoader(Dataset dataset, int batchSize = 1, bool shuffle = false, bool dropLast = false, Generator? generator = null)
     {
-        ArgumentNullException.ThrowIfNull(dataset);
+        Guard.NotNull(dataset, "DataLoader", nameof(dataset));
         if (batchSize <= 0) Guard.ThrowArg(nameof(DataLoader), nameof(batchSize), $"batch size must be positive, got {batchSize}.");
         _dataset = dataset;
         BatchSize = batchSize;

@@ -29,7 +29,7 @@ public abstract class Dataset
     protected void CheckIndex(int index)
     {
         if ((uint)index >= (uint)Count)
-            throw new ArgumentOutOfRangeException(nameof(index), $"{GetType().Name}: index {index} is out of range for {Count} examples.");
+            Guard.ThrowOutOfRange(GetType().Name, nameof(index), $"index {index} is out of range for {Count} examples.");
     }
 
     /// <summary>This data set with <paramref name="inputTransform"/> applied to each input as it is read (augmentation).</summary>
@@ -41,8 +41,8 @@ public abstract class Dataset
     /// </summary>
     public static Subset[] RandomSplit(Dataset dataset, IReadOnlyList<int> sizes, Generator? generator = null)
     {
-        ArgumentNullException.ThrowIfNull(dataset);
-        ArgumentNullException.ThrowIfNull(sizes);
+        Guard.NotNull(dataset, "Dataset.RandomSplit", nameof(dataset));
+        Guard.NotNull(sizes, "Dataset.RandomSplit", nameof(sizes));
         if (sizes.Any(s => s < 0) || sizes.Sum(s => (long)s) != dataset.Count)
             Guard.ThrowArg(nameof(RandomSplit), nameof(sizes), $"sizes [{string.Join(", ", sizes)}] must be non-negative and add up to the data set's {dataset.Count} examples.");
         var perm = (generator ?? Generator.Default).Permutation(dataset.Count);
@@ -54,8 +54,8 @@ public abstract class Dataset
     /// <summary>Splits by fractions (e.g. 0.8, 0.2); rounding remainders go to the first parts, as PyTorch does.</summary>
     public static Subset[] RandomSplit(Dataset dataset, IReadOnlyList<double> fractions, Generator? generator = null)
     {
-        ArgumentNullException.ThrowIfNull(dataset);
-        ArgumentNullException.ThrowIfNull(fractions);
+        Guard.NotNull(dataset, "Dataset.RandomSplit", nameof(dataset));
+        Guard.NotNull(fractions, "Dataset.RandomSplit", nameof(fractions));
         if (fractions.Any(f => !(f >= 0 && f <= 1)) || Math.Abs(fractions.Sum() - 1) > 1e-9)
             Guard.ThrowArg(nameof(RandomSplit), nameof(fractions), $"fractions [{string.Join(", ", fractions)}] must be in [0, 1] and add up to 1.");
         var sizes = fractions.Select(f => (int)Math.Floor(dataset.Count * f)).ToArray();
@@ -73,13 +73,13 @@ public sealed class Subset : Dataset
     /// <summary>A view of <paramref name="dataset"/> through <paramref name="indices"/>.</summary>
     public Subset(Dataset dataset, IEnumerable<int> indices)
     {
-        ArgumentNullException.ThrowIfNull(dataset);
-        ArgumentNullException.ThrowIfNull(indices);
+        Guard.NotNull(dataset, "Subset", nameof(dataset));
+        Guard.NotNull(indices, "Subset", nameof(indices));
         Source = dataset;
         _indices = indices.ToArray();
         foreach (int i in _indices)
             if ((uint)i >= (uint)dataset.Count)
-                throw new ArgumentOutOfRangeException(nameof(indices), $"Subset: index {i} is out of range for {dataset.Count} examples.");
+                Guard.ThrowOutOfRange("Subset", nameof(indices), $"index {i} is out of range for {dataset.Count} examples.");
     }
 
     /// <summary>The underlying data set.</summary>
@@ -114,8 +114,8 @@ public sealed class Subset : Dataset
 /// <summary>A data set whose inputs pass through a transform when read.</summary>
 public sealed class TransformedDataset(Dataset source, ITransform transform) : Dataset
 {
-    private readonly Dataset _source = source ?? throw new ArgumentNullException(nameof(source));
-    private readonly ITransform _transform = transform ?? throw new ArgumentNullException(nameof(transform));
+    private readonly Dataset _source = Guard.NotNull(source, "TransformedDataset", nameof(source));
+    private readonly ITransform _transform = Guard.NotNull(transform, "TransformedDataset", nameof(transform));
 
     /// <inheritdoc />
     public override int Count => _source.Count;

@@ -32,7 +32,7 @@ public static class Idx
     /// <summary>Reads IDX content (plain or gzip) from a stream.</summary>
     public static Tensor Read(Stream stream, DType dtype = DType.Float32)
     {
-        ArgumentNullException.ThrowIfNull(stream);
+        Guard.NotNull(stream, "Idx.Read", nameof(stream));
         var head = new byte[2];
         int got = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
         var rest = new PrefixedStream(head.AsSpan(0, got).ToArray(), stream);
@@ -149,7 +149,7 @@ public static class Idx
     /// <summary>Writes a tensor as unsigned bytes (type 0x08; values must be integers in 0..255), optionally gzip-compressed.</summary>
     public static void WriteBytes(string path, Tensor t, bool gzip = false)
     {
-        ArgumentNullException.ThrowIfNull(t);
+        Guard.NotNull(t, "Idx.WriteBytes", nameof(t));
         var values = t.ToDoubleArray();
         if (t.Rank is 0 or > 8) Guard.ThrowArg(nameof(WriteBytes), nameof(t), $"IDX holds 1 to 8 dimensions, got shape {Guard.Shape(t)}.");
         var bytes = new byte[4 + 4 * t.Rank + values.Length];

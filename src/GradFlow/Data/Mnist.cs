@@ -14,7 +14,7 @@ public static class Mnist
 
     internal static TensorDataset LoadIdxPair(string directory, bool train, string name, string howToGet)
     {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
+        Guard.NotEmpty(directory, $"{name}.Load", nameof(directory));
         string prefix = train ? "train" : "t10k";
         string images = Find(directory, $"{prefix}-images-idx3-ubyte", name, howToGet);
         string labels = Find(directory, $"{prefix}-labels-idx1-ubyte", name, howToGet);

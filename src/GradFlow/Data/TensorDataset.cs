@@ -9,8 +9,8 @@ public sealed class TensorDataset : Dataset
     /// <summary>Pairs the rows of <paramref name="inputs"/> with those of <paramref name="targets"/>.</summary>
     public TensorDataset(Tensor inputs, Tensor targets)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
-        ArgumentNullException.ThrowIfNull(targets);
+        Guard.NotNull(inputs, "TensorDataset", nameof(inputs));
+        Guard.NotNull(targets, "TensorDataset", nameof(targets));
         if (inputs.Rank == 0 || targets.Rank == 0 || inputs.Size(0) != targets.Size(0))
             Guard.Throw(nameof(TensorDataset), $"inputs {Guard.Shape(inputs)} and targets {Guard.Shape(targets)} must have the same first dimension.");
         Inputs = inputs;

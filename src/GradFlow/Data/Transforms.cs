@@ -10,7 +10,7 @@ public interface ITransform
 /// <summary>Applies transforms in order.</summary>
 public sealed class Compose(params ITransform[] transforms) : ITransform
 {
-    private readonly ITransform[] _transforms = transforms ?? throw new ArgumentNullException(nameof(transforms));
+    private readonly ITransform[] _transforms = Guard.NotNull(transforms, "Compose", nameof(transforms));
 
     /// <inheritdoc />
     public Tensor Apply(Tensor input)
@@ -31,8 +31,8 @@ public sealed class Normalize : ITransform
     /// <summary>Per-channel mean and standard deviation (same length; std non-zero).</summary>
     public Normalize(double[] mean, double[] std)
     {
-        ArgumentNullException.ThrowIfNull(mean);
-        ArgumentNullException.ThrowIfNull(std);
+        Guard.NotNull(mean, "Normalize", nameof(mean));
+        Guard.NotNull(std, "Normalize", nameof(std));
         if (mean.Length == 0 || mean.Length != std.Length)
             Guard.Throw(nameof(Normalize), $"mean ({mean.Length} values) and std ({std.Length} values) must be non-empty and of the same length.");
         if (std.Any(s => s == 0 || !double.IsFinite(s))) Guard.ThrowArg(nameof(Normalize), nameof(std), "std values must be finite and non-zero.");
@@ -42,7 +42,7 @@ public sealed class Normalize : ITransform
     /// <inheritdoc />
     public Tensor Apply(Tensor input)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        Guard.NotNull(input, "Normalize.Apply", nameof(input));
         Guard.Floating(input, nameof(Normalize));
         if (_mean.Length == 1) return (input - _mean[0]) / _std[0];
         if (input.Rank == 0 || input.Size(0) != _mean.Length)
@@ -76,7 +76,7 @@ public sealed class RandomCrop : ITransform
     /// <inheritdoc />
     public Tensor Apply(Tensor input)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        Guard.NotNull(input, "RandomCrop.Apply", nameof(input));
         if (input.Rank is not (2 or 3))
             Guard.ThrowArg(nameof(RandomCrop), nameof(input), $"expects an [H, W] or [C, H, W] image, got shape {Guard.Shape(input)}.");
         int h = input.Size(-2), w = input.Size(-1), p = _padding;
@@ -116,7 +116,7 @@ public sealed class RandomHorizontalFlip : ITransform
     /// <inheritdoc />
     public Tensor Apply(Tensor input)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        Guard.NotNull(input, "RandomHorizontalFlip.Apply", nameof(input));
         if (input.Rank < 1) Guard.ThrowArg(nameof(RandomHorizontalFlip), nameof(input), "expects an image with a width dimension.");
         if (_generator.NextDouble() >= _p) return input;
         int w = input.Size(-1);

@@ -20,6 +20,18 @@ internal static class Crc32C
     /// <summary>The CRC-32C of the bytes.</summary>
     public static uint Compute(ReadOnlySpan<byte> data) => ~(IsHardwareAccelerated ? UpdateHardware(~0u, data) : UpdateSoftware(~0u, data));
 
+    /// <summary>Continues <paramref name="crc"/> (a result of <see cref="Compute"/>, or 0 for none yet) over more bytes.</summary>
+    public static uint Append(uint crc, ReadOnlySpan<byte> data) => ~(IsHardwareAccelerated ? UpdateHardware(~crc, data) : UpdateSoftware(~crc, data));
+
+    /// <summary>Continues <paramref name="crc"/> over values as their little-endian bytes (as files hold them).</summary>
+    public static uint AppendLittleEndian<T>(uint crc, ReadOnlySpan<T> values) where T : unmanaged
+    {
+        if (BitConverter.IsLittleEndian) return Append(crc, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+        var copy = values.ToArray();
+        Endian.Reverse(copy);
+        return Append(crc, System.Runtime.InteropServices.MemoryMarshal.AsBytes(copy.AsSpan()));
+    }
+
     /// <summary>TFRecord's masked CRC: rotate right by 15 and add a constant, so a CRC of data that holds CRCs stays well mixed.</summary>
     public static uint Mask(uint crc) => ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
 

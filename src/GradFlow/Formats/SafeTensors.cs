@@ -33,18 +33,25 @@ public static class SafeTensors
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
         AtomicFile.Write(path, s => Write(s, tensors, metadata));
 
-    /// <summary>Reads a file.</summary>
+    /// <summary>Reads a file; damage gives an InvalidDataException naming the file.</summary>
     public static SafeTensorsContent Load(string path)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return Read(fs);
+        try
+        {
+            return Read(fs);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"{path}: {ex.Message}", ex);
+        }
     }
 
     /// <summary>Writes tensors (each made contiguous) and metadata to a stream, in the dictionary's order.</summary>
     public static void Write(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        ArgumentNullException.ThrowIfNull(tensors);
+        Guard.NotNull(stream, "SafeTensors.Write", nameof(stream));
+        Guard.NotNull(tensors, "SafeTensors.Write", nameof(tensors));
         var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
         {
@@ -59,8 +66,8 @@ public static class SafeTensors
             foreach (var (name, t) in tensors)
             {
                 if (string.IsNullOrEmpty(name) || name == MetadataKey)
-                    throw new ArgumentException($"SafeTensors.Write: invalid tensor name '{name}'.", nameof(tensors));
-                ArgumentNullException.ThrowIfNull(t, $"tensors[{name}]");
+                    Guard.ThrowArg("SafeTensors.Write", nameof(tensors), $"invalid tensor name '{name}'.");
+                Guard.NotNull(t, "SafeTensors.Write", $"tensors[{name}]");
                 long size = (long)t.NumEl * t.DType.ElementSize();
                 w.WriteStartObject(name);
                 w.WriteString("dtype", DTypeCode(t.DType));
@@ -83,16 +90,17 @@ public static class SafeTensors
         stream.Write(len);
         header.Position = 0;
         header.CopyTo(stream);
-        foreach (var t in tensors.Values) WriteData(stream, t.Contiguous());
+        foreach (var t in tensors.Values) WriteData(stream, t);
     }
 
+    // A strided tensor is copied without recording an op: saving a checkpoint mid-step is not a step's op.
     private static void WriteData(Stream stream, Tensor t)
     {
         switch (t.DType)
         {
-            case DType.Float32: WriteLittleEndian(stream, t.Span<float>()); break;
-            case DType.Float64: WriteLittleEndian(stream, t.Span<double>()); break;
-            default: WriteLittleEndian(stream, t.Span<long>()); break;
+            case DType.Float32: WriteLittleEndian(stream, t.IsContiguous ? t.Span<float>() : t.CopyElements<float>()); break;
+            case DType.Float64: WriteLittleEndian(stream, t.IsContiguous ? t.Span<double>() : t.CopyElements<double>()); break;
+            default: WriteLittleEndian(stream, t.IsContiguous ? t.Span<long>() : t.CopyElements<long>()); break;
         }
     }
 
@@ -107,8 +115,8 @@ public static class SafeTensors
     /// <summary>Reads from a seekable stream positioned at the start of the file; the stream's length bounds every size.</summary>
     public static SafeTensorsContent Read(Stream stream)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanSeek) throw new ArgumentException("SafeTensors.Read: the stream must be seekable, so sizes can be checked before reading.", nameof(stream));
+        Guard.NotNull(stream, "SafeTensors.Read", nameof(stream));
+        if (!stream.CanSeek) Guard.ThrowArg("SafeTensors.Read", nameof(stream), "the stream must be seekable, so sizes can be checked before reading.");
         long available = stream.Length - stream.Position;
         if (available < 8) throw Bad($"the file has {available} bytes, fewer than the 8-byte header length.");
         Span<byte> len = stackalloc byte[8];
@@ -146,35 +154,56 @@ public static class SafeTensors
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8 });
+            doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8, AllowDuplicateProperties = false });
         }
         catch (JsonException ex)
         {
-            throw Bad($"the header is not valid JSON ({ex.Message}).", ex);
+            // The header starts at byte 8 of the file.
+            throw Bad($"the header is not valid JSON at byte {8 + (ex.BytePositionInLine ?? 0)} ({ex.Message}).", ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw BadText(ex);
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Bad($"the header is a JSON {doc.RootElement.ValueKind}, not an object.");
-            var entries = new List<Entry>();
-            var metadata = new Dictionary<string, string>();
-            var names = new HashSet<string>();
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (!names.Add(prop.Name)) throw Bad($"the header names '{prop.Name}' twice.");
-                if (prop.Name == MetadataKey)
-                {
-                    if (prop.Value.ValueKind != JsonValueKind.Object) throw Bad("__metadata__ is not an object.");
-                    foreach (var m in prop.Value.EnumerateObject())
-                    {
-                        if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"metadata '{m.Name}' is not a string.");
-                        if (!metadata.TryAdd(m.Name, m.Value.GetString()!)) throw Bad($"metadata names '{m.Name}' twice.");
-                    }
-                    continue;
-                }
-                entries.Add(ParseEntry(prop.Name, prop.Value, dataLength));
+                return ReadHeader(doc.RootElement, dataLength);
             }
-            return (entries, metadata);
+            catch (InvalidOperationException ex)
+            {
+                throw BadText(ex);
+            }
         }
+    }
+
+    // Valid UTF-8 can still escape a lone UTF-16 surrogate ("\ud800"), which no .NET string can hold.
+    private static InvalidDataException BadText(InvalidOperationException ex) =>
+        Bad($"the header holds a string that is not valid Unicode ({ex.Message}).", ex);
+
+    private static (List<Entry>, Dictionary<string, string>) ReadHeader(JsonElement root, long dataLength)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw Bad($"the header is a JSON {root.ValueKind}, not an object.");
+        var entries = new List<Entry>();
+        var metadata = new Dictionary<string, string>();
+        var names = new HashSet<string>();
+        foreach (var prop in root.EnumerateObject())
+        {
+            if (!names.Add(prop.Name)) throw Bad($"the header names '{prop.Name}' twice.");
+            if (prop.Name == MetadataKey)
+            {
+                if (prop.Value.ValueKind != JsonValueKind.Object) throw Bad("__metadata__ is not an object.");
+                foreach (var m in prop.Value.EnumerateObject())
+                {
+                    if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"metadata '{m.Name}' is not a string.");
+                    if (!metadata.TryAdd(m.Name, m.Value.GetString()!)) throw Bad($"metadata names '{m.Name}' twice.");
+                }
+                continue;
+            }
+            entries.Add(ParseEntry(prop.Name, prop.Value, dataLength));
+        }
+        return (entries, metadata);
     }
 
     private static Entry ParseEntry(string name, JsonElement e, long dataLength)
@@ -202,7 +231,8 @@ public static class SafeTensors
         if (count > int.MaxValue) throw Bad($"tensor '{name}' shape [{string.Join(", ", shape)}] has too many elements.");
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad($"tensor '{name}' has no [begin, end] data_offsets.");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Bad($"tensor '{name}' has invalid data_offsets {off}.");
         if (end > dataLength) throw Bad($"tensor '{name}' ends at byte {end} but the data section has {dataLength} bytes (truncated file?).");
         long expected = count * dtype.ElementSize();

@@ -29,7 +29,7 @@ internal static partial class VectorMath
     {
         if (x.Length != y.Length)
         {
-            throw new ArgumentException($"VectorMath.{name}: y has length {y.Length} but x has length {x.Length}.", nameof(y));
+            Guard.ThrowArg($"VectorMath.{name}", nameof(y), $"y has length {y.Length} but x has length {x.Length}.");
         }
 
         ref T src = ref MemoryMarshal.GetReference(x);

@@ -228,7 +228,7 @@ public abstract partial class Module
         if (strict && missing.Count > 0) problems.Append($" Missing keys: {string.Join(", ", missing)}.");
         if (strict && unexpected.Count > 0) problems.Append($" Unexpected keys: {string.Join(", ", unexpected)}.");
         if (problems.Length > 0)
-            throw new ArgumentException($"{nameof(LoadStateDict)}: cannot load the state dict into {TypeName}.{problems}", nameof(stateDict));
+            Guard.ThrowArg(nameof(LoadStateDict), nameof(stateDict), $"cannot load the state dict into {TypeName}.{problems}");
         using (Autograd.NoGrad())
         {
             foreach (var (key, target) in own)

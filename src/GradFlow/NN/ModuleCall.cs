@@ -93,7 +93,7 @@ public abstract partial class Module
     {
         Guard.NotNull(input, TypeName, nameof(input));
         if (!ok)
-            throw new ArgumentException($"{TypeName}{(Path.Length > 0 ? $" '{Path}'" : "")}: expected input of shape {expected}, got {Guard.Shape(input)}.", nameof(input));
+            Guard.ThrowArg($"{TypeName}{(Path.Length > 0 ? $" '{Path}'" : "")}", nameof(input), $"expected input of shape {expected}, got {Guard.Shape(input)}.");
     }
 }
 
@@ -128,7 +128,7 @@ internal sealed class BackwardHookState(Module module, BackwardHook[] hooks)
     private static Tensor[] Wrap(Tensor[] tensors, int[] index, HookNode node)
     {
         var selected = index.Select(i => tensors[i]).ToArray();
-        var views = Autograd.Record("BackwardHook", selected.Select(t => t.Detach()).ToArray(), node, selected);
+        var views = Autograd.Record(OpNames.BackwardHook, selected.Select(t => t.Detach()).ToArray(), node, selected);
         var result = (Tensor[])tensors.Clone();
         for (int k = 0; k < index.Length; k++) result[index[k]] = views[k];
         return result;
@@ -159,7 +159,7 @@ internal sealed class BackwardHookState(Module module, BackwardHook[] hooks)
             var replaced = hook(module, gradInputs, gradOutputs);
             if (replaced is null) continue;
             if (replaced.Length != gradInputs.Length)
-                throw new InvalidOperationException($"{module.TypeName} backward hook: returned {replaced.Length} gradients for {gradInputs.Length} inputs.");
+                Guard.ThrowInvalid($"{module.TypeName} backward hook", $"returned {replaced.Length} gradients for {gradInputs.Length} inputs.");
             gradInputs = replaced;
         }
         return gradInputs;

@@ -26,7 +26,7 @@ public sealed partial class Tensor
     public static Tensor operator -(double s, Tensor a)
     {
         var y = MapScalar<SubOp>(a, s, true, nameof(Sub));
-        return Autograd.Record(nameof(Sub), y, Autograd.NeedsGrad(a) ? new ScaleBackward(-1) : null, a);
+        return Autograd.Record(OpNames.Sub, y, Autograd.NeedsGrad(a) ? new ScaleBackward(-1) : null, a);
     }
     /// <summary>Multiplies by a scalar.</summary>
     public static Tensor operator *(Tensor a, double s) => a.Mul(s);
@@ -41,21 +41,21 @@ public sealed partial class Tensor
     public Tensor Add(Tensor other)
     {
         var y = MapBinary<AddOp>(this, other, nameof(Add));
-        return Autograd.Record(nameof(Add), y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, 1) : null, this, other);
+        return Autograd.Record(OpNames.Add, y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, 1) : null, this, other);
     }
 
     /// <summary>this - other, broadcasting.</summary>
     public Tensor Sub(Tensor other)
     {
         var y = MapBinary<SubOp>(this, other, nameof(Sub));
-        return Autograd.Record(nameof(Sub), y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, -1) : null, this, other);
+        return Autograd.Record(OpNames.Sub, y, Autograd.NeedsGrad(this, other) ? new AddBackward(ShapeArray, other.ShapeArray, -1) : null, this, other);
     }
 
     /// <summary>this * other, broadcasting.</summary>
     public Tensor Mul(Tensor other)
     {
         var y = MapBinary<MulOp>(this, other, nameof(Mul));
-        return Autograd.Record(nameof(Mul), y, Autograd.NeedsGrad(this, other) ? new MulBackward(this, other) : null, this, other);
+        return Autograd.Record(OpNames.Mul, y, Autograd.NeedsGrad(this, other) ? new MulBackward(this, other) : null, this, other);
     }
 
     /// <summary>this / other, broadcasting.</summary>
@@ -63,29 +63,29 @@ public sealed partial class Tensor
     {
         Guard.Floating(this, nameof(Div)); // torch's true division of integers gives floats; GradFlow asks for a conversion
         var y = MapBinary<DivOp>(this, other, nameof(Div));
-        return Autograd.Record(nameof(Div), y, Autograd.NeedsGrad(this, other) ? new DivBackward(this, other) : null, this, other);
+        return Autograd.Record(OpNames.Div, y, Autograd.NeedsGrad(this, other) ? new DivBackward(this, other) : null, this, other);
     }
 
     /// <summary>this + s.</summary>
     public Tensor Add(double s)
     {
         var y = MapScalar<AddOp>(this, s, false, nameof(Add));
-        return Autograd.Record(nameof(Add), y, Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this);
+        return Autograd.Record(OpNames.Add, y, Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this);
     }
 
     /// <summary>this * s.</summary>
     public Tensor Mul(double s)
     {
         var y = MapScalar<MulOp>(this, s, false, nameof(Mul));
-        return Autograd.Record(nameof(Mul), y, Autograd.NeedsGrad(this) ? new ScaleBackward(s) : null, this);
+        return Autograd.Record(OpNames.Mul, y, Autograd.NeedsGrad(this) ? new ScaleBackward(s) : null, this);
     }
 
     /// <summary>-this.</summary>
     public Tensor Neg()
     {
         if (DType == DType.Int64) return MapScalar<MulOp>(this, -1, false, nameof(Neg));
-        var y = MapUnary<NegOp>(this, nameof(Neg));
-        return Autograd.Record(nameof(Neg), y, Autograd.NeedsGrad(this) ? new ScaleBackward(-1) : null, this);
+        var y = MapUnary<NegOp>(this, OpNames.Neg);
+        return Autograd.Record(OpNames.Neg, y, Autograd.NeedsGrad(this) ? new ScaleBackward(-1) : null, this);
     }
 
     /// <summary>1 / this.</summary>
@@ -93,16 +93,16 @@ public sealed partial class Tensor
     {
         Guard.Floating(this, nameof(Reciprocal));
         var y = MapScalar<DivOp>(this, 1, true, nameof(Reciprocal));
-        return Autograd.Record(nameof(Reciprocal), y, Autograd.NeedsGrad(this) ? new ReciprocalBackward(y) : null, this);
+        return Autograd.Record(OpNames.Reciprocal, y, Autograd.NeedsGrad(this) ? new ReciprocalBackward(y) : null, this);
     }
 
     /// <summary>this raised to a scalar power.</summary>
     public Tensor Pow(double exponent)
     {
         Guard.Floating(this, nameof(Pow));
-        if (exponent == 2) return Autograd.Record(nameof(Pow), MapBinary<MulOp>(this, this, nameof(Pow)), Autograd.NeedsGrad(this) ? new PowScalarBackward(this, 2) : null, this);
+        if (exponent == 2) return Autograd.Record(OpNames.Pow, MapBinary<MulOp>(this, this, nameof(Pow)), Autograd.NeedsGrad(this) ? new PowScalarBackward(this, 2) : null, this);
         var y = PowRaw(this, exponent);
-        return Autograd.Record(nameof(Pow), y, Autograd.NeedsGrad(this) ? new PowScalarBackward(this, exponent) : null, this);
+        return Autograd.Record(OpNames.Pow, y, Autograd.NeedsGrad(this) ? new PowScalarBackward(this, exponent) : null, this);
     }
 
     /// <summary>this raised to a tensor power, broadcasting.</summary>
@@ -110,7 +110,7 @@ public sealed partial class Tensor
     {
         Guard.Floating(this, nameof(Pow));
         var y = PowElementwise(this, exponent);
-        return Autograd.Record(nameof(Pow), y, Autograd.NeedsGrad(this, exponent) ? new PowBackward(this, exponent, y) : null, this, exponent);
+        return Autograd.Record(OpNames.Pow, y, Autograd.NeedsGrad(this, exponent) ? new PowBackward(this, exponent, y) : null, this, exponent);
     }
 
     private static Tensor PowRaw(Tensor x, double e)

@@ -44,7 +44,7 @@ public sealed partial class Tensor
                 vs.Data<double>(), Batches(vs), mask is null ? default : mask.Data<double>(), mb, drop is null ? default : drop.Span<double>(),
                 weights.Span<double>(), output.Data<double>(), Batches(output));
         var node = Autograd.NeedsGrad([q, k, v]) ? new AttentionBackward(q, k, v, qs, ks, vs, mask, drop, weights, scale) : null;
-        var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [q, k, v]);
+        var outs = Autograd.Record(OpNames.ScaledDotProductAttention, [output, weights], node, [q, k, v]);
         return (outs[0], outs[1]);
     }
 
@@ -80,7 +80,7 @@ public sealed partial class Tensor
                 mask is null ? default : mask.Data<double>(), mb, drop is null ? default : drop.Span<double>(), weights.Span<double>(), output.Data<double>(), lay.Output());
         }
         var node = Autograd.NeedsGrad(qkv) ? new PackedAttentionBackward(qkv, lay, mask, drop, weights, scale) : null;
-        var outs = Autograd.Record("ScaledDotProductAttention", [output, weights], node, [qkv]);
+        var outs = Autograd.Record(OpNames.ScaledDotProductAttention, [output, weights], node, [qkv]);
         return (outs[0], outs[1]);
     }
 

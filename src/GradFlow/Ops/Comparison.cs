@@ -7,29 +7,29 @@ namespace GradFlow;
 public sealed partial class Tensor
 {
     /// <summary>1 where this == other.</summary>
-    public Tensor Eq(Tensor other) => Compare<EqOp>(other, nameof(Eq));
+    public Tensor Eq(Tensor other) => Compare<EqOp>(other, OpNames.Eq);
     /// <summary>1 where this != other.</summary>
-    public Tensor Ne(Tensor other) => Compare<NeOp>(other, nameof(Ne));
+    public Tensor Ne(Tensor other) => Compare<NeOp>(other, OpNames.Ne);
     /// <summary>1 where this &lt; other.</summary>
-    public Tensor Lt(Tensor other) => Compare<LtOp>(other, nameof(Lt));
+    public Tensor Lt(Tensor other) => Compare<LtOp>(other, OpNames.Lt);
     /// <summary>1 where this &lt;= other.</summary>
-    public Tensor Le(Tensor other) => Compare<LeOp>(other, nameof(Le));
+    public Tensor Le(Tensor other) => Compare<LeOp>(other, OpNames.Le);
     /// <summary>1 where this &gt; other.</summary>
-    public Tensor Gt(Tensor other) => Compare<GtOp>(other, nameof(Gt));
+    public Tensor Gt(Tensor other) => Compare<GtOp>(other, OpNames.Gt);
     /// <summary>1 where this &gt;= other.</summary>
-    public Tensor Ge(Tensor other) => Compare<GeOp>(other, nameof(Ge));
+    public Tensor Ge(Tensor other) => Compare<GeOp>(other, OpNames.Ge);
     /// <summary>1 where this == s.</summary>
-    public Tensor Eq(double s) => Compare<EqOp>(s, nameof(Eq));
+    public Tensor Eq(double s) => Compare<EqOp>(s, OpNames.Eq);
     /// <summary>1 where this != s.</summary>
-    public Tensor Ne(double s) => Compare<NeOp>(s, nameof(Ne));
+    public Tensor Ne(double s) => Compare<NeOp>(s, OpNames.Ne);
     /// <summary>1 where this &lt; s.</summary>
-    public Tensor Lt(double s) => Compare<LtOp>(s, nameof(Lt));
+    public Tensor Lt(double s) => Compare<LtOp>(s, OpNames.Lt);
     /// <summary>1 where this &lt;= s.</summary>
-    public Tensor Le(double s) => Compare<LeOp>(s, nameof(Le));
+    public Tensor Le(double s) => Compare<LeOp>(s, OpNames.Le);
     /// <summary>1 where this &gt; s.</summary>
-    public Tensor Gt(double s) => Compare<GtOp>(s, nameof(Gt));
+    public Tensor Gt(double s) => Compare<GtOp>(s, OpNames.Gt);
     /// <summary>1 where this &gt;= s.</summary>
-    public Tensor Ge(double s) => Compare<GeOp>(s, nameof(Ge));
+    public Tensor Ge(double s) => Compare<GeOp>(s, OpNames.Ge);
 
     private Tensor Compare<TOp>(Tensor other, string op) where TOp : struct, IBinaryOp =>
         Autograd.Record(op, MapBinary<TOp>(this, other, op), null, this, other);
@@ -54,7 +54,7 @@ public sealed partial class Tensor
             default: Select(mask, ac.Span<long>(), bc.Span<long>(), y.Span<long>()); break;
         }
         var node = Autograd.NeedsGrad(a, b) ? new WhereBackward(condition, a.ShapeArray, b.ShapeArray) : null;
-        return Autograd.Record(nameof(Where), y, node, a, b);
+        return Autograd.Record(OpNames.Where, y, node, a, b);
     }
 
     private static void Select<T>(double[] mask, ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y)

@@ -65,8 +65,8 @@ public sealed partial class Tensor
         else
             Conv2dKernels.Forward(xc.Span<double>(), n, c, h, wd, wc.Span<double>(), o, kh, kw, bc is null ? [] : bc.Span<double>(), p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, y.Span<double>());
         if (bias is null)
-            return Autograd.Record("Conv2d", y, Autograd.NeedsGrad(x, w) ? new ConvBackward(x, w, null, p) : null, x, w);
-        return Autograd.Record("Conv2d", y, Autograd.NeedsGrad([x, w, bias]) ? new ConvBackward(x, w, bias, p) : null, [x, w, bias]);
+            return Autograd.Record(OpNames.Conv2d, y, Autograd.NeedsGrad(x, w) ? new ConvBackward(x, w, null, p) : null, x, w);
+        return Autograd.Record(OpNames.Conv2d, y, Autograd.NeedsGrad([x, w, bias]) ? new ConvBackward(x, w, bias, p) : null, [x, w, bias]);
     }
 
     /// <summary>The gradient of conv(x, w) with respect to x of <paramref name="inputShape"/>, given the output gradient gy.</summary>
@@ -80,7 +80,7 @@ public sealed partial class Tensor
             Conv2dKernels.BackwardInput(gc.Span<float>(), n, c, h, wd, wc.Span<float>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gx.Span<float>());
         else
             Conv2dKernels.BackwardInput(gc.Span<double>(), n, c, h, wd, wc.Span<double>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gx.Span<double>());
-        return Autograd.Record("Conv2dBackwardInput", gx, Autograd.NeedsGrad(gy, w) ? new ConvBackwardInputBackward(gy, w, p) : null, gy, w);
+        return Autograd.Record(OpNames.Conv2dBackwardInput, gx, Autograd.NeedsGrad(gy, w) ? new ConvBackwardInputBackward(gy, w, p) : null, gy, w);
     }
 
     /// <summary>The gradient of conv(x, w) with respect to w of <paramref name="weightShape"/>, given the output gradient gy.</summary>
@@ -94,7 +94,7 @@ public sealed partial class Tensor
             Conv2dKernels.BackwardWeight(xc.Span<float>(), n, c, h, wd, gc.Span<float>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gw.Span<float>(), []);
         else
             Conv2dKernels.BackwardWeight(xc.Span<double>(), n, c, h, wd, gc.Span<double>(), o, kh, kw, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, p.Groups, gw.Span<double>(), []);
-        return Autograd.Record("Conv2dBackwardWeight", gw, Autograd.NeedsGrad(x, gy) ? new ConvBackwardWeightBackward(x, gy, p) : null, x, gy);
+        return Autograd.Record(OpNames.Conv2dBackwardWeight, gw, Autograd.NeedsGrad(x, gy) ? new ConvBackwardWeightBackward(x, gy, p) : null, x, gy);
     }
 
     /// <summary>Weight and bias gradients in one kernel pass over gy; only when no graph of the backward is recorded.</summary>

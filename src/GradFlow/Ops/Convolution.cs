@@ -29,7 +29,7 @@ public sealed partial class Tensor
     /// </summary>
     internal static Tensor Im2Col(Tensor x, Window2d g, double padValue = 0)
     {
-        const string op = "Unfold";
+        const string op = OpNames.Unfold;
         Guard.Floating(x, op);
         Guard.Rank(x, 4, op);
         g.Validate(op);
@@ -44,7 +44,7 @@ public sealed partial class Tensor
     /// <summary>Columns (N, C*kh*kw, L) summed back into an (N, C, H, W) image: the adjoint of <see cref="Im2Col"/>.</summary>
     internal static Tensor Col2Im(Tensor cols, Window2d g)
     {
-        const string op = "Fold";
+        const string op = OpNames.Fold;
         Guard.Floating(cols, op);
         Guard.Rank(cols, 3, op);
         g.Validate(op);

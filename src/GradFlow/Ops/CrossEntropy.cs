@@ -22,7 +22,7 @@ public sealed partial class Tensor
             y = (q * logp).Sum(1).Neg();
         }
         var node = Autograd.NeedsGrad(logits, q) ? new SoftmaxCrossEntropyBackward(logits, q) : null;
-        return Autograd.Record("CrossEntropy", y, node, logits, q);
+        return Autograd.Record(OpNames.CrossEntropy, y, node, logits, q);
     }
 }
 

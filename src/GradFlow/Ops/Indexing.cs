@@ -12,14 +12,14 @@ public sealed partial class Tensor
         var idx = index.ContiguousRaw().Span<long>();
         var src = ContiguousRaw();
         ForEachIndexed(index.ShapeArray, d, idx, ShapeArray, nameof(Gather), (outPos, srcPos) => CopyElement(src, srcPos, y, outPos));
-        return Autograd.Record(nameof(Gather), y, Autograd.NeedsGrad(this) ? new GatherBackward(ShapeArray, d, index) : null, this);
+        return Autograd.Record(OpNames.Gather, y, Autograd.NeedsGrad(this) ? new GatherBackward(ShapeArray, d, index) : null, this);
     }
 
     /// <summary>A copy of this tensor with src written at the indexed positions along <paramref name="dim"/> (torch.scatter).</summary>
-    public Tensor Scatter(int dim, Tensor index, Tensor src) => ScatterCore(dim, index, src, accumulate: false, nameof(Scatter));
+    public Tensor Scatter(int dim, Tensor index, Tensor src) => ScatterCore(dim, index, src, accumulate: false, OpNames.Scatter);
 
     /// <summary>A copy of this tensor with src added at the indexed positions along <paramref name="dim"/> (torch.scatter_add).</summary>
-    public Tensor ScatterAdd(int dim, Tensor index, Tensor src) => ScatterCore(dim, index, src, accumulate: true, nameof(ScatterAdd));
+    public Tensor ScatterAdd(int dim, Tensor index, Tensor src) => ScatterCore(dim, index, src, accumulate: true, OpNames.ScatterAdd);
 
     private Tensor ScatterCore(int dim, Tensor index, Tensor src, bool accumulate, string op)
     {
@@ -49,7 +49,7 @@ public sealed partial class Tensor
         var y = Empty(shape, DType);
         for (int i = 0; i < idx.Length; i++)
             CopyRaw(Slice(d, (int)idx[i], (int)idx[i] + 1).Detach(), y.SliceRaw(d, i));
-        return Autograd.Record(nameof(IndexSelect), y, Autograd.NeedsGrad(this) ? new IndexSelectBackward(ShapeArray, d, index) : null, this);
+        return Autograd.Record(OpNames.IndexSelect, y, Autograd.NeedsGrad(this) ? new IndexSelectBackward(ShapeArray, d, index) : null, this);
     }
 
     /// <summary>A copy of this tensor with source's slices added at <paramref name="index"/> along a dim (torch.index_add).</summary>
@@ -69,7 +69,7 @@ public sealed partial class Tensor
             BinaryInto<Kernels.AddOp>(dst, dst, source.SliceRaw(d, i));
         }
         var node = Autograd.NeedsGrad(this, source) ? new IndexAddBackward(d, index) : null;
-        return Autograd.Record(nameof(IndexAdd), y, node, this, source);
+        return Autograd.Record(OpNames.IndexAdd, y, node, this, source);
     }
 
     internal Tensor CloneRaw()

@@ -35,7 +35,7 @@ public sealed partial class Tensor
             at += t.ShapeArray[d];
         }
         var inputs = tensors as Tensor[] ?? [.. tensors];
-        return Autograd.Record(nameof(Cat), y, Autograd.NeedsGrad(inputs) ? new CatBackward(d, sizes) : null, inputs);
+        return Autograd.Record(OpNames.Cat, y, Autograd.NeedsGrad(inputs) ? new CatBackward(d, sizes) : null, inputs);
     }
 
     /// <summary>Stacks same-shaped tensors along a new dim.</summary>
@@ -80,7 +80,7 @@ public sealed partial class Tensor
             shape[d] = sizes[i];
             parts[i] = AsStridedView(shape, (int[])StridesArray.Clone(), Offset + (at * StridesArray[d]));
         }
-        return Autograd.Record(nameof(Split), parts, Autograd.NeedsGrad(this) ? new SplitBackward(d, sizes, ShapeArray) : null, [this]);
+        return Autograd.Record(OpNames.Split, parts, Autograd.NeedsGrad(this) ? new SplitBackward(d, sizes, ShapeArray) : null, [this]);
     }
 
     /// <summary>Splits into <paramref name="chunks"/> nearly equal pieces along a dim.</summary>

@@ -37,7 +37,7 @@ public sealed partial class Tensor
             _ => [x, weight, bias],
         };
         var node = Autograd.NeedsGrad(inputs) ? new LayerNormBackward(x, xc, weight, bias, mean, rstd, normalizedShape, eps) : null;
-        return Autograd.Record(nameof(LayerNorm), y, node, inputs);
+        return Autograd.Record(OpNames.LayerNorm, y, node, inputs);
     }
 }
 

@@ -28,7 +28,7 @@ public sealed partial class Tensor
         Mm(xc.AsStridedView([rows, inF], [inF, 1], xc.Offset), wt, y2, accumulate: b is not null);
         bool needs = b is null ? Autograd.NeedsGrad(x, w) : Autograd.NeedsGrad([x, w, b]);
         var node = needs ? new LinearBackward(x, xc, w, b) : null;
-        return b is null ? Autograd.Record(nameof(Linear), y, node, x, w) : Autograd.Record(nameof(Linear), y, node, [x, w, b]);
+        return b is null ? Autograd.Record(OpNames.Linear, y, node, x, w) : Autograd.Record(OpNames.Linear, y, node, [x, w, b]);
     }
 
     private static void FillRows(Tensor y, Tensor b, int rows, int n)

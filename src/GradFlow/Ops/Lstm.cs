@@ -36,11 +36,11 @@ public sealed partial class Tensor
         var cN = cells.AsStridedView([batch, hidden], [hidden, 1], last * n).ContiguousCopy();
         Tensor[] inputs = bhh is null ? [xProj, h0, c0, whh] : [xProj, h0, c0, whh, bhh];
         var node = Autograd.NeedsGrad(inputs) ? new LstmBackward(inputs, output, gates, cells, reverse) : null;
-        var outputs = Autograd.Record("Lstm", [output, hN, cN], node, inputs);
-        if (Autograd.Observers.Length != 0)
+        var outputs = Autograd.Record(OpNames.Lstm, [output, hN, cN], node, inputs);
+        if (Instrumentation.Listening)
         {
-            Autograd.Observe(nameof(Sigmoid), [xProj], gates.AsStridedView([3 * steps, batch, hidden], [n, hidden, 1], 0));
-            Autograd.Observe(nameof(Tanh), [xProj], gates.AsStridedView([2 * steps, batch, hidden], [n, hidden, 1], 3 * steps * n));
+            Instrumentation.Forward(OpNames.Sigmoid, [xProj], gates.AsStridedView([3 * steps, batch, hidden], [n, hidden, 1], 0), null);
+            Instrumentation.Forward(OpNames.Tanh, [xProj], gates.AsStridedView([2 * steps, batch, hidden], [n, hidden, 1], 3 * steps * n), null);
         }
         return outputs;
     }

@@ -44,7 +44,7 @@ public sealed partial class Tensor
         {
             y = BatchedMm(a, b, m, k, n);
         }
-        return Autograd.Record(nameof(MatMul), y, Autograd.NeedsGrad(a, b) ? new MatMulBackward(a, b) : null, a, b);
+        return Autograd.Record(OpNames.MatMul, y, Autograd.NeedsGrad(a, b) ? new MatMulBackward(a, b) : null, a, b);
     }
 
     // Each batch entry is a strided 2-d view of the operands (stride 0 along broadcast batch dims), so a

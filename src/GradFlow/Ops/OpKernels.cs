@@ -8,9 +8,20 @@ namespace GradFlow;
 /// </summary>
 public sealed partial class Tensor
 {
+    /// <summary>
+    /// y = op(x) elementwise. While a listener has armed activation measures
+    /// (<see cref="Instrumentation.ActivationsArmed"/>) and asks for this op's output, the same pass measures it as it
+    /// writes it, as asked (<see cref="Instrumentation.RequestActivation"/>): sums and the count outside a band, or
+    /// sums and each unit's maximum, a few rows at a time.
+    /// </summary>
     internal static Tensor MapUnary<TOp>(Tensor x, string op) where TOp : struct, IUnaryOp
     {
         Guard.Floating(x, op);
+        if (Instrumentation.ActivationsArmed && x.DType == DType.Float32 && x.IsContiguous && x.NumEl > 0)
+        {
+            var request = Instrumentation.RequestActivation(op, x);
+            if (request.Kind != ActivationMeasureKind.None) return MapMeasured<TOp>(x, request);
+        }
         var y = EmptyLike(x);
         bool flat = x.IsContiguous;
         if (x.DType == DType.Float32)
@@ -26,40 +37,23 @@ public sealed partial class Tensor
         return y;
     }
 
-    /// <summary>
-    /// A saturating activation (sigmoid, tanh): <see cref="MapUnary{TOp}"/>, and while a monitor wants activation
-    /// health (<see cref="FusedMeasures.ActivationsArmed"/>) on a training forward, the output's sums and saturated
-    /// count taken block by block as it is written.
-    /// </summary>
-    internal static Tensor MapSaturating<TOp>(Tensor x, string op, bool sigmoid) where TOp : struct, IUnaryOp
+    // The measuring passes of MapUnary, for a non-empty contiguous float x.
+    private static Tensor MapMeasured<TOp>(Tensor x, in ActivationRequest request) where TOp : struct, IUnaryOp
     {
-        if (!MeasuresActivation(x)) return MapUnary<TOp>(x, op);
         var y = EmptyLike(x);
-        var (lo, hi) = FusedMeasures.ArmedSaturationBounds(sigmoid);
-        var (sum, sumSq, outside) = StatisticsParallel.UnaryWithMoments<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, y.NumEl, lo, hi);
-        FusedMeasures.RecordActivation(new ActivationMeasure(y, sum, sumSq, outside, lo, hi));
+        if (request.Kind == ActivationMeasureKind.UnitMaxima)
+        {
+            if ((long)request.Outer * request.Units * request.Inner != y.NumEl)
+                throw new InvalidOperationException($"activation measure: units ({request.Outer}, {request.Units}, {request.Inner}) do not cover an output of shape {Guard.Shape(y)}.");
+            var max = Instrumentation.UnitMaxBuffer(request.Units);
+            var (s, q) = StatisticsParallel.UnaryWithUnitMax<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, request.Outer, request.Units, request.Inner, max);
+            Instrumentation.RecordActivation(new ActivationMeasure(y, request, s, q, UnitMax: max));
+            return y;
+        }
+        var (sum, sumSq, outside) = StatisticsParallel.UnaryWithMoments<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, y.NumEl, request.Lo, request.Hi);
+        Instrumentation.RecordActivation(new ActivationMeasure(y, request, sum, sumSq, outside));
         return y;
     }
-
-    /// <summary>
-    /// A rectifier (ReLU): <see cref="MapUnary{TOp}"/>, and while a monitor wants activation health on a training
-    /// forward, the output's sums and each unit's maximum taken a few rows at a time as it is written.
-    /// </summary>
-    internal static Tensor MapRectifier<TOp>(Tensor x, string op) where TOp : struct, IUnaryOp
-    {
-        if (!MeasuresActivation(x)) return MapUnary<TOp>(x, op);
-        var y = EmptyLike(x);
-        var (outer, units, inner) = FusedMeasures.UnitLayout(y);
-        var max = FusedMeasures.UnitMaxBuffer(units);
-        var (sum, sumSq) = StatisticsParallel.UnaryWithUnitMax<TOp>(x.Data<float>(), x.Offset, y.Data<float>(), 0, outer, units, inner, max);
-        FusedMeasures.RecordActivation(new ActivationMeasure(y, sum, sumSq, 0, 0, 0, max, units));
-        return y;
-    }
-
-    // An activation's output is measured in its kernel on a training forward (the one a monitor records) of a
-    // non-empty contiguous float input, while a monitor has armed the kernels.
-    private static bool MeasuresActivation(Tensor x) =>
-        FusedMeasures.ActivationsArmed && x.DType == DType.Float32 && x.IsContiguous && x.NumEl > 0 && Autograd.IsGradEnabled && !Autograd.IsInBackward;
 
     internal static Tensor MapBinary<TOp>(Tensor a, Tensor b, string op) where TOp : struct, IBinaryOp
     {
@@ -109,7 +103,7 @@ public sealed partial class Tensor
     /// <summary>
     /// An activation's input gradient op(g, y) in one pass, when no graph is being recorded and g and the saved
     /// output y are contiguous float tensors of one shape; null otherwise (the caller composes tensor ops). While a
-    /// monitor wants the backward flow (<see cref="FusedMeasures.FlowArmed"/>), the same pass sums the squares of g and
+    /// listener wants the backward flow (<see cref="Instrumentation.FlowArmed"/>), the same pass sums the squares of g and
     /// of the result for it.
     /// </summary>
     internal static Tensor? FusedGrad<TOp>(Tensor g, Tensor y) where TOp : struct, IBinaryOp
@@ -119,10 +113,10 @@ public sealed partial class Tensor
             return null;
         var dx = EmptyLike(g);
         const int grain = ElementwiseParallel.MinPerThreadActivationGrad;
-        if (g.DType == DType.Float32 && FusedMeasures.FlowArmed)
+        if (g.DType == DType.Float32 && Instrumentation.FlowArmed)
         {
             var (gs, ds) = StatisticsParallel.GradAndSquares<TOp>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
-            FusedMeasures.RecordFlow(g, gs, dx, ds);
+            Instrumentation.RecordFlow(g, gs, dx, ds);
         }
         else if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
         else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl, grain);

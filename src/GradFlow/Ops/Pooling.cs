@@ -31,7 +31,7 @@ public sealed partial class Tensor
             Pool2dKernels.MaxPool2dForward(x.Span<float>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<float>(), at);
         else
             Pool2dKernels.MaxPool2dForward(x.Span<double>(), n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, y.Span<double>(), at);
-        return Autograd.Record("MaxPool2d", y, Autograd.NeedsGrad(x) ? new MaxPool2dBackward(x.ShapeArray, g, indices, y.NumEl) : null, x);
+        return Autograd.Record(OpNames.MaxPool2d, y, Autograd.NeedsGrad(x) ? new MaxPool2dBackward(x.ShapeArray, g, indices, y.NumEl) : null, x);
     }
 
     /// <summary>Mean over each window; padding counts as zeros unless <paramref name="countIncludePad"/> is false.</summary>

@@ -17,7 +17,7 @@ public sealed partial class Tensor
         var mask = ReducedDims(dims, nameof(Sum));
         var kept = ReduceRaw<AddOp>(mask, 0, nameof(Sum));
         var y = keepDim ? kept : kept.DropDims(mask);
-        return Autograd.Record(nameof(Sum), y, Autograd.NeedsGrad(this) ? new SumBackward(ShapeArray, kept.ShapeArray) : null, this);
+        return Autograd.Record(OpNames.Sum, y, Autograd.NeedsGrad(this) ? new SumBackward(ShapeArray, kept.ShapeArray) : null, this);
     }
 
     /// <summary>The mean of all elements.</summary>
@@ -91,9 +91,9 @@ public sealed partial class Tensor
             var mask = ReducedDims(dims, nameof(Norm));
             var sq = MapBinary<MulOp>(this, this, nameof(Norm));
             var kept = sq.ReduceRaw<AddOp>(mask, 0, nameof(Norm));
-            kept = MapUnary<SqrtOp>(kept, nameof(Norm));
+            kept = MapUnary<SqrtOp>(kept, OpNames.Norm);
             var y = keepDim ? kept : kept.DropDims(mask);
-            return Autograd.Record(nameof(Norm), y, Autograd.NeedsGrad(this) ? new Norm2Backward(this, y, kept.ShapeArray) : null, this);
+            return Autograd.Record(OpNames.Norm, y, Autograd.NeedsGrad(this) ? new Norm2Backward(this, y, kept.ShapeArray) : null, this);
         }
         if (double.IsPositiveInfinity(p)) return AmaxComposite(Abs(), dims, keepDim);
         if (p <= 0 || double.IsNaN(p)) Guard.ThrowArg(nameof(Norm), nameof(p), $"p must be positive, got {p}.");
@@ -203,7 +203,7 @@ public sealed partial class Tensor
 
     private Tensor ExtremeAll(bool max)
     {
-        string op = max ? nameof(Max) : nameof(Min);
+        string op = max ? OpNames.Max : OpNames.Min;
         if (NumEl == 0) Guard.ThrowInvalid(op, $"cannot reduce an empty tensor of shape {Guard.Shape(this)}.");
         var mask = ReducedDims(AllDims(), op);
         var kept = max ? ReduceRaw<MaxOp>(mask, double.NegativeInfinity, op) : ReduceRaw<MinOp>(mask, double.PositiveInfinity, op);
@@ -213,7 +213,7 @@ public sealed partial class Tensor
 
     private (Tensor Values, Tensor Indices) ExtremeDim(int dim, bool keepDim, bool max)
     {
-        string op = max ? nameof(Max) : nameof(Min);
+        string op = max ? OpNames.Max : OpNames.Min;
         int d = Guard.Dim(dim, Rank, op);
         if (Rank == 0) return (Autograd.Record(op, Detach(), Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this), Zeros([], DType.Int64));
         int size = ShapeArray[d];

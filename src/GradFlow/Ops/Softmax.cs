@@ -9,7 +9,7 @@ public sealed partial class Tensor
     {
         int d = Guard.Dim(dim, Rank, nameof(Softmax));
         var y = SoftmaxRaw(d, log: false);
-        return Autograd.Record(nameof(Softmax), y, Autograd.NeedsGrad(this) ? new SoftmaxBackward(y, d) : null, this);
+        return Autograd.Record(OpNames.Softmax, y, Autograd.NeedsGrad(this) ? new SoftmaxBackward(y, d) : null, this);
     }
 
     /// <summary>x - log(sum(exp(x))) along a dim, computed stably.</summary>
@@ -17,7 +17,7 @@ public sealed partial class Tensor
     {
         int d = Guard.Dim(dim, Rank, nameof(LogSoftmax));
         var y = SoftmaxRaw(d, log: true);
-        return Autograd.Record(nameof(LogSoftmax), y, Autograd.NeedsGrad(this) ? new LogSoftmaxBackward(y, d) : null, this);
+        return Autograd.Record(OpNames.LogSoftmax, y, Autograd.NeedsGrad(this) ? new LogSoftmaxBackward(y, d) : null, this);
     }
 
     private Tensor SoftmaxRaw(int d, bool log)

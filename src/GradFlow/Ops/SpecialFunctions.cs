@@ -9,7 +9,7 @@ public sealed partial class Tensor
     public Tensor Erf()
     {
         var y = MapDouble(this, SpecialMath.Erf, nameof(Erf));
-        return Autograd.Record(nameof(Erf), y, Autograd.NeedsGrad(this) ? new ErfBackward(this) : null, this);
+        return Autograd.Record(OpNames.Erf, y, Autograd.NeedsGrad(this) ? new ErfBackward(this) : null, this);
     }
 
     /// <summary>
@@ -24,7 +24,7 @@ public sealed partial class Tensor
             double z = beta * x;
             return z > threshold ? x : (Math.Max(z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z)))) / beta;
         }, nameof(Softplus));
-        return Autograd.Record(nameof(Softplus), y, Autograd.NeedsGrad(this) ? new SoftplusBackward(this, beta, threshold) : null, this);
+        return Autograd.Record(OpNames.Softplus, y, Autograd.NeedsGrad(this) ? new SoftplusBackward(this, beta, threshold) : null, this);
     }
 
     /// <summary>Applies a scalar function in double precision to every element (no autograd).</summary>

@@ -8,64 +8,64 @@ public sealed partial class Tensor
     /// <summary>e^x.</summary>
     public Tensor Exp()
     {
-        var y = MapUnary<ExpOp>(this, nameof(Exp));
-        return Autograd.Record(nameof(Exp), y, Autograd.NeedsGrad(this) ? new ExpBackward(y) : null, this);
+        var y = MapUnary<ExpOp>(this, OpNames.Exp);
+        return Autograd.Record(OpNames.Exp, y, Autograd.NeedsGrad(this) ? new ExpBackward(y) : null, this);
     }
 
     /// <summary>Natural logarithm.</summary>
     public Tensor Log()
     {
-        var y = MapUnary<LogOp>(this, nameof(Log));
-        return Autograd.Record(nameof(Log), y, Autograd.NeedsGrad(this) ? new LogBackward(this) : null, this);
+        var y = MapUnary<LogOp>(this, OpNames.Log);
+        return Autograd.Record(OpNames.Log, y, Autograd.NeedsGrad(this) ? new LogBackward(this) : null, this);
     }
 
     /// <summary>Square root.</summary>
     public Tensor Sqrt()
     {
-        var y = MapUnary<SqrtOp>(this, nameof(Sqrt));
-        return Autograd.Record(nameof(Sqrt), y, Autograd.NeedsGrad(this) ? new SqrtBackward(y) : null, this);
+        var y = MapUnary<SqrtOp>(this, OpNames.Sqrt);
+        return Autograd.Record(OpNames.Sqrt, y, Autograd.NeedsGrad(this) ? new SqrtBackward(y) : null, this);
     }
 
     /// <summary>|x|.</summary>
     public Tensor Abs()
     {
-        var y = MapUnary<AbsOp>(this, nameof(Abs));
-        return Autograd.Record(nameof(Abs), y, Autograd.NeedsGrad(this) ? new AbsBackward(this) : null, this);
+        var y = MapUnary<AbsOp>(this, OpNames.Abs);
+        return Autograd.Record(OpNames.Abs, y, Autograd.NeedsGrad(this) ? new AbsBackward(this) : null, this);
     }
 
     /// <summary>Sine.</summary>
     public Tensor Sin()
     {
-        var y = MapUnary<SinOp>(this, nameof(Sin));
-        return Autograd.Record(nameof(Sin), y, Autograd.NeedsGrad(this) ? new SinBackward(this) : null, this);
+        var y = MapUnary<SinOp>(this, OpNames.Sin);
+        return Autograd.Record(OpNames.Sin, y, Autograd.NeedsGrad(this) ? new SinBackward(this) : null, this);
     }
 
     /// <summary>Cosine.</summary>
     public Tensor Cos()
     {
-        var y = MapUnary<CosOp>(this, nameof(Cos));
-        return Autograd.Record(nameof(Cos), y, Autograd.NeedsGrad(this) ? new CosBackward(this) : null, this);
+        var y = MapUnary<CosOp>(this, OpNames.Cos);
+        return Autograd.Record(OpNames.Cos, y, Autograd.NeedsGrad(this) ? new CosBackward(this) : null, this);
     }
 
     /// <summary>Hyperbolic tangent.</summary>
     public Tensor Tanh()
     {
-        var y = MapSaturating<TanhOp>(this, nameof(Tanh), sigmoid: false);
-        return Autograd.Record(nameof(Tanh), y, Autograd.NeedsGrad(this) ? new TanhBackward(y) : null, this);
+        var y = MapUnary<TanhOp>(this, OpNames.Tanh);
+        return Autograd.Record(OpNames.Tanh, y, Autograd.NeedsGrad(this) ? new TanhBackward(y) : null, this);
     }
 
     /// <summary>The logistic function 1 / (1 + e^-x).</summary>
     public Tensor Sigmoid()
     {
-        var y = MapSaturating<SigmoidOp>(this, nameof(Sigmoid), sigmoid: true);
-        return Autograd.Record(nameof(Sigmoid), y, Autograd.NeedsGrad(this) ? new SigmoidBackward(y) : null, this);
+        var y = MapUnary<SigmoidOp>(this, OpNames.Sigmoid);
+        return Autograd.Record(OpNames.Sigmoid, y, Autograd.NeedsGrad(this) ? new SigmoidBackward(y) : null, this);
     }
 
     /// <summary>max(x, 0).</summary>
     public Tensor Relu()
     {
-        var y = MapRectifier<ReluOp>(this, nameof(Relu));
-        return Autograd.Record(nameof(Relu), y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
+        var y = MapUnary<ReluOp>(this, OpNames.Relu);
+        return Autograd.Record(OpNames.Relu, y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
     }
 
     /// <summary>The sign of x (-1, 0 or 1); its gradient is zero.</summary>
@@ -73,7 +73,7 @@ public sealed partial class Tensor
     {
         Guard.Floating(this, nameof(Sign));
         var y = MapBinary<SubOp>(Gt(0.0), Lt(0.0), nameof(Sign));
-        return Autograd.Record(nameof(Sign), y, Autograd.NeedsGrad(this) ? new ZeroBackward() : null, this);
+        return Autograd.Record(OpNames.Sign, y, Autograd.NeedsGrad(this) ? new ZeroBackward() : null, this);
     }
 
     /// <summary>Clamps x to [min, max]; either bound may be null (no bound).</summary>
@@ -84,7 +84,7 @@ public sealed partial class Tensor
         var y = this;
         if (min is { } lo) y = MapScalar<MaxOp>(y, lo, false, nameof(Clamp));
         if (max is { } hi) y = MapScalar<MinOp>(y, hi, false, nameof(Clamp));
-        return Autograd.Record(nameof(Clamp), y, Autograd.NeedsGrad(this) ? new ClampBackward(this, min, max) : null, this);
+        return Autograd.Record(OpNames.Clamp, y, Autograd.NeedsGrad(this) ? new ClampBackward(this, min, max) : null, this);
     }
 }
 

@@ -10,7 +10,7 @@ public sealed partial class Tensor
         var s = InferShape(shape, nameof(Reshape));
         var strides = IsContiguous ? Shapes.ContiguousStrides(s) : Shapes.ViewStrides(ShapeArray, StridesArray, s);
         var y = strides is not null ? AsStridedView(s, strides, Offset) : new Tensor(ContiguousRaw().Storage, s);
-        return Autograd.Record(nameof(Reshape), y, Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
+        return Autograd.Record(OpNames.Reshape, y, Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
     }
 
     /// <summary>A view with a new shape; the layout must allow it (use Reshape otherwise).</summary>
@@ -65,7 +65,7 @@ public sealed partial class Tensor
     public Tensor Transpose(int dim0, int dim1)
     {
         int a = Guard.Dim(dim0, Rank, nameof(Transpose), nameof(dim0)), b = Guard.Dim(dim1, Rank, nameof(Transpose), nameof(dim1));
-        if (Rank < 2) return Autograd.Record(nameof(Transpose), Detach(), Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
+        if (Rank < 2) return Autograd.Record(OpNames.Transpose, Detach(), Autograd.NeedsGrad(this) ? new ReshapeBackward(ShapeArray) : null, this);
         var perm = new int[Rank];
         for (int i = 0; i < Rank; i++) perm[i] = i;
         (perm[a], perm[b]) = (perm[b], perm[a]);
@@ -98,7 +98,7 @@ public sealed partial class Tensor
         var strides = new int[Rank];
         for (int i = 0; i < Rank; i++) { shape[i] = ShapeArray[perm[i]]; strides[i] = StridesArray[perm[i]]; }
         var y = AsStridedView(shape, strides, Offset);
-        return Autograd.Record(nameof(Permute), y, Autograd.NeedsGrad(this) ? new PermuteBackward(perm) : null, this);
+        return Autograd.Record(OpNames.Permute, y, Autograd.NeedsGrad(this) ? new PermuteBackward(perm) : null, this);
     }
 
     /// <summary>Removes all dims of size 1, or only <paramref name="dim"/> if it has size 1.</summary>
@@ -124,7 +124,7 @@ public sealed partial class Tensor
     public Tensor Expand(params ReadOnlySpan<int> shape)
     {
         var y = ExpandRaw(shape);
-        return Autograd.Record(nameof(Expand), y, Autograd.NeedsGrad(this) ? new ExpandBackward(ShapeArray) : null, this);
+        return Autograd.Record(OpNames.Expand, y, Autograd.NeedsGrad(this) ? new ExpandBackward(ShapeArray) : null, this);
     }
 
     internal Tensor ExpandRaw(ReadOnlySpan<int> shape)
@@ -163,7 +163,7 @@ public sealed partial class Tensor
         shape[d] = (end - start + step - 1) / step;
         strides[d] *= step;
         var y = AsStridedView(shape, strides, Offset + start * StridesArray[d]);
-        return Autograd.Record(nameof(Slice), y, Autograd.NeedsGrad(this) ? new SliceBackward(ShapeArray, d, start, step) : null, this);
+        return Autograd.Record(OpNames.Slice, y, Autograd.NeedsGrad(this) ? new SliceBackward(ShapeArray, d, start, step) : null, this);
     }
 
     /// <summary><paramref name="length"/> elements from <paramref name="start"/> along a dim, as a view.</summary>
@@ -208,7 +208,7 @@ public sealed partial class Tensor
     {
         var y = Empty(ShapeArray, DType);
         CopyRaw(this, y);
-        return Autograd.Record(nameof(Clone), y, Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this);
+        return Autograd.Record(OpNames.Clone, y, Autograd.NeedsGrad(this) ? new ScaleBackward(1) : null, this);
     }
 
     /// <summary>This tensor converted to another dtype (a copy unless the dtype is the same).</summary>
@@ -224,7 +224,7 @@ public sealed partial class Tensor
             default: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = (long)src[i]; break; }
         }
         var node = Autograd.NeedsGrad(this) && dtype.IsFloatingPoint() ? new ToBackward(DType) : null;
-        return Autograd.Record(nameof(To), y, node, this);
+        return Autograd.Record(OpNames.To, y, node, this);
     }
 
     /// <summary>Embeds a gradient slice into zeros of the base shape: the backward of Slice, itself differentiable.</summary>
@@ -233,7 +233,7 @@ public sealed partial class Tensor
         var y = EmptyZeroed(baseShape, g.DType);
         var view = y.AsStridedView(g.ShapeArray, MulAt(y.StridesArray, dim, step), start * y.StridesArray[dim]);
         CopyRaw(g, view);
-        return Autograd.Record("EmbedSlice", y, Autograd.NeedsGrad(g) ? new EmbedSliceBackward(dim, start, g.ShapeArray[dim], step) : null, g);
+        return Autograd.Record(OpNames.EmbedSlice, y, Autograd.NeedsGrad(g) ? new EmbedSliceBackward(dim, start, g.ShapeArray[dim], step) : null, g);
     }
 
     private static int[] MulAt(int[] strides, int dim, int step)

@@ -18,7 +18,7 @@ public static class GradientClipping
     /// </summary>
     public static double ClipGradNorm(IEnumerable<Tensor> parameters, double maxNorm, double normType = 2, bool errorIfNonfinite = false)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
+        Guard.NotNull(parameters, "GradientClipping.ClipGradNorm", nameof(parameters));
         if (double.IsNaN(maxNorm)) Guard.ThrowArg(nameof(ClipGradNorm), nameof(maxNorm), "max norm is NaN.");
         if (!(normType > 0)) Guard.ThrowArg(nameof(ClipGradNorm), nameof(normType), $"norm type must be positive or infinity, got {normType}.");
         var grads = Grads(parameters, nameof(ClipGradNorm));
@@ -36,7 +36,7 @@ public static class GradientClipping
     /// <summary>The joint norm of several tensors: the norm of their norms (∞: the largest |element|).</summary>
     public static double TotalNorm(IReadOnlyList<Tensor> tensors, double normType = 2)
     {
-        ArgumentNullException.ThrowIfNull(tensors);
+        Guard.NotNull(tensors, "GradientClipping.TotalNorm", nameof(tensors));
         double acc = 0;
         foreach (var t in tensors)
         {
@@ -59,7 +59,7 @@ public static class GradientClipping
     /// <summary>Clamps every gradient element to [−clipValue, clipValue] (as clip_grad_value_).</summary>
     public static void ClipGradValue(IEnumerable<Tensor> parameters, double clipValue)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
+        Guard.NotNull(parameters, "GradientClipping.ClipGradValue", nameof(parameters));
         if (!(clipValue >= 0)) Guard.ThrowArg(nameof(ClipGradValue), nameof(clipValue), $"clip value must be non-negative, got {clipValue}.");
         foreach (var g in Grads(parameters, nameof(ClipGradValue)))
         {
@@ -82,7 +82,7 @@ public static class GradientClipping
     /// </summary>
     public static int AdaptiveClipGrad(IEnumerable<Tensor> parameters, double clipFactor = 0.01, double eps = 1e-3)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
+        Guard.NotNull(parameters, "GradientClipping.AdaptiveClipGrad", nameof(parameters));
         if (!(clipFactor > 0)) Guard.ThrowArg(nameof(AdaptiveClipGrad), nameof(clipFactor), $"clip factor must be positive, got {clipFactor}.");
         if (!(eps >= 0)) Guard.ThrowArg(nameof(AdaptiveClipGrad), nameof(eps), $"eps must be non-negative, got {eps}.");
         int clipped = 0;

@@ -25,8 +25,8 @@ public sealed class LRFinder
     /// </summary>
     public LRFinder(Optimizer optimizer, Func<double> lossAndBackward)
     {
-        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
-        _lossAndBackward = lossAndBackward ?? throw new ArgumentNullException(nameof(lossAndBackward));
+        _optimizer = Guard.NotNull(optimizer, "LRFinder", nameof(optimizer));
+        _lossAndBackward = Guard.NotNull(lossAndBackward, "LRFinder", nameof(lossAndBackward));
     }
 
     /// <summary>Sweeps <paramref name="steps"/> rates from <paramref name="minLr"/> to <paramref name="maxLr"/>; every group gets the same rate.</summary>

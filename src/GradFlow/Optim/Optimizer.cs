@@ -16,13 +16,13 @@ public abstract class Optimizer
 
     /// <summary>An optimiser over one group holding <paramref name="parameters"/>.</summary>
     protected Optimizer(IEnumerable<Tensor> parameters, IReadOnlyDictionary<string, double> defaults)
-        : this([new ParamGroup(parameters ?? throw new ArgumentNullException(nameof(parameters)))], defaults) { }
+        : this([new ParamGroup(Guard.NotNull(parameters, "Optimizer", nameof(parameters)))], defaults) { }
 
     /// <summary>An optimiser over several groups; hyper-parameters a group lacks come from <paramref name="defaults"/>.</summary>
     protected Optimizer(IEnumerable<ParamGroup> groups, IReadOnlyDictionary<string, double> defaults)
     {
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(defaults);
+        Guard.NotNull(groups, "Optimizer", nameof(groups));
+        Guard.NotNull(defaults, "Optimizer", nameof(defaults));
         _defaults = new Dictionary<string, double>(defaults);
         foreach (var g in groups) AddParamGroup(g);
         if (_groups.Count == 0) Guard.Throw(GetType().Name, "got an empty list of parameter groups.");
@@ -40,7 +40,7 @@ public abstract class Optimizer
     /// <summary>Adds a group, filling its missing hyper-parameters from the defaults (torch's add_param_group).</summary>
     public void AddParamGroup(ParamGroup group)
     {
-        ArgumentNullException.ThrowIfNull(group);
+        Guard.NotNull(group, "Optimizer.AddParamGroup", nameof(group));
         string op = GetType().Name;
         foreach (var (k, v) in _defaults) group.SetDefault(k, v);
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
@@ -139,7 +139,7 @@ public abstract class Optimizer
     /// <summary>Adds an observer of every parameter update; dispose the result to remove it.</summary>
     public IDisposable AddObserver(IOptimizerObserver observer)
     {
-        ArgumentNullException.ThrowIfNull(observer);
+        Guard.NotNull(observer, "Optimizer.AddObserver", nameof(observer));
         _observers = [.. _observers, observer];
         return Autograd.Handle(() => _observers = Array.FindAll(_observers, o => !ReferenceEquals(o, observer)));
     }
@@ -166,19 +166,27 @@ public abstract class Optimizer
     /// <summary>
     /// Restores state saved by <see cref="StateDict"/> from an optimiser over parameters of the same shapes,
     /// grouped the same way. Hyper-parameters are replaced; buffers are copied (cast to the parameter's dtype).
+    /// Everything is checked first, with the constructor's rules (every hyper-parameter present, finite and in
+    /// range; every buffer and scalar an update needs present, shaped like its parameter; step counts in range),
+    /// so a bad state throws an ArgumentException naming the key and leaves the optimiser untouched.
     /// </summary>
-    public void LoadStateDict(OptimizerStateDict stateDict)
+    public void LoadStateDict(OptimizerStateDict stateDict) => PrepareLoad(stateDict)();
+
+    /// <summary>Checks <paramref name="stateDict"/> fully and returns the action that installs it (which cannot fail).</summary>
+    internal Action PrepareLoad(OptimizerStateDict stateDict)
     {
-        ArgumentNullException.ThrowIfNull(stateDict);
+        Guard.NotNull(stateDict, "Optimizer.LoadStateDict", nameof(stateDict));
         string op = GetType().Name + "." + nameof(LoadStateDict);
         if (stateDict.ParamGroups.Count != _groups.Count)
             Guard.ThrowArg(op, nameof(stateDict), $"the state has {stateDict.ParamGroups.Count} parameter groups, this optimiser has {_groups.Count}.");
         var byIndex = new List<(ParamGroup Group, Tensor Param)>();
+        var checkedGroups = new ParamGroup[_groups.Count];
         for (int gi = 0; gi < _groups.Count; gi++)
         {
             if (stateDict.ParamGroups[gi].Params.Count != _groups[gi].Params.Count)
                 Guard.ThrowArg(op, nameof(stateDict), $"group {gi} has {stateDict.ParamGroups[gi].Params.Count} parameters in the state, {_groups[gi].Params.Count} here.");
-            foreach (var p in _groups[gi].Params) byIndex.Add((_groups[gi], p));
+            checkedGroups[gi] = CheckedGroup(_groups[gi], stateDict.ParamGroups[gi].Options, gi, op);
+            foreach (var p in _groups[gi].Params) byIndex.Add((checkedGroups[gi], p));
         }
         var map = new Dictionary<int, (ParamGroup Group, Tensor Param)>();
         for (int gi = 0, k = 0; gi < _groups.Count; gi++)
@@ -189,25 +197,74 @@ public abstract class Optimizer
         {
             if (!map.TryGetValue(id, out var target))
                 Guard.ThrowArg(op, nameof(stateDict), $"state for parameter index {id}, which no group lists.");
-            restored[target.Param] = CopyState(s, target.Param, id, op);
+            CheckState(s, target.Group, target.Param, id, op);
+            restored[target.Param] = CopyState(s, target.Param);
         }
-        for (int gi = 0; gi < _groups.Count; gi++) _groups[gi].ReplaceOptions(stateDict.ParamGroups[gi].Options);
-        _state.Clear();
-        foreach (var (p, s) in restored) _state[p] = s;
+        return () =>
+        {
+            for (int gi = 0; gi < _groups.Count; gi++) _groups[gi].ReplaceOptions(checkedGroups[gi].Options);
+            _state.Clear();
+            foreach (var (p, s) in restored) _state[p] = s;
+        };
     }
 
-    private static ParamState CopyState(ParamState s, Tensor param, int id, string op)
+    // A copy of the group with the loaded options, checked as the constructor checks a group.
+    private ParamGroup CheckedGroup(ParamGroup live, IReadOnlyDictionary<string, double> options, int gi, string op)
     {
-        if (s.Step < 0) Guard.ThrowArg(op, "stateDict", $"parameter {id} has a negative step count {s.Step}.");
-        var copy = new ParamState { Step = s.Step };
+        foreach (var name in _defaults.Keys)
+            if (!options.ContainsKey(name)) Guard.ThrowArg(op, nameof(LoadStateDict), $"param group {gi} has no hyper-parameter '{name}'.");
+        foreach (var (name, v) in options)
+            if (!double.IsFinite(v)) Guard.ThrowArg(op, name, $"param group {gi}: hyper-parameter '{name}' is {v}; a restored value must be finite.");
+        var group = new ParamGroup(live.Params, options);
+        try
+        {
+            ValidateGroup(group);
+        }
+        catch (ArgumentException ex)
+        {
+            Guard.ThrowArg(op, ex.ParamName ?? "stateDict", $"param group {gi}: {ex.Message}");
+        }
+        return group;
+    }
+
+    // Step counts are doubles in the bias corrections, so beyond 2^53 they stop counting exactly.
+    private const long MaxStep = 1L << 53;
+
+    private void CheckState(ParamState s, ParamGroup group, Tensor param, int id, string op)
+    {
+        if (s.Step < 0 || s.Step > MaxStep) Guard.ThrowArg(op, "step", $"parameter {id} has step count {s.Step}; expected 0 to 2^53.");
         foreach (var (name, t) in s.Buffers)
         {
             if (!t.Shape.SequenceEqual(param.Shape))
-                Guard.ThrowArg(op, "stateDict", $"buffer '{name}' of parameter {id} has shape {Guard.Shape(t)}, the parameter has {Guard.Shape(param)}.");
+                Guard.ThrowArg(op, name, $"buffer '{name}' of parameter {id} has shape {Guard.Shape(t)}, the parameter has {Guard.Shape(param)}.");
             if (!t.DType.IsFloatingPoint())
-                Guard.ThrowArg(op, "stateDict", $"buffer '{name}' of parameter {id} is {t.DType.Name()}, expected floating point.");
-            copy.Buffers[name] = t.DType == param.DType ? t.Detach().Clone() : t.Detach().To(param.DType);
+                Guard.ThrowArg(op, name, $"buffer '{name}' of parameter {id} is {t.DType.Name()}, expected floating point.");
         }
+        foreach (var (name, v) in s.Scalars)
+            if (!double.IsFinite(v)) Guard.ThrowArg(op, name, $"scalar '{name}' of parameter {id} is {v}, expected a finite number.");
+        if (s.Step == 0) return;
+        var (buffers, scalars) = StateNames(group, param.DType);
+        foreach (var name in buffers)
+            if (!s.Buffers.ContainsKey(name)) Guard.ThrowArg(op, name, $"parameter {id} has no buffer '{name}', which {GetType().Name} needs with these options.");
+        foreach (var name in scalars)
+            if (!s.Scalars.ContainsKey(name)) Guard.ThrowArg(op, name, $"parameter {id} has no scalar '{name}', which {GetType().Name} needs.");
+    }
+
+    /// <summary>
+    /// The buffers and scalars a parameter's state holds after an update under the group's options, which a
+    /// restored state must have. By default, those <see cref="InitState"/> creates (probed on an empty tensor).
+    /// </summary>
+    protected virtual (IEnumerable<string> Buffers, IEnumerable<string> Scalars) StateNames(ParamGroup group, DType dtype)
+    {
+        var probe = new ParamState();
+        InitState(group, Tensor.Zeros([0], dtype), probe);
+        return (probe.Buffers.Keys, probe.Scalars.Keys);
+    }
+
+    private static ParamState CopyState(ParamState s, Tensor param)
+    {
+        var copy = new ParamState { Step = s.Step };
+        foreach (var (name, t) in s.Buffers) copy.Buffers[name] = t.DType == param.DType ? t.Detach().Clone() : t.Detach().To(param.DType);
         foreach (var (k, v) in s.Scalars) copy.Scalars[k] = v;
         return copy;
     }

@@ -57,8 +57,8 @@ public sealed class OptimizerStateDict
     /// <summary>Rebuilds a state dict from <see cref="ToJson"/> and <see cref="ToTensors"/> output; malformed input gives InvalidDataException.</summary>
     public static OptimizerStateDict FromParts(JsonObject json, IReadOnlyDictionary<string, Tensor> tensors, string prefix = "")
     {
-        ArgumentNullException.ThrowIfNull(json);
-        ArgumentNullException.ThrowIfNull(tensors);
+        Guard.NotNull(json, "OptimizerStateDict.FromParts", nameof(json));
+        Guard.NotNull(tensors, "OptimizerStateDict.FromParts", nameof(tensors));
         var groups = new List<ParamGroupState>();
         foreach (var g in StateJson.Array(json, "param_groups"))
         {

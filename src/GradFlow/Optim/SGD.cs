@@ -39,6 +39,10 @@ public sealed class SGD : Optimizer
     protected override void InitState(ParamGroup group, Tensor param, ParamState state) { }
 
     /// <inheritdoc />
+    protected override (IEnumerable<string> Buffers, IEnumerable<string> Scalars) StateNames(ParamGroup group, DType dtype) =>
+        (group["momentum"] != 0 ? ["momentum_buffer"] : [], []);
+
+    /// <inheritdoc />
     protected override UpdateStats Update(ParamGroup group, Tensor param, Tensor grad, ParamState state, bool measure)
     {
         double momentum = group["momentum"];

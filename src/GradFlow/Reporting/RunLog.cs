@@ -29,7 +29,7 @@ public static class RunLog
     /// <example><code>using var log = RunLog.Attach(monitor, "runs/mlp.jsonl");</code></example>
     public static IDisposable Attach(GradientMonitor monitor, string path, RunLogWriterOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(monitor);
+        Guard.NotNull(monitor, "RunLog.Attach", nameof(monitor));
         var writer = new RunLogWriter(path, options);
         monitor.StepRecorded += writer.Write;
         return new MonitorAttachment(() => monitor.StepRecorded -= writer.Write, writer);

@@ -15,7 +15,7 @@ internal static class RunLogJson
     /// <summary>Compact, and escaping only what JSON requires (control characters stay escaped, so a line never breaks).</summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = false };
 
-    public static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+    public static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     public static void WriteHeader(Utf8JsonWriter w, RunLogHeader header)
     {
@@ -147,6 +147,8 @@ internal static class RunLogJson
         if (value is { } v) Number(w, name, v);
     }
 
+    private static readonly int CurrentVersion = int.Parse(RunLog.Schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Reads a line's "schema" and "type"; throws NotSupportedException for another version of the schema.</summary>
     public static string LineType(JsonElement root)
     {
@@ -154,7 +156,10 @@ internal static class RunLogJson
         string schema = String(root, "schema");
         if (schema != RunLog.Schema)
         {
-            if (schema.StartsWith(RunLog.SchemaFamily, StringComparison.Ordinal))
+            // Only a later version number of this family is a newer writer; anything else is damage.
+            if (schema.StartsWith(RunLog.SchemaFamily, StringComparison.Ordinal)
+                && int.TryParse(schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int version)
+                && version > CurrentVersion)
                 throw new NotSupportedException($"schema '{schema}' is not supported: this GradFlow reads '{RunLog.Schema}'. A newer GradFlow wrote this log; upgrade to read it.");
             throw new InvalidDataException($"schema '{schema}' is not a GradFlow run log ('{RunLog.Schema}').");
         }
@@ -164,9 +169,28 @@ internal static class RunLogJson
     public static RunLogHeader ReadHeader(JsonElement root)
     {
         var metadata = Optional(root, "metadata") is { } m
-            ? m.ValueKind == JsonValueKind.Object ? (JsonObject)JsonNode.Parse(m.GetRawText())! : throw Expected("metadata", "an object", m)
+            ? m.ValueKind == JsonValueKind.Object ? (JsonObject)JsonNode.Parse(CheckedText(m).GetRawText())! : throw Expected("metadata", "an object", m)
             : [];
         return new RunLogHeader(Time(root, "startTime"), String(root, "gradflowVersion"), metadata);
+    }
+
+    // Decodes every name and string once, so a lone surrogate escape fails while the line is read (the
+    // reader reports it as corruption), not later when the user reads the metadata.
+    private static JsonElement CheckedText(JsonElement e)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject()) { _ = p.Name; CheckedText(p.Value); }
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in e.EnumerateArray()) CheckedText(item);
+                break;
+            case JsonValueKind.String:
+                _ = e.GetString();
+                break;
+        }
+        return e;
     }
 
     public static RunLogEntry ReadStep(JsonElement root) => new(Time(root, "time"), new StepRecord
@@ -192,6 +216,7 @@ internal static class RunLogJson
         Log2Histogram? histogram = null;
         if (Optional(s, "histogram") is { } h)
         {
+            if (h.ValueKind != JsonValueKind.Object) throw Expected("histogram", "an object", h);
             histogram = new Log2Histogram { Zero = Long(h, "zero"), NonFinite = Long(h, "nonFinite") };
             ReadBuckets(h, "positive", histogram.Positive);
             ReadBuckets(h, "negative", histogram.Negative);

@@ -28,7 +28,7 @@ public sealed class RunLogReader : IDisposable
     /// <param name="leaveOpen">Keep the stream open when the reader is disposed.</param>
     public RunLogReader(Stream stream, RunLogReaderOptions? options = null, string? sourceName = null, bool leaveOpen = false)
     {
-        ArgumentNullException.ThrowIfNull(stream);
+        Guard.NotNull(stream, "RunLogReader", nameof(stream));
         options ??= new RunLogReaderOptions();
         RunLog.CheckMaxLineBytes(options.MaxLineBytes, nameof(options));
         (_stream, _leaveOpen, _source, _onWarning) = (stream, leaveOpen, sourceName ?? "run log", options.OnWarning);
@@ -47,7 +47,7 @@ public sealed class RunLogReader : IDisposable
     /// <summary>Opens a run log file for reading (other processes may keep appending to it).</summary>
     public static RunLogReader Open(string path, RunLogReaderOptions? options = null)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
+        Guard.NotEmpty(path, "RunLogReader.Open", nameof(path));
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024);
         return new RunLogReader(file, options, path);
     }
@@ -109,6 +109,7 @@ public sealed class RunLogReader : IDisposable
     {
         try
         {
+            if (!System.Text.Unicode.Utf8.IsValid(line.Span)) throw new InvalidDataException("the line is not valid UTF-8.");
             using var doc = JsonDocument.Parse(line, RunLogJson.DocumentOptions);
             string type = RunLogJson.LineType(doc.RootElement);
             return (type, expectHeader) switch
@@ -124,7 +125,8 @@ public sealed class RunLogReader : IDisposable
         {
             throw new NotSupportedException($"{_source}: line {number}: {e.Message}", e);
         }
-        catch (Exception e) when (e is JsonException or InvalidDataException)
+        // InvalidOperationException: a string escapes a lone UTF-16 surrogate, which no .NET string can hold.
+        catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException)
         {
             if (!expectHeader && _lines.AtEnd())
             {

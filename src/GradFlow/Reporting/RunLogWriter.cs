@@ -26,7 +26,7 @@ public sealed class RunLogWriter : IDisposable
     /// <summary>Opens (or creates) the log at <paramref name="path"/> for appending.</summary>
     public RunLogWriter(string path, RunLogWriterOptions? options = null)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
+        Guard.NotEmpty(path, "RunLogWriter", nameof(path));
         options ??= new RunLogWriterOptions();
         RunLog.CheckMaxLineBytes(options.MaxLineBytes, nameof(options));
         (Path, _durability, _maxLineBytes) = (path, options.Durability, options.MaxLineBytes);
@@ -69,7 +69,7 @@ public sealed class RunLogWriter : IDisposable
     /// <summary>Appends one step as one line. Matches <see cref="GradientMonitor.StepRecorded"/>.</summary>
     public void Write(StepRecord record)
     {
-        ArgumentNullException.ThrowIfNull(record);
+        Guard.NotNull(record, "RunLogWriter.Write", nameof(record));
         var time = DateTimeOffset.UtcNow;
         WriteLine(w => RunLogJson.WriteStep(w, record, time));
     }

@@ -12,7 +12,7 @@ public static class TensorBoard
     /// <example><code>using var tb = TensorBoard.Attach(monitor, "runs/mlp");</code></example>
     public static IDisposable Attach(GradientMonitor monitor, string logDir)
     {
-        ArgumentNullException.ThrowIfNull(monitor);
+        Guard.NotNull(monitor, "TensorBoard.Attach", nameof(monitor));
         var writer = new TensorBoardWriter(logDir);
         monitor.StepRecorded += writer.AddStep;
         return new MonitorAttachment(() => monitor.StepRecorded -= writer.AddStep, writer);

@@ -26,7 +26,7 @@ public sealed class TensorBoardWriter : IDisposable
     /// <summary>Creates the log directory if needed and a new event file in it.</summary>
     public TensorBoardWriter(string logDir)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(logDir);
+        Guard.NotBlank(logDir, "TensorBoardWriter", nameof(logDir));
         Directory.CreateDirectory(logDir);
         long seconds = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         string host = string.Concat(Environment.MachineName.Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'));
@@ -52,7 +52,7 @@ public sealed class TensorBoardWriter : IDisposable
     /// <summary>Adds a scalar (shown in TensorBoard's Scalars tab; stored as float32, as TensorBoard does).</summary>
     public void AddScalar(string tag, double value, long step)
     {
-        ArgumentException.ThrowIfNullOrEmpty(tag);
+        Guard.NotEmpty(tag, "TensorBoardWriter.AddScalar", nameof(tag));
         lock (_gate)
         {
             BeginSummary();
@@ -68,22 +68,22 @@ public sealed class TensorBoardWriter : IDisposable
     /// </summary>
     public void AddHistogram(string tag, Log2Histogram histogram, long step, TensorStats? stats = null)
     {
-        ArgumentException.ThrowIfNullOrEmpty(tag);
-        ArgumentNullException.ThrowIfNull(histogram);
+        Guard.NotEmpty(tag, "TensorBoardWriter.AddHistogram", nameof(tag));
+        Guard.NotNull(histogram, "TensorBoardWriter.AddHistogram", nameof(histogram));
         AddHistogram(tag, TensorBoardHistogram.FromLog2(histogram, stats?.MaxAbs, stats is null ? null : stats.L2Norm * stats.L2Norm), step);
     }
 
     /// <summary>Adds a histogram of raw values (log2 buckets by sign, exact min, max, sum and sum of squares; non-finite values left out).</summary>
     public void AddHistogram(string tag, ReadOnlySpan<double> values, long step)
     {
-        ArgumentException.ThrowIfNullOrEmpty(tag);
+        Guard.NotEmpty(tag, "TensorBoardWriter.AddHistogram", nameof(tag));
         AddHistogram(tag, TensorBoardHistogram.FromValues(values), step);
     }
 
     /// <summary>Adds a histogram of a tensor's values.</summary>
     public void AddHistogram(string tag, Tensor tensor, long step)
     {
-        ArgumentNullException.ThrowIfNull(tensor);
+        Guard.NotNull(tensor, "TensorBoardWriter.AddHistogram", nameof(tensor));
         AddHistogram(tag, tensor.ToDoubleArray(), step);
     }
 
@@ -94,7 +94,7 @@ public sealed class TensorBoardWriter : IDisposable
     /// </summary>
     public void AddStep(StepRecord record)
     {
-        ArgumentNullException.ThrowIfNull(record);
+        Guard.NotNull(record, "TensorBoardWriter.AddStep", nameof(record));
         lock (_gate)
         {
             BeginSummary();

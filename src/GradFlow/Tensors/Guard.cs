@@ -1,40 +1,9 @@
-using System.Diagnostics.CodeAnalysis;
-
 namespace GradFlow;
 
-/// <summary>
-/// Argument checks whose messages name the op, the argument and the shapes. The throwing paths are
-/// kept out of line so that the checks cost a compare and a branch on the hot path.
-/// </summary>
-internal static class Guard
+/// <summary>The tensor part of <see cref="Guard"/> (the rest, tensor-free, is Kernels/Guard.cs).</summary>
+internal static partial class Guard
 {
-    public static string Shape(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
-
     public static string Shape(Tensor t) => Shape(t.Shape);
-
-    [DoesNotReturn]
-    public static void Throw(string op, string message) => throw new ArgumentException($"{op}: {message}");
-
-    [DoesNotReturn]
-    public static void ThrowArg(string op, string argument, string message) =>
-        throw new ArgumentException($"{op}: {message}", argument);
-
-    [DoesNotReturn]
-    public static void ThrowInvalid(string op, string message) => throw new InvalidOperationException($"{op}: {message}");
-
-    public static void NotNull([NotNull] object? value, string op, string argument)
-    {
-        if (value is null) throw new ArgumentNullException(argument, $"{op}: {argument} is null.");
-    }
-
-    /// <summary>Normalises a possibly negative dim against a rank, as PyTorch does.</summary>
-    public static int Dim(int dim, int rank, string op, string argument = "dim")
-    {
-        int r = Math.Max(rank, 1);
-        if (dim < -r || dim >= r)
-            ThrowArg(op, argument, $"dim {dim} is out of range for a tensor of rank {rank} (expected {-r} to {r - 1}).");
-        return dim < 0 ? dim + r : dim;
-    }
 
     /// <summary>A dim that is indexed into (Slice, Select, Gather, ...): unlike reductions, a 0-d tensor has none.</summary>
     public static int IndexedDim(int dim, Tensor t, string op, string argument = "dim")

@@ -53,7 +53,7 @@ internal sealed class Storage
         var storage = TensorArena.Current is { } arena && arena.ShouldPool
             ? arena.Allocate(dtype, length, zeroed)
             : new Storage(NewArray(dtype, length, zeroed), dtype);
-        storage.FromBackward = Autograd.t_backwardDepth > 0 && !Autograd.IsGradEnabled;
+        storage.FromBackward = AllocationContext.FreshGradient;
         return storage;
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using GradFlow.Kernels;
 
 namespace GradFlow;
 
@@ -118,24 +119,28 @@ public sealed partial class Tensor
     {
         if (DTypeExtensions.Of<T>() != DType)
             Guard.ThrowInvalid(nameof(ToArray), $"asked for {typeof(T).Name}[] from a {DType.Name()} tensor of shape {Guard.Shape(this)}.");
-        var c = Contiguous();
-        return c.Span<T>().ToArray();
+        return CopyElements<T>();
     }
 
     /// <summary>The elements as doubles, row-major, whatever the dtype.</summary>
-    public double[] ToDoubleArray()
+    public double[] ToDoubleArray() => DType switch
     {
-        var c = Contiguous();
-        return DType switch
-        {
-            DType.Float32 => Array.ConvertAll(c.Span<float>().ToArray(), x => (double)x),
-            DType.Float64 => c.Span<double>().ToArray(),
-            _ => Array.ConvertAll(c.Span<long>().ToArray(), x => (double)x),
-        };
-    }
+        DType.Float32 => Array.ConvertAll(CopyElements<float>(), x => (double)x),
+        DType.Float64 => CopyElements<double>(),
+        _ => Array.ConvertAll(CopyElements<long>(), x => (double)x),
+    };
 
-    /// <inheritdoc />
-    public override string ToString() => TensorFormatter.Format(this);
+    /// <summary>
+    /// The elements row-major in a new array, copied by the strided kernel rather than by an op: reading a
+    /// tensor (printing it, saving it) records nothing and no observer sees it.
+    /// </summary>
+    internal T[] CopyElements<T>() where T : unmanaged
+    {
+        if (IsContiguous) return Span<T>().ToArray();
+        var result = GC.AllocateUninitializedArray<T>(NumEl);
+        Elementwise.Copy(ShapeArray, result, Shapes.ContiguousStrides(ShapeArray), 0, Data<T>(), StridesArray, Offset);
+        return result;
+    }
 }
 
 internal static class Debug

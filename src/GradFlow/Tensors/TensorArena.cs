@@ -32,12 +32,12 @@ public sealed class TensorArena
     /// <summary>Buffers handed out in the last or current step.</summary>
     public int RentedCount => _rented.Count;
 
-    internal bool ShouldPool => t_suspended == 0 && (Autograd.IsGradEnabled || Autograd.IsInBackward);
+    internal bool ShouldPool => t_suspended == 0 && AllocationContext.StepScoped;
 
     /// <summary>Begins a step on this thread; disposing the result returns the step's buffers to the arena.</summary>
     public StepScope Step()
     {
-        if (_inStep) throw new InvalidOperationException("TensorArena.Step: this arena is already in a step; steps do not nest.");
+        if (_inStep) Guard.ThrowInvalid("TensorArena.Step", "this arena is already in a step; steps do not nest.");
         _inStep = true;
         var previous = t_current;
         t_current = this;
@@ -54,7 +54,7 @@ public sealed class TensorArena
     /// <summary>Keeps a tensor's memory beyond the step (it is then never recycled). Returns the tensor.</summary>
     public static Tensor Keep(Tensor tensor)
     {
-        ArgumentNullException.ThrowIfNull(tensor);
+        Guard.NotNull(tensor, "TensorArena.Keep", nameof(tensor));
         tensor.Storage.Kept = true;
         return tensor;
     }

@@ -14,7 +14,8 @@ internal static class TensorFormatter
     private const int EdgeItems = 3;
     private const int Indent = 7; // "tensor("
 
-    public static string Format(Tensor t)
+    /// <summary>The values; <paramref name="annotation"/> (the autograd layer's gradFn or requiresGrad) goes last.</summary>
+    public static string Format(Tensor t, string? annotation = null)
     {
         var sb = new StringBuilder("tensor(");
         var values = t.ToDoubleArray();
@@ -26,8 +27,7 @@ internal static class TensorFormatter
         else if (t.NumEl == 0) sb.Append("[]").Append(t.Rank > 1 ? ", size=" + Guard.Shape(t) : "");
         else AppendDim(sb, t.ShapeArray, values, 0, 0, fmt, width, t.NumEl > SummariseAbove, t.DType);
         if (t.DType == DType.Float64) sb.Append(", dtype=").Append(t.DType.Name());
-        if (t.GradFn is not null) sb.Append(", gradFn=<").Append(t.GradFn.Name).Append('>');
-        else if (t.RequiresGrad) sb.Append(", requiresGrad=True");
+        if (annotation is not null) sb.Append(", ").Append(annotation);
         return sb.Append(')').ToString();
     }
 

@@ -104,11 +104,14 @@ public sealed class SafeTensorsTests : IDisposable
         yield return ["reversed offsets", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", f4), "invalid data_offsets"];
         yield return ["overlap", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "overlapping"];
         yield return ["gap at end", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", f4), "cover 8 bytes"];
-        yield return ["duplicate name", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "twice"];
+        yield return ["duplicate name", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "Duplicate property 'a'"];
         yield return ["metadata not strings", Raw("{\"__metadata__\":{\"k\":1}}", []), "not a string"];
         yield return ["missing offsets", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4]}}", f4), "data_offsets"];
         yield return ["fractional offset", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0.5,16]}}", f4), "invalid data_offsets"];
         yield return ["tiny file", new byte[5], "fewer than"];
+        yield return ["offset as a string", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[\"0\",16]}}", f4), "invalid data_offsets"];
+        yield return ["lone surrogate in a name", Raw("{\"\\ud800\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", f4), "not valid Unicode"];
+        yield return ["lone surrogate in metadata", Raw("{\"__metadata__\":{\"k\":\"\\udfff\"}}", []), "not valid Unicode"];
     }
 
     [Theory]

@@ -115,6 +115,62 @@ public sealed class RunLogTests : IDisposable
         Assert.Contains("'step'", warning.Message);
     }
 
+    public static TheoryData<string, string, string> DamagedStepLines => new()
+    {
+        // A histogram that is not an object, a lone surrogate escape, and a duplicate key each escaped as an
+        // InvalidOperationException or an ArgumentException once.
+        { "histogram not an object", "\"histogram\":{", "\"histogram\":[1],\"ignored\":{" },
+        { "lone surrogate", "\"name\":\"enc", "\"name\":\"\\ud800enc" },
+        { "duplicate key", "\"step\":", "\"step\":0,\"step\":" },
+    };
+
+    [Theory]
+    [MemberData(nameof(DamagedStepLines))]
+    public void DamagedJsonIsCorruptionInTheMiddleAndSkippedAtTheEnd(string what, string find, string replace)
+    {
+        var lines = File.ReadAllLines(WriteLog(3));
+        Assert.Contains(find, lines[2]);
+        foreach (int at in new[] { 2, lines.Length - 1 })
+        {
+            var damaged = (string[])lines.Clone();
+            damaged[at] = damaged[at].Replace(find, replace);
+            string path = NewPath();
+            File.WriteAllLines(path, damaged);
+            using var reader = RunLog.Open(path);
+            if (at == lines.Length - 1)
+            {
+                Assert.Equal(lines.Length - 2, reader.ReadRecords().Count());
+                Assert.Equal(at + 1, Assert.Single(reader.Warnings).Line);
+                continue;
+            }
+            var e = Assert.Throws<InvalidDataException>(() => reader.ReadRecords().ToList());
+            Assert.True(e.Message.Contains($"line {at + 1}") && e.Message.Contains(path), $"{what}: {e.Message}");
+        }
+    }
+
+    [Fact]
+    public void InvalidUtf8IsCorruption()
+    {
+        var bytes = File.ReadAllBytes(WriteLog(3)).ToList();
+        int secondLine = bytes.IndexOf((byte)'\n') + 1;
+        int quote = bytes.IndexOf((byte)'"', bytes.IndexOf((byte)'"', secondLine + 20) + 1);
+        bytes.InsertRange(quote + 1, new byte[] { 0xC0, 0x80 });
+        string path = NewPath();
+        File.WriteAllBytes(path, [.. bytes]);
+        using var reader = RunLog.Open(path);
+        Assert.Contains("line 2", Assert.Throws<InvalidDataException>(() => reader.ReadRecords().ToList()).Message);
+    }
+
+    [Fact]
+    public void HeaderMetadataWithADuplicateKeyIsRejectedOnOpen()
+    {
+        var lines = File.ReadAllLines(WriteLog(1, new RunLogWriterOptions { Metadata = new JsonObject { ["lr"] = 0.1 } }));
+        lines[0] = lines[0].Replace("\"lr\":0.1", "\"lr\":0.1,\"lr\":0.2");
+        string path = NewPath();
+        File.WriteAllLines(path, lines);
+        Assert.Contains("line 1", Assert.Throws<InvalidDataException>(() => RunLog.Open(path)).Message);
+    }
+
     [Theory]
     [InlineData("garbage")]
     [InlineData("{\"schema\":\"gradflow.runlog/1\",\"type\":\"step\"")]

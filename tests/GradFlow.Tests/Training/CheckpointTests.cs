@@ -126,6 +126,145 @@ public sealed class CheckpointTests : IDisposable
         SafeTensors.Save(bad, content.Tensors, content.Metadata);
         Assert.Throws<InvalidDataException>(() => Checkpoint.Load(bad));
     }
+
+    private string SavedAdam(out Run run)
+    {
+        run = new Run("adam");
+        run.Steps(2);
+        string path = Path.Combine(_dir, "saved.safetensors");
+        Checkpoint.Capture(run.Model, run.Opt, run.Sched, run.Generators, 2).Save(path);
+        return path;
+    }
+
+    [Fact]
+    public void EveryChangedDataByteFailsItsChecksumAndTheFileStaysPlainSafeTensors()
+    {
+        string path = SavedAdam(out _);
+        var bytes = File.ReadAllBytes(path);
+        long dataStart = 8 + BitConverter.ToInt64(bytes, 0);
+        var plain = SafeTensors.Load(path);
+        Assert.Contains("checksums", plain.Metadata.Keys);
+        string bad = Path.Combine(_dir, "flipped.safetensors");
+        for (long at = dataStart; at < bytes.Length; at += 3)
+        {
+            var copy = (byte[])bytes.Clone();
+            copy[at] ^= 0x10; // a low mantissa bit: the value stays finite and plausible
+            File.WriteAllBytes(bad, copy);
+            var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(bad));
+            Assert.Contains("CRC-32C", e.Message);
+            Assert.Contains(bad, e.Message);
+        }
+    }
+
+    [Fact]
+    public void ChangedStateJsonFailsTheStateChecksum()
+    {
+        string path = SavedAdam(out _);
+        var content = SafeTensors.Load(path);
+        string edited = content.Metadata["optimizer"].Replace("\"beta1\":0.9", "\"beta1\":0.8");
+        Assert.NotEqual(content.Metadata["optimizer"], edited);
+        content.Metadata["optimizer"] = edited;
+        string bad = Path.Combine(_dir, "edited.safetensors");
+        SafeTensors.Save(bad, content.Tensors, content.Metadata);
+        Assert.Contains("metadata is damaged", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(bad)).Message);
+    }
+
+    [Fact]
+    public void DuplicateKeysInTheEmbeddedJsonAreInvalidData()
+    {
+        var run = new Run("adam");
+        run.Steps(1);
+        var c = Checkpoint.Capture(run.Model, run.Opt, run.Sched, run.Generators, 1);
+        string path = Path.Combine(_dir, "dup.safetensors");
+        c.Save(path);
+        // Rewrite the optimizer JSON with a duplicate key and a matching state checksum (as a careless tool would).
+        var content = SafeTensors.Load(path);
+        content.Metadata["optimizer"] = content.Metadata["optimizer"].Replace("{\"param_groups\"", "{\"state\":{},\"param_groups\"");
+        content.Metadata["state_crc32c"] = Checkpoint.StateChecksum(content.Metadata).ToString("x8");
+        string bad = Path.Combine(_dir, "dup2.safetensors");
+        SafeTensors.Save(bad, content.Tensors, content.Metadata);
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(bad));
+        Assert.Contains(bad, e.Message);
+        Assert.Contains("Duplicate", e.Message);
+    }
+
+    public static TheoryData<string, string> BadOptimizerStates => new()
+    {
+        { "nan lr", "lr" },
+        { "beta1 one", "beta1" },
+        { "no beta2", "beta2" },
+        { "no exp_avg_sq", "exp_avg_sq" },
+        { "huge step", "step" },
+        { "nan scalar", "mu" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadOptimizerStates))]
+    public void RestoreChecksEveryHyperParameterBufferAndCounterBeforeTouchingAnything(string what, string key)
+    {
+        var run = new Run("adam");
+        run.Steps(2);
+        var good = run.Opt.StateDict();
+        var groups = good.ParamGroups.Select(g => new Dictionary<string, double>(g.Options)).ToList();
+        var state = good.State.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var p0 = new ParamState { Step = state[0].Step };
+        foreach (var (k, v) in state[0].Buffers) p0.Buffers[k] = v;
+        switch (what)
+        {
+            case "nan lr": groups[0]["lr"] = double.NaN; break;
+            case "beta1 one": groups[0]["beta1"] = 1; break;
+            case "no beta2": groups[0].Remove("beta2"); break;
+            case "no exp_avg_sq": p0.Buffers.Remove("exp_avg_sq"); break;
+            case "huge step": p0.Step = long.MaxValue; break;
+            default: p0.Scalars["mu"] = double.NaN; break;
+        }
+        state[0] = p0;
+        var bad = new OptimizerStateDict { ParamGroups = groups.Select((g, i) => new ParamGroupState(g, good.ParamGroups[i].Params)).ToList(), State = state };
+        var c = Checkpoint.Capture(run.Model, step: 2);
+        c = new Checkpoint { Model = c.Model, Optimizer = bad, Scheduler = run.Sched.StateDict(), Generators = run.Generators.ToDictionary(kv => kv.Key, kv => kv.Value.GetState()), Step = 2 };
+        string path = Path.Combine(_dir, "bad-state.safetensors");
+        c.Save(path);
+
+        var target = new Run("adam");
+        target.Steps(1);
+        var weightBefore = target.Model["0.weight"].ToDoubleArray();
+        var lrBefore = target.Opt.ParamGroups[0].Lr;
+        var samplerBefore = target.Sampler.GetState();
+        var e = Assert.Throws<ArgumentException>(() => Checkpoint.Load(path).Restore(target.Model, target.Opt, target.Sched, target.Generators));
+        Assert.True(e.Message.Contains(key) || e.ParamName == key, $"{what}: {e.Message}");
+        Assert.Equal(weightBefore, target.Model["0.weight"].ToDoubleArray());
+        Assert.Equal(lrBefore, target.Opt.ParamGroups[0].Lr);
+        Assert.Equal(samplerBefore, target.Sampler.GetState());
+        target.Steps(1); // the optimiser still works with its own state
+        Assert.All(target.Model["0.weight"].ToDoubleArray(), v => Assert.True(double.IsFinite(v)));
+    }
+
+    [Fact]
+    public void SgdStateWithoutItsMomentumBufferIsRefused()
+    {
+        var run = new Run("sgd");
+        run.Steps(2);
+        var good = run.Opt.StateDict();
+        var state = good.State.ToDictionary(kv => kv.Key, kv => new ParamState { Step = kv.Value.Step });
+        var bad = new OptimizerStateDict { ParamGroups = good.ParamGroups, State = state };
+        var e = Assert.Throws<ArgumentException>(() => new Run("sgd").Opt.LoadStateDict(bad));
+        Assert.Contains("momentum_buffer", e.Message);
+    }
+
+    [Fact]
+    public void BadSchedulerStateLeavesTheSchedulerAsItWas()
+    {
+        var run = new Run("adam");
+        run.Steps(3);
+        var c = Checkpoint.Capture(run.Model, run.Opt, run.Sched, run.Generators, 3);
+        var sched = c.Scheduler!.DeepClone().AsObject();
+        sched["_step_count"] = 1e12;
+        var bad = new Checkpoint { Model = c.Model, Optimizer = c.Optimizer, Scheduler = sched, Generators = c.Generators, Step = 3 };
+        var target = new Run("adam");
+        var before = target.Sched.StateDict().ToJsonString();
+        Assert.Throws<InvalidDataException>(() => bad.Restore(target.Model, target.Opt, target.Sched, target.Generators));
+        Assert.Equal(before, target.Sched.StateDict().ToJsonString());
+    }
 }
 
 public sealed class ModuleCheckpointTests : IDisposable

@@ -4,11 +4,12 @@ namespace GradFlow.Diagnostics;
 
 /// <summary>
 /// Accumulates one activation op's health over a step (every training forward of the step) and
-/// keeps the per-unit dead streaks that make the sliding-window figure.
-/// Units are features or channels: dim 1 of a 2-d or 4-d output, the last dim of a 3-d (sequence) output.
+/// keeps the per-unit dead streaks that make the sliding-window figure. What counts as a unit, as dead or as
+/// saturated is the <see cref="ActivationPolicy"/>'s.
 /// </summary>
-internal sealed class ActivationTracker(string layer, string op, int depth, bool reluFamily, double epsilon)
+internal sealed class ActivationTracker(string layer, string op, int depth, ActivationKind kind, ActivationPolicy policy)
 {
+    private readonly bool _rectifier = kind == ActivationKind.Rectifier;
     private float[] _unitMax = [];
     private int[] _deadStreak = [];
     private double _sum, _sumSquares;
@@ -27,18 +28,18 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
         var contiguous = output.ContiguousRaw();
         float[] data = contiguous.Data<float>();
         int offset = contiguous.Offset, length = contiguous.NumEl;
-        var (outer, units, inner) = FusedMeasures.UnitLayout(output);
+        var (outer, units, inner) = ActivationPolicy.UnitLayout(output);
         _units = units;
-        if (reluFamily && (!SeenThisStep || _unitMax.Length != units))
+        if (_rectifier && (!SeenThisStep || _unitMax.Length != units))
         {
             if (_unitMax.Length != units) { _unitMax = new float[units]; _deadStreak = new int[units]; }
             Array.Fill(_unitMax, float.NegativeInfinity);
         }
         SeenThisStep = true;
         _count += length;
-        if (reluFamily)
+        if (_rectifier)
         {
-            if (measured is { UnitMax: { } max } r && ReferenceEquals(r.Output, output) && r.Units == units)
+            if (measured is { UnitMax: { } max } r && ReferenceEquals(r.Output, output) && r.Request == ActivationRequest.UnitMaxima(outer, units, inner))
             {
                 for (int u = 0; u < units; u++) _unitMax[u] = MathF.Max(_unitMax[u], max[u]);
                 _sum += r.Sum; _sumSquares += r.SumSquares;
@@ -48,8 +49,8 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             _sum += s; _sumSquares += q;
             return;
         }
-        var (lo, hi) = FusedMeasures.SaturationBounds(Op == "Sigmoid", epsilon);
-        var (sum, sumSq, outside) = measured is { } m && ReferenceEquals(m.Output, output) && m.Lo == lo && m.Hi == hi
+        var (lo, hi) = policy.SaturationBand(Op);
+        var (sum, sumSq, outside) = measured is { } m && ReferenceEquals(m.Output, output) && m.Request == ActivationRequest.Band(lo, hi)
             ? (m.Sum, m.SumSquares, m.Outside)
             : StatisticsParallel.MomentsAndOutside(data, offset, length, lo, hi);
         _sum += sum; _sumSquares += sumSq; _saturated += outside;
@@ -61,7 +62,7 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
         double mean = _count == 0 ? 0 : _sum / _count;
         double variance = _count == 0 ? 0 : Math.Max(0, _sumSquares / _count - mean * mean);
         double? dead = null, deadWindow = null, saturated = null;
-        if (reluFamily && _unitMax.Length > 0)
+        if (_rectifier && _unitMax.Length > 0)
         {
             int deadNow = 0, deadLong = 0;
             for (int u = 0; u < _unitMax.Length; u++)
@@ -74,7 +75,7 @@ internal sealed class ActivationTracker(string layer, string op, int depth, bool
             dead = (double)deadNow / _unitMax.Length;
             deadWindow = (double)deadLong / _unitMax.Length;
         }
-        else if (!reluFamily) saturated = _count == 0 ? 0 : (double)_saturated / _count;
+        else if (!_rectifier) saturated = _count == 0 ? 0 : (double)_saturated / _count;
         var stats = new ActivationStats(Layer, Op, Depth, _units, dead, deadWindow, saturated, mean, Math.Sqrt(variance));
         _sum = _sumSquares = 0; _count = _saturated = 0;
         SeenThisStep = false;

@@ -28,7 +28,7 @@ public sealed record FlowStats(string Layer, int Depth, double InputGradNorm, lo
 
 /// <summary>Health of one activation function's outputs in a layer.</summary>
 /// <param name="Layer">The module path of the activation.</param>
-/// <param name="Op">The activation op ("Relu", "Sigmoid", "Tanh", ...).</param>
+/// <param name="Op">The activation op (<see cref="OpNames.Relu"/>, <see cref="OpNames.Sigmoid"/>, <see cref="OpNames.Tanh"/>).</param>
 /// <param name="Depth">Forward order of the layer.</param>
 /// <param name="Units">Units (features or channels) measured.</param>
 /// <param name="DeadFraction">ReLU family: fraction of units whose output was zero (or below) for every sample of the step.</param>

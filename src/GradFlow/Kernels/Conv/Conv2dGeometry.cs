@@ -51,17 +51,13 @@ internal readonly record struct Conv2dGeometry(
     {
         if (actual != expected)
         {
-            throw new ArgumentException(
-                $"{op}: {argument} has length {actual} but needs {expected} for input [{N}, {C}, {H}, {W}], " +
-                $"weight [{OutC}, {InPerGroup}, {KH}, {KW}], output [{N}, {OutC}, {OH}, {OW}].", argument);
+            Guard.ThrowArg(op, argument, $"{argument} has length {actual} but needs {expected} for input [{N}, {C}, {H}, {W}], " +
+                $"weight [{OutC}, {InPerGroup}, {KH}, {KW}], output [{N}, {OutC}, {OH}, {OW}].");
         }
     }
 
     private static void Require(bool condition, string op, string problem, string shapes)
     {
-        if (!condition)
-        {
-            throw new ArgumentException($"{op}: {problem}; got {shapes}.");
-        }
+        if (!condition) Guard.Throw(op, $"{problem}; got {shapes}.");
     }
 }

@@ -47,8 +47,7 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
                 int index = indices[o];
                 if ((uint)index >= (uint)plane)
                 {
-                    throw new ArgumentException(
-                        $"MaxPool2d backward: indices[{o}] = {index} is outside the {g.H} x {g.W} input plane.", nameof(indices));
+                    Guard.ThrowArg("MaxPool2d backward", nameof(indices), $"indices[{o}] = {index} is outside the {g.H} x {g.W} input plane.");
                 }
 
                 dx[index] += gradOutput[o];

@@ -61,7 +61,7 @@ internal static unsafe class GemmPacked
     public static void PackB<T>(bool transB, int k, int n, ReadOnlySpan<T> b, int ldb, PackedMatrix<T> into)
         where T : unmanaged, INumber<T>
     {
-        GemmGuard.Check(false, transB, 0, n, k, 0, Math.Max(k, 1), b.Length, ldb, 0, Math.Max(n, 1));
+        Guard.Gemm(false, transB, 0, n, k, 0, Math.Max(k, 1), b.Length, ldb, 0, Math.Max(n, 1));
         if (Vector512.IsHardwareAccelerated) Packer<T, Kernel512<T>>.Pack(transB, k, n, b, ldb, into, K512);
         else if (Vector256.IsHardwareAccelerated && Fma.IsSupported) Packer<T, Kernel256<T>>.Pack(transB, k, n, b, ldb, into, K256);
         else if (Vector128.IsHardwareAccelerated) Packer<T, Kernel128<T>>.Pack(transB, k, n, b, ldb, into, K128);
@@ -72,7 +72,7 @@ internal static unsafe class GemmPacked
     public static void Run<T>(bool transA, int m, T alpha, ReadOnlySpan<T> a, int lda, PackedMatrix<T> b, T beta, Span<T> c, int ldc)
         where T : unmanaged, INumber<T>
     {
-        GemmGuard.Check(transA, false, m, b.N, b.K, a.Length, lda, int.MaxValue, Math.Max(b.N, 1), c.Length, ldc); // B was checked when packed
+        Guard.Gemm(transA, false, m, b.N, b.K, a.Length, lda, int.MaxValue, Math.Max(b.N, 1), c.Length, ldc); // B was checked when packed
         if (m == 0 || b.N == 0) return;
         if (b.K == 0)
         {

@@ -150,6 +150,6 @@ internal static class UpdateLoop
     public static void CheckLength(string kernel, int expected, int actual, string name)
     {
         if (actual != expected)
-            throw new ArgumentException($"{kernel}: {name} has {actual} elements, the parameter has {expected}.", name);
+            Guard.ThrowArg(kernel, name, $"{name} has {actual} elements, the parameter has {expected}.");
     }
 }

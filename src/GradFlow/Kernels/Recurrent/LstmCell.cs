@@ -80,7 +80,7 @@ internal static unsafe class LstmCell
     {
         Check(batch, hidden, dPre.Length, ldPre, cPrev.Length, gates.Length, plane, dc.Length, dh.Length);
         if (!dBias.IsEmpty && dBias.Length < 4 * hidden)
-            throw new ArgumentException($"LstmCell.Backward: dBias holds {dBias.Length} elements, fewer than 4*hidden = {4 * hidden}.", nameof(dBias));
+            Guard.ThrowArg("LstmCell.Backward", nameof(dBias), $"dBias holds {dBias.Length} elements, fewer than 4*hidden = {4 * hidden}.");
         // Column blocks (64-aligned, so every block but the last runs in the widest lanes) over all rows in order:
         // each dBias column still sums the rows in order, so the split cannot change a bit.
         int blocks = Chunks(hidden / 64, (long)batch * hidden);
@@ -150,10 +150,10 @@ internal static unsafe class LstmCell
     {
         long n = (long)batch * hidden;
         if (batch < 0 || hidden < 0 || ldPre < 4 * hidden || plane < n)
-            throw new ArgumentException($"LstmCell: batch={batch}, hidden={hidden}, ldPre={ldPre}, plane={plane} are inconsistent.");
+            Guard.Throw("LstmCell", $"batch={batch}, hidden={hidden}, ldPre={ldPre}, plane={plane} are inconsistent.");
         if ((batch > 0 && preLength < ((long)(batch - 1) * ldPre) + (4L * hidden)) || cLength < n || c2Length < n || hLength < n
             || (n > 0 && gatesLength < ((long)(Planes - 1) * plane) + n))
-            throw new ArgumentException($"LstmCell: a span is too short for batch={batch}, hidden={hidden}.");
+            Guard.Throw("LstmCell", $"a span is too short for batch={batch}, hidden={hidden}.");
     }
 
     private readonly ref struct Rows<T>(ReadOnlySpan<T> pre, int start, int hidden)

@@ -107,13 +107,13 @@ public sealed class MultiheadAttention : Module
         {
             bool ok = (attnMask.Rank == 2 && attnMask.Size(0) == l && attnMask.Size(1) == s) ||
                       (attnMask.Rank == 3 && attnMask.Size(0) == n * NumHeads && attnMask.Size(1) == l && attnMask.Size(2) == s);
-            if (!ok) throw new ArgumentException($"{TypeName}: attn_mask must be [{l}, {s}] or [{n * NumHeads}, {l}, {s}], got {Guard.Shape(attnMask)}.", nameof(attnMask));
+            if (!ok) Guard.ThrowArg(TypeName, nameof(attnMask), $"attn_mask must be [{l}, {s}] or [{n * NumHeads}, {l}, {s}], got {Guard.Shape(attnMask)}.");
             mask = Additive(attnMask.Rank == 3 ? attnMask.Reshape(n, NumHeads, l, s) : attnMask, dtype);
         }
         if (keyPaddingMask is not null)
         {
             if (keyPaddingMask.Rank != 2 || keyPaddingMask.Size(0) != n || keyPaddingMask.Size(1) != s)
-                throw new ArgumentException($"{TypeName}: key_padding_mask must be [{n}, {s}], got {Guard.Shape(keyPaddingMask)}.", nameof(keyPaddingMask));
+                Guard.ThrowArg(TypeName, nameof(keyPaddingMask), $"key_padding_mask must be [{n}, {s}], got {Guard.Shape(keyPaddingMask)}.");
             var pad = Additive(keyPaddingMask.Reshape(n, 1, 1, s), dtype);
             mask = mask is null ? pad : mask + pad;
         }

@@ -14,7 +14,7 @@ public sealed class Residual : Module
     {
         var y = Inner.Call(input);
         if (!Shapes.Equal(y.Shape, input.Shape))
-            throw new ArgumentException($"{TypeName}: the inner {Inner.TypeName} maps {Guard.Shape(input)} to {Guard.Shape(y)}; a residual needs the same shape.", nameof(input));
+            Guard.ThrowArg(TypeName, nameof(input), $"the inner {Inner.TypeName} maps {Guard.Shape(input)} to {Guard.Shape(y)}; a residual needs the same shape.");
         return input + y;
     }
 }

@@ -44,7 +44,7 @@ public sealed class Sequential : Module, IEnumerable<Module>
     {
         int i = index < 0 ? index + _items.Count : index;
         if ((uint)i >= (uint)_items.Count)
-            throw new ArgumentOutOfRangeException(nameof(index), $"{TypeName}: index {index} is out of range for {_items.Count} modules.");
+            Guard.ThrowOutOfRange(TypeName, nameof(index), $"index {index} is out of range for {_items.Count} modules.");
         return i;
     }
 

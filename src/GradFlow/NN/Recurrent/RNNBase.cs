@@ -130,7 +130,7 @@ public abstract class RNNBase : Module
         if (given is null) return Tensor.Zeros([layers, n, HiddenSize], dtype);
         int[] expected = unbatched ? [layers, HiddenSize] : [layers, n, HiddenSize];
         if (!Shapes.Equal(given.Shape, expected))
-            throw new ArgumentException($"{TypeName}{(Path.Length > 0 ? $" '{Path}'" : "")}: expected {name} of shape {Guard.Shape(expected)}, got {Guard.Shape(given)}.", name);
+            Guard.ThrowArg($"{TypeName}{(Path.Length > 0 ? $" '{Path}'" : "")}", name, $"expected {name} of shape {Guard.Shape(expected)}, got {Guard.Shape(given)}.");
         return unbatched ? given.Unsqueeze(1) : given;
     }
 

@@ -117,7 +117,7 @@ public sealed class CosineAnnealingWarmRestarts : LRScheduler
     protected override void ReadState(JsonObject state)
     {
         _tCur = StateJson.Double(state["T_cur"], "T_cur");
-        _tI = (int)StateJson.Long(state["T_i"], "T_i");
+        _tI = StateJson.Int(state["T_i"], "T_i");
         if (_tI <= 0) throw new InvalidDataException($"{nameof(CosineAnnealingWarmRestarts)}.LoadStateDict: T_i must be positive, got {_tI}.");
     }
 }

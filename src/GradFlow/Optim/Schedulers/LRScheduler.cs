@@ -30,7 +30,7 @@ public abstract class LRScheduler : ILRScheduler
     /// <summary>Records the base rates: each group's "initial_lr", set from its current "lr" on a fresh start.</summary>
     protected LRScheduler(Optimizer optimizer, int lastEpoch = -1)
     {
-        ArgumentNullException.ThrowIfNull(optimizer);
+        Guard.NotNull(optimizer, "LRScheduler", nameof(optimizer));
         Optimizer = optimizer;
         var groups = optimizer.ParamGroups;
         for (int i = 0; i < groups.Count; i++)
@@ -122,15 +122,15 @@ public abstract class LRScheduler : ILRScheduler
     /// <inheritdoc />
     public void LoadStateDict(JsonObject state)
     {
-        ArgumentNullException.ThrowIfNull(state);
+        Guard.NotNull(state, "LRScheduler.LoadStateDict", nameof(state));
         string type = StateJson.String(state["type"], "type");
         if (type != GetType().Name) throw new InvalidDataException($"{GetType().Name}.LoadStateDict: the state is from a {type}.");
         var baseLrs = StateJson.Doubles(state, "base_lrs");
         var lastLr = StateJson.Doubles(state, "_last_lr");
         if (baseLrs.Length != BaseLrs.Count || lastLr.Length != BaseLrs.Count)
             throw new InvalidDataException($"{GetType().Name}.LoadStateDict: the state has {baseLrs.Length} groups, the optimiser {BaseLrs.Count}.");
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
-        StepCount = (int)StateJson.Long(state["_step_count"], "_step_count");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
+        StepCount = StateJson.Int(state["_step_count"], "_step_count");
         baseLrs.CopyTo((double[])BaseLrs);
         _lastLr = lastLr;
         ReadState(state);

@@ -10,12 +10,12 @@ public sealed class LambdaLR : LRScheduler
 
     /// <summary>One factor function for every group.</summary>
     public LambdaLR(Optimizer optimizer, Func<int, double> lrLambda, int lastEpoch = -1)
-        : this(optimizer, Enumerable.Repeat(lrLambda ?? throw new ArgumentNullException(nameof(lrLambda)), optimizer?.ParamGroups.Count ?? 0), lastEpoch) { }
+        : this(optimizer, Enumerable.Repeat(Guard.NotNull(lrLambda, "LambdaLR", nameof(lrLambda)), optimizer?.ParamGroups.Count ?? 0), lastEpoch) { }
 
     /// <summary>A factor function per group.</summary>
     public LambdaLR(Optimizer optimizer, IEnumerable<Func<int, double>> lrLambdas, int lastEpoch = -1) : base(optimizer, lastEpoch)
     {
-        ArgumentNullException.ThrowIfNull(lrLambdas);
+        Guard.NotNull(lrLambdas, "LambdaLR", nameof(lrLambdas));
         _lambdas = lrLambdas.ToArray();
         if (_lambdas.Length != optimizer.ParamGroups.Count)
             Guard.ThrowArg(nameof(LambdaLR), nameof(lrLambdas), $"expected {optimizer.ParamGroups.Count} functions (one per group), got {_lambdas.Length}.");

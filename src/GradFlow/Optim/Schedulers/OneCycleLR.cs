@@ -61,8 +61,8 @@ public sealed class OneCycleLR : LRScheduler
     private static Optimizer Prepare(Optimizer optimizer, double[] maxLrs, double divFactor, double finalDivFactor,
         bool cycleMomentum, double baseMomentum, double maxMomentum, int lastEpoch)
     {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(maxLrs);
+        Guard.NotNull(optimizer, "OneCycleLR", nameof(optimizer));
+        Guard.NotNull(maxLrs, "OneCycleLR", nameof(maxLrs));
         var groups = optimizer.ParamGroups;
         if (maxLrs.Length != groups.Count)
             Guard.ThrowArg(nameof(OneCycleLR), nameof(maxLrs), $"expected {groups.Count} values of max_lr (one per group), got {maxLrs.Length}.");

@@ -43,8 +43,8 @@ public sealed class ReduceLROnPlateau : ILRScheduler
     public ReduceLROnPlateau(Optimizer optimizer, double[] minLrs, PlateauMode mode = PlateauMode.Min, double factor = 0.1, int patience = 10,
         double threshold = 1e-4, ThresholdMode thresholdMode = ThresholdMode.Rel, int cooldown = 0, double eps = 1e-8)
     {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(minLrs);
+        Guard.NotNull(optimizer, "ReduceLROnPlateau", nameof(optimizer));
+        Guard.NotNull(minLrs, "ReduceLROnPlateau", nameof(minLrs));
         if (!(factor < 1)) Guard.ThrowArg(nameof(ReduceLROnPlateau), nameof(factor), $"factor must be < 1, got {factor}.");
         if (minLrs.Length != optimizer.ParamGroups.Count)
             Guard.ThrowArg(nameof(ReduceLROnPlateau), nameof(minLrs), $"expected {optimizer.ParamGroups.Count} min_lrs, got {minLrs.Length}.");
@@ -130,16 +130,16 @@ public sealed class ReduceLROnPlateau : ILRScheduler
     /// <inheritdoc />
     public void LoadStateDict(JsonObject state)
     {
-        ArgumentNullException.ThrowIfNull(state);
+        Guard.NotNull(state, "ReduceLROnPlateau.LoadStateDict", nameof(state));
         string type = StateJson.String(state["type"], "type");
         if (type != nameof(ReduceLROnPlateau)) throw new InvalidDataException($"{nameof(ReduceLROnPlateau)}.LoadStateDict: the state is from a {type}.");
         var lastLr = StateJson.Doubles(state, "_last_lr");
         if (lastLr.Length != _optimizer.ParamGroups.Count)
             throw new InvalidDataException($"{nameof(ReduceLROnPlateau)}.LoadStateDict: the state has {lastLr.Length} groups, the optimiser {_optimizer.ParamGroups.Count}.");
         Best = StateJson.Double(state["best"], "best");
-        NumBadEpochs = (int)StateJson.Long(state["num_bad_epochs"], "num_bad_epochs");
-        CooldownCounter = (int)StateJson.Long(state["cooldown_counter"], "cooldown_counter");
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
+        NumBadEpochs = StateJson.Int(state["num_bad_epochs"], "num_bad_epochs");
+        CooldownCounter = StateJson.Int(state["cooldown_counter"], "cooldown_counter");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
         _lastLr = lastLr;
     }
 }

@@ -16,9 +16,9 @@ public sealed class SequentialLR : ILRScheduler
     /// <summary>Chains <paramref name="schedulers"/> (all over <paramref name="optimizer"/>) at <paramref name="milestones"/> (one fewer).</summary>
     public SequentialLR(Optimizer optimizer, IReadOnlyList<LRScheduler> schedulers, IReadOnlyList<int> milestones, int lastEpoch = -1)
     {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(schedulers);
-        ArgumentNullException.ThrowIfNull(milestones);
+        Guard.NotNull(optimizer, "SequentialLR", nameof(optimizer));
+        Guard.NotNull(schedulers, "SequentialLR", nameof(schedulers));
+        Guard.NotNull(milestones, "SequentialLR", nameof(milestones));
         if (schedulers.Count == 0) Guard.ThrowArg(nameof(SequentialLR), nameof(schedulers), "needs at least one scheduler.");
         for (int i = 0; i < schedulers.Count; i++)
             if (!ReferenceEquals(schedulers[i].Optimizer, optimizer))
@@ -64,14 +64,14 @@ public sealed class SequentialLR : ILRScheduler
     /// <inheritdoc />
     public void LoadStateDict(JsonObject state)
     {
-        ArgumentNullException.ThrowIfNull(state);
+        Guard.NotNull(state, "SequentialLR.LoadStateDict", nameof(state));
         if (StateJson.String(state["type"], "type") != nameof(SequentialLR))
             throw new InvalidDataException($"{nameof(SequentialLR)}.LoadStateDict: the state is from another scheduler.");
         var inner = StateJson.Array(state, "_schedulers");
         if (inner.Count != _schedulers.Length)
             throw new InvalidDataException($"{nameof(SequentialLR)}.LoadStateDict: the state has {inner.Count} schedulers, this sequence {_schedulers.Length}.");
         for (int i = 0; i < _schedulers.Length; i++) _schedulers[i].LoadStateDict(StateJson.Object(inner[i], $"_schedulers[{i}]"));
-        LastEpoch = (int)StateJson.Long(state["last_epoch"], "last_epoch");
+        LastEpoch = StateJson.Int(state["last_epoch"], "last_epoch");
         _lastLr = StateJson.Doubles(state, "_last_lr");
     }
 }

@@ -38,7 +38,7 @@ public sealed class MultiStepLR : LRScheduler
     /// <summary>Decays by <paramref name="gamma"/> at each of <paramref name="milestones"/> (a repeated milestone decays once per repetition).</summary>
     public MultiStepLR(Optimizer optimizer, IEnumerable<int> milestones, double gamma = 0.1, int lastEpoch = -1) : base(optimizer, lastEpoch)
     {
-        ArgumentNullException.ThrowIfNull(milestones);
+        Guard.NotNull(milestones, "MultiStepLR", nameof(milestones));
         _milestones = milestones.Order().ToArray();
         _gamma = gamma;
         InitialStep();

@@ -185,34 +185,35 @@ public class FusedMeasurementTests
         var w = Tensor.Randn([4, 40], DType.Float32, g);
         var y = x.Sigmoid();
         (y * w).Sum().Backward();
-        Assert.Null(FusedMeasures.TakeActivation());
-        Assert.Null(FusedMeasures.TakeFlow());
+        Assert.Null(Instrumentation.TakeActivation());
+        Assert.Null(Instrumentation.TakeFlow());
 
         x.Grad = null;
-        FusedMeasures.ArmActivations(0.1);
-        FusedMeasures.ArmFlow();
+        var policy = new ActivationPolicy(0.1);
+        Instrumentation.ArmActivations(policy);
+        Instrumentation.ArmFlow();
         try
         {
             y = x.Sigmoid();
-            var a = FusedMeasures.TakeActivation()!.Value;
+            var a = Instrumentation.TakeActivation()!.Value;
             var values = y.Span<float>().ToArray();
             Assert.Same(y, a.Output);
             Assert.Equal(values.Sum(v => (double)v), a.Sum, 1e-4);
             Assert.Equal(values.Count(v => v < 0.1f || v > 0.9f), a.Outside);
-            Assert.Null(FusedMeasures.TakeActivation()); // taken once
+            Assert.Null(Instrumentation.TakeActivation()); // taken once
 
             (y * w).Sum().Backward();
-            var f = FusedMeasures.TakeFlow()!.Value;
+            var f = Instrumentation.TakeFlow()!.Value;
             double received = f.Received.Detach().Pow(2).Sum().Item(), produced = x.Grad!.Detach().Pow(2).Sum().Item();
             Assert.Equal(received, f.ReceivedSquares, received * 1e-5);
             Assert.Equal(produced, f.ProducedSquares, produced * 1e-5);
         }
         finally
         {
-            FusedMeasures.DisarmActivations();
-            FusedMeasures.DisarmFlow();
+            Instrumentation.DisarmActivations(policy);
+            Instrumentation.DisarmFlow();
         }
-        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
+        Assert.False(Instrumentation.ActivationsArmed || Instrumentation.FlowArmed);
     }
 
     [Theory]
@@ -255,22 +256,22 @@ public class FusedMeasurementTests
         var g = new Generator(13);
         var model = new Sequential(new Linear(4, 8, generator: g), new Sigmoid(), new Linear(8, 1, generator: g));
         var x = Tensor.Randn([3, 4], DType.Float32, g);
-        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
+        Assert.False(Instrumentation.ActivationsArmed || Instrumentation.FlowArmed);
         var monitor = GradientMonitor.Attach(model, options: new MonitorOptions { Every = 2 });
-        Assert.True(FusedMeasures.ActivationsArmed); // step 0 is recorded
+        Assert.True(Instrumentation.ActivationsArmed); // step 0 is recorded
         model.Call(x).Sum().Backward();
-        Assert.True(FusedMeasures.FlowArmed);
+        Assert.True(Instrumentation.FlowArmed);
         monitor.EndStep();
-        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed); // step 1 is skipped
+        Assert.False(Instrumentation.ActivationsArmed || Instrumentation.FlowArmed); // step 1 is skipped
         model.Call(x).Sum().Backward();
-        Assert.False(FusedMeasures.FlowArmed);
+        Assert.False(Instrumentation.FlowArmed);
         monitor.EndStep();
-        Assert.True(FusedMeasures.ActivationsArmed);
+        Assert.True(Instrumentation.ActivationsArmed);
         monitor.Suspend();
-        Assert.False(FusedMeasures.ActivationsArmed);
+        Assert.False(Instrumentation.ActivationsArmed);
         monitor.Resume();
-        Assert.True(FusedMeasures.ActivationsArmed);
+        Assert.True(Instrumentation.ActivationsArmed);
         monitor.Dispose();
-        Assert.False(FusedMeasures.ActivationsArmed || FusedMeasures.FlowArmed);
+        Assert.False(Instrumentation.ActivationsArmed || Instrumentation.FlowArmed);
     }
 }

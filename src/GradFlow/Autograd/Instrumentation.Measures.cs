@@ -1,0 +1,151 @@
+namespace GradFlow;
+
+// Measurements a listener asks the kernels to take inside their own pass over the data, where a separate pass would
+// read it from memory again. The listener owns the policy (which ops, which band, which units); the kernels measure
+// what the armed policy asks and leave the figures here, keyed by the tensors, for the listener to take.
+internal static partial class Instrumentation
+{
+    [ThreadStatic] private static List<IActivationPolicy>? t_activationPolicies; // armed, oldest first
+    [ThreadStatic] private static IActivationPolicy? t_activationPolicy; // the newest armed one: the one the kernels ask
+    [ThreadStatic] private static ActivationMeasure t_activation; // Output is null when there is none
+
+    /// <summary>True while some listener on this thread wants activation outputs measured as they are written.</summary>
+    public static bool ActivationsArmed => t_activationPolicy is not null;
+
+    /// <summary>
+    /// A listener wants activation outputs measured as its <paramref name="policy"/> asks (balanced by
+    /// <see cref="DisarmActivations"/> on the same thread). With several armed, the newest policy is asked; another
+    /// listener sees its request differ from the measure's and measures by itself.
+    /// </summary>
+    public static void ArmActivations(IActivationPolicy policy)
+    {
+        (t_activationPolicies ??= []).Add(policy);
+        t_activationPolicy = policy;
+    }
+
+    /// <summary>Undoes one <see cref="ArmActivations"/> of <paramref name="policy"/>; the last one also drops a measure nobody took.</summary>
+    public static void DisarmActivations(IActivationPolicy policy)
+    {
+        var armed = t_activationPolicies;
+        if (armed is null) return;
+        int i = armed.LastIndexOf(policy);
+        if (i < 0) return;
+        armed.RemoveAt(i);
+        t_activationPolicy = armed.Count > 0 ? armed[^1] : null;
+        if (armed.Count == 0) t_activation = default;
+    }
+
+    /// <summary>
+    /// What the armed listener wants measured of the output of <paramref name="op"/> applied elementwise to
+    /// <paramref name="input"/> (a non-empty contiguous float tensor: the kernels measure no other); Kind None when
+    /// nothing (or nobody is armed).
+    /// </summary>
+    public static ActivationRequest RequestActivation(string op, Tensor input) =>
+        t_activationPolicy is { } policy ? policy.Request(op, input) : default;
+
+    [ThreadStatic] private static float[]? t_unitMax;
+
+    /// <summary>A per-thread buffer of at least <paramref name="units"/> maxima, the first <paramref name="units"/> set to -Inf.</summary>
+    public static float[] UnitMaxBuffer(int units)
+    {
+        var b = t_unitMax;
+        if (b is null || b.Length < units) t_unitMax = b = new float[Math.Max(units, 64)];
+        Array.Fill(b, float.NegativeInfinity, 0, units);
+        return b;
+    }
+
+    /// <summary>An activation kernel measured its output as it wrote it.</summary>
+    public static void RecordActivation(in ActivationMeasure measure) => t_activation = measure;
+
+    /// <summary>The last activation measurement of this thread, removed.</summary>
+    public static ActivationMeasure? TakeActivation()
+    {
+        var a = t_activation;
+        if (a.Output is null) return null;
+        t_activation = default;
+        return a;
+    }
+
+    [ThreadStatic] private static int t_flowArmed;
+    [ThreadStatic] private static FlowMeasure t_flow; // Received is null when there is none
+
+    /// <summary>True while some listener on this thread wants the backward flow measured in the kernels.</summary>
+    public static bool FlowArmed => t_flowArmed > 0;
+
+    /// <summary>A listener wants the flow measured (balanced by <see cref="DisarmFlow"/>, on the same thread).</summary>
+    public static void ArmFlow() => t_flowArmed++;
+
+    /// <summary>Undoes one <see cref="ArmFlow"/>; the last one also drops a measurement nobody took.</summary>
+    public static void DisarmFlow()
+    {
+        if (t_flowArmed > 0 && --t_flowArmed == 0) t_flow = default;
+    }
+
+    /// <summary>A kernel measured <paramref name="received"/> and <paramref name="produced"/> (squares summed).</summary>
+    public static void RecordFlow(Tensor received, double receivedSquares, Tensor produced, double producedSquares) =>
+        t_flow = new FlowMeasure(received, receivedSquares, produced, producedSquares);
+
+    /// <summary>The last measurement of this thread, removed (so it cannot be matched to a later node's tensors).</summary>
+    public static FlowMeasure? TakeFlow()
+    {
+        var f = t_flow;
+        if (f.Received is null) return null;
+        t_flow = default;
+        return f;
+    }
+}
+
+/// <summary>
+/// A listener's answer to "what should this activation kernel measure?" (<see cref="Instrumentation.ArmActivations"/>).
+/// Asked once per elementwise op while armed, so it must be cheap; it runs on the op's thread.
+/// </summary>
+internal interface IActivationPolicy
+{
+    /// <summary>
+    /// What to measure of the output of <paramref name="op"/> (an <see cref="OpNames"/> constant) applied elementwise to
+    /// <paramref name="input"/> (the output has its shape); default (Kind None) for nothing.
+    /// </summary>
+    ActivationRequest Request(string op, Tensor input);
+}
+
+/// <summary>Which measurement an activation kernel takes of its output.</summary>
+internal enum ActivationMeasureKind : byte
+{
+    /// <summary>None.</summary>
+    None,
+    /// <summary>Sum, sum of squares, and how many values fall outside [Lo, Hi] (saturation).</summary>
+    Band,
+    /// <summary>Sum, sum of squares, and each unit's maximum over the batch (a unit dead for the batch has max &lt;= 0).</summary>
+    UnitMaxima,
+}
+
+/// <summary>
+/// What a listener asks an activation kernel to measure: for <see cref="ActivationMeasureKind.Band"/> the band
+/// [Lo, Hi]; for <see cref="ActivationMeasureKind.UnitMaxima"/> how the contiguous output splits into units, as
+/// (Outer, Units, Inner) with Outer * Units * Inner elements.
+/// </summary>
+internal readonly record struct ActivationRequest(ActivationMeasureKind Kind, float Lo = 0, float Hi = 0, int Outer = 0, int Units = 0, int Inner = 0)
+{
+    /// <summary>Sums and the count outside [lo, hi].</summary>
+    public static ActivationRequest Band(float lo, float hi) => new(ActivationMeasureKind.Band, lo, hi);
+
+    /// <summary>Sums and each unit's maximum, the output read as (outer, units, inner).</summary>
+    public static ActivationRequest UnitMaxima(int outer, int units, int inner) => new(ActivationMeasureKind.UnitMaxima, Outer: outer, Units: units, Inner: inner);
+}
+
+/// <summary>
+/// An activation's output measured by its kernel as <see cref="Request"/> asked: sums, the count outside the band
+/// (Band), or each unit's maximum (UnitMaxima: <see cref="UnitMax"/>, the first Request.Units values of a per-thread
+/// buffer, valid until the next such measure on this thread).
+/// </summary>
+internal readonly record struct ActivationMeasure(Tensor Output, ActivationRequest Request, double Sum, double SumSquares, long Outside = 0,
+    float[]? UnitMax = null);
+
+/// <summary>The squares of a node's incoming and outgoing gradient, summed by its kernel.</summary>
+internal readonly record struct FlowMeasure(Tensor Received, double ReceivedSquares, Tensor Produced, double ProducedSquares);
+
+/// <summary>
+/// A node whose backward kernel measures its incoming and outgoing gradients when <see cref="Instrumentation.FlowArmed"/>
+/// (it may still fall back to unmeasured tensor ops, e.g. under createGraph; the listener then measures by itself).
+/// </summary>
+internal interface IMeasuresFlow;

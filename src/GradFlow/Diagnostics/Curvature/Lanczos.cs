@@ -1,0 +1,112 @@
+using System.Numerics;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// The Lanczos process with full reorthogonalisation: an orthonormal Krylov basis q_1..q_m of the curvature
+/// operator from a start vector, and the tridiagonal T = Q^T C Q whose eigenvalues (Ritz values) approach C's
+/// extreme eigenvalues first. Every new vector is orthogonalised twice against the whole basis (classical
+/// Gram-Schmidt, "twice is enough"), so no ghost copies of converged eigenvalues appear; memory is one vector
+/// of <see cref="CurvatureOperator.Dimension"/> doubles per step.
+/// </summary>
+internal sealed class Lanczos
+{
+    private readonly CurvatureOperator _op;
+    private readonly List<double[]> _basis = [];
+    private readonly List<double> _alpha = [], _beta = [];
+    private double[]? _next;
+
+    public Lanczos(CurvatureOperator op, double[] start)
+    {
+        _op = op;
+        double norm = Norm(start);
+        if (!(norm > 0) || !double.IsFinite(norm)) throw new ArgumentException($"{nameof(Spectrum)}: the start vector is zero or not finite.", nameof(start));
+        _next = Scaled(start, 1 / norm);
+    }
+
+    /// <summary>Steps taken (the size of T).</summary>
+    public int Steps => _alpha.Count;
+
+    /// <summary>True once the basis spans an invariant subspace (or the whole space): T's eigenvalues are then exact.</summary>
+    public bool Exhausted => _next is null;
+
+    /// <summary>The last off-diagonal beta_m, which scales every Ritz pair's residual.</summary>
+    public double LastBeta => _beta.Count == 0 ? 0 : _beta[^1];
+
+    public IReadOnlyList<double[]> Basis => _basis;
+
+    /// <summary>One step: one product with the operator.</summary>
+    public void Step()
+    {
+        var q = _next ?? throw new InvalidOperationException("Lanczos: the Krylov space is exhausted.");
+        _basis.Add(q);
+        var w = _op.Apply(q);
+        double alpha = Dot(q, w);
+        _alpha.Add(alpha);
+        Axpy(-alpha, q, w);
+        if (_basis.Count > 1) Axpy(-_beta[^1], _basis[^2], w);
+        for (int pass = 0; pass < 2; pass++)
+            foreach (var b in _basis) Axpy(-Dot(b, w), b, w);
+        double beta = Norm(w);
+        _beta.Add(beta);
+        // An invariant subspace: beta is rounding noise against the operator's scale.
+        double scale = 0;
+        foreach (var a in _alpha) scale = Math.Max(scale, Math.Abs(a));
+        foreach (var b in _beta) scale = Math.Max(scale, b);
+        _next = _basis.Count >= _op.Dimension || beta <= 1e-12 * scale || beta == 0 ? null : Scaled(w, 1 / beta);
+    }
+
+    /// <summary>The Ritz values (ascending) and the eigenvectors of T (columns).</summary>
+    public (double[] Values, double[,] Vectors) Ritz()
+    {
+        int m = _alpha.Count;
+        var t = new double[m, m];
+        for (int i = 0; i < m; i++)
+        {
+            t[i, i] = _alpha[i];
+            if (i + 1 < m) t[i, i + 1] = t[i + 1, i] = _beta[i];
+        }
+        return SymmetricEigen.Jacobi(t);
+    }
+
+    /// <summary>The residual norm ||C x - theta x|| of Ritz pair k: beta_m times the last entry of T's eigenvector.</summary>
+    public double Residual(double[,] y, int k) => Exhausted ? 0 : Math.Abs(LastBeta * y[Steps - 1, k]);
+
+    /// <summary>The Ritz vector Q y_k, normalised.</summary>
+    public double[] RitzVector(double[,] y, int k)
+    {
+        var x = new double[_op.Dimension];
+        for (int l = 0; l < _basis.Count; l++) Axpy(y[l, k], _basis[l], x);
+        double n = Norm(x);
+        for (int i = 0; i < x.Length; i++) x[i] /= n;
+        return x;
+    }
+
+    // Reorthogonalisation is m dot products and m updates of full-length vectors a step: vectorised.
+    internal static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
+    {
+        int n = a.Length, w = Vector<double>.Count, i = 0;
+        var acc = Vector<double>.Zero;
+        for (; i <= n - w; i += w) acc += new Vector<double>(a.Slice(i)) * new Vector<double>(b.Slice(i));
+        double s = Vector.Sum(acc);
+        for (; i < n; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    internal static double Norm(ReadOnlySpan<double> a) => Math.Sqrt(Dot(a, a));
+
+    internal static void Axpy(double alpha, ReadOnlySpan<double> x, Span<double> y)
+    {
+        int n = y.Length, w = Vector<double>.Count, i = 0;
+        var va = new Vector<double>(alpha);
+        for (; i <= n - w; i += w) (new Vector<double>(y.Slice(i)) + va * new Vector<double>(x.Slice(i))).CopyTo(y.Slice(i));
+        for (; i < n; i++) y[i] += alpha * x[i];
+    }
+
+    private static double[] Scaled(double[] x, double s)
+    {
+        var r = new double[x.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = x[i] * s;
+        return r;
+    }
+}

@@ -1,0 +1,78 @@
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Sharpness against the optimiser's stability threshold (<see cref="Stability"/>), measured every
+/// <see cref="Every"/> steps on a fixed batch. Each probe starts Lanczos from the previous probe's eigenvector, so
+/// a slowly turning top direction costs a few products. The probe takes no parameter's <c>Grad</c>, and puts the
+/// module's buffers (batch-norm running statistics) back as they were.
+/// <code>
+/// var probe = new SharpnessProbe(() =&gt; Functional.CrossEntropy(model.Call(xFixed), yFixed), model, optimizer, every: 100);
+/// for (long step = 1; ...; step++) { ...; optimizer.Step(); if (probe.MaybeRun(step) is { } r) Console.WriteLine(r.Ratio); }
+/// </code>
+/// </summary>
+public sealed class SharpnessProbe
+{
+    private readonly Func<Tensor> _loss;
+    private readonly Module _model;
+    private readonly Optimizer _optimizer;
+    private double[]? _previous;
+
+    /// <summary>Creates a probe.</summary>
+    /// <param name="loss">The loss on a fixed batch (the same batch every time, so probes compare).</param>
+    /// <param name="model">The module whose trainable parameters are probed.</param>
+    /// <param name="optimizer">The optimiser training them.</param>
+    /// <param name="every">Probe every this many steps.</param>
+    /// <param name="tolerance">Lanczos's relative tolerance.</param>
+    /// <param name="maxIterations">Lanczos steps at most per probe (memory: one parameter-sized vector of doubles a step).</param>
+    public SharpnessProbe(Func<Tensor> loss, Module model, Optimizer optimizer, int every = 100, double tolerance = Spectrum.DefaultTolerance, int maxIterations = 30)
+    {
+        const string Name = nameof(SharpnessProbe);
+        Guard.NotNull(loss, Name, nameof(loss));
+        Guard.NotNull(model, Name, nameof(model));
+        Guard.NotNull(optimizer, Name, nameof(optimizer));
+        if (every < 1) Guard.ThrowArg(Name, nameof(every), $"must be at least 1, got {every}.");
+        if (!(tolerance >= 0) || !double.IsFinite(tolerance)) Guard.ThrowArg(Name, nameof(tolerance), $"must be non-negative and finite, got {tolerance}.");
+        if (maxIterations < 1) Guard.ThrowArg(Name, nameof(maxIterations), $"must be at least 1, got {maxIterations}.");
+        (_loss, _model, _optimizer, Every, Tolerance, MaxIterations) = (loss, model, optimizer, every, tolerance, maxIterations);
+    }
+
+    /// <summary>The probing period in steps.</summary>
+    public int Every { get; }
+
+    /// <summary>Lanczos's relative tolerance.</summary>
+    public double Tolerance { get; }
+
+    /// <summary>Lanczos steps at most per probe.</summary>
+    public int MaxIterations { get; }
+
+    /// <summary>The latest result, or null before the first probe.</summary>
+    public SharpnessProbeResult? Last { get; private set; }
+
+    /// <summary>Whether <paramref name="step"/> is a probing step (a multiple of <see cref="Every"/>).</summary>
+    public bool IsDue(long step) => step % Every == 0;
+
+    /// <summary>Runs the probe if <paramref name="step"/> is due, else returns null.</summary>
+    public SharpnessProbeResult? MaybeRun(long step) => IsDue(step) ? Run(step) : null;
+
+    /// <summary>Runs the probe now.</summary>
+    public SharpnessProbeResult Run(long step)
+    {
+        var buffers = _model.NamedBuffers().Select(b => (b.Buffer, Saved: b.Buffer.Detach().Clone())).ToArray();
+        try
+        {
+            var op = CurvatureOperator.Hessian(_loss, _model);
+            var start = _previous is { } p && p.Length == op.Dimension ? p : null;
+            var result = Stability.Measure(op, _optimizer, step, Tolerance, MaxIterations, start, seed: 0, out var vector);
+            _previous = vector;
+            return Last = result;
+        }
+        finally
+        {
+            using (Autograd.NoGrad())
+                foreach (var (buffer, saved) in buffers) buffer.CopyFrom(saved);
+        }
+    }
+}

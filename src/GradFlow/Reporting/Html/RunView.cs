@@ -1,0 +1,182 @@
+using System.Globalization;
+using GradFlow.Diagnostics;
+
+namespace GradFlow.Reporting.Html;
+
+/// <summary>One run's records reshaped for the charts: bucketed series, per-layer matrices, layer order by depth.</summary>
+internal sealed class RunView
+{
+    private readonly Downsample _buckets;
+    private readonly Dictionary<string, int>[] _layerIndex; // per step: layer name -> index in that step's Layers
+
+    public ReportRun Run { get; }
+    public string Id { get; }
+    public string[] Layers { get; }
+    public string[] FlowLayers { get; }
+    public double[] X { get; }
+    public (double[] Mean, double[] Min, double[] Max) Loss { get; }
+    public (double[] Mean, double[] Min, double[] Max) GradNorm { get; }
+    public double[]? Clipped { get; }
+    public double[]? Lr { get; }
+    public bool LossPositive { get; }
+
+    public RunView(ReportRun run, int index, int maxPoints)
+    {
+        Run = run;
+        Id = string.Create(CultureInfo.InvariantCulture, $"run{index}");
+        var steps = run.Steps;
+        _buckets = Downsample.For(steps.Count, maxPoints);
+        X = _buckets.Last(steps.Select(s => (double)s.Step).ToArray());
+        Layers = OrderedNames(steps.SelectMany(s => s.Layers.Select(l => (l.Layer, l.Depth))));
+        FlowLayers = OrderedNames(steps.SelectMany(s => s.Flow.Select(f => (f.Layer, f.Depth))));
+        _layerIndex = steps.Select(s =>
+        {
+            var d = new Dictionary<string, int>(s.Layers.Count);
+            for (int i = 0; i < s.Layers.Count; i++) d[s.Layers[i].Layer] = i;
+            return d;
+        }).ToArray();
+        var loss = steps.Select(s => s.Loss ?? double.NaN).ToArray();
+        Loss = _buckets.Reduce(loss);
+        LossPositive = loss.Where(double.IsFinite).All(l => l > 0);
+        GradNorm = _buckets.Reduce(steps.Select(s => s.GlobalGradNorm).ToArray());
+        if (steps.Any(s => s.ClippedGradNorm is not null)) Clipped = _buckets.Reduce(steps.Select(s => s.ClippedGradNorm ?? double.NaN).ToArray()).Mean;
+        if (steps.Any(s => s.LearningRate is not null)) Lr = _buckets.Reduce(steps.Select(s => s.LearningRate ?? double.NaN).ToArray()).Mean;
+    }
+
+    // Names in depth order (the depth a name had when first seen), stable for equal depths.
+    private static string[] OrderedNames(IEnumerable<(string Name, int Depth)> items)
+    {
+        var first = new Dictionary<string, (int Depth, int Seen)>();
+        foreach (var (name, depth) in items) first.TryAdd(name, (depth, first.Count));
+        return first.OrderBy(kv => kv.Value.Depth).ThenBy(kv => kv.Value.Seen).Select(kv => kv.Key).ToArray();
+    }
+
+    private LayerGradientStats? LayerAt(int step, string layer) =>
+        _layerIndex[step].TryGetValue(layer, out int i) ? Run.Steps[step].Layers[i] : null;
+
+    /// <summary>A per-layer figure for every step, bucketed (mean per bucket).</summary>
+    public double[] LayerSeries(string layer, Func<LayerGradientStats, double> pick)
+    {
+        var values = new double[Run.Steps.Count];
+        for (int s = 0; s < values.Length; s++) values[s] = LayerAt(s, layer) is { } l ? pick(l) : double.NaN;
+        return _buckets.Reduce(values).Mean;
+    }
+
+    /// <summary>Layers by bucketed steps; a bucket with a non-finite value shows it (a NaN step must not vanish into a mean).</summary>
+    public double[,] LayerMatrix(Func<LayerGradientStats, double> pick)
+    {
+        var m = new double[Layers.Length, _buckets.Count];
+        for (int r = 0; r < Layers.Length; r++)
+        {
+            var values = new double[Run.Steps.Count];
+            for (int s = 0; s < values.Length; s++) values[s] = LayerAt(s, Layers[r]) is { } l ? (l.Gradient.HasNonFinite ? double.PositiveInfinity : pick(l)) : double.NaN;
+            FillRow(m, r, values);
+        }
+        return m;
+    }
+
+    public double[,] FlowMatrix()
+    {
+        var m = new double[FlowLayers.Length, _buckets.Count];
+        for (int r = 0; r < FlowLayers.Length; r++)
+        {
+            var values = new double[Run.Steps.Count];
+            for (int s = 0; s < values.Length; s++)
+            {
+                var f = Run.Steps[s].Flow.FirstOrDefault(x => x.Layer == FlowLayers[r]);
+                values[s] = f is null ? double.NaN : f.NonFinite > 0 ? double.PositiveInfinity : f.InputGradNorm;
+            }
+            FillRow(m, r, values);
+        }
+        return m;
+    }
+
+    private void FillRow(double[,] m, int r, double[] values)
+    {
+        var (mean, _, _) = _buckets.Reduce(values);
+        for (int c = 0; c < _buckets.Count; c++)
+        {
+            bool nonFinite = false;
+            for (int i = _buckets.Start[c]; i < _buckets.Start[c + 1]; i++) nonFinite |= double.IsInfinity(values[i]);
+            m[r, c] = nonFinite ? double.PositiveInfinity : mean[c];
+        }
+    }
+
+    /// <summary>Mean and max |g| of a layer over the last tenth of the run (at least one step).</summary>
+    public (double Mean, double Max) FlowBars(string layer)
+    {
+        int n = Run.Steps.Count, from = n - Math.Max(1, n / 10);
+        double sum = 0, max = double.NaN;
+        int count = 0;
+        for (int s = from; s < n; s++)
+        {
+            if (LayerAt(s, layer) is not { } l || !double.IsFinite(l.Gradient.MeanAbs)) continue;
+            sum += l.Gradient.MeanAbs;
+            count++;
+            max = double.IsNaN(max) ? l.Gradient.MaxAbs : Math.Max(max, l.Gradient.MaxAbs);
+        }
+        return (count == 0 ? double.NaN : sum / count, max);
+    }
+
+    public double FirstMeanAbs(string layer) => LayerAt(0, layer)?.Gradient.MeanAbs ?? double.NaN;
+
+    public bool HasHistograms(string layer)
+    {
+        for (int s = 0; s < Run.Steps.Count; s++) if (LayerAt(s, layer)?.Gradient.Histogram is not null) return true;
+        return false;
+    }
+
+    /// <summary>|g| histogram of a layer over time: rows are powers of two (largest on top, trimmed to the used span), cells the share of values.</summary>
+    public (string[] Rows, double[,] Matrix) HistogramMatrix(string layer)
+    {
+        int buckets = Log2Histogram.BucketCount, cols = _buckets.Count;
+        var counts = new double[buckets, cols];
+        var totals = new double[cols];
+        for (int c = 0; c < cols; c++)
+            for (int s = _buckets.Start[c]; s < _buckets.Start[c + 1]; s++)
+            {
+                if (LayerAt(s, layer)?.Gradient.Histogram is not { } h) continue;
+                for (int b = 0; b < buckets; b++) counts[b, c] += h.Positive[b] + h.Negative[b];
+                totals[c] += h.Total;
+            }
+        int lo = buckets, hi = -1;
+        for (int b = 0; b < buckets; b++)
+            for (int c = 0; c < cols; c++)
+                if (counts[b, c] > 0) { lo = Math.Min(lo, b); hi = Math.Max(hi, b); }
+        if (hi < 0) (lo, hi) = (0, 0);
+        int n = hi - lo + 1;
+        var rows = new string[n];
+        var m = new double[n, cols];
+        for (int i = 0; i < n; i++)
+        {
+            int b = hi - i; // largest magnitude on top
+            rows[i] = string.Create(CultureInfo.InvariantCulture, $"2^{Log2Histogram.MinExponent + b}");
+            for (int c = 0; c < cols; c++) m[i, c] = totals[c] > 0 ? counts[b, c] / totals[c] : double.NaN;
+        }
+        return (rows, m);
+    }
+
+    /// <summary>Dead-unit fractions of ReLU layers and saturated fractions of sigmoid/tanh layers, one line each.</summary>
+    public List<Series> ActivationSeries()
+    {
+        var keys = OrderedNames(Run.Steps.SelectMany(s => s.Activations.Select(a => (a.Layer + "\u0000" + a.Op, a.Depth))));
+        var result = new List<Series>();
+        foreach (var key in keys)
+        {
+            var parts = key.Split('\u0000');
+            var values = new double[Run.Steps.Count];
+            bool any = false, saturating = false;
+            for (int s = 0; s < values.Length; s++)
+            {
+                var a = Run.Steps[s].Activations.FirstOrDefault(x => x.Layer == parts[0] && x.Op == parts[1]);
+                double? v = a?.DeadFraction ?? a?.SaturatedFraction;
+                saturating |= a?.SaturatedFraction is not null;
+                values[s] = v ?? double.NaN;
+                any |= v is not null;
+            }
+            if (any)
+                result.Add(new Series($"{(parts[0].Length == 0 ? "(root)" : parts[0])} {parts[1]} {(saturating ? "saturated" : "dead")}", X, _buckets.Reduce(values).Mean));
+        }
+        return result;
+    }
+}

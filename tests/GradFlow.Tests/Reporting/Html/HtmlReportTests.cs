@@ -1,0 +1,79 @@
+using System.Text.RegularExpressions;
+using GradFlow.Reporting;
+using GradFlow.Reporting.Html;
+
+namespace GradFlow.Tests.Reporting.Html;
+
+public class HtmlReportTests
+{
+    [Fact]
+    public void ReportOfARunHasEveryChartWithData()
+    {
+        var html = HtmlReport.Render([ReportTestRuns.Trained("relu", sigmoid: false)]);
+        foreach (var id in new[] { "run0-loss", "run0-gradnorm", "run0-lr", "run0-flow", "run0-heat", "run0-backward", "run0-ratio", "run0-activations", "run0-hist-0" })
+        {
+            var m = Regex.Match(html, $"<figure class=\"chart [a-z]+\" id=\"{id}\" data-points=\"(\\d+)\"");
+            Assert.True(m.Success, $"chart {id} missing");
+            Assert.True(int.Parse(m.Groups[1].Value) > 0, $"chart {id} has no data");
+        }
+        Assert.Contains("<title>4: mean |g| ", html, StringComparison.Ordinal); // bars carry their layer and value as a tooltip
+    }
+
+    [Fact]
+    public void ReportIsSelfContained()
+    {
+        var html = HtmlReport.Render([ReportTestRuns.Trained("a", false), ReportTestRuns.Trained("b", true)]);
+        Assert.DoesNotMatch(new Regex("(src|href)=\"(https?:)?//", RegexOptions.IgnoreCase), html);
+        Assert.DoesNotContain("<link", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("@import", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("url(", html, StringComparison.Ordinal);
+        Assert.Contains("id=\"compare\"", html, StringComparison.Ordinal);
+        Assert.Contains("id=\"compare-flow\"", html, StringComparison.Ordinal);
+        Assert.Contains("id=\"run1-activations\"", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LongDeepRunIsDownsampledToABoundedPage()
+    {
+        var run = ReportTestRuns.Synthetic(steps: 10_000, layers: 50);
+        var html = HtmlReport.Render([run], new HtmlReportOptions { MaxPoints = 400, MaxHistogramLayers = 50 });
+        Assert.InRange(html.Length, 10_000, 4_000_000);
+        // The heatmap's data holds 400 columns, not 10,000, and the NaN step's bucket is marked non-finite, not averaged away.
+        var heat = Regex.Match(html, "id=\"run0-heat\".*?<script type=\"application/json\" class=\"gf-data\">(.*?)</script>", RegexOptions.Singleline);
+        Assert.True(heat.Success);
+        using var doc = System.Text.Json.JsonDocument.Parse(heat.Groups[1].Value);
+        Assert.Equal(400, doc.RootElement.GetProperty("steps").GetArrayLength());
+        Assert.Equal(50, doc.RootElement.GetProperty("rows").GetArrayLength());
+        Assert.Contains(doc.RootElement.GetProperty("v")[0].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Null);
+        Assert.Contains("1 steps", html, StringComparison.Ordinal); // the NaN step is counted in the summary
+    }
+
+    [Fact]
+    public void BadInputIsRefusedByName()
+    {
+        Assert.Contains("no runs", Assert.Throws<ArgumentException>(() => HtmlReport.Render([])).Message, StringComparison.Ordinal);
+        var empty = new ReportRun("empty", []);
+        Assert.Contains("'empty' has no recorded steps", Assert.Throws<ArgumentException>(() => HtmlReport.Render([empty])).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => HtmlReport.Render([ReportTestRuns.Synthetic(3, 2)], new HtmlReportOptions { MaxPoints = 1 }));
+    }
+
+    [Fact]
+    public void ReportReadsARunLogAndIsWrittenAtomically()
+    {
+        var dir = Directory.CreateTempSubdirectory("gf-report").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "run.jsonl");
+            using (var writer = new RunLogWriter(path))
+                foreach (var r in ReportTestRuns.Synthetic(20, 3).Steps) writer.Write(r);
+            var run = ReportRun.FromRunLog(path);
+            Assert.Equal("run", run.Name);
+            Assert.Equal(20, run.Steps.Count);
+            var out1 = Path.Combine(dir, "report.html");
+            HtmlReport.Write(out1, [run]);
+            Assert.StartsWith("<!DOCTYPE html>", File.ReadAllText(out1), StringComparison.Ordinal);
+            Assert.Single(Directory.GetFiles(dir, "report.html*"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
