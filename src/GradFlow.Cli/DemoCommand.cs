@@ -64,6 +64,7 @@ internal static class DemoCommand
         var model = new Sequential(new Linear(64, 128), new ReLU(), new Linear(128, 64), new ReLU(), new Linear(64, 10));
         var optimizer = new SGD(model.Parameters(), lr, momentum: 0.9);
         using var monitor = GradientMonitor.Attach(model, optimizer);
+        using var doctor = Doctor.Attach(monitor, new DoctorOptions { Classes = 10 });
         var epochRecords = new List<StepRecord>();
         var allRecords = new List<StepRecord>();
         monitor.StepRecorded += epochRecords.Add;
@@ -96,6 +97,11 @@ internal static class DemoCommand
                              $"{Accuracy(model, xTrain, yTrain),6:P1} {Accuracy(model, xTest, yTest),6:P1}   {StepRecord.Summary(epochRecords)}");
         }
         output.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s; test accuracy {Accuracy(model, xTest, yTest):P2}");
+        var findings = doctor.Findings;
+        output.WriteLine(findings.Count == 0
+            ? $"doctor: no problem found in {monitor.StepCount} steps (try --lr 5 to see one)"
+            : $"doctor: {findings.Count} finding(s)");
+        foreach (var f in findings) output.WriteLine(f.ToString());
         if (logDir is not null)
             output.WriteLine($"run log: {Path.Combine(logDir, "runlog.jsonl")}; TensorBoard: tensorboard --logdir {logDir}");
         if (reportPath is not null)

@@ -38,6 +38,16 @@ public static class RunLog
     /// <summary>Opens a run log for reading; see <see cref="RunLogReader"/>.</summary>
     public static RunLogReader Open(string path, RunLogReaderOptions? options = null) => RunLogReader.Open(path, options);
 
+    /// <summary>
+    /// Diagnoses the run in a log after the fact (<see cref="Doctor.Diagnose"/>): the findings the online doctor would
+    /// have raised, minus its live-only probes. A half-written log is diagnosed up to its last whole step.
+    /// </summary>
+    public static IReadOnlyList<Finding> Diagnose(string path, DoctorOptions? options = null, RunLogReaderOptions? readerOptions = null)
+    {
+        using var reader = RunLogReader.Open(path, readerOptions);
+        return Doctor.Diagnose(reader.ReadRecords(), options);
+    }
+
     internal static void CheckMaxLineBytes(int maxLineBytes, string argument)
     {
         if (maxLineBytes < 1024 || maxLineBytes > Array.MaxLength - 1)

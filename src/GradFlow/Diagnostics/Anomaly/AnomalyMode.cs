@@ -60,6 +60,9 @@ public sealed class AnomalyMode : IAutogradObserver, IDisposable
     private readonly bool _throw;
     private readonly bool _captureStacks;
     private readonly List<AnomalyReport> _reports = [];
+    // Reading a tensor's values for a report runs an op of its own (a copy), which this observer must not judge: a
+    // copy of a non-finite input is non-finite too, and judging it would read it again, without end.
+    [ThreadStatic] private static bool t_reading;
     private IDisposable? _registration;
 
     private AnomalyMode(bool throwOnAnomaly, bool captureStacks)
@@ -81,7 +84,7 @@ public sealed class AnomalyMode : IAutogradObserver, IDisposable
 
     void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)
     {
-        if (Autograd.IsInBackward) return; // ops inside a backward are judged by the node's own backward check
+        if (Autograd.IsInBackward || t_reading) return; // ops inside a backward are judged by the node's own backward check
         if (node is not null && _captureStacks) node.ObserverTag = new StackTrace(2, fNeedFileInfo: false);
         if (!output.DType.IsFloatingPoint()) return;
         var (nan, inf) = CountNonFinite(output);
@@ -136,7 +139,10 @@ public sealed class AnomalyMode : IAutogradObserver, IDisposable
     private static TensorRange RangeOf(string role, Tensor t)
     {
         if (!t.DType.IsFloatingPoint() || t.NumEl == 0) return new TensorRange(role, Guard.Shape(t), double.NaN, double.NaN, 0);
-        var v = t.ToDoubleArray();
+        double[] v;
+        t_reading = true;
+        try { v = t.ToDoubleArray(); }
+        finally { t_reading = false; }
         double min = double.PositiveInfinity, max = double.NegativeInfinity;
         long nonFinite = 0;
         foreach (double x in v)

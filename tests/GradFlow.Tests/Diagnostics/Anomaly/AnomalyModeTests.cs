@@ -5,6 +5,17 @@ namespace GradFlow.Tests.Diagnostics;
 public class AnomalyModeTests
 {
     [Fact]
+    public void AnOpOnANonFiniteInputIsNotReportedAndReadingItDoesNotRecurse()
+    {
+        // Reading the input's range for the report copies it; the copy is non-finite too and once recursed without end.
+        var x = Tensor.FromArray(new float[] { 1, float.NaN, 2 }).RequireGrad();
+        using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
+        var y = (x * 2.0).Sum();
+        Assert.True(double.IsNaN(y.Item()));
+        Assert.Empty(anomaly.Reports);
+    }
+
+    [Fact]
     public void LogOfZeroIsReportedAtTheLogInForward()
     {
         var x = Tensor.FromArray(new float[] { 1, 0, 2 }).RequireGrad();

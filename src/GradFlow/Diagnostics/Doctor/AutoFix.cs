@@ -1,0 +1,103 @@
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>What the doctor may change by itself (opt-in, <see cref="Doctor.EnableAutoFix"/>).</summary>
+public sealed record AutoFixOptions
+{
+    /// <summary>Keep an in-memory copy of the model and optimiser every this many healthy steps (the roll-back target).</summary>
+    public int SnapshotEvery { get; init; } = 10;
+
+    /// <summary>The learning rate is multiplied by this on a divergence, an explosion or a roll-back.</summary>
+    public double LrFactor { get; init; } = 0.1;
+
+    /// <summary>At most this many actions in a run (a run that needs more needs a person).</summary>
+    public int MaxActions { get; init; } = 6;
+
+    internal void Validate()
+    {
+        if (SnapshotEvery < 1) throw new ArgumentException($"{nameof(AutoFixOptions)}: SnapshotEvery must be at least 1, got {SnapshotEvery}.", nameof(SnapshotEvery));
+        if (!(LrFactor > 0 && LrFactor < 1)) throw new ArgumentException($"{nameof(AutoFixOptions)}: LrFactor must be in (0, 1), got {LrFactor}.", nameof(LrFactor));
+        if (MaxActions < 1) throw new ArgumentException($"{nameof(AutoFixOptions)}: MaxActions must be at least 1, got {MaxActions}.", nameof(MaxActions));
+    }
+}
+
+/// <summary>
+/// The safe remedies, applied after the step the doctor judged: a non-finite step rolls the model and optimiser back to
+/// the last healthy in-memory copy and lowers the learning rate; an explosion or a divergence lowers the learning rate
+/// (at most once a window) and turns on clipping at the 90th percentile of the run's first norms (the training loop
+/// applies it with <see cref="Doctor.ClipGradients"/> before each optimiser step). Each action is a finding of its own.
+/// </summary>
+internal sealed class AutoFix(Module model, Optimizer optimizer, AutoFixOptions options)
+{
+    private (OrderedDictionary<string, Tensor> Model, OptimizerStateDict Optimizer, long Step)? _snapshot;
+    private long _lastAction = long.MinValue / 2;
+    private int _actions;
+
+    public double? ClipNorm { get; private set; }
+
+    public void Snapshot(long step)
+    {
+        var copy = new OrderedDictionary<string, Tensor>();
+        using (Autograd.NoGrad())
+            foreach (var (name, t) in model.StateDict()) copy[name] = t.Clone();
+        _snapshot = (copy, optimizer.StateDict(), step);
+    }
+
+    /// <summary>Acts on a judged step; returns the findings recording what it did.</summary>
+    public Finding? After(RunHistory run, StepRecord step, bool exploding, bool lrTooHigh)
+    {
+        bool nonFinite = step.Loss is { } l && !double.IsFinite(l) || !double.IsFinite(step.GlobalGradNorm);
+        if (_actions >= options.MaxActions) return null;
+        // A divergence may already have ruined the weights (dead units, overflowed layers): go back to the last good state
+        // too, not only lower the rate from here.
+        bool diverged = (exploding || lrTooHigh) && step.Step - _lastAction >= run.Window / 2;
+        if ((nonFinite || diverged) && _snapshot is { } snap)
+        {
+            model.LoadStateDict(snap.Model);
+            var lrs = optimizer.ParamGroups.Select(g => g.Lr).ToArray();
+            optimizer.LoadStateDict(snap.Optimizer);
+            for (int i = 0; i < lrs.Length; i++) optimizer.ParamGroups[i].Lr = lrs[i]; // the rate in force, not the snapshot's
+            double lr = ScaleLr();
+            if (nonFinite || exploding) SetClip(run);
+            string why = nonFinite ? "the step produced NaN/Inf" : exploding ? "the gradient norm exploded" : "the loss diverged with large updates";
+            return Act(step, $"rolled back to the state of step {snap.Step}, learning rate lowered to {RunHistory.Round1(lr)}{ClipText()}",
+                $"{why}; the weights were restored from the last healthy in-memory copy");
+        }
+        // Healthy: finite, not diverging, and the loss not above where it started (a run can be dying before it diverges).
+        bool healthy = !nonFinite && !run.Symptoms.HasFlag(Symptoms.Diverging) && !exploding && !lrTooHigh
+                       && step.Loss is { } loss && !(loss > run.InitialLoss);
+        if (healthy && step.Step % options.SnapshotEvery == 0) Snapshot(step.Step);
+        return null;
+    }
+
+    private string ClipText() => ClipNorm is { } c ? $", gradients clipped at norm {RunHistory.Round1(c)}" : "";
+
+    private double ScaleLr()
+    {
+        foreach (var g in optimizer.ParamGroups) g.Lr *= options.LrFactor;
+        return optimizer.ParamGroups[0].Lr;
+    }
+
+    private void SetClip(RunHistory run)
+    {
+        if (ClipNorm is not null) return;
+        double clip = RunHistory.Quantile(run.BaselineNorms.Take(run.BaselineCount), 0.9);
+        if (double.IsFinite(clip) && clip > 0) ClipNorm = clip;
+    }
+
+    private Finding Act(StepRecord step, string action, string why)
+    {
+        _actions++;
+        _lastAction = step.Step;
+        return new Finding
+        {
+            Kind = FindingKind.AutoFixApplied, Severity = Severity.Info, Title = $"auto-fix at step {step.Step}: {action}",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = 1,
+            Evidence = [new Evidence("learning rate after the action", optimizer.ParamGroups[0].Lr, double.NaN, "AutoFixOptions.LrFactor")],
+            Explanation = $"The doctor changed the run by itself because {why}. Check the run's findings for the cause and make the change permanent in the training script.",
+            Fixes = [new Fix(1, action, why)],
+        };
+    }
+}

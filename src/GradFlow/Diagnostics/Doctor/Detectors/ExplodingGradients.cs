@@ -1,0 +1,88 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// The gradient grows: run-relative growth (the median of the latest norms against the run's own first steps),
+/// spikes (a norm ten times the median of the window before it), or a gradient that grows towards the input
+/// (AUTOTRAINER's first/last ratio &gt; 70). Growth needs the loss to rise or stall; spikes need two in a window.
+/// </summary>
+internal sealed class ExplodingGradients(int window, double persistence) : Detector
+{
+    internal const double GrowthThreshold = 100;   // two orders of magnitude above the run's own start
+    internal const double SpikeThreshold = 10;     // a norm ten times the window's median
+    internal const double DepthRatioThreshold = 70; // AUTOTRAINER ICSE'21
+    private const int BaselineSteps = 5;
+    private readonly Streak _growth = new(window), _spikes = new(window), _depth = new(window);
+    private readonly double[] _scratch = new double[Math.Max(window, BaselineSteps) + 1];
+
+    public override FindingKind Kind => FindingKind.ExplodingGradients;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        double norm = step.GlobalGradNorm;
+        double baseline = run.BaselineCount >= BaselineSteps ? RunHistory.Median(Copy(run.BaselineNorms.AsSpan(0, BaselineSteps))) : double.NaN;
+        double recent = run.MedianOf(run.GradNorm, 3);
+        double growth = baseline > 0 ? recent / baseline : double.NaN;
+        double before = PreviousMedian(run);
+        double spike = before > 0 && double.IsFinite(norm) ? norm / before : double.NaN;
+        var (first, last, n) = Ends(step);
+        double depthRatio = n >= 3 && last!.Gradient.Rms > 0 ? first!.Gradient.Rms / last.Gradient.Rms : double.NaN;
+        _growth.Push(growth > GrowthThreshold);
+        _spikes.Push(spike > SpikeThreshold);
+        _depth.Push(depthRatio > DepthRatioThreshold);
+        bool diverging = run.Symptoms.HasFlag(Symptoms.Diverging);
+        int spikeCount = (int)Math.Round(_spikes.Share * window);
+        bool grown = growth > GrowthThreshold && (diverging || (_growth.Share >= persistence && Unwell(run)));
+        bool spiky = _spikes.Latest && (spikeCount >= 2 && Unwell(run) || diverging);
+        bool deep = _depth.Share >= persistence && Unwell(run);
+        // Acute: the norm went non-finite right after jumping tenfold from the step before (too fast for any window).
+        double jump = !double.IsFinite(norm) && run.GradNorm.Count >= 3 && run.GradNorm[2] > 0 ? run.GradNorm[1] / run.GradNorm[2] : double.NaN;
+        bool blewUp = jump > SpikeThreshold;
+        if (blewUp) spike = jump;
+        if (!grown && !spiky && !deep && !blewUp) return null;
+        double clip = RunHistory.Quantile(run.BaselineNorms.Take(run.BaselineCount), 0.9);
+        var evidence = new List<Evidence>();
+        if (double.IsFinite(growth))
+            evidence.Add(new Evidence("median of the latest 3 gradient norms / median of the first 5", growth, GrowthThreshold, "run-relative growth (DOCTOR.md)"));
+        if (double.IsFinite(spike))
+            evidence.Add(new Evidence($"gradient norm / median of the previous {window}", spike, SpikeThreshold, "run-relative spike (DOCTOR.md)"));
+        if (double.IsFinite(depthRatio))
+            evidence.Add(new Evidence($"gradient RMS of {Label(first!.Layer)} / {Label(last!.Layer)}", depthRatio, DepthRatioThreshold, "AUTOTRAINER ICSE'21"));
+        evidence.Add(run.SymptomEvidence());
+        string lr = run.LearningRate is { } r ? RunHistory.Round1(r / 10) : "a tenth of the current one";
+        return new Finding
+        {
+            Kind = Kind, Severity = diverging || blewUp ? Severity.Error : Severity.Warning,
+            Title = blewUp ? $"exploding gradients: the norm jumped {jump:G3}x in one step, then became non-finite"
+                : grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at the start"
+                : spiky ? $"gradient spikes: {norm:G3}, {spike:G3}x the recent median" : $"the gradient grows {depthRatio:G3}x towards the input",
+            Layers = deep ? [first!.Layer] : [], FirstStep = step.Step, LastStep = step.Step,
+            Confidence = Confidence(Math.Max(Math.Max(_growth.Share, _depth.Share), grown || spiky || blewUp ? 1 : 0), Unwell(run) || diverging || blewUp),
+            Evidence = evidence,
+            Explanation = "Backpropagation multiplies the gradient by each layer's weights on the way back (and by the recurrent weights at " +
+                          "every time step). When those factors are above one the gradient grows geometrically, the update jumps far " +
+                          "past any minimum and the loss rises or becomes NaN.",
+            Fixes = Fixes(
+                ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} steps' norms",
+                    "it keeps the direction of each step and caps its length at what was normal in this run"),
+                ($"lower the learning rate to {lr}", "a smaller step cannot amplify a large gradient as much"),
+                ("use an LSTM or GRU instead of a plain RNN, or initialise recurrent weights orthogonally with gain 1; add normalisation layers",
+                    "their gates and unit-scale Jacobians keep the product of factors near one")),
+        };
+    }
+
+    private Span<double> Copy(ReadOnlySpan<double> values)
+    {
+        values.CopyTo(_scratch);
+        return _scratch.AsSpan(0, values.Length);
+    }
+
+    // The median of the norms before the latest one (up to a window of them).
+    private double PreviousMedian(RunHistory run)
+    {
+        int n = Math.Min(window, run.GradNorm.Count - 1);
+        if (n < 5) return double.NaN;
+        int k = 0;
+        for (int i = 1; i <= n; i++) if (double.IsFinite(run.GradNorm[i])) _scratch[k++] = run.GradNorm[i];
+        return RunHistory.Median(_scratch.AsSpan(0, k));
+    }
+}

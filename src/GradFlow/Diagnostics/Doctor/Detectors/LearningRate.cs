@@ -1,0 +1,103 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// The learning rate is too high when the loss diverges (or goes back and forth without progress) while the updates
+/// are large against the weights: the update/weight ratio above 1e-2, ten times Karpathy's healthy 1e-3 (DeepDiagnosis
+/// ICSE'22 flags lr |dW|/|W| above 1e-1). With curvature measured, lambda_max * lr &gt; 2 (gradient descent on a
+/// quadratic diverges beyond it, Cohen et al. 2021) is enough on its own, with a symptom.
+/// </summary>
+internal sealed class LearningRateTooHigh(int window, double persistence) : Detector
+{
+    internal const double RatioThreshold = 1e-2;
+    internal const double OscillationRatio = 1e-1; // DeepDiagnosis ICSE'22 upper bound on lr |dW|/|W|
+    internal const double OscillationEfficiency = 0.2; // |net change| / path of the smoothed loss
+    internal const double OscillationSpread = 0.1;     // std / mean of the raw loss over the window
+    private readonly Streak _streak = new(window);
+
+    public override FindingKind Kind => FindingKind.LearningRateTooHigh;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        double ratio = run.MedianOf(run.MaxUpdateRatio, Math.Min(window, 5));
+        // A divergence is judged by the updates that caused it: the largest ratio of the window (after it, dead units may update nothing).
+        double peak = run.MaxOf(run.MaxUpdateRatio, window);
+        // A finite loss that keeps rising (3 of the latest 5 steps): one NaN is NonFiniteValues' business, not proof of a high rate.
+        bool diverging = run.RisingSteps >= 3;
+        // Weights collapsed by weight decay make every update look large against them.
+        bool collapsed = run.Raised[(int)FindingKind.RegularisationDominates];
+        // Oscillation: stalled, going back and forth, and by a lot (a stalled loss that only jitters is not a rate problem).
+        bool oscillating = run.Symptoms.HasFlag(Symptoms.Stalled) && run.LossEfficiency() < OscillationEfficiency
+                           && run.LossSpread() > OscillationSpread && !collapsed;
+        double sharpness = run.Curvature is { } c && run.LearningRate is { } lr0 ? c.LambdaMax * lr0 : double.NaN;
+        bool hit = (diverging && (peak > RatioThreshold || sharpness > 2)) || (oscillating && (ratio > OscillationRatio || sharpness > 2));
+        if (diverging) ratio = peak;
+        _streak.Push(hit);
+        // Divergence is acute: no window to wait for; oscillation must persist.
+        if (!hit || !(diverging || (_streak.Share >= persistence && run.WarmedUp))) return null;
+        var evidence = new List<Evidence>
+        {
+            new(diverging ? "largest update/weight ratio of the window" : "largest update/weight ratio (median of the latest 5 steps)", ratio, diverging ? RatioThreshold : OscillationRatio,
+                diverging ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
+            new("net change / path length of the smoothed loss over the window", run.LossEfficiency(), OscillationEfficiency, "oscillation measure (DOCTOR.md)"),
+            new("std / mean of the loss over the window", run.LossSpread(), OscillationSpread, "oscillation measure, tuning set (DOCTOR.md)"),
+            run.SymptomEvidence(),
+        };
+        if (double.IsFinite(sharpness)) evidence.Add(new Evidence("lambda_max * lr", sharpness, 2, "stability of gradient descent on a quadratic (Cohen et al. 2021)"));
+        string suggestion = run.LearningRate is not { } lr ? "a tenth of the current learning rate"
+            : double.IsFinite(sharpness) && sharpness > 2 ? RunHistory.Round1(1.0 / run.Curvature!.LambdaMax)
+            : RunHistory.Round1(lr * Math.Min(0.3, ratio > 0 ? 1e-3 / ratio : 0.1));
+        return new Finding
+        {
+            Kind = Kind, Severity = diverging ? Severity.Error : Severity.Warning,
+            Title = diverging ? "the learning rate is too high: the loss diverges" : "the learning rate is too high: the loss oscillates without progress",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(diverging ? 1 : _streak.Share, true),
+            Evidence = evidence,
+            Explanation = $"Each step changes the weights by about {ratio:P1} of their size (about 0.1% is typical). Steps that large overshoot " +
+                          "the valley the loss is in: the loss jumps from one side to the other, or climbs out altogether.",
+            Fixes = Fixes(
+                ($"lower the learning rate to {suggestion}", "it brings the update/weight ratio to about 1e-3" + (double.IsFinite(sharpness) ? " and lr below 2/lambda_max" : "")),
+                ("use a warm-up (linear over the first few hundred steps) or the LR finder (LRFinder) to choose it", "the steepest stable rate is found from the run, not guessed"),
+                ("clip the gradient norm", "it bounds the step when a large gradient meets a large rate")),
+        };
+    }
+}
+
+/// <summary>
+/// The learning rate is too low when the layer nearest the loss (whose gradient nothing has attenuated) moves its
+/// weights by less than 1e-5 of their size per step (DeepDiagnosis' lower bound on lr |dW|/|W|, two orders below the
+/// healthy 1e-3) while the loss is stalled or slow.
+/// </summary>
+internal sealed class LearningRateTooLow(int window, double persistence) : Detector
+{
+    internal const double RatioThreshold = 1e-5;
+    private readonly Streak _streak = new(window);
+
+    public override FindingKind Kind => FindingKind.LearningRateTooLow;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        double ratio = run.OutputUpdateRatio.Count > 0 ? run.OutputUpdateRatio[0] : double.NaN;
+        bool hit = ratio < RatioThreshold;
+        _streak.Push(hit);
+        if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
+        double median = run.MedianOf(run.OutputUpdateRatio, window);
+        string suggestion = run.LearningRate is { } lr ? RunHistory.Round1(lr * Math.Min(1000, 1e-3 / median)) : "10 to 100 times the current one";
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Warning,
+            Title = $"the learning rate is too low: the last layer changes by {median:G2} of its weights per step",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
+            Evidence =
+            [
+                new Evidence("update/weight ratio of the layer nearest the loss (median over the window)", median, RatioThreshold, "DeepDiagnosis ICSE'22 lower bound; Karpathy's healthy 1e-3"),
+                run.SymptomEvidence(),
+            ],
+            Explanation = "The weights change by a tiny fraction of their size each step, so after many steps they have hardly moved and " +
+                          "the loss has hardly fallen. Gradient descent is working; it is just taking steps far too small to get anywhere.",
+            Fixes = Fixes(
+                ($"raise the learning rate to {suggestion}", "it brings the update/weight ratio of the last layer to about 1e-3"),
+                ("use the LR finder (LRFinder) to choose it", "it sweeps the rate and picks the steepest descent of the loss"),
+                ("use Adam with lr 1e-3", "its step size is set by lr directly, nearly independent of the gradient's scale")),
+        };
+    }
+}

@@ -1,0 +1,156 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// The loss stays within 10% of where it started (or of chance), and stops falling, for two windows while no gradient problem explains it (nothing
+/// vanishing, exploding, dead, saturated, and the learning rate not flagged): the fault is then in the labels, the
+/// data or the model's wiring. When the number of classes is known, the evidence says how close the loss is to chance, ln(classes).
+/// </summary>
+internal sealed class NotLearning(int window, double persistence) : Detector
+{
+    private static readonly FindingKind[] s_causes =
+    [
+        FindingKind.VanishingGradients, FindingKind.ExplodingGradients, FindingKind.NonFiniteValues, FindingKind.DeadRelu,
+        FindingKind.SaturatedActivations, FindingKind.LearningRateTooHigh, FindingKind.LearningRateTooLow, FindingKind.GradientAccumulation,
+        FindingKind.RegularisationDominates, FindingKind.ProbabilitiesIntoLogitLoss,
+    ];
+    private readonly Streak _streak = new(2 * window);
+
+    public override FindingKind Kind => FindingKind.NotLearning;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        // Flat: no better than the start (or chance) and not falling either; a slow but steady descent is not "not learning".
+        bool stalled = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
+        _streak.Push(stalled);
+        if (!stalled || _streak.Share < persistence || run.Count < 2 * window) return null;
+        foreach (var k in s_causes) if (run.Raised[(int)k]) return null;
+        var evidence = new List<Evidence> { run.SymptomEvidence() };
+        if (double.IsFinite(run.ChanceLoss))
+            evidence.Add(new Evidence("smoothed loss / chance level ln(classes)", run.LatestSmoothed / run.ChanceLoss, 1, "a classifier that guesses uniformly"));
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Warning,
+            Title = $"not learning: the loss is still {run.LatestSmoothed:G3} after {run.Count} steps ({run.LatestSmoothed / run.InitialLoss:P0} of where it started)",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
+            Evidence = evidence,
+            Explanation = "The gradients flow normally and the weights move, yet the loss stays at its starting (chance) level. The network " +
+                          "is being asked something it cannot get from its input: labels that do not match the inputs (shuffled separately), " +
+                          "inputs that are constant or not what was meant, or a model whose output does not depend on its input.",
+            Fixes = Fixes(
+                ("train on one small batch until it is memorised (loss near 0)", "if even that fails, the model or loss is wired wrong; if it works, the data is"),
+                ("check that inputs and labels are shuffled together and that labels match what the inputs show", "random labels leave nothing to learn"),
+                ("check that the inputs vary (print their mean and std per feature)", "a constant input carries no information")),
+        };
+    }
+}
+
+/// <summary>
+/// ZeroGrad forgotten: each step adds the new gradient to the old, so the gradient norm grows roughly in proportion to
+/// the step count. Over the window the norm fits a straight line (R^2 &gt;= 0.9) rising with the step, and the line
+/// extrapolates to near zero at step 0 (intercept within half the latest norm): the sum of similar gradients.
+/// </summary>
+internal sealed class GradientAccumulation(int window, double persistence) : Detector
+{
+    internal const double MinRSquared = 0.9;
+    private readonly Streak _streak = new(window), _rises = new(window);
+
+    public override FindingKind Kind => FindingKind.GradientAccumulation;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        var (r2, slope, intercept) = Fit(run);
+        double latest = run.GradNorm[0];
+        _rises.Push(run.GradNorm.Count >= 2 && run.GradNorm[0] > run.GradNorm[1]);
+        // A running sum changes by one gradient a step, so its norm rises smoothly; a fresh mini-batch gradient's norm
+        // goes up about half the time. Rising on 80% of the window while growing by half is the sum's signature too.
+        bool rising = _rises.Share >= 0.8 && run.GradNorm.Count > window && latest > 1.5 * run.GradNorm[window];
+        bool linear = r2 >= MinRSquared && slope > 0 && Math.Abs(intercept) <= 0.5 * latest;
+        bool hit = linear || rising;
+        _streak.Push(hit);
+        if (!hit || _streak.Share < persistence || !Unwell(run)) return null;
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Error,
+            Title = $"gradients accumulate across steps: the norm grows by {slope:G3} a step, in proportion to the step count",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
+            Evidence =
+            [
+                new Evidence($"R^2 of a straight-line fit of the gradient norm over the last {window} steps", r2, MinRSquared, "derivation: a sum of similar gradients grows linearly (DOCTOR.md)"),
+                new Evidence("line's value at step 0 / latest norm", intercept / latest, 0.5, "a sum started at step 0"),
+                new Evidence($"share of the last {window} steps on which the norm rose", _rises.Share, 0.8, "derivation: a fresh gradient's norm rises about half the time (DOCTOR.md)"),
+                run.SymptomEvidence(),
+            ],
+            Explanation = "Gradients add up into each parameter's .Grad until they are cleared. If ZeroGrad is not called before each " +
+                          "backward pass, every step's gradient is the sum of all the gradients so far: it grows with the step count and " +
+                          "the updates grow with it until training falls apart.",
+            Fixes = Fixes(
+                ("call optimizer.ZeroGrad() (or model.ZeroGrad()) before each loss.Backward()", "each step then uses only its own gradient"),
+                ("if summing over micro-batches is intended, call ZeroGrad after every optimizer.Step() and divide the loss by the number of micro-batches",
+                    "the accumulation then stops at the step")),
+        };
+    }
+
+    private (double R2, double Slope, double Intercept) Fit(RunHistory run)
+    {
+        int n = Math.Min(window, run.GradNorm.Count);
+        if (n < window) return (0, 0, 0);
+        double t0 = run.Count - n + 1, sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double x = t0 + i, y = run.GradNorm[n - 1 - i];
+            if (!double.IsFinite(y)) return (0, 0, 0);
+            sx += x; sy += y; sxx += x * x; sxy += x * y; syy += y * y;
+        }
+        double vx = sxx - sx * sx / n, vy = syy - sy * sy / n, cxy = sxy - sx * sy / n;
+        if (vx <= 0 || vy <= 0) return (0, 0, 0);
+        double slope = cxy / vx;
+        return (cxy * cxy / (vx * vy), slope, (sy - slope * sx) / n);
+    }
+}
+
+/// <summary>
+/// Weight decay outweighs the loss: the weights' total norm falls on at least 80% of the window's steps and by more
+/// than 10% over it, while the loss is stalled or slow. The shrink per step (1 - lr * wd under SGD) gives the decay
+/// that would explain it, for the fix.
+/// </summary>
+internal sealed class RegularisationDominates(int window, double persistence) : Detector
+{
+    internal const double MinDrop = 0.1;
+    internal const double Collapsed = 0.5;
+    private readonly Streak _falling = new(window);
+
+    public override FindingKind Kind => FindingKind.RegularisationDominates;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        var norms = run.WeightNorm;
+        _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
+        if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
+        double drop = 1 - norms[0] / norms[window];
+        // Falling now, or already collapsed: the weights at less than half their size at the start (a fast decay finishes within the first window).
+        double start = run.FirstWeightNorm;
+        bool collapsed = norms[0] < Collapsed * start;
+        if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed) return null;
+        double perStep = collapsed && !(drop > MinDrop) ? 1 - Math.Pow(norms[0] / start, 1.0 / run.Count) : 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
+        string implied = run.LearningRate is { } lr && lr > 0 ? $"; under SGD that is a weight decay of about {RunHistory.Round1(perStep / lr)} at lr {RunHistory.Round1(lr)}" : "";
+        string suggestion = run.LearningRate is { } lr2 && lr2 > 0 ? RunHistory.Round1(perStep / lr2 / 100) : "a hundredth of the current one";
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Warning,
+            Title = $"regularisation dominates: the weights shrink by {perStep:P2} a step while the loss stalls",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_falling.Share, true),
+            Evidence =
+            [
+                new Evidence($"fall of the weights' total norm over the last {window} steps", drop, MinDrop, "derivation (DOCTOR.md)"),
+                new Evidence("weights' total norm / at the first step", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
+                new Evidence("share of the window's steps on which it fell", _falling.Share, persistence, "persistence (DOCTOR.md)"),
+                run.SymptomEvidence(),
+            ],
+            Explanation = $"Weight decay pulls every weight towards zero each step. Here that pull is stronger than the loss's gradient{implied}: " +
+                          "the weights keep shrinking and the model cannot hold on to what it learns.",
+            Fixes = Fixes(
+                ($"lower the weight decay to {suggestion} (1e-4 to 5e-4 is usual for SGD; AdamW 1e-2)", "the penalty then only trims weights the loss does not need"),
+                ("with Adam, use AdamW (decoupled weight decay)", "Adam's L2 penalty is rescaled per parameter and can dominate small gradients")),
+        };
+    }
+}

@@ -1,0 +1,85 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Judged on the first recorded step, before training has changed anything: the activations' scale across depth
+/// (the output std of the deepest activation against the first; a good initialisation keeps it within a factor of
+/// 100, Glorot and Bengio 2010, He et al. 2015), sigmoid/tanh layers already more than half saturated, or the backward
+/// flow already shrinking or growing 1e4 times across depth. Raised when a loss symptom later shows it mattered.
+/// </summary>
+internal sealed class PoorInitialisation : Detector
+{
+    internal const double ScaleRatio = 100;
+    internal const double FlowRatio = 1e4;
+    internal const double LossOverChance = 3;
+    private List<Evidence>? _evidence;
+    private List<string> _layers = [];
+    private string _summary = "";
+
+    public override FindingKind Kind => FindingKind.PoorInitialisation;
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        if (ReferenceEquals(step, run.First)) Inspect(step, run.ChanceLoss);
+        if (_evidence is null || !Unwell(run)) return null;
+        var evidence = new List<Evidence>(_evidence) { run.SymptomEvidence() };
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Warning, Title = $"poor initialisation: {_summary} at the first step",
+            Layers = _layers, FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(1, true),
+            Evidence = evidence,
+            Explanation = "At the very first step, before any learning, the signal already dies out (or blows up) on its way through the " +
+                          "layers. Each layer's weights scale its input; if that scale is not matched to the layer's fan-in and activation, " +
+                          "the product over many layers drives the activations and gradients to zero or to huge values.",
+            Fixes = Fixes(
+                ("initialise ReLU layers with Kaiming (He) normal init (std sqrt(2/fan_in)) and tanh/sigmoid layers with Xavier (std sqrt(2/(fan_in+fan_out)))",
+                    "it keeps each layer's output variance equal to its input's"),
+                ("add BatchNorm or LayerNorm between layers", "it resets the scale at every layer whatever the initialisation"),
+                ("set biases to zero", "a large bias shifts every unit into a flat region at once")),
+        };
+    }
+
+    private void Inspect(StepRecord step, double chance)
+    {
+        var evidence = new List<Evidence>();
+        var layers = new List<string>();
+        // A classifier's first loss should be about ln(classes): its outputs start near uniform (Karpathy 2019).
+        if (step.Loss is { } loss && double.IsFinite(chance) && loss > LossOverChance * chance)
+        {
+            evidence.Add(new Evidence("loss at the first step / chance level ln(classes)", loss / chance, LossOverChance, "Karpathy, A Recipe for Training Neural Networks (2019)"));
+            _summary = $"the first loss is {loss / chance:G2}x the chance level";
+        }
+        var acts = step.Activations.Where(a => double.IsFinite(a.Std)).ToList();
+        if (acts.Count >= 3 && acts[0].Std > 0)
+        {
+            double ratio = acts[^1].Std / acts[0].Std;
+            if (ratio < 1 / ScaleRatio || ratio > ScaleRatio)
+            {
+                evidence.Add(new Evidence($"activation std of {Label(acts[^1].Layer)} / {Label(acts[0].Layer)} at the first step", ratio, ratio < 1 ? 1 / ScaleRatio : ScaleRatio,
+                    "Glorot & Bengio 2010, He et al. 2015: variance kept across depth"));
+                layers.Add(acts[^1].Layer);
+                _summary = ratio < 1 ? $"activations shrink {1 / ratio:G2}x across depth" : $"activations grow {ratio:G2}x across depth";
+            }
+        }
+        foreach (var a in step.Activations.Where(a => (a.SaturatedFraction ?? 0) > SaturatedActivations.SaturatedThreshold))
+        {
+            evidence.Add(new Evidence($"{a.Op} outputs of {Label(a.Layer)} at a bound at the first step", a.SaturatedFraction!.Value, SaturatedActivations.SaturatedThreshold, "DeepDiagnosis ICSE'22"));
+            layers.Add(a.Layer);
+            if (_summary.Length == 0) _summary = $"{a.Op} in {Label(a.Layer)} saturated";
+        }
+        var flow = step.Flow.Where(f => f.InputGradNorm > 0 && double.IsFinite(f.InputGradNorm)).ToList();
+        if (flow.Count >= 3)
+        {
+            double ratio = flow[0].InputGradNorm / flow[^1].InputGradNorm;
+            if (ratio < 1 / FlowRatio || ratio > FlowRatio)
+            {
+                evidence.Add(new Evidence($"gradient reaching {Label(flow[0].Layer)} / reaching {Label(flow[^1].Layer)} at the first step", ratio, ratio < 1 ? 1 / FlowRatio : FlowRatio,
+                    "derivation: a factor 10 per layer over four layers (DOCTOR.md)"));
+                layers.Add(flow[0].Layer);
+                if (_summary.Length == 0) _summary = ratio < 1 ? $"the gradient shrinks {1 / ratio:G2}x across depth" : $"the gradient grows {ratio:G2}x across depth";
+            }
+        }
+        if (evidence.Count == 0) return;
+        _evidence = evidence;
+        _layers = layers.Distinct().ToList();
+    }
+}

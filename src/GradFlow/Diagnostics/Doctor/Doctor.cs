@@ -1,0 +1,231 @@
+using GradFlow.NN;
+using GradFlow.Optim;
+
+namespace GradFlow.Diagnostics;
+
+/// <summary>
+/// Names what is wrong with a training run, shows the evidence and gives the fix. It reads the monitor's step records
+/// (offline with <see cref="Diagnose"/>, online with <see cref="Attach"/>) and runs one small detector per
+/// <see cref="FindingKind"/>. Gradient rules fire only while the loss shows a symptom (diverging, stalled, slow) and
+/// after their condition has held over a window, judged against the run's own history; the thresholds and their
+/// sources are in docs/DOCTOR.md. Per step the doctor does O(layers) work on fixed-size rings; it allocates only when
+/// a condition holds. A finding is raised once per kind (later steps update it) and raised again one severity up when
+/// it persists (<see cref="DoctorOptions.EscalateAfterWindows"/>).
+/// </summary>
+public sealed class Doctor : IDisposable
+{
+    private readonly RunHistory _run;
+    private readonly Detector[] _detectors;
+    private readonly Dictionary<FindingKind, (Finding Finding, long Held)> _findings = [];
+    private readonly List<FindingKind> _order = [];
+    private GradientMonitor? _monitor;
+    private GraphProbe? _probe;
+    private IDisposable? _probeRegistration;
+    private AnomalyMode? _anomaly;
+    private bool _anomalyUsed;
+    private AutoFix? _autoFix;
+    private readonly List<Finding> _actions = [];
+    private readonly bool[] _heldNow = new bool[Enum.GetValues<FindingKind>().Length]; // kinds whose condition held this step
+
+    /// <summary>A doctor fed by hand with <see cref="Observe"/>.</summary>
+    public Doctor(DoctorOptions? options = null)
+    {
+        Options = options ?? new DoctorOptions();
+        Options.Validate();
+        _run = new RunHistory(Options);
+        int w = Options.Window;
+        double p = Options.Persistence;
+        _detectors =
+        [
+            new NonFiniteValues(), new ExplodingGradients(w, p), new VanishingGradients(w, p), new DeadRelu(w, p),
+            new SaturatedActivations(w, p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
+            new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(), new GradientAccumulation(w, p),
+            new NotLearning(w, p), // last: it stands aside when another detector has found a cause
+        ];
+    }
+
+    /// <summary>The options in force.</summary>
+    public DoctorOptions Options { get; }
+
+    /// <summary>Raised when a finding is first made, and again when it escalates (online: as training runs).</summary>
+    public event Action<Finding>? FindingRaised;
+
+    /// <summary>The findings so far, one per kind (its latest evidence), in the order they were first raised.</summary>
+    public IReadOnlyList<Finding> Findings => _order.Select(k => _findings[k].Finding).Concat(_actions).ToArray();
+
+    /// <summary>
+    /// Lets the doctor apply the safe remedies itself (opt-in): roll back to the last healthy in-memory state after a
+    /// non-finite step, lower the learning rate on an explosion or a divergence, and clip once the norms exploded (call
+    /// <see cref="ClipGradients"/> between backward and the optimiser step). Every action is raised as an
+    /// <see cref="FindingKind.AutoFixApplied"/> finding.
+    /// </summary>
+    public void EnableAutoFix(Module model, Optimizer optimizer, AutoFixOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        options ??= new AutoFixOptions();
+        options.Validate();
+        _autoFix = new AutoFix(model, optimizer, options);
+        _autoFix.Snapshot(_run.Count);
+    }
+
+    /// <summary>The max norm auto-fix clips at, once it decided to (null: no clipping).</summary>
+    public double? ClipNorm => _autoFix?.ClipNorm;
+
+    /// <summary>Clips the monitored gradients when auto-fix has turned clipping on; call after backward, before the optimiser step.</summary>
+    public void ClipGradients()
+    {
+        if (_autoFix?.ClipNorm is { } max && _monitor is { } monitor) monitor.ClipGradNorm(max);
+    }
+
+    /// <summary>The loss symptoms the latest step showed.</summary>
+    public Symptoms Symptoms => _run.Symptoms;
+
+    /// <summary>
+    /// Diagnoses a finished run from its step records (in step order), with curvature samples if a probe measured
+    /// any. The findings are those the online doctor would have raised, minus the live-only probes (the graph and
+    /// input checks and the op that made a NaN).
+    /// </summary>
+    public static IReadOnlyList<Finding> Diagnose(IEnumerable<StepRecord> steps, DoctorOptions? options = null, IEnumerable<CurvatureSample>? curvature = null)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        var doctor = new Doctor(options);
+        var samples = curvature?.OrderBy(c => c.Step).ToList() ?? [];
+        int next = 0;
+        foreach (var step in steps)
+        {
+            ArgumentNullException.ThrowIfNull(step, nameof(steps));
+            while (next < samples.Count && samples[next].Step <= step.Step) doctor.AddCurvature(samples[next++]);
+            doctor.Observe(step);
+        }
+        return doctor.Findings;
+    }
+
+    /// <summary>
+    /// Attaches a doctor to a monitor: it judges every recorded step as it is made and raises <see cref="FindingRaised"/>.
+    /// With <paramref name="probes"/> it also watches the recorded graph for the first steps (a probability fed to a
+    /// logit loss, unnormalised inputs) and, after a non-finite step, turns on anomaly mode for one step to name the op
+    /// that made the NaN. Call on the training thread (the probes, like the monitor, watch that thread's ops); dispose to detach.
+    /// </summary>
+    public static Doctor Attach(GradientMonitor monitor, DoctorOptions? options = null, bool probes = true)
+    {
+        ArgumentNullException.ThrowIfNull(monitor);
+        var doctor = new Doctor(options) { _monitor = monitor };
+        monitor.StepRecorded += doctor.Observe;
+        if (probes)
+        {
+            doctor._probe = new GraphProbe(steps: 3);
+            doctor._probeRegistration = Autograd.AddObserver(doctor._probe);
+        }
+        return doctor;
+    }
+
+    /// <summary>Curvature a probe measured (the latest sample is used by the learning-rate and stationary-point rules).</summary>
+    public void AddCurvature(CurvatureSample sample)
+    {
+        ArgumentNullException.ThrowIfNull(sample);
+        if (!double.IsFinite(sample.LambdaMax)) throw new ArgumentException($"{nameof(Doctor)}.{nameof(AddCurvature)}: LambdaMax must be finite, got {sample.LambdaMax}.", nameof(sample));
+        _run.Curvature = sample;
+    }
+
+    /// <summary>Judges one recorded step (steps must come in order).</summary>
+    public void Observe(StepRecord step)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        _run.Update(step);
+        DrainProbes(step);
+        Array.Clear(_heldNow);
+        foreach (var detector in _detectors)
+            if (detector.Check(_run, step) is { } finding)
+            {
+                _heldNow[(int)finding.Kind] = true;
+                Raise(finding);
+            }
+        if (_autoFix?.After(_run, step, _heldNow[(int)FindingKind.ExplodingGradients], _heldNow[(int)FindingKind.LearningRateTooHigh]) is { } action)
+            Raise(action);
+        if (_findings.ContainsKey(FindingKind.NonFiniteValues) && !_anomalyUsed && _probe is not null) ArmAnomaly();
+    }
+
+    /// <summary>Records a finding made outside the detectors (an auto-fix action); de-duplicated like the rest.</summary>
+    public void Report(Finding finding)
+    {
+        ArgumentNullException.ThrowIfNull(finding);
+        Raise(finding);
+    }
+
+    private void Raise(Finding finding)
+    {
+        _run.Raised[(int)finding.Kind] = true;
+        if (finding.Kind == FindingKind.AutoFixApplied)
+        {
+            _actions.Add(finding); // each action is its own finding
+            FindingRaised?.Invoke(finding);
+            return;
+        }
+        if (!_findings.TryGetValue(finding.Kind, out var known))
+        {
+            _findings[finding.Kind] = (finding, 1);
+            _order.Add(finding.Kind);
+            FindingRaised?.Invoke(finding);
+            return;
+        }
+        long held = known.Held + 1;
+        var severity = known.Finding.Severity;
+        bool escalate = finding.Kind != FindingKind.AutoFixApplied && severity < Severity.Error
+                        && held >= (long)Options.EscalateAfterWindows * Options.Window * ((int)severity + 1);
+        if (finding.Severity > severity) (severity, escalate) = (finding.Severity, true);
+        else if (escalate) severity++;
+        var updated = finding with { FirstStep = known.Finding.FirstStep, Severity = severity };
+        _findings[finding.Kind] = (updated, held);
+        if (escalate) FindingRaised?.Invoke(updated);
+    }
+
+    private void DrainProbes(StepRecord step)
+    {
+        if (_probe is not null)
+        {
+            foreach (var (_, make) in _probe.Pending) Raise(make(step.Step));
+            _probe.Pending.Clear();
+            if (_probe.Done && _probeRegistration is not null)
+            {
+                _probeRegistration.Dispose();
+                _probeRegistration = null;
+            }
+        }
+        if (_anomaly is not null)
+        {
+            var reports = _anomaly.Reports;
+            _anomaly.Dispose();
+            _anomaly = null;
+            if (reports.Count > 0 && _findings.TryGetValue(FindingKind.NonFiniteValues, out var known))
+            {
+                var r = reports[0];
+                var evidence = known.Finding.Evidence.Append(new Evidence($"{r.Phase} op {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made {r.NaNCount} NaN and {r.InfCount} Inf" +
+                    (r.Inputs.Count > 0 ? $" from {string.Join("; ", r.Inputs)}" : ""), r.NaNCount + r.InfCount, 0, "AnomalyMode, armed for the step after the first non-finite one")).ToList();
+                _findings[FindingKind.NonFiniteValues] = (known.Finding with
+                {
+                    Evidence = evidence,
+                    Layers = r.Module is null ? known.Finding.Layers : [r.Module],
+                    Title = $"{known.Finding.Title}; {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made the first one",
+                }, known.Held);
+            }
+        }
+    }
+
+    private void ArmAnomaly()
+    {
+        _anomalyUsed = true;
+        _anomaly = AnomalyMode.Enable(throwOnAnomaly: false, captureStacks: false);
+    }
+
+    /// <summary>Detaches from the monitor and the engine.</summary>
+    public void Dispose()
+    {
+        if (_monitor is not null) _monitor.StepRecorded -= Observe;
+        _monitor = null;
+        _probeRegistration?.Dispose();
+        _probeRegistration = null;
+        _anomaly?.Dispose();
+        _anomaly = null;
+    }
+}

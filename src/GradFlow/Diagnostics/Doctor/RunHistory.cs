@@ -1,0 +1,254 @@
+namespace GradFlow.Diagnostics;
+
+/// <summary>The loss symptoms that open the gate for the gradient rules (AUTOTRAINER's idea: judge gradients only when training is visibly unwell).</summary>
+[Flags]
+public enum Symptoms
+{
+    /// <summary>Training looks fine, or it is too early to say.</summary>
+    None = 0,
+    /// <summary>The loss is non-finite or has risen well above where it started.</summary>
+    Diverging = 1,
+    /// <summary>After a window, the loss has not fallen 10% below its start.</summary>
+    Stalled = 2,
+    /// <summary>The loss fell less than 2% over the last window while still above a quarter of its start.</summary>
+    Slow = 4,
+}
+
+/// <summary>A fixed-size ring of the latest values (no allocation after construction).</summary>
+internal sealed class Ring(int capacity)
+{
+    private readonly double[] _items = new double[capacity];
+    private int _next;
+
+    public int Count { get; private set; }
+    public int Capacity => _items.Length;
+
+    public void Push(double value)
+    {
+        _items[_next] = value;
+        _next = (_next + 1) % _items.Length;
+        if (Count < _items.Length) Count++;
+    }
+
+    /// <summary>The value <paramref name="back"/> pushes ago (0: the latest).</summary>
+    public double this[int back] => _items[(_next - 1 - back + 2 * _items.Length) % _items.Length];
+
+    /// <summary>The latest <paramref name="n"/> values, oldest first, into <paramref name="into"/>.</summary>
+    public Span<double> Latest(int n, Span<double> into)
+    {
+        n = Math.Min(n, Count);
+        for (int i = 0; i < n; i++) into[i] = this[n - 1 - i];
+        return into[..n];
+    }
+}
+
+/// <summary>Whether a condition held on each of the latest steps of a window (no allocation after construction).</summary>
+internal sealed class Streak(int window)
+{
+    private readonly bool[] _hits = new bool[window];
+    private int _next, _count, _seen;
+
+    public void Push(bool hit)
+    {
+        if (_hits[_next]) _count--;
+        _hits[_next] = hit;
+        if (hit) _count++;
+        _next = (_next + 1) % _hits.Length;
+        _seen++;
+    }
+
+    /// <summary>The share of the window's steps on which the condition held (0 until a full window has been seen).</summary>
+    public double Share => _seen < _hits.Length ? 0 : (double)_count / _hits.Length;
+
+    public bool Latest => _seen > 0 && _hits[(_next - 1 + _hits.Length) % _hits.Length];
+}
+
+/// <summary>
+/// What the doctor remembers of a run: the loss and its smoothed trend, the global gradient norm, the weights'
+/// total norm and the update/weight ratios, each in a fixed ring, and the symptoms the loss shows now. Updating it
+/// is O(layers) a step and allocates nothing.
+/// </summary>
+internal sealed class RunHistory
+{
+    public const int Capacity = 256;
+    private const int SmoothOver = 5; // a median of 5 losses: robust to one bad mini-batch
+    private readonly double[] _scratch = new double[Capacity];
+    private readonly double[] _firstLosses = new double[SmoothOver];
+    private int _firstLossCount;
+
+    public RunHistory(DoctorOptions options)
+    {
+        Options = options;
+        Window = options.Window;
+        BaselineNorms = new double[Window];
+    }
+
+    public DoctorOptions Options { get; }
+    public int Window { get; }
+    public long Count { get; private set; }
+    public StepRecord? First { get; private set; }
+    public StepRecord Current { get; private set; } = null!;
+    public Ring Loss { get; } = new(Capacity);
+    public Ring Smoothed { get; } = new(Capacity);
+    public Ring GradNorm { get; } = new(Capacity);
+    public Ring WeightNorm { get; } = new(Capacity);
+    /// <summary>The update/weight ratio of the layer nearest the loss (its gradient has not passed through the others).</summary>
+    public Ring OutputUpdateRatio { get; } = new(Capacity);
+    /// <summary>The largest update/weight ratio over the layers.</summary>
+    public Ring MaxUpdateRatio { get; } = new(Capacity);
+    /// <summary>The global gradient norms of the first window: the run's own healthy baseline.</summary>
+    public double[] BaselineNorms { get; }
+    public int BaselineCount { get; private set; }
+    public double InitialLoss { get; private set; } = double.NaN;
+    public double FirstWeightNorm { get; private set; }
+    public double MinSmoothed { get; private set; } = double.PositiveInfinity;
+    public Symptoms Symptoms { get; private set; }
+    /// <summary>Finite steps of the latest 5 on which the (finite) loss was diverging: a rise, not one NaN.</summary>
+    public int RisingSteps { get; private set; }
+    private readonly Streak _rising = new(5);
+    public double? LearningRate => Current.LearningRate;
+    public CurvatureSample? Curvature { get; set; }
+    /// <summary>Kinds raised so far (by kind index): lets NotLearning stand aside when a gradient cause is known.</summary>
+    public bool[] Raised { get; } = new bool[Enum.GetValues<FindingKind>().Length];
+
+    public bool WarmedUp => Count >= Window;
+    public double LatestSmoothed => Smoothed.Count > 0 ? Smoothed[0] : double.NaN;
+    public double ChanceLoss => Options.Classes is { } c ? Math.Log(c) : double.NaN;
+
+    public void Update(StepRecord step)
+    {
+        Current = step;
+        First ??= step;
+        Count++;
+        double loss = step.Loss ?? double.NaN;
+        Loss.Push(loss);
+        if (double.IsFinite(loss) && _firstLossCount < SmoothOver)
+        {
+            _firstLosses[_firstLossCount++] = loss;
+            InitialLoss = Median(_firstLosses.AsSpan(0, _firstLossCount));
+        }
+        double smoothed = SmoothedLoss();
+        Smoothed.Push(smoothed);
+        if (double.IsFinite(smoothed)) MinSmoothed = Math.Min(MinSmoothed, smoothed);
+        GradNorm.Push(step.GlobalGradNorm);
+        if (BaselineCount < BaselineNorms.Length) BaselineNorms[BaselineCount++] = step.GlobalGradNorm;
+        double weightSq = 0;
+        foreach (var p in step.Parameters) weightSq += p.ParamNorm * p.ParamNorm;
+        WeightNorm.Push(Math.Sqrt(weightSq));
+        if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
+        double maxRatio = double.NaN, outRatio = double.NaN;
+        foreach (var l in step.Layers)
+        {
+            if (l.UpdateToWeight is not { } r || l.Gradient.Count == 0) continue;
+            maxRatio = double.IsNaN(maxRatio) ? r : Math.Max(maxRatio, r);
+            outRatio = r; // layers are in depth order: the last one is nearest the loss
+        }
+        OutputUpdateRatio.Push(outRatio);
+        MaxUpdateRatio.Push(maxRatio);
+        Symptoms = Judge(loss, smoothed);
+        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging));
+        RisingSteps = (int)Math.Round(_rising.Share * 5);
+    }
+
+    /// <summary>The level the loss must fall below to count as learning: its start, or chance when that is lower (a poor start far above chance is not progress).</summary>
+    public double ReferenceLoss => double.IsFinite(ChanceLoss) ? Math.Min(InitialLoss, ChanceLoss) : InitialLoss;
+
+    private Symptoms Judge(double loss, double smoothed)
+    {
+        if (Current.Loss is null) return Symptoms.None;
+        if (!double.IsFinite(loss)) return Symptoms.Diverging;
+        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss.
+        if (Count < SmoothOver) return double.IsFinite(_firstLosses[0]) && _firstLossCount > 0 && loss > 10 * _firstLosses[0] ? Symptoms.Diverging : Symptoms.None;
+        if (!double.IsFinite(InitialLoss) || !double.IsFinite(smoothed)) return Symptoms.None;
+        var s = Symptoms.None;
+        // Risen 50% above its start, or four times its best after having been low: no optimiser noise does that.
+        if (smoothed > 1.5 * InitialLoss || (smoothed > 0.5 * InitialLoss && smoothed > 4 * MinSmoothed)) s |= Symptoms.Diverging;
+        if (WarmedUp && smoothed > 0.9 * ReferenceLoss) s |= Symptoms.Stalled;
+        if (Count >= 2 * Window && Smoothed[Window] is var before && double.IsFinite(before)
+            && before - smoothed < 0.02 * before && smoothed > 0.25 * ReferenceLoss) s |= Symptoms.Slow;
+        return s;
+    }
+
+    /// <summary>|net change| / path length of the smoothed loss over the window: near 0 when it goes back and forth.</summary>
+    public double LossEfficiency()
+    {
+        int n = Math.Min(Window, Smoothed.Count - 1);
+        if (n < 2) return 1;
+        double path = 0;
+        for (int i = 0; i < n; i++) path += Math.Abs(Smoothed[i] - Smoothed[i + 1]);
+        return path == 0 ? 1 : Math.Abs(Smoothed[0] - Smoothed[n]) / path;
+    }
+
+    /// <summary>std / |mean| of the raw loss over the window (NaN when a value is not finite).</summary>
+    public double LossSpread()
+    {
+        int n = Math.Min(Window, Loss.Count);
+        if (n < 2) return 0;
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++) { sum += Loss[i]; sq += Loss[i] * Loss[i]; }
+        double mean = sum / n;
+        return Math.Sqrt(Math.Max(0, sq / n - mean * mean)) / Math.Abs(mean);
+    }
+
+    /// <summary>The largest finite value among a ring's latest <paramref name="n"/> (NaN if none).</summary>
+    public double MaxOf(Ring ring, int n)
+    {
+        double max = double.NaN;
+        for (int i = 0; i < Math.Min(n, ring.Count); i++)
+            if (double.IsFinite(ring[i]) && !(ring[i] <= max)) max = ring[i];
+        return max;
+    }
+
+    /// <summary>The median of a ring's latest <paramref name="n"/> finite values (NaN if none).</summary>
+    public double MedianOf(Ring ring, int n)
+    {
+        var span = ring.Latest(n, _scratch);
+        int k = 0;
+        foreach (double v in span) if (double.IsFinite(v)) _scratch[k++] = v;
+        return Median(_scratch.AsSpan(0, k));
+    }
+
+    /// <summary>The q-quantile (0..1) of a set of values (sorts a copy; used when a finding is written, not per step).</summary>
+    public static double Quantile(IEnumerable<double> values, double q)
+    {
+        var v = values.Where(double.IsFinite).Order().ToArray();
+        if (v.Length == 0) return double.NaN;
+        double pos = q * (v.Length - 1);
+        int lo = (int)Math.Floor(pos), hi = Math.Min(lo + 1, v.Length - 1);
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+    }
+
+    public static double Median(Span<double> values)
+    {
+        if (values.Length == 0) return double.NaN;
+        values.Sort();
+        int m = values.Length / 2;
+        return values.Length % 2 == 1 ? values[m] : 0.5 * (values[m - 1] + values[m]);
+    }
+
+    private double SmoothedLoss()
+    {
+        var span = Loss.Latest(SmoothOver, _scratch);
+        foreach (double v in span) if (!double.IsFinite(v)) return double.NaN;
+        return Median(span);
+    }
+
+    /// <summary>The symptoms as evidence, for a finding's record.</summary>
+    public Evidence SymptomEvidence()
+    {
+        string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
+        bool diverging = Symptoms.HasFlag(Symptoms.Diverging);
+        return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
+            LatestSmoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
+    }
+
+    /// <summary>A value rounded to one significant digit, as a person would type it ("3e-3").</summary>
+    public static string Round1(double value)
+    {
+        if (!(value > 0) || !double.IsFinite(value)) return value.ToString("G2", System.Globalization.CultureInfo.InvariantCulture);
+        double exp = Math.Floor(Math.Log10(value));
+        double mant = Math.Round(value / Math.Pow(10, exp));
+        if (mant >= 10) { mant = 1; exp++; }
+        return exp is >= -2 and <= 3 ? (mant * Math.Pow(10, exp)).ToString("G3", System.Globalization.CultureInfo.InvariantCulture) : $"{mant}e{exp}";
+    }
+}
