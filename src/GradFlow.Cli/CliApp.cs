@@ -24,6 +24,7 @@ internal static class CliApp
         {
             DemoCommand.Create(console),
             ReportCommand.Create(console),
+            DoctorCommand.Create(console),
             InspectCommand.Create(console),
         };
         root.Options.Add(Verbose);

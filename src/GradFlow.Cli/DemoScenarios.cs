@@ -65,15 +65,30 @@ internal static class DemoScenarios
             console.WriteLine();
             console.Write(new Rule($"[bold]{Markup.Escape(scenario.Name)}[/]").LeftJustified());
             console.WriteLine(scenario.Question);
+            var doctorLines = new List<(string Variant, IReadOnlyList<Finding> Findings)>();
             var table = new Table().AddColumns("variant", "final loss", "test acc.", "peak ‖g‖", "|g| first / last layer", "update/weight (first layer)", "dead or saturated");
             foreach (var variant in scenario.Variants)
             {
                 var (records, accuracy) = Train(variant, train, test, epochs, batchSize, seed);
+                var findings = Doctor.Diagnose(records);
+                doctorLines.Add((variant.Name, findings));
                 runs.Add(new ReportRun($"{scenario.Name}: {variant.Name}", records,
-                    new Dictionary<string, string> { ["scenario"] = scenario.Name, ["epochs"] = epochs.ToString(CultureInfo.InvariantCulture), ["test accuracy"] = accuracy.ToString("P1", CultureInfo.InvariantCulture) }));
+                    new Dictionary<string, string> { ["scenario"] = scenario.Name, ["epochs"] = epochs.ToString(CultureInfo.InvariantCulture), ["test accuracy"] = accuracy.ToString("P1", CultureInfo.InvariantCulture) })
+                { Findings = findings });
                 table.AddRow(Row(variant.Name, records, accuracy).Select(Markup.Escape).ToArray());
             }
             console.Write(table);
+            foreach (var (variantName, findings) in doctorLines)
+            {
+                if (findings.Count == 0)
+                {
+                    console.WriteLine($"doctor, {variantName}: no finding");
+                    continue;
+                }
+                foreach (var f in findings)
+                    console.WriteLine($"doctor, {variantName}: [{f.Severity.ToString().ToLowerInvariant()}] {f.Title}" +
+                                      (f.Fixes.Count > 0 ? $"; fix: {f.Fixes[0].Action}" : ""));
+            }
         }
         HtmlReport.Write(reportPath, runs, new HtmlReportOptions { Title = $"GradFlow demo: {name}" });
         console.WriteLine($"report: {reportPath}");

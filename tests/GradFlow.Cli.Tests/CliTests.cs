@@ -23,6 +23,7 @@ public sealed class CliTests : IDisposable
     [InlineData("demo", "--help")]
     [InlineData("report", "--help")]
     [InlineData("inspect", "--help")]
+    [InlineData("doctor", "--help")]
     public void EveryVerbHasHelp(params string[] args)
     {
         var (code, output, _) = Run(args);
@@ -112,6 +113,25 @@ public sealed class CliTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("bad.jsonl", error, StringComparison.Ordinal);
         Assert.Single(error.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void DoctorGatesOnErrorFindingsAndSpeaksJson()
+    {
+        var healthy = Path.Combine(_dir, "healthy");
+        var broken = Path.Combine(_dir, "broken");
+        Assert.Equal(0, Run("demo", "--epochs", "3", "--log-dir", healthy).Code);
+        Assert.Equal(0, Run("demo", "--epochs", "2", "--lr", "5", "--log-dir", broken).Code);
+        var (code, output, error) = Run("doctor", healthy);
+        Assert.True(code == 0, output + error);
+        (code, output, _) = Run("doctor", broken);
+        Assert.Equal(1, code);
+        Assert.Contains("[error]", output, StringComparison.Ordinal);
+        (code, output, _) = Run("doctor", broken, "--json");
+        Assert.Equal(1, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        Assert.Contains(doc.RootElement.EnumerateArray(), f => f.GetProperty("Severity").GetString() == "Error");
+        Assert.Equal(2, Run("doctor", Path.Combine(_dir, "nothing")).Code);
     }
 
     [Fact]

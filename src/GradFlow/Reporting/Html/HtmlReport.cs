@@ -91,6 +91,7 @@ public static class HtmlReport
         var run = v.Run;
         sb.Append(CultureInfo.InvariantCulture, $"<section id=\"{v.Id}\"><h2>{Esc(run.Name)}</h2>");
         Summary(sb, v);
+        Findings(sb, v);
         sb.Append("<div class=\"grid\">");
         sb.Append(Line($"{v.Id}-loss", "Loss", "step", "loss", [new Series("loss", v.X, v.Loss.Mean, v.Loss.Min, v.Loss.Max)], logY: v.LossPositive));
         var gradSeries = new List<Series> { new("before clipping", v.X, v.GradNorm.Mean, v.GradNorm.Min, v.GradNorm.Max) };
@@ -127,6 +128,47 @@ public static class HtmlReport
         foreach (var (k, val) in v.Run.Metadata ?? new Dictionary<string, string>())
             sb.Append("<tr><th>").Append(Esc(k)).Append("</th><td>").Append(Esc(val)).Append("</td></tr>");
         sb.Append("</table>");
+    }
+
+    private static void Findings(StringBuilder sb, RunView v)
+    {
+        if (v.Run.Findings is not { } findings) return;
+        sb.Append("<h3>The doctor's findings</h3>");
+        if (findings.Count == 0)
+        {
+            sb.Append("<p class=\"none\">No finding: nothing in this run's gradients, activations or loss crossed a threshold.</p>");
+            return;
+        }
+        foreach (var f in findings)
+        {
+            string severity = f.Severity.ToString().ToLowerInvariant();
+            sb.Append(CultureInfo.InvariantCulture, $"<div class=\"finding {severity}\"><h4><span class=\"sev\">{severity}</span>{Esc(f.Title)}</h4>");
+            sb.Append(CultureInfo.InvariantCulture, $"<div>{Esc(f.Kind.ToString())}, steps {f.FirstStep} to {f.LastStep}{(f.Layers.Count > 0 ? ", layers " + Esc(string.Join(", ", f.Layers)) : "")}, confidence {f.Confidence:0.00}</div>");
+            sb.Append("<p>").Append(Esc(f.Explanation)).Append("</p><ul>");
+            foreach (var e in f.Evidence) sb.Append("<li>evidence: ").Append(Esc(e.ToString())).Append("</li>");
+            foreach (var fix in f.Fixes) sb.Append("<li>fix ").Append(Esc(fix.ToString())).Append("</li>");
+            sb.Append("</ul><div class=\"charts\">see: ");
+            foreach (var (chart, label) in ChartsFor(f.Kind, v))
+                sb.Append(CultureInfo.InvariantCulture, $"<a href=\"#{chart}\" data-chart=\"{chart}\">{label}</a>");
+            sb.Append("</div></div>");
+        }
+    }
+
+    // The charts that show a finding's evidence; only charts the run has (an MLP without activations has no activation chart).
+    private static IEnumerable<(string Id, string Label)> ChartsFor(FindingKind kind, RunView v)
+    {
+        var wanted = kind switch
+        {
+            FindingKind.VanishingGradients or FindingKind.PoorInitialisation => new[] { ("flow", "gradient flow"), ("heat", "norms by layer"), ("backward", "backward flow") },
+            FindingKind.ExplodingGradients or FindingKind.GradientAccumulation or FindingKind.AutoFixApplied => [("gradnorm", "gradient norm"), ("heat", "norms by layer")],
+            FindingKind.NonFiniteValues => [("heat", "norms by layer"), ("loss", "loss")],
+            FindingKind.DeadRelu or FindingKind.SaturatedActivations => [("activations", "activations"), ("flow", "gradient flow")],
+            FindingKind.LearningRateTooHigh => [("loss", "loss"), ("ratio", "update/weight"), ("lr", "learning rate")],
+            FindingKind.LearningRateTooLow or FindingKind.RegularisationDominates => [("ratio", "update/weight"), ("loss", "loss")],
+            _ => [("loss", "loss"), ("gradnorm", "gradient norm")],
+        };
+        foreach (var (suffix, label) in wanted)
+            if (v.Has(suffix)) yield return ($"{v.Id}-{suffix}", label);
     }
 
     private static void Histograms(StringBuilder sb, RunView v, int maxLayers)

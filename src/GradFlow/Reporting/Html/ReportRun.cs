@@ -8,9 +8,15 @@ namespace GradFlow.Reporting.Html;
 /// <param name="Metadata">Key/value pairs shown under the run's heading (hyper-parameters, model, seed).</param>
 public sealed record ReportRun(string Name, IReadOnlyList<StepRecord> Steps, IReadOnlyDictionary<string, string>? Metadata = null)
 {
+    /// <summary>The doctor's findings for this run, shown with their evidence and fixes and linked to their charts; null: none given.</summary>
+    public IReadOnlyList<Finding>? Findings { get; init; }
+
+    /// <summary>The same run with the doctor's offline diagnosis of its steps attached.</summary>
+    public ReportRun Diagnosed(DoctorOptions? options = null) => this with { Findings = Doctor.Diagnose(Steps, options) };
+
     /// <summary>
     /// Reads a run log (a torn last line is skipped, as the reader does); the run is named after the file, and the
-    /// header's metadata is shown with the report. Damaged logs throw <see cref="InvalidDataException"/> naming the file.
+    /// header's metadata is shown with the report. The doctor's offline findings come with it. Damaged logs throw <see cref="InvalidDataException"/> naming the file.
     /// </summary>
     public static ReportRun FromRunLog(string path, string? name = null)
     {
@@ -20,6 +26,6 @@ public sealed record ReportRun(string Name, IReadOnlyList<StepRecord> Steps, IRe
         var meta = new Dictionary<string, string>();
         foreach (var (key, value) in reader.Header.Metadata) meta[key] = value?.ToJsonString() ?? "null";
         meta["gradflow"] = reader.Header.GradFlowVersion;
-        return new ReportRun(name ?? Path.GetFileNameWithoutExtension(path), steps, meta);
+        return new ReportRun(name ?? Path.GetFileNameWithoutExtension(path), steps, meta).Diagnosed();
     }
 }

@@ -118,6 +118,16 @@ internal sealed class RunView
         return (count == 0 ? double.NaN : sum / count, max);
     }
 
+    /// <summary>Whether the run's section has the chart with this id suffix (the same conditions the page uses to draw it).</summary>
+    public bool Has(string chart) => chart switch
+    {
+        "lr" => Lr is not null,
+        "backward" => FlowLayers.Length > 0,
+        "ratio" => Layers.Any(l => LayerSeries(l, s => s.UpdateToWeight ?? double.NaN).Any(double.IsFinite)),
+        "activations" => ActivationSeries().Count > 0,
+        _ => true,
+    };
+
     public double FirstMeanAbs(string layer) => LayerAt(0, layer)?.Gradient.MeanAbs ?? double.NaN;
 
     public bool HasHistograms(string layer)

@@ -49,6 +49,25 @@ public class HtmlReportTests
     }
 
     [Fact]
+    public void FindingsAreShownWithEvidenceFixesAndLinksToTheirCharts()
+    {
+        var run = ReportTestRuns.Trained("sigmoid", sigmoid: true, steps: 60);
+        var finding = new GradFlow.Diagnostics.Finding
+        {
+            Kind = GradFlow.Diagnostics.FindingKind.VanishingGradients, Severity = GradFlow.Diagnostics.Severity.Error, Title = "vanishing <gradients>",
+            FirstStep = 3, LastStep = 60, Layers = ["0"], Confidence = 0.9, Explanation = "the gradient shrinks",
+            Evidence = [new GradFlow.Diagnostics.Evidence("ratio", 1e-9, 1e-3, "AUTOTRAINER")], Fixes = [new GradFlow.Diagnostics.Fix(1, "use ReLU", "it passes gradient")],
+        };
+        var html = HtmlReport.Render([run with { Findings = [finding] }, ReportTestRuns.Trained("relu", sigmoid: false) with { Findings = [] }]);
+        Assert.Contains("<div class=\"finding error\">", html, StringComparison.Ordinal);
+        Assert.Contains("vanishing &lt;gradients&gt;", html, StringComparison.Ordinal);
+        Assert.Contains("evidence: ", html, StringComparison.Ordinal);
+        Assert.Contains("use ReLU", html, StringComparison.Ordinal);
+        Assert.Contains("<a href=\"#run0-flow\" data-chart=\"run0-flow\">", html, StringComparison.Ordinal);
+        Assert.Contains("No finding", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BadInputIsRefusedByName()
     {
         Assert.Contains("no runs", Assert.Throws<ArgumentException>(() => HtmlReport.Render([])).Message, StringComparison.Ordinal);

@@ -15,7 +15,7 @@ public class ReportBrowserTests
         try
         {
             var file = Path.Combine(dir, "report.html");
-            HtmlReport.Write(file, [ReportTestRuns.Trained("relu", sigmoid: false), ReportTestRuns.Trained("sigmoid", sigmoid: true), ReportTestRuns.Synthetic(500, 12)]);
+            HtmlReport.Write(file, [ReportTestRuns.Trained("relu", sigmoid: false).Diagnosed(), ReportTestRuns.Trained("sigmoid", sigmoid: true, steps: 80).Diagnosed(), ReportTestRuns.Synthetic(500, 12).Diagnosed()]);
             var dom = HeadlessChromium.DumpDom(file);
             var check = Regex.Match(dom, "<pre id=\"gf-selfcheck\" hidden=\"\">(.*?)</pre>", RegexOptions.Singleline);
             Assert.True(check.Success && check.Groups[1].Value.Length > 0, "the page's self-check did not run (script failed before it)");
