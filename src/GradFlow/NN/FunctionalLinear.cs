@@ -9,6 +9,11 @@ public static partial class Functional
         Guard.NotNull(weight, nameof(Linear), nameof(weight));
         if (weight.Rank != 2 || input.Rank == 0 || input.Size(-1) != weight.Size(1))
             Guard.Throw(nameof(Linear), $"input {Guard.Shape(input)} does not fit weight {Guard.Shape(weight)}: the input's last dim must be {(weight.Rank == 2 ? weight.Size(1) : "in_features")}.");
+        // Checked here so a bad bias is Linear's error, not the Add that would apply it.
+        if (bias is not null && (bias.Rank > 1 || (bias.Rank == 1 && bias.Size(0) != weight.Size(0) && bias.Size(0) != 1)))
+            Guard.ThrowArg(nameof(Linear), nameof(bias), $"bias {Guard.Shape(bias)} does not fit weight {Guard.Shape(weight)}: expected ({weight.Size(0)}).");
+        if (bias is not null && bias.DType != input.DType)
+            Guard.ThrowArg(nameof(Linear), nameof(bias), $"bias is {bias.DType.Name()}, input is {input.DType.Name()}.");
         if (Tensor.Linear(input, weight, bias) is { } fused) return fused;
         var y = input.MatMul(weight.T);
         return bias is null ? y : y + bias;

@@ -11,6 +11,7 @@ public sealed partial class Tensor
     /// <summary>Max over each window; x is (N, C, H, W).</summary>
     internal static Tensor MaxPool2d(Tensor x, Window2d g)
     {
+        CheckPool(x, g, "MaxPool2d");
         if (x.Rank == 4 && g.Dh == 1 && g.Dw == 1 && x.IsContiguous && x.DType != DType.Int64 && g.Ph * 2 <= g.Kh && g.Pw * 2 <= g.Kw)
             return MaxPool2dDirect(x, g);
         var (cols, n, c) = PoolColumns(x, g, double.NegativeInfinity, "MaxPool2d");
@@ -37,6 +38,7 @@ public sealed partial class Tensor
     /// <summary>Mean over each window; padding counts as zeros unless <paramref name="countIncludePad"/> is false.</summary>
     internal static Tensor AvgPool2d(Tensor x, Window2d g, bool countIncludePad)
     {
+        CheckPool(x, g, "AvgPool2d");
         var (cols, n, c) = PoolColumns(x, g, 0, "AvgPool2d");
         if (countIncludePad) return cols.Mean(1).Reshape(n, c, g.OutH, g.OutW);
         Tensor counts;
@@ -44,11 +46,19 @@ public sealed partial class Tensor
         return (cols.Sum(1) / counts).Reshape(n, c, g.OutH, g.OutW);
     }
 
-    private static (Tensor Cols, int N, int C) PoolColumns(Tensor x, Window2d g, double pad, string op)
+    // As PyTorch checks pooling: positive kernel, stride and dilation; padding at most half the kernel; a
+    // window that fits the padded input (so the output is at least 1x1, never a window hanging off the edge).
+    // Checked before any size is computed from them, so a zero stride is this error, not a DivideByZeroException.
+    private static void CheckPool(Tensor x, Window2d g, string op)
     {
         Guard.Rank(x, 4, op);
+        g.Validate(op);
         if (g.Ph * 2 > g.Kh || g.Pw * 2 > g.Kw)
             Guard.Throw(op, $"padding {g.Ph}x{g.Pw} must be at most half the kernel {g.Kh}x{g.Kw}.");
+    }
+
+    private static (Tensor Cols, int N, int C) PoolColumns(Tensor x, Window2d g, double pad, string op)
+    {
         int n = x.ShapeArray[0], c = x.ShapeArray[1];
         return (Im2Col(x.Reshape(n * c, 1, g.H, g.W), g, pad), n, c);
     }

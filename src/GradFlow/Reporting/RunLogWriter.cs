@@ -11,11 +11,14 @@ namespace GradFlow.Reporting;
 /// A new file gets a header line; an existing log is appended to after its header is checked, and a torn
 /// last line left by an earlier crash is cut off first (see <see cref="DiscardedTailBytes"/>).
 /// Thread-safe: concurrent <see cref="Write"/>s produce whole lines. One writer per file (others may read).
+/// A write the file system refuses (disk full, ...) is cut off, reported once (stderr and <see cref="Failed"/>)
+/// and ends the writer's output, never the training that calls it: later writes do nothing.
 /// </summary>
 /// <example><code>monitor.StepRecorded += writer.Write;</code></example>
 public sealed class RunLogWriter : IDisposable
 {
-    private readonly FileStream _file;
+    private readonly Stream _file;
+    private readonly SinkFailure _failure;
     private readonly RunLogDurability _durability;
     private readonly int _maxLineBytes;
     private readonly ArrayBufferWriter<byte> _line = new(16 * 1024);
@@ -34,21 +37,39 @@ public sealed class RunLogWriter : IDisposable
         // No FileStream buffer: each line goes to the OS in exactly the one write we make.
         var fileOptions = _durability == RunLogDurability.WriteThrough ? FileOptions.WriteThrough : FileOptions.None;
         _file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0, fileOptions);
+        _failure = new SinkFailure("run log", path);
+        Header = Open(options, path);
+    }
+
+    /// <summary>A writer over any read-write stream (tests give one that fails).</summary>
+    internal RunLogWriter(Stream stream, string name, RunLogWriterOptions? options = null)
+    {
+        options ??= new RunLogWriterOptions();
+        (Path, _durability, _maxLineBytes) = (name, options.Durability, options.MaxLineBytes);
+        _json = new Utf8JsonWriter(_line, RunLogJson.WriterOptions);
+        _file = stream;
+        _failure = new SinkFailure("run log", name);
+        Header = Open(options, name);
+    }
+
+    private RunLogHeader Open(RunLogWriterOptions options, string path)
+    {
         try
         {
             DiscardedTailBytes = CutTornTail();
             if (_file.Length == 0)
             {
-                Header = new RunLogHeader(DateTimeOffset.UtcNow, RunLog.GradFlowVersion, options.Metadata ?? []);
-                WriteLine(w => RunLogJson.WriteHeader(w, Header));
+                var header = new RunLogHeader(DateTimeOffset.UtcNow, RunLog.GradFlowVersion, options.Metadata ?? []);
+                // The header is written before training starts: its failure is the caller's to see.
+                WriteLine(w => RunLogJson.WriteHeader(w, header), absorbFailure: false);
+                return header;
             }
-            else
-            {
-                _file.Position = 0;
-                using (var reader = new RunLogReader(_file, new RunLogReaderOptions { MaxLineBytes = _maxLineBytes }, path, leaveOpen: true))
-                    Header = reader.Header;
-                _file.Seek(0, SeekOrigin.End);
-            }
+            _file.Position = 0;
+            RunLogHeader existing;
+            using (var reader = new RunLogReader(_file, new RunLogReaderOptions { MaxLineBytes = _maxLineBytes }, path, leaveOpen: true))
+                existing = reader.Header;
+            _file.Seek(0, SeekOrigin.End);
+            return existing;
         }
         catch
         {
@@ -63,10 +84,16 @@ public sealed class RunLogWriter : IDisposable
     /// <summary>The log's header: the one written now for a new log, or the existing one when appending.</summary>
     public RunLogHeader Header { get; }
 
-    /// <summary>Bytes of an unterminated last line (a write interrupted by a crash) removed when the log was opened.</summary>
-    public long DiscardedTailBytes { get; }
+    /// <summary>Raised once, with the error, when a write fails and the writer stops.</summary>
+    public event Action<Exception>? Failed;
 
-    /// <summary>Appends one step as one line. Matches <see cref="GradientMonitor.StepRecorded"/>.</summary>
+    /// <summary>The error that stopped the writer, or null while it writes.</summary>
+    public Exception? Failure => _failure.Error;
+
+    /// <summary>Bytes of an unterminated last line (a write interrupted by a crash) removed when the log was opened.</summary>
+    public long DiscardedTailBytes { get; private set; }
+
+    /// <summary>Appends one step as one line (nothing once the writer has failed). Matches <see cref="GradientMonitor.StepRecorded"/>.</summary>
     public void Write(StepRecord record)
     {
         Guard.NotNull(record, "RunLogWriter.Write", nameof(record));
@@ -74,7 +101,7 @@ public sealed class RunLogWriter : IDisposable
         WriteLine(w => RunLogJson.WriteStep(w, record, time));
     }
 
-    /// <summary>Closes the file.</summary>
+    /// <summary>Closes the file; an error closing it is reported as a failed write, not thrown.</summary>
     public void Dispose()
     {
         lock (_gate)
@@ -82,15 +109,23 @@ public sealed class RunLogWriter : IDisposable
             if (_disposed) return;
             _disposed = true;
             _json.Dispose();
-            _file.Dispose();
+            try
+            {
+                _file.Dispose();
+            }
+            catch (Exception e) when (SinkFailure.IsWriteFailure(e))
+            {
+                _failure.Report(e, Failed);
+            }
         }
     }
 
-    private void WriteLine(Action<Utf8JsonWriter> write)
+    private void WriteLine(Action<Utf8JsonWriter> write, bool absorbFailure = true)
     {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_failure.Error is not null) return;
             _line.ResetWrittenCount();
             _json.Reset(_line);
             write(_json);
@@ -103,13 +138,18 @@ public sealed class RunLogWriter : IDisposable
             try
             {
                 _file.Write(_line.WrittenSpan);
-                if (_durability == RunLogDurability.FlushToDisk) _file.Flush(flushToDisk: true);
+                if (_durability == RunLogDurability.FlushToDisk)
+                {
+                    if (_file is FileStream fs) fs.Flush(flushToDisk: true);
+                    else _file.Flush();
+                }
             }
-            catch
+            catch (Exception e) when (SinkFailure.IsWriteFailure(e))
             {
-                // A failed write (disk full) may leave part of the line: cut it off so later lines do not follow garbage.
+                // A failed write (disk full) may leave part of the line: cut it off so the log still reads back.
                 TryTruncate(before);
-                throw;
+                if (!absorbFailure) throw;
+                _failure.Report(e, Failed);
             }
         }
     }
@@ -121,7 +161,7 @@ public sealed class RunLogWriter : IDisposable
             _file.SetLength(length);
             _file.Position = length;
         }
-        catch (IOException)
+        catch (Exception e) when (SinkFailure.IsWriteFailure(e) || e is NotSupportedException)
         {
             // The log still reads back: the torn line is cut off the next time a writer opens it.
         }
@@ -149,7 +189,7 @@ public sealed class RunLogWriter : IDisposable
         }
         if (end == length) return 0;
         _file.SetLength(end);
-        _file.Flush(flushToDisk: true);
+        if (_file is FileStream fs) fs.Flush(flushToDisk: true);
         return length - end;
     }
 }

@@ -9,6 +9,9 @@ namespace GradFlow.Reporting;
 /// <c>file_version = "brain.Event:2"</c>; each later one a Summary of scalars (simple_value) and histograms
 /// (HistogramProto) at a step. Point <c>tensorboard --logdir</c> at the directory. Thread-safe.
 /// Writes are buffered: call <see cref="Flush"/> (or <see cref="AddStep"/>, which flushes) to make them visible.
+/// Buffered records go to the file in one write, so a write the file system refuses (disk full, ...) is
+/// cut back to the last whole record, reported once (stderr and <see cref="Failed"/>) and stops the writer,
+/// never the training that calls it: later additions do nothing, and <see cref="Dispose"/> does not throw.
 /// </summary>
 public sealed class TensorBoardWriter : IDisposable
 {
@@ -18,7 +21,12 @@ public sealed class TensorBoardWriter : IDisposable
     private const int ValueTag = 1, ValueSimpleValue = 2, ValueHisto = 5;
     private const int HistoMin = 1, HistoMax = 2, HistoNum = 3, HistoSum = 4, HistoSumSquares = 5, HistoBucketLimit = 6, HistoBucket = 7;
 
+    // Records are framed into _pending and written to _file whole, so a failed write can be cut back cleanly.
+    private const int FlushThreshold = 64 * 1024;
+    private readonly Stream _file;
+    private readonly MemoryStream _pending = new();
     private readonly TfRecordWriter _records;
+    private readonly SinkFailure _failure;
     private readonly Lock _gate = new();
     private readonly ProtoWriter _event = new(), _summary = new(), _value = new(), _histo = new();
     private bool _disposed;
@@ -36,15 +44,43 @@ public sealed class TensorBoardWriter : IDisposable
         for (int attempt = 0; file is null; attempt++)
         {
             FilePath = attempt == 0 ? baseName : $"{baseName}.{attempt}";
-            try { file = new FileStream(FilePath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 64 * 1024); }
+            try { file = new FileStream(FilePath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0); }
             catch (IOException) when (attempt < 100 && File.Exists(FilePath)) { }
         }
-        _records = new TfRecordWriter(file);
+        (_file, _records, _failure) = (file, new TfRecordWriter(_pending), new SinkFailure("TensorBoard event file", FilePath));
+        WriteFileVersion();
+    }
+
+    /// <summary>A writer over any stream (tests give one that fails).</summary>
+    internal TensorBoardWriter(Stream stream, string name)
+    {
+        FilePath = name;
+        (_file, _records, _failure) = (stream, new TfRecordWriter(_pending), new SinkFailure("TensorBoard event file", name));
+        WriteFileVersion();
+    }
+
+    // The first record, before training: its failure is the caller's to see.
+    private void WriteFileVersion()
+    {
         _event.WriteDouble(EventWallTime, WallTime());
         _event.WriteString(EventFileVersion, "brain.Event:2");
         _records.Write(_event.Written);
-        _records.Flush();
+        try
+        {
+            FlushPending(absorbFailure: false);
+        }
+        catch
+        {
+            _file.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>Raised once, with the error, when a write fails and the writer stops.</summary>
+    public event Action<Exception>? Failed;
+
+    /// <summary>The error that stopped the writer, or null while it writes.</summary>
+    public Exception? Failure => _failure.Error;
 
     /// <summary>The event file being written.</summary>
     public string FilePath { get; } = "";
@@ -103,7 +139,7 @@ public sealed class TensorBoardWriter : IDisposable
                 if (layer.Gradient.Histogram is { } h && TensorBoardHistogram.FromLog2(h, layer.Gradient.MaxAbs, layer.Gradient.L2Norm * layer.Gradient.L2Norm) is { } histo)
                     AddHistogramValue(TensorBoard.HistogramTag(layer.Layer), histo);
             EndSummary(record.Step);
-            _records.Flush();
+            FlushPending();
         }
     }
 
@@ -113,18 +149,53 @@ public sealed class TensorBoardWriter : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _records.Flush();
+            FlushPending();
         }
     }
 
-    /// <summary>Flushes and closes the file.</summary>
+    /// <summary>Flushes and closes the file; an error doing so is reported as a failed write, not thrown.</summary>
     public void Dispose()
     {
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
-            _records.Dispose();
+            FlushPending();
+            try
+            {
+                _file.Dispose();
+            }
+            catch (Exception e) when (SinkFailure.IsWriteFailure(e))
+            {
+                _failure.Report(e, Failed);
+            }
+        }
+    }
+
+    private void FlushPending(bool absorbFailure = true)
+    {
+        if (_failure.Error is not null || _pending.Length == 0) return;
+        long before = -1;
+        try
+        {
+            if (_file.CanSeek) before = _file.Position;
+            _file.Write(_pending.GetBuffer(), 0, (int)_pending.Length);
+            _file.Flush();
+        }
+        catch (Exception e) when (SinkFailure.IsWriteFailure(e))
+        {
+            // Cut a partly written record off, so the file ends with whole records.
+            if (before >= 0)
+            {
+                try { _file.SetLength(before); }
+                catch (Exception cut) when (SinkFailure.IsWriteFailure(cut) || cut is NotSupportedException) { }
+            }
+            if (!absorbFailure) throw;
+            _failure.Report(e, Failed);
+        }
+        finally
+        {
+            _pending.SetLength(0);
         }
     }
 
@@ -175,7 +246,9 @@ public sealed class TensorBoardWriter : IDisposable
         _event.WriteDouble(EventWallTime, WallTime());
         _event.WriteInt64(EventStep, step);
         _event.WriteMessage(EventSummary, _summary);
+        if (_failure.Error is not null) return;
         _records.Write(_event.Written);
+        if (_pending.Length >= FlushThreshold) FlushPending();
     }
 
     private static double WallTime() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).TotalSeconds;

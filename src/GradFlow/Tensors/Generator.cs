@@ -4,9 +4,13 @@ namespace GradFlow;
 /// A seedable random generator (xoshiro256** seeded through SplitMix64), so the same seed gives the
 /// same tensors bit for bit on every machine. Its state can be saved and restored for exact resume.
 /// Normal samples use the Box-Muller transform, caching the second value of each pair.
+/// A generator you create is for one thread at a time; <see cref="Default"/> is shared and locks each draw.
 /// </summary>
 public sealed class Generator
 {
+    // Only the shared default has one: threads drawing from it at once get distinct numbers, and a
+    // generator of one's own pays nothing for that.
+    private readonly Lock? _gate;
     private ulong _s0, _s1, _s2, _s3;
     private double _spareNormal;
     private bool _hasSpare;
@@ -14,11 +18,27 @@ public sealed class Generator
     /// <summary>Creates a generator from a seed.</summary>
     public Generator(ulong seed = 0x5EED) => ManualSeed(seed);
 
-    /// <summary>The generator used when an op is given none. Seed it with <c>Generator.Default.ManualSeed(42)</c>.</summary>
-    public static Generator Default { get; } = new();
+    private Generator(ulong seed, Lock gate) : this(seed) => _gate = gate;
+
+    /// <summary>
+    /// The generator used when an op is given none. Seed it with <c>Generator.Default.ManualSeed(42)</c>.
+    /// Shared by all threads and thread-safe: each draw takes a lock, so concurrent draws never repeat or
+    /// tear a number (their interleaving, and so which thread gets which number, is up to the scheduler; for
+    /// reproducible results per thread, give each thread its own generator).
+    /// </summary>
+    public static Generator Default { get; } = new(0x5EED, new Lock());
 
     /// <summary>Resets the state from a seed.</summary>
     public Generator ManualSeed(ulong seed)
+    {
+        if (_gate is not null)
+        {
+            lock (_gate) return Seed(seed);
+        }
+        return Seed(seed);
+    }
+
+    private Generator Seed(ulong seed)
     {
         ulong x = seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
@@ -28,7 +48,13 @@ public sealed class Generator
     }
 
     /// <summary>The full state, for checkpoints: four words, the cached normal's bits and whether it is valid.</summary>
-    public ulong[] GetState() => [_s0, _s1, _s2, _s3, (ulong)BitConverter.DoubleToInt64Bits(_spareNormal), _hasSpare ? 1UL : 0UL];
+    public ulong[] GetState()
+    {
+        if (_gate is null) return State();
+        lock (_gate) return State();
+    }
+
+    private ulong[] State() => [_s0, _s1, _s2, _s3, (ulong)BitConverter.DoubleToInt64Bits(_spareNormal), _hasSpare ? 1UL : 0UL];
 
     /// <summary>Restores a state from <see cref="GetState"/>.</summary>
     public void SetState(ulong[] state)
@@ -36,6 +62,12 @@ public sealed class Generator
         Guard.NotNull(state, nameof(SetState), nameof(state));
         if (state.Length != 6 || (state[0] | state[1] | state[2] | state[3]) == 0 || state[5] > 1)
             Guard.ThrowArg(nameof(SetState), nameof(state), $"expected 6 words with a non-zero xoshiro state, got {state.Length}.");
+        if (_gate is null) Restore(state);
+        else lock (_gate) Restore(state);
+    }
+
+    private void Restore(ulong[] state)
+    {
         (_s0, _s1, _s2, _s3) = (state[0], state[1], state[2], state[3]);
         _spareNormal = BitConverter.Int64BitsToDouble((long)state[4]);
         _hasSpare = state[5] == 1;
@@ -51,6 +83,12 @@ public sealed class Generator
 
     /// <summary>The next 64 random bits.</summary>
     public ulong NextUInt64()
+    {
+        if (_gate is null) return Step();
+        lock (_gate) return Step();
+    }
+
+    private ulong Step()
     {
         ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
         ulong t = _s1 << 17;
@@ -82,6 +120,12 @@ public sealed class Generator
 
     /// <summary>A standard normal sample.</summary>
     public double NextNormal()
+    {
+        if (_gate is null) return Normal();
+        lock (_gate) return Normal(); // the lock is re-entered by the uniform draws inside
+    }
+
+    private double Normal()
     {
         if (_hasSpare)
         {

@@ -126,6 +126,15 @@ public class BadInputTests
         ["Backward no grad"] = (() => { M(2).Sum().Backward(); return null; }, ["Backward", "[]"]),
         ["Grad input"] = (() => GradFlow.Autograd.Grad([M(2).RequireGrad().Sum()], [M(2)]), ["Grad", "[2]"]),
         ["Grad setter shape"] = (() => M(2).Grad = M(3), ["Grad", "[3]", "[2]"]),
+        ["MaxPool2d kernel larger than input"] = (() => new GradFlow.NN.MaxPool2d(5).Call(M(1, 1, 4, 4)), ["MaxPool2d", "5x5", "4x4"]),
+        ["MaxPool2d kernel 0"] = (() => new GradFlow.NN.MaxPool2d(0).Call(M(1, 1, 4, 4)), ["MaxPool2d", "kernel 0x0"]),
+        ["MaxPool2d stride 0"] = (() => new GradFlow.NN.MaxPool2d(2, stride: 0).Call(M(1, 1, 4, 4)), ["MaxPool2d", "stride 0x0"]),
+        ["MaxPool2d double stride 0"] = (() => new GradFlow.NN.MaxPool2d(2, stride: 0).Call(Tensor.Zeros([1, 1, 4, 4], DType.Float64)), ["MaxPool2d", "stride 0x0"]),
+        ["MaxPool2d dilated stride 0"] = (() => GradFlow.NN.Functional.MaxPool2d(M(1, 1, 4, 4), (2, 2), (0, 1), dilation: (2, 2)), ["MaxPool2d", "stride 0x1"]),
+        ["AvgPool2d kernel 0"] = (() => new GradFlow.NN.AvgPool2d(0).Call(M(1, 1, 4, 4)), ["AvgPool2d", "kernel 0x0"]),
+        ["AvgPool2d kernel larger than input"] = (() => GradFlow.NN.Functional.AvgPool2d(M(2, 3, 3), (4, 4)), ["AvgPool2d", "4x4", "3x3"]),
+        ["Linear bias shape"] = (() => GradFlow.NN.Functional.Linear(M(2, 3), M(4, 3), M(5)), ["Linear", "bias", "[5]", "[4, 3]"]),
+        ["Linear bias rank"] = (() => GradFlow.NN.Functional.Linear(M(2, 3), M(4, 3), M(2, 4)), ["Linear", "bias", "[2, 4]"]),
     };
 
     public static IEnumerable<object[]> Cases => s_cases.Keys.Select(k => new object[] { k });
