@@ -18,7 +18,7 @@ internal static class HeadlessChromium
 
     private static string Run(string htmlFile, params string[] extra)
     {
-        Assert.True(File.Exists(Path), $"Chromium is not installed at {Path}: run `apt-get install -y chromium` (tests/run.sh does).");
+        Assert.True(File.Exists(Path), $"Chromium is not installed at {Path}: run `apt-get install -y chromium` (tests/run-tests.sh does).");
         var profile = Directory.CreateTempSubdirectory("gf-chromium").FullName;
         try
         {
