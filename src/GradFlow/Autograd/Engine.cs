@@ -295,7 +295,10 @@ internal static class Engine
             Tensor.AddIntoRaw(old, g);
             return;
         }
-        buffer[slot] = old + g;
+        // The sum is a gradient of this backward: counted as one, it is rented from the step's arena and may be adopted.
+        Autograd.t_backwardDepth++;
+        try { buffer[slot] = old + g; }
+        finally { Autograd.t_backwardDepth--; }
     }
 
     private static bool OwnedByEngine(Tensor old, Tensor g)

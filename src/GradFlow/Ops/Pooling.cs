@@ -108,9 +108,9 @@ internal sealed class MaxPool2dBackward(int[] inputShape, Window2d g, Tensor ind
                 Pool2dKernels.MaxPool2dBackward(gy.Span<double>(), offsets, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<double>());
             return [gx];
         }
-        var wide = new long[count];
+        var index = Tensor.Empty([n * c, g.OutH * g.OutW], DType.Int64); // rented like any tensor of the backward
+        var wide = index.Span<long>();
         for (int i = 0; i < count; i++) wide[i] = offsets[i];
-        var index = Tensor.FromArray(wide, n * c, g.OutH * g.OutW);
         var planes = Tensor.Zeros([n * c, g.H * g.W], gy.DType).ScatterAdd(1, index, gy.Reshape(n * c, g.OutH * g.OutW));
         return [planes.Reshape(inputShape)];
     }

@@ -157,7 +157,8 @@ internal sealed class ReluBackward : Node, IMeasuresFlow
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         var y = Saved(0);
-        return [Tensor.FusedGrad<ReluGradOp>(g[0]!, y) ?? g[0]! * y.Gt(0.0)];
+        // Recorded (createGraph): g times a 0/1 mask in y's dtype, made raw; a Bool comparison would cost two conversions.
+        return [Tensor.FusedGrad<ReluGradOp>(g[0]!, y) ?? g[0]! * Tensor.MapScalar<GtOp>(y, 0, false, OpNames.Relu)];
     }
 }
 
@@ -175,9 +176,14 @@ internal sealed class ClampBackward : Node
     protected internal override Tensor?[] Backward(Tensor?[] g)
     {
         var x = Saved(0);
-        Tensor mask = _min is { } lo ? x.Ge(lo) : Tensor.OnesLike(x);
-        if (_max is { } hi) mask = mask * x.Le(hi);
-        return [g[0]! * mask];
+        // 0/1 masks in x's dtype, made raw: the mask is a constant of the (possibly recorded) backward.
+        Tensor? mask = _min is { } lo ? Tensor.MapScalar<GeOp>(x, lo, false, OpNames.Clamp) : null;
+        if (_max is { } hi)
+        {
+            var below = Tensor.MapScalar<LeOp>(x, hi, false, OpNames.Clamp);
+            mask = mask is null ? below : Tensor.MapBinary<MulOp>(mask, below, OpNames.Clamp);
+        }
+        return [mask is null ? g[0]! : g[0]! * mask];
     }
 }
 

@@ -217,17 +217,33 @@ public sealed partial class Tensor
     public Tensor To(DType dtype)
     {
         if (dtype == DType) return this;
-        var src = ToDoubleArray();
         var y = Empty(ShapeArray, dtype);
-        switch (dtype)
-        {
-            case DType.Float32: { var d = y.Span<float>(); for (int i = 0; i < d.Length; i++) d[i] = (float)src[i]; break; }
-            case DType.Float64: src.CopyTo(y.Span<double>()); break;
-            case DType.Bool: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = src[i] != 0 ? 1 : 0; break; }
-            default: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = (long)src[i]; break; }
-        }
+        ConvertRaw(this, y);
         var node = Autograd.NeedsGrad(this) && dtype.IsFloatingPoint() ? new ToBackward(DType) : null;
         return Autograd.Record(OpNames.To, y, node, this);
+    }
+
+    /// <summary>Writes x's values into y (contiguous, same shape) in y's dtype, through double as PyTorch's casts round.</summary>
+    internal static void ConvertRaw(Tensor x, Tensor y)
+    {
+        var c = x.IsContiguous ? x : x.ContiguousRaw();
+        switch (c.DType)
+        {
+            case DType.Float32: ConvertFrom<float>(c.Span<float>(), y); break;
+            case DType.Float64: ConvertFrom<double>(c.Span<double>(), y); break;
+            default: ConvertFrom<long>(c.Span<long>(), y); break;
+        }
+    }
+
+    private static void ConvertFrom<T>(ReadOnlySpan<T> src, Tensor y) where T : unmanaged, System.Numerics.INumberBase<T>
+    {
+        switch (y.DType)
+        {
+            case DType.Float32: { var d = y.Span<float>(); for (int i = 0; i < d.Length; i++) d[i] = (float)double.CreateTruncating(src[i]); break; }
+            case DType.Float64: { var d = y.Span<double>(); for (int i = 0; i < d.Length; i++) d[i] = double.CreateTruncating(src[i]); break; }
+            case DType.Bool: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = T.IsZero(src[i]) ? 0 : 1; break; }
+            default: { var d = y.Span<long>(); for (int i = 0; i < d.Length; i++) d[i] = (long)double.CreateTruncating(src[i]); break; }
+        }
     }
 
     /// <summary>Embeds a gradient slice into zeros of the base shape: the backward of Slice, itself differentiable.</summary>

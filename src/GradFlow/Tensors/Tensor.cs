@@ -130,6 +130,43 @@ public sealed partial class Tensor
         _ => Array.ConvertAll(CopyElements<long>(), x => (double)x),
     };
 
+    /// <summary>The elements as doubles, row-major, written into <paramref name="destination"/> (of exactly <see cref="NumEl"/> entries).</summary>
+    internal void CopyToDoubles(Span<double> destination)
+    {
+        Debug.Assert(destination.Length == NumEl);
+        if (!IsContiguous)
+        {
+            ToDoubleArray().CopyTo(destination);
+            return;
+        }
+        switch (DType)
+        {
+            case DType.Float32:
+                var f = Span<float>();
+                for (int i = 0; i < f.Length; i++) destination[i] = f[i];
+                break;
+            case DType.Float64: Span<double>().CopyTo(destination); break;
+            default:
+                var l = Span<long>();
+                for (int i = 0; i < l.Length; i++) destination[i] = l[i];
+                break;
+        }
+    }
+
+    /// <summary>A new contiguous floating tensor holding <paramref name="source"/> (rounded to float32 for a float32 one).</summary>
+    internal static Tensor FromDoubles(ReadOnlySpan<double> source, int[] shape, DType dtype)
+    {
+        Debug.Assert(dtype.IsFloatingPoint() && source.Length == Shapes.Count(shape));
+        var t = Empty(shape, dtype);
+        if (dtype == DType.Float64) source.CopyTo(t.Span<double>());
+        else
+        {
+            var f = t.Span<float>();
+            for (int i = 0; i < f.Length; i++) f[i] = (float)source[i];
+        }
+        return t;
+    }
+
     /// <summary>
     /// The elements row-major in a new array, copied by the strided kernel rather than by an op: reading a
     /// tensor (printing it, saving it) records nothing and no observer sees it.

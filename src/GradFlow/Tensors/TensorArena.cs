@@ -76,6 +76,35 @@ public sealed class TensorArena
     }
 
     /// <summary>
+    /// Keeps every buffer rented so far in the current step beyond its end (as <see cref="Keep"/> does) and returns
+    /// them, so that a graph recorded in a step can outlive it (a curvature operator's) and still go back to this
+    /// arena later, through <see cref="Recycle"/>. Buffers the user kept already are left out.
+    /// </summary>
+    internal Storage[] KeepRented()
+    {
+        var kept = new List<Storage>(_rented.Count);
+        foreach (var s in _rented)
+        {
+            if (s.Kept) continue;
+            s.Kept = true;
+            kept.Add(s);
+        }
+        return [.. kept];
+    }
+
+    /// <summary>Gives buffers from <see cref="KeepRented"/> back to this arena's free lists; tensors on them throw when read.</summary>
+    internal void Recycle(Storage[] storages)
+    {
+        foreach (var s in storages)
+        {
+            if (s.Released || !ReferenceEquals(s.Arena, this)) continue;
+            s.Kept = false;
+            s.Released = true;
+            Push(s);
+        }
+    }
+
+    /// <summary>
     /// Takes back the buffer of a leaf gradient that ZeroGrad drops, if the engine adopted it from an arena step
     /// (a gradient the user kept, set or cloned is left alone). Without this every step's weight gradients would
     /// be new large-object arrays: first-touch page faults were 11% of the deep_sigmoid profile.

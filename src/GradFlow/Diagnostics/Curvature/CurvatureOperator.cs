@@ -22,10 +22,13 @@ public enum CurvatureKind
 /// generalised Gauss-Newton matrix. The closure runs once, when the operator is made; its first-order graph is
 /// kept, so each product is one further backward pass (three for Gauss-Newton). Vectors are flat float64
 /// arrays over the parameters in order (<see cref="Dimension"/> entries); <see cref="ProductCount"/> counts the
-/// products spent, and every spectral result reports its own share. The work runs outside any
-/// <see cref="TensorArena"/> step, and no parameter's <see cref="Tensor.Grad"/> is touched.
+/// products spent, and every spectral result reports its own share. No parameter's <see cref="Tensor.Grad"/> is
+/// touched. The recorded graph and each product's intermediate tensors live in a <see cref="TensorArena"/> of the
+/// operator's own (not the caller's step): a product reuses the previous product's buffers, and
+/// <see cref="Dispose"/> gives the graph's buffers to the next operator made (without it they are left to the GC).
+/// An operator is used from one thread at a time.
 /// </summary>
-public sealed class CurvatureOperator
+public sealed class CurvatureOperator : IDisposable
 {
     private const string Op = nameof(CurvatureOperator);
 
@@ -39,8 +42,23 @@ public sealed class CurvatureOperator
     private readonly double[]? _scale; // a symmetric diagonal scaling S (C + shift I) S (preconditioned sharpness)
     private readonly double _shift;
     private readonly Counter _counter;
+    private readonly GraphMemory _memory;
+    private double[]? _scaledInput; // a scaled view's S v, reused by every product
 
     private sealed class Counter { public long Products; }
+
+    // The arena the graph was recorded in and the buffers it keeps, shared by every scaled view.
+    private sealed class GraphMemory(TensorArena arena)
+    {
+        public readonly TensorArena Arena = arena;
+        public Storage[] Kept = [];
+        public bool Disposed;
+        public Tensor?[] Gradients = []; // per parameter, in the graph's memory
+        public double[]? Gradient; // flat, made when first read
+    }
+
+    // One idle arena, with the free buffers of the last disposed operator, waits for the next operator (of any thread).
+    private static TensorArena? s_idleArena;
 
     /// <summary>The matrix this operator multiplies by.</summary>
     public CurvatureKind Kind { get; }
@@ -54,8 +72,16 @@ public sealed class CurvatureOperator
     /// <summary>The loss at the parameters the operator was made at.</summary>
     public double Loss { get; }
 
-    /// <summary>The loss gradient at those parameters, flat (as the vectors).</summary>
-    public IReadOnlyList<double> Gradient { get; }
+    /// <summary>The loss gradient at those parameters, flat (as the vectors); flattened when first read, which must be before <see cref="Dispose"/>.</summary>
+    public IReadOnlyList<double> Gradient
+    {
+        get
+        {
+            if (_memory.Gradient is { } flat) return flat;
+            if (_memory.Disposed) throw new ObjectDisposedException(Op, "the gradient was not read before the operator was disposed.");
+            return _memory.Gradient = Flatten(_memory.Gradients);
+        }
+    }
 
     /// <summary>The Euclidean norm of <see cref="Gradient"/>.</summary>
     public double GradientNorm { get; }
@@ -76,8 +102,8 @@ public sealed class CurvatureOperator
     {
         (_params, _names, _offsets, _versions) = (source._params, source._names, source._offsets, source._versions);
         (_differentiable, _differentiableIndex) = (source._differentiable, source._differentiableIndex);
-        (_output, _outputLeaf, _outputGrad, _u, _counter) = (source._output, source._outputLeaf, source._outputGrad, source._u, source._counter);
-        (Kind, Dimension, Loss, Gradient, GradientNorm) = (source.Kind, source.Dimension, source.Loss, source.Gradient, source.GradientNorm);
+        (_output, _outputLeaf, _outputGrad, _u, _counter, _memory) = (source._output, source._outputLeaf, source._outputGrad, source._u, source._counter, source._memory);
+        (Kind, Dimension, Loss, GradientNorm) = (source.Kind, source.Dimension, source.Loss, source.GradientNorm);
         (_scale, _shift) = (scale, shift);
     }
 
@@ -87,14 +113,15 @@ public sealed class CurvatureOperator
         (_names, _params, _offsets, Dimension) = Validate(parameters);
         _versions = [.. _params.Select(p => p.Version)];
         _counter = new Counter();
-        using var suspend = TensorArena.Suspend();
+        _memory = new GraphMemory(Interlocked.Exchange(ref s_idleArena, null) ?? new TensorArena());
+        using var step = _memory.Arena.Step();
         using var grad = Autograd.EnableGrad();
         Tensor lossValue;
         if (kind == CurvatureKind.Hessian)
         {
             lossValue = CheckLoss(forward(), "loss");
             var grads = Autograd.Grad([lossValue], _params, createGraph: true, allowUnused: true);
-            Gradient = Flatten(grads);
+            _memory.Gradients = grads;
             (_differentiable, _differentiableIndex) = Differentiable(grads);
         }
         else
@@ -110,12 +137,27 @@ public sealed class CurvatureOperator
             _u = Tensor.ZerosLike(_output).RequireGrad();
             var jtu = Autograd.Grad([_output], _params, [_u], createGraph: true, allowUnused: true);
             (_differentiable, _differentiableIndex) = Differentiable(jtu);
-            Gradient = Flatten(Autograd.Grad([_output], _params, [_outputGrad.Detach()], retainGraph: true, allowUnused: true));
+            _memory.Gradients = Autograd.Grad([_output], _params, [_outputGrad.Detach()], retainGraph: true, allowUnused: true);
         }
         Loss = lossValue.Item();
-        GradientNorm = Norm(Gradient);
+        GradientNorm = Norm(_memory.Gradients);
         if (!double.IsFinite(Loss) || !double.IsFinite(GradientNorm))
             Guard.ThrowInvalid(Op, $"the loss ({Loss}) or its gradient (norm {GradientNorm}) is not finite; curvature is undefined there.");
+        _memory.Kept = _memory.Arena.KeepRented();
+    }
+
+    /// <summary>
+    /// Gives the recorded graph's buffers back for the next operator; this operator and its scaled views then
+    /// refuse products. Tensors the loss closure left behind from its forward (if any were kept) become unreadable.
+    /// </summary>
+    public void Dispose()
+    {
+        var memory = _memory;
+        if (memory.Disposed) return;
+        memory.Disposed = true;
+        memory.Arena.Recycle(memory.Kept);
+        memory.Kept = [];
+        if (Interlocked.CompareExchange(ref s_idleArena, memory.Arena, null) is not null) memory.Arena.Trim();
     }
 
     /// <summary>The Hessian of <paramref name="loss"/> (a closure returning a scalar) with respect to <paramref name="parameters"/>.</summary>
@@ -200,30 +242,31 @@ public sealed class CurvatureOperator
             Guard.ThrowArg(Op, nameof(v), $"vectors must have {Dimension} entries (one per parameter element); got {v.Length} in, {result.Length} out.");
         foreach (var x in v)
             if (!double.IsFinite(x)) Guard.ThrowArg(Op, nameof(v), "the vector has a non-finite entry.");
+        if (_memory.Disposed) throw new ObjectDisposedException(Op, "this operator (or the one it is a scaled view of) was disposed; make a new one.");
         for (int p = 0; p < _params.Length; p++)
             if (_params[p].Version != _versions[p])
                 Guard.ThrowInvalid(Op, $"parameter '{_names[p]}' was changed in place (an optimiser step?) after the operator was made; " +
                     "its recorded graph is for the old weights, so make a new operator.");
-        double[]? scaled = null;
         if (_scale is not null)
         {
-            scaled = new double[Dimension];
+            var scaled = _scaledInput ??= new double[Dimension];
             for (int i = 0; i < Dimension; i++) scaled[i] = _scale[i] * v[i];
             v = scaled;
         }
-        Tensor?[] products;
-        using (TensorArena.Suspend())
+        // The vector's blocks, the backward's intermediates and the products are rented from the operator's arena
+        // and go back to it when the step ends, after the products are copied out: a product allocates no tensors.
+        using (_memory.Arena.Step())
+        using (Autograd.EnableGrad())
         {
-            var blocks = ToTensors(v);
-            products = Kind == CurvatureKind.Hessian ? HessianProduct(blocks) : GaussNewtonProduct(blocks);
+            var products = Kind == CurvatureKind.Hessian ? HessianProduct(v) : GaussNewtonProduct(v);
+            for (int p = 0; p < _params.Length; p++)
+            {
+                var dst = result.Slice(_offsets[p], _params[p].NumEl);
+                if (products[p] is { } block) block.CopyToDoubles(dst);
+                else dst.Clear();
+            }
         }
         _counter.Products++;
-        for (int p = 0; p < _params.Length; p++)
-        {
-            var dst = result.Slice(_offsets[p], _params[p].NumEl);
-            if (products[p] is { } block) block.ToDoubleArray().CopyTo(dst);
-            else dst.Clear();
-        }
         if (_scale is not null)
             for (int i = 0; i < Dimension; i++) result[i] = (result[i] + _shift * v[i]) * _scale[i];
         CheckFinite(result);
@@ -269,21 +312,29 @@ public sealed class CurvatureOperator
         return flat;
     }
 
-    private Tensor?[] HessianProduct(Tensor[] v)
+    private Tensor?[] HessianProduct(ReadOnlySpan<double> v)
     {
         if (_differentiable.Length == 0) return new Tensor?[_params.Length];
+        return Autograd.Grad(_differentiable, _params, GradOutputs(v), retainGraph: true, allowUnused: true);
+    }
+
+    // The blocks of v the differentiable gradients are multiplied by, each in its parameter's shape and dtype.
+    private Tensor?[] GradOutputs(ReadOnlySpan<double> v)
+    {
         var gradOutputs = new Tensor?[_differentiable.Length];
-        for (int i = 0; i < gradOutputs.Length; i++) gradOutputs[i] = v[_differentiableIndex[i]].To(_params[_differentiableIndex[i]].DType);
-        return Autograd.Grad(_differentiable, _params, gradOutputs, retainGraph: true, allowUnused: true);
+        for (int i = 0; i < gradOutputs.Length; i++)
+        {
+            var p = _params[_differentiableIndex[i]];
+            gradOutputs[i] = Tensor.FromDoubles(v.Slice(_offsets[_differentiableIndex[i]], p.NumEl), (int[])p.ShapeArray.Clone(), p.DType);
+        }
+        return gradOutputs;
     }
 
     // G v = J^T (H_L (J v)): J v by differentiating J^T u with respect to u, H_L by double backward of the loss alone.
-    private Tensor?[] GaussNewtonProduct(Tensor[] v)
+    private Tensor?[] GaussNewtonProduct(ReadOnlySpan<double> v)
     {
         if (_differentiable.Length == 0) return new Tensor?[_params.Length];
-        var gradOutputs = new Tensor?[_differentiable.Length];
-        for (int i = 0; i < gradOutputs.Length; i++) gradOutputs[i] = v[_differentiableIndex[i]].To(_params[_differentiableIndex[i]].DType);
-        var jv = Autograd.Grad(_differentiable, [_u!], gradOutputs, retainGraph: true, allowUnused: true)[0];
+        var jv = Autograd.Grad(_differentiable, [_u!], GradOutputs(v), retainGraph: true, allowUnused: true)[0];
         if (jv is null) return new Tensor?[_params.Length];
         Tensor hjv = _outputGrad!.RequiresGrad
             ? Autograd.Grad([_outputGrad], [_outputLeaf!], [jv], retainGraph: true, allowUnused: true)[0] ?? Tensor.ZerosLike(jv)
@@ -339,21 +390,35 @@ public sealed class CurvatureOperator
         return ([.. tensors], [.. index]);
     }
 
-    // Scaled by the largest entry, so a large but finite gradient does not overflow its squares.
-    private static double Norm(IReadOnlyList<double> x)
+    // Scaled by the largest entry, so a large but finite gradient does not overflow its squares; NaN stays NaN.
+    private static double Norm(Tensor?[] grads)
     {
         double max = 0, sq = 0;
-        foreach (var e in x) max = Math.Max(max, Math.Abs(e));
+        foreach (var g in grads)
+            if (g is not null) max = Math.Max(max, Scan(g, 0));
         if (max == 0 || !double.IsFinite(max)) return max;
-        foreach (var e in x) sq += (e / max) * (e / max);
+        foreach (var g in grads)
+            if (g is not null) sq += Scan(g, max);
         return max * Math.Sqrt(sq);
+    }
+
+    // With scale 0 the largest |x| (NaN if any is NaN), else the sum of (x / scale)^2.
+    private static double Scan(Tensor g, double scale)
+    {
+        var c = g.IsContiguous ? g : g.ContiguousRaw();
+        double r = 0;
+        if (c.DType == DType.Float32)
+            foreach (var x in c.Span<float>()) r = scale == 0 ? Math.Max(r, Math.Abs(x)) : r + (x / scale * (x / scale));
+        else
+            foreach (var x in c.Span<double>()) r = scale == 0 ? Math.Max(r, Math.Abs(x)) : r + (x / scale * (x / scale));
+        return r;
     }
 
     private double[] Flatten(Tensor?[] grads)
     {
         var flat = new double[Dimension];
         for (int p = 0; p < _params.Length; p++)
-            grads[p]?.ToDoubleArray().CopyTo(flat, _offsets[p]);
+            grads[p]?.CopyToDoubles(flat.AsSpan(_offsets[p], _params[p].NumEl));
         return flat;
     }
 

@@ -63,7 +63,7 @@ public sealed class SharpnessProbe
         var buffers = _model.NamedBuffers().Select(b => (b.Buffer, Saved: b.Buffer.Detach().Clone())).ToArray();
         try
         {
-            var op = CurvatureOperator.Hessian(_loss, _model);
+            using var op = CurvatureOperator.Hessian(_loss, _model);
             var start = _previous is { } p && p.Length == op.Dimension ? p : null;
             var result = Stability.Measure(op, _optimizer, step, Tolerance, MaxIterations, start, seed: 0, out var vector);
             _previous = vector;
