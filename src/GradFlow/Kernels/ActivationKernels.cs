@@ -58,9 +58,25 @@ internal static class ActivationKernels
                 s = Vector256.Sum(s0 + s1); q = Vector256.Sum(q0 + q1);
             }
             for (; i < end; i++) { float v = Unsafe.Add(ref p, i); s += v; q += v * v; }
+            if (!double.IsFinite(s + q)) (s, q) = Wide(y[start..end]);
             sum += s; sumSq += q;
         }
         return (sum, sumSq);
+    }
+
+    /// <summary>
+    /// Sum and sum of squares in double, for a block whose float lanes gave a non-finite sum: finite values overflow
+    /// them past ~1.8e19 (squares) or 3.4e38 (sums), never a double's; a NaN or Inf in the block stays non-finite.
+    /// </summary>
+    private static (double Sum, double SumSquares) Wide(ReadOnlySpan<float> x)
+    {
+        double s = 0, q = 0;
+        foreach (float v in x)
+        {
+            s += v;
+            q += (double)v * v;
+        }
+        return (s, q);
     }
 
     /// <summary>
@@ -126,6 +142,8 @@ internal static class ActivationKernels
                 Unsafe.Add(ref pd, i) = r;
                 gs += a * a; ds += r * r;
             }
+            if (!double.IsFinite(gs)) gs = Wide(g[start..end]).SumSquares;
+            if (!double.IsFinite(ds)) ds = Wide(dx[start..end]).SumSquares;
             gTotal += gs; dTotal += ds;
         }
         return (gTotal, dTotal);
@@ -172,6 +190,7 @@ internal static class ActivationKernels
                 s = Vector256.Sum(a0 + a1);
             }
             for (; i < end; i++) { float v = Unsafe.Add(ref p, i); s += v * v; }
+            if (!double.IsFinite(s)) s = Wide(y[start..end]).SumSquares;
             total += s;
         }
         return total;
@@ -228,6 +247,7 @@ internal static class ActivationKernels
                 s += v; q += v * v;
                 if (v < lo || v > hi) outside++;
             }
+            if (!double.IsFinite(s + q)) (s, q) = Wide(y[start..end]);
             sum += s; sumSq += q;
         }
         return (sum, sumSq, outside);
@@ -372,7 +392,7 @@ internal static class ActivationKernels
             // A row's sums leave the float lanes (at most a few thousand terms each) for the double totals.
             sum += Vector512.Sum(s0); sumSq += Vector512.Sum(q0);
         }
-        return (sum, sumSq);
+        return double.IsFinite(sum + sumSq) ? (sum, sumSq) : Wide(y); // overflowed float lanes, or a NaN or Inf
     }
 
     /// <summary>

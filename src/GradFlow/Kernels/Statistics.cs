@@ -131,7 +131,16 @@ internal static class Statistics
             sumSq += a * a; sumAbs += a;
             if (a > maxAbs) maxAbs = a;
         }
-        acc.SumSquares += sumSq; acc.SumAbs += sumAbs; acc.MaxAbs = Math.Max(acc.MaxAbs, maxAbs);
+        // Non-finite values are masked out of the lanes, so a non-finite sum is finite values overflowing float
+        // (squares past ~1.8e19): summed again in double, which they cannot overflow.
+        double squares = sumSq, absolutes = sumAbs;
+        if (!float.IsFinite(sumSq) || !float.IsFinite(sumAbs))
+        {
+            (squares, absolutes) = (0, 0);
+            foreach (float v in x)
+                if (float.IsFinite(v)) { squares += (double)v * v; absolutes += Math.Abs(v); }
+        }
+        acc.SumSquares += squares; acc.SumAbs += absolutes; acc.MaxAbs = Math.Max(acc.MaxAbs, maxAbs);
         acc.Zeros += zeros; acc.NaNs += nans; acc.Infs += nonFinite - nans;
     }
 

@@ -54,4 +54,26 @@ public class UpdateGradientStatsTests
             Assert.Equal(expected.InfCount, s.GradInfs);
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Optimisers))]
+    public void NormsOfLargeFiniteWeightsAndUpdatesStayFinite(string name)
+    {
+        // Weights of 1e25 (squares 1e50, past float's 3.4e38) and, for SGD, updates of 1e24: finite, so their norms are.
+        int n = 70_001;
+        var values = Enumerable.Range(0, n).Select(i => (i % 2 == 0 ? 1 : -1) * 1e25f * (1 + (i % 5) / 4f)).ToArray();
+        var p = Tensor.FromArray(values).RequireGrad();
+        p.Grad = Tensor.FromArray(values.Select(v => v / 3).ToArray());
+        var opt = Make(name, p);
+        var capture = new Capture();
+        using var _ = opt.AddObserver(capture);
+        opt.Step();
+        var s = capture.Stats.Single();
+        var after = p.Detach().ToArray<float>();
+        double paramSq = after.Sum(v => (double)v * v), updateSq = after.Select((v, i) => (double)v - values[i]).Sum(d => d * d);
+        Assert.True(double.IsFinite(s.ParamSumSq) && double.IsFinite(s.UpdateSumSq) && double.IsFinite(s.GradSumSq), $"{name}: {s}");
+        Assert.Equal(paramSq, s.ParamSumSq, 1e-5 * paramSq);
+        Assert.Equal(updateSq, s.UpdateSumSq, 1e-4 * updateSq + 1e-30);
+        Assert.True(name != "sgd" || updateSq > 1e40, "SGD's update itself overflows float squares");
+    }
 }

@@ -24,7 +24,7 @@ internal static class AdagradKernel
             NegClr = T.CreateTruncating(-clr), Eps = T.CreateTruncating(eps), WeightDecay = T.CreateTruncating(weightDecay),
             HasWeightDecay = weightDecay != 0, Maximize = maximize,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -33,7 +33,7 @@ internal static class AdamKernel
             WeightDecay = T.CreateTruncating(weightDecay), DecayFactor = T.CreateTruncating(1 - lr * weightDecay),
             L2 = !decoupled && weightDecay != 0, Decoupled = decoupled, Amsgrad = amsgrad, Maximize = maximize,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -29,7 +29,7 @@ internal static class NAdamKernel
             WeightDecay = T.CreateTruncating(weightDecay), GradCoeff = T.CreateTruncating(gradCoeff), AvgCoeff = T.CreateTruncating(avgCoeff),
             HasWeightDecay = weightDecay != 0,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -33,7 +33,7 @@ internal static class RAdamKernel
             Rect = T.CreateTruncating(rect), Eps = T.CreateTruncating(eps), WeightDecay = T.CreateTruncating(weightDecay),
             HasWeightDecay = weightDecay != 0, Rectify = rectify,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -27,7 +27,7 @@ internal static class RmspropKernel
             Eps = T.CreateTruncating(eps), WeightDecay = T.CreateTruncating(weightDecay), Momentum = T.CreateTruncating(momentum),
             HasWeightDecay = weightDecay != 0, HasMomentum = momentum > 0, Centered = centered, Maximize = maximize,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

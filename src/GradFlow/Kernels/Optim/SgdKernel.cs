@@ -24,7 +24,7 @@ internal static class SgdKernel
             OneMinusDampening = T.CreateTruncating(1 - dampening), WeightDecay = T.CreateTruncating(weightDecay),
             HasMomentum = momentum != 0, HasWeightDecay = weightDecay != 0, Nesterov = nesterov, Maximize = maximize, FirstStep = firstStep,
         };
-        return UpdateLoop.Run<Rule<T>, T>(ref rule, param.Length, measure, grad);
+        return UpdateLoop.Run<Rule<T>, T>(ref rule, param, measure, grad);
     }
 
     private ref struct Rule<T> : IUpdateRule<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -42,21 +42,21 @@ internal readonly struct NoMeasure : IMeasure { public static bool On => false; 
 /// </summary>
 internal static class UpdateLoop
 {
-    /// <summary>Runs the rule over the parameter; with <paramref name="measure"/>, also measures the update and <paramref name="grad"/> (the rule's gradient) in the same pass.</summary>
-    public static UpdateSums Run<TRule, T>(scoped ref TRule rule, int length, bool measure, ReadOnlySpan<T> grad)
+    /// <summary>Runs the rule over <paramref name="param"/> (the span the rule writes); with <paramref name="measure"/>, also measures the update and <paramref name="grad"/> (the rule's gradient) in the same pass.</summary>
+    public static UpdateSums Run<TRule, T>(scoped ref TRule rule, ReadOnlySpan<T> param, bool measure, ReadOnlySpan<T> grad)
         where TRule : struct, IUpdateRule<T>, allows ref struct
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        measure ? Run<TRule, T, Measure>(ref rule, length, grad) : Run<TRule, T, NoMeasure>(ref rule, length, grad);
+        measure ? Run<TRule, T, Measure>(ref rule, param, grad) : Run<TRule, T, NoMeasure>(ref rule, param, grad);
 
     // Never inlined: inlined into a caller that is itself inlined into a parallel body, the loop ran out of the JIT's
     // inlining budget and called the vector operations one by one (the measured update at two threads: +26% a step).
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static UpdateSums Run<TRule, T, TM>(scoped ref TRule rule, int length, ReadOnlySpan<T> grad)
+    private static UpdateSums Run<TRule, T, TM>(scoped ref TRule rule, ReadOnlySpan<T> param, ReadOnlySpan<T> grad)
         where TRule : struct, IUpdateRule<T>, allows ref struct
         where T : unmanaged, IFloatingPointIeee754<T>
         where TM : struct, IMeasure
     {
-        nuint n = (nuint)length, i = 0;
+        nuint n = (nuint)param.Length, i = 0;
         var sums = new UpdateSums();
         ref T g = ref MemoryMarshal.GetReference(grad);
         // Blocks keep the per-lane float sums and counts short enough to stay accurate (counts exact below 2^24).
@@ -73,6 +73,9 @@ internal static class UpdateLoop
             // The fast pass summed raw squares: a NaN or Inf shows there as a non-finite sum. Only then is the
             // block's gradient read again to count them and to keep them out of the sums.
             if (TM.On && !double.IsFinite(block.GradSumSq + block.GradSumAbs)) Recount(grad.Slice((int)start, (int)(end - start)), ref block);
+            // Finite weights whose squares overflow the float lanes (|w| above ~1e17 in float32) are summed again in
+            // double from the parameter, which now holds them; a non-finite weight keeps its non-finite sum.
+            if (TM.On && !double.IsFinite(block.ParamSumSq)) block.ParamSumSq = SumSquares(param.Slice((int)start, (int)(end - start)));
             sums.Add(block);
         }
         return sums;
@@ -92,7 +95,23 @@ internal static class UpdateLoop
         (s.GradSumSq, s.GradSumAbs, s.GradMaxAbs, s.GradNaNs, s.GradInfs) = (sq, abs, max, nan, inf);
     }
 
+    private static double SumSquares<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double sq = 0;
+        foreach (var v in x)
+        {
+            double d = double.CreateTruncating(v);
+            sq += d * d;
+        }
+        return sq;
+    }
+
     private const nuint Block = 1 << 16;
+
+    // Squares of updates at this scale stay finite in float lanes for any finite before and after: |after - before|
+    // 2^-76 is at most 2^53, its square 2^106, 8,192 of them (a 256-bit lane's share of a block) 2^119, and the lanes'
+    // horizontal sum below 2^123 < float.MaxValue. The plain sum keeps small updates, which the scaled one underflows.
+    private const double UpdateScale = 1.0 / (1L << 38) / (1L << 38);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static nuint Body<TRule, T, TV, TM>(scoped ref TRule rule, ref T grad, nuint i, nuint n, ref UpdateSums sums)
@@ -104,8 +123,8 @@ internal static class UpdateLoop
         // Eight vector operations a lane group: fused squares, the parameter after the step squared directly, and
         // the zero count on the integer side (compare to a mask, pop-count), off the busy floating-point pipes.
         // (Two lane groups an iteration with separate accumulators measured slower: the rule's out values spill.)
-        TV zero = TV.Create(T.Zero);
-        TV u = zero, p = zero, gsq = zero, gabs = zero, gmax = zero;
+        TV zero = TV.Create(T.Zero), scale = TV.Create(T.CreateTruncating(UpdateScale));
+        TV u = zero, uScaled = zero, p = zero, gsq = zero, gabs = zero, gmax = zero;
         long zeros = 0;
         nuint w = (nuint)TV.Count;
         for (; i + w <= n; i += w)
@@ -115,6 +134,8 @@ internal static class UpdateLoop
             {
                 var d = after - before;
                 u = TV.MultiplyAdd(d, d, u);
+                var ds = (scale * after) - (scale * before); // after - before itself may overflow
+                uScaled = TV.MultiplyAdd(ds, ds, uScaled);
                 p = TV.MultiplyAdd(after, after, p);
                 var g = TV.Load(ref grad, i); // just read by the rule: in L1
                 gsq = TV.MultiplyAdd(g, g, gsq);
@@ -126,7 +147,8 @@ internal static class UpdateLoop
         }
         if (TM.On)
         {
-            sums.UpdateSumSq += double.CreateTruncating(TV.Sum(u));
+            double plain = double.CreateTruncating(TV.Sum(u));
+            sums.UpdateSumSq += double.IsFinite(plain) ? plain : double.CreateTruncating(TV.Sum(uScaled)) / (UpdateScale * UpdateScale);
             sums.ParamSumSq += double.CreateTruncating(TV.Sum(p));
             sums.GradSumSq += double.CreateTruncating(TV.Sum(gsq));
             sums.GradSumAbs += double.CreateTruncating(TV.Sum(gabs));
