@@ -103,7 +103,7 @@ internal sealed class RunHistory
     public double FirstWeightNorm { get; private set; }
     public double MinSmoothed { get; private set; } = double.PositiveInfinity;
     public Symptoms Symptoms { get; private set; }
-    /// <summary>Finite steps of the latest 5 on which the (finite) loss was diverging: a rise, not one NaN.</summary>
+    /// <summary>Finite steps of the latest 5 on which the loss was diverging and its smoothed value still rose: a rise, not one NaN nor a recovery.</summary>
     public int RisingSteps { get; private set; }
     private readonly Streak _rising = new(5);
     public double? LearningRate => Current.LearningRate;
@@ -129,7 +129,9 @@ internal sealed class RunHistory
         }
         double smoothed = SmoothedLoss();
         Smoothed.Push(smoothed);
-        if (double.IsFinite(smoothed)) MinSmoothed = Math.Min(MinSmoothed, smoothed);
+        // The best loss counts only once the median has its five values: a median of one or two losses is not yet robust,
+        // and a first loss that momentum then overshoots must not make the recovery look like a fourfold rise.
+        if (double.IsFinite(smoothed) && Count >= SmoothOver) MinSmoothed = Math.Min(MinSmoothed, smoothed);
         GradNorm.Push(step.GlobalGradNorm);
         if (BaselineCount < BaselineNorms.Length) BaselineNorms[BaselineCount++] = step.GlobalGradNorm;
         double weightSq = 0;
@@ -146,7 +148,8 @@ internal sealed class RunHistory
         OutputUpdateRatio.Push(outRatio);
         MaxUpdateRatio.Push(maxRatio);
         Symptoms = Judge(loss, smoothed);
-        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging));
+        // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
+        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging) && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));
         RisingSteps = (int)Math.Round(_rising.Share * 5);
     }
 
