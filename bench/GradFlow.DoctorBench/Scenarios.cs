@@ -53,6 +53,10 @@ public static class Scenarios
         new("rnn-exploding", Tuning, [K.ExplodingGradients], [K.NonFiniteValues, K.LearningRateTooHigh, K.PoorInitialisation, K.DeadRelu], 150,
             s => Growing(Recurrent(s, new RNN(1, 32, relu: true), 32, recurrentStd: 0.2, m => new SGD(m.Parameters(), 0.01, momentum: 0.9)), 1.08)),
 
+        // The CLI's vanishing demo with residual connections (it learns; flagged "lr too high" once, a false alarm).
+        new("healthy-residual-sigmoid", Tuning, [], [], 200,
+            s => Digits(s, Tasks.Deep(64, 32, 9, 10, () => new Sigmoid(), residual: true), m => new SGD(m.Parameters(), 0.1, momentum: 0.9))),
+
         // ---- held-out ----
         new("healthy-mlp-adam", HeldOut, [], [], 150, s => Digits(s, Tasks.Mlp([64, 256, 10], () => new ReLU()), m => new Adam(m.Parameters(), 1e-3)), Seed: 2),
         new("healthy-lstm-clip", HeldOut, [], [], 200, s => Recurrent(s, new LSTM(1, 32), 32, null, m => new Adam(m.Parameters(), 3e-3), clip: 1.0), Seed: 3),

@@ -94,6 +94,22 @@ public static class Tasks
         return model;
     }
 
+    /// <summary>
+    /// A deep MLP of <paramref name="blocks"/> hidden blocks (Linear + activation) of one width, each wrapped in a
+    /// residual connection when asked: the shape of the CLI's vanishing demo.
+    /// </summary>
+    public static Sequential Deep(int inputs, int width, int blocks, int classes, Func<Module> activation, bool residual)
+    {
+        var model = new Sequential(new Linear(inputs, width), activation());
+        for (int i = 0; i < blocks; i++)
+        {
+            var block = new Sequential(new Linear(width, width), activation());
+            model.Add(residual ? new Residual(block) : block);
+        }
+        model.Add(new Linear(width, classes));
+        return model;
+    }
+
     /// <summary>Re-draws a layer's weight from N(0, std) and sets its bias.</summary>
     public static Action<Linear> Normal(double std, double bias = 0, ulong seed = 7)
     {

@@ -50,6 +50,36 @@ internal static class RunLogJson
             Curvature(w, c);
             w.WriteEndObject();
         }
+        if (r.Setup is { } setup)
+        {
+            w.WriteStartObject("setup");
+            Setup(w, setup);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    private static void Setup(Utf8JsonWriter w, RunSetup s)
+    {
+        WriteArray(w, "parameters", s.Parameters, (w, p) =>
+        {
+            w.WriteString("name", p.Name);
+            w.WriteStartArray("shape");
+            foreach (int d in p.Shape) w.WriteNumberValue(d);
+            w.WriteEndArray();
+            w.WriteNumber("fanIn", p.FanIn);
+            w.WriteNumber("fanOut", p.FanOut);
+            if (p.LayerType is { } t) w.WriteString("layerType", t);
+        });
+        if (s.Optimizer is not { } o) return;
+        w.WriteStartObject("optimizer");
+        w.WriteString("name", o.Name);
+        Number(w, "learningRate", o.LearningRate);
+        Number(w, "weightDecay", o.WeightDecay);
+        Optional(w, "momentum", o.Momentum);
+        Optional(w, "beta1", o.Beta1);
+        Optional(w, "beta2", o.Beta2);
+        w.WriteBoolean("decoupledWeightDecay", o.DecoupledWeightDecay);
         w.WriteEndObject();
     }
 
@@ -229,7 +259,30 @@ internal static class RunLogJson
             OptionalDouble(a, "deadFraction"), OptionalDouble(a, "deadWindowFraction"), OptionalDouble(a, "saturatedFraction"),
             Double(a, "mean"), Double(a, "std"))),
         Curvature = Optional(root, "curvature") is { } c ? ReadCurvature(Long(root, "step"), c) : null,
+        Setup = Optional(root, "setup") is { } s ? ReadSetup(s) : null,
     });
+
+    private static RunSetup ReadSetup(JsonElement s)
+    {
+        if (s.ValueKind != JsonValueKind.Object) throw Expected("setup", "an object", s);
+        var parameters = Array(s, "parameters", p =>
+        {
+            var shape = Required(p, "shape");
+            if (shape.ValueKind != JsonValueKind.Array) throw Expected("shape", "an array", shape);
+            var dims = shape.EnumerateArray().Select(d => IntValue(d, "shape")).ToArray();
+            return new ParameterShape(String(p, "name"), dims, Int(p, "fanIn"), Int(p, "fanOut"), Optional(p, "layerType") is { } t ? String(p, "layerType") : null);
+        });
+        OptimizerSettings? optimizer = null;
+        if (Optional(s, "optimizer") is { } o)
+        {
+            if (o.ValueKind != JsonValueKind.Object) throw Expected("optimizer", "an object", o);
+            var decoupled = Required(o, "decoupledWeightDecay");
+            if (decoupled.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Expected("decoupledWeightDecay", "true or false", decoupled);
+            optimizer = new OptimizerSettings(String(o, "name"), Double(o, "learningRate"), Double(o, "weightDecay"), OptionalDouble(o, "momentum"),
+                OptionalDouble(o, "beta1"), OptionalDouble(o, "beta2"), decoupled.GetBoolean());
+        }
+        return new RunSetup(parameters, optimizer);
+    }
 
     private static SharpnessProbeResult ReadCurvature(long step, JsonElement c)
     {

@@ -39,6 +39,12 @@ internal static class RunLogTestData
                 1 => new SharpnessProbeResult(step, "SGD", 0.05, 0.7, 38.5, null, 40, "2/lr", 38.5 / 40, 17, true),
                 _ => new SharpnessProbeResult(step, "Adam", 1e-3, double.NaN, 2.5, 3.8e4, 3.8e4, "(2+2 beta1)/((1-beta1) lr) on lambda_max(P^-1 H)", 1, 30, false),
             },
+            Setup = (step % 2) switch
+            {
+                1 => new RunSetup([new ParameterShape("enc.weight", [64, 1, 3, 3], 9, 576, "Conv2d"), new ParameterShape("enc.bias", [64], 0, 0)],
+                    new OptimizerSettings("AdamW", 1e-3, 0.01, null, 0.9, 0.999, true)),
+                _ => null,
+            },
         };
     }
 
@@ -66,6 +72,17 @@ internal static class RunLogTestData
         Assert.Equal(expected.Flow, actual.Flow);
         Assert.Equal(expected.Activations, actual.Activations);
         Assert.Equal(expected.Curvature, actual.Curvature);
+        Assert.Equal(expected.Setup is null, actual.Setup is null);
+        if (expected.Setup is { } s)
+        {
+            Assert.Equal(s.Optimizer, actual.Setup!.Optimizer);
+            Assert.Equal(s.Parameters.Count, actual.Setup.Parameters.Count);
+            for (int i = 0; i < s.Parameters.Count; i++)
+            {
+                Assert.Equal(s.Parameters[i].Shape, actual.Setup.Parameters[i].Shape);
+                Assert.Equal(s.Parameters[i] with { Shape = [] }, actual.Setup.Parameters[i] with { Shape = [] });
+            }
+        }
     }
 
     private static void AssertSame(TensorStats? e, TensorStats? a)

@@ -16,6 +16,7 @@ public sealed class Doctor : IDisposable
 {
     private readonly RunHistory _run;
     private readonly Detector[] _detectors;
+    private readonly ZeroGradient _zero;
     private readonly Dictionary<FindingKind, (Finding Finding, long Held)> _findings = [];
     private readonly List<FindingKind> _order = [];
     private GradientMonitor? _monitor;
@@ -39,7 +40,7 @@ public sealed class Doctor : IDisposable
         [
             new NonFiniteValues(), new ExplodingGradients(w, p), new VanishingGradients(w, p), new DeadRelu(w, p),
             new SaturatedActivations(w, p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
-            new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(), new GradientAccumulation(w, p),
+            new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(), new GradientAccumulation(w, p), _zero = new ZeroGradient(w, p),
             new NotLearning(w, p), // last: it stands aside when another detector has found a cause
         ];
     }
@@ -120,6 +121,23 @@ public sealed class Doctor : IDisposable
         return doctor;
     }
 
+    /// <summary>
+    /// Lets the doctor tell a saddle from a minimum from a plateau when the gradient goes to zero: the first time the
+    /// zero-gradient condition holds it builds the exact Hessian of <paramref name="loss"/> (a closure over a fixed batch)
+    /// at the model's weights and runs <see cref="StationaryPoint.Classify"/> once (one Lanczos run, about 2 x 30
+    /// Hessian-vector products), with the monitor looking away. A live-only probe: offline, a curvature sample serves.
+    /// </summary>
+    public void AddStationaryProbe(Func<Tensor> loss, NN.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        ArgumentNullException.ThrowIfNull(model);
+        _zero.Probe = () =>
+        {
+            StationaryPointReport Run() => StationaryPoint.Classify(CurvatureOperator.Hessian(loss, model));
+            return _monitor is { } m ? m.Unobserved(Run) : Run();
+        };
+    }
+
     /// <summary>Curvature a probe measured (the latest sample is used by the learning-rate and stationary-point rules).</summary>
     public void AddCurvature(CurvatureSample sample)
     {
@@ -171,7 +189,8 @@ public sealed class Doctor : IDisposable
         }
         long held = known.Held + 1;
         var severity = known.Finding.Severity;
-        bool escalate = finding.Kind != FindingKind.AutoFixApplied && severity < Severity.Error
+        // Only a fault escalates: an Info finding (a minimum reached, the effect of a fault another finding names) stays Info.
+        bool escalate = finding.Kind != FindingKind.AutoFixApplied && severity == Severity.Warning
                         && held >= (long)Options.EscalateAfterWindows * Options.Window * ((int)severity + 1);
         if (finding.Severity > severity) (severity, escalate) = (finding.Severity, true);
         else if (escalate) severity++;

@@ -29,6 +29,8 @@ public enum FindingKind
     InputsNotNormalised,
     /// <summary>A softmax or sigmoid output feeds a loss that applies its own (log-)softmax or sigmoid.</summary>
     ProbabilitiesIntoLogitLoss,
+    /// <summary>The gradient is (nearly) zero while the loss stands still: a dead network, a saddle, a minimum, a flat region or a rate too small.</summary>
+    ZeroGradient,
     /// <summary>An action the doctor took itself (auto-fix): clipping, a lower learning rate, a roll-back.</summary>
     AutoFixApplied,
 }

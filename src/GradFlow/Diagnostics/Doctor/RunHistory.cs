@@ -103,10 +103,20 @@ internal sealed class RunHistory
     public double FirstWeightNorm { get; private set; }
     public double MinSmoothed { get; private set; } = double.PositiveInfinity;
     public Symptoms Symptoms { get; private set; }
-    /// <summary>Finite steps of the latest 5 on which the (finite) loss was diverging: a rise, not one NaN.</summary>
+    /// <summary>Finite steps of the latest 5 on which the loss was diverging and its smoothed value still rose: a rise, not one NaN nor a recovery.</summary>
     public int RisingSteps { get; private set; }
     private readonly Streak _rising = new(5);
     public double? LearningRate => Current.LearningRate;
+    /// <summary>The latest setup the monitor recorded (shapes, fans, optimiser settings), or null.</summary>
+    public RunSetup? Setup { get; private set; }
+    /// <summary>
+    /// The weight-decay part of the update against the whole: wd ||W|| / (wd ||W|| + ||g||) when the decay is added to the
+    /// gradient (both then pass through the same momentum or moments), lr wd ||W|| / ||update|| when it is decoupled (AdamW).
+    /// NaN without decay or a setup.
+    /// </summary>
+    public Ring DecayShare { get; } = new(Capacity);
+    /// <summary>True when a recurrent layer (a weight_hh parameter) is watched.</summary>
+    public bool Recurrent { get; private set; }
     public CurvatureSample? Curvature { get; set; }
     /// <summary>Kinds raised so far (by kind index): lets NotLearning stand aside when a gradient cause is known.</summary>
     public bool[] Raised { get; } = new bool[Enum.GetValues<FindingKind>().Length];
@@ -129,12 +139,20 @@ internal sealed class RunHistory
         }
         double smoothed = SmoothedLoss();
         Smoothed.Push(smoothed);
-        if (double.IsFinite(smoothed)) MinSmoothed = Math.Min(MinSmoothed, smoothed);
+        // The best loss counts only once the median has its five values: a median of one or two losses is not yet robust,
+        // and a first loss that momentum then overshoots must not make the recovery look like a fourfold rise.
+        if (double.IsFinite(smoothed) && Count >= SmoothOver) MinSmoothed = Math.Min(MinSmoothed, smoothed);
         GradNorm.Push(step.GlobalGradNorm);
         if (BaselineCount < BaselineNorms.Length) BaselineNorms[BaselineCount++] = step.GlobalGradNorm;
         double weightSq = 0;
         foreach (var p in step.Parameters) weightSq += p.ParamNorm * p.ParamNorm;
         WeightNorm.Push(Math.Sqrt(weightSq));
+        if (step.Setup is { } setup)
+        {
+            Setup = setup;
+            Recurrent = setup.Parameters.Any(p => p.Name.Contains("weight_hh", StringComparison.Ordinal));
+        }
+        DecayShare.Push(Decay(step, Math.Sqrt(weightSq)));
         if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
         double maxRatio = double.NaN, outRatio = double.NaN;
         foreach (var l in step.Layers)
@@ -146,8 +164,23 @@ internal sealed class RunHistory
         OutputUpdateRatio.Push(outRatio);
         MaxUpdateRatio.Push(maxRatio);
         Symptoms = Judge(loss, smoothed);
-        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging));
+        // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
+        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging) && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));
         RisingSteps = (int)Math.Round(_rising.Share * 5);
+    }
+
+    private double Decay(StepRecord step, double weightNorm)
+    {
+        if (Setup?.Optimizer is not { WeightDecay: > 0 } o) return double.NaN;
+        if (!o.DecoupledWeightDecay)
+        {
+            double d = o.WeightDecay * weightNorm;
+            return d / (d + step.GlobalGradNorm);
+        }
+        double updateSq = 0;
+        foreach (var p in step.Parameters) if (p.UpdateNorm is { } u) updateSq += u * u;
+        double decay = (step.LearningRate ?? o.LearningRate) * o.WeightDecay * weightNorm;
+        return updateSq > 0 ? Math.Min(1, decay / Math.Sqrt(updateSq)) : double.NaN;
     }
 
     /// <summary>The level the loss must fall below to count as learning: its start, or chance when that is lower (a poor start far above chance is not progress).</summary>

@@ -31,6 +31,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
+    private RunSetup? _setup;
+    private Dictionary<string, string>? _layerTypes; // module path -> module type, when attached to a model
     private double _lossSum;
     private int _lossCount;
     private bool _disposed;
@@ -79,7 +81,10 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     public static GradientMonitor Attach(Module model, Optimizer? optimizer = null, MonitorOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options);
+        var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options)
+        {
+            _layerTypes = model.NamedModules().GroupBy(m => m.Name).ToDictionary(g => g.Key, g => g.First().Module.GetType().Name),
+        };
         if (optimizer is not null) monitor.AttachOptimizer(optimizer);
         return monitor;
     }
@@ -160,6 +165,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         foreach (var c in _all) c.Complete(b);
         var record = new StepRecord
         {
+            Setup = SetupIfChanged(),
             Step = _context.Step, Loss = loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), LearningRate = learningRate,
             GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm,
             Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, Curvature = b.Curvature,
@@ -170,6 +176,17 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         Latest = record;
         StepRecorded?.Invoke(record);
         return record;
+    }
+
+    // The setup on the first recorded step; afterwards only when the optimiser's settings other than the learning rate
+    // changed (a schedule's rate is in StepRecord.LearningRate): a few dictionary reads a step, no allocation.
+    private RunSetup? SetupIfChanged()
+    {
+        if (_setup is not null && (_optimizer is null ? _setup.Optimizer is null : _setup.Optimizer is { } o && o.Matches(_optimizer, ignoreLearningRate: true)))
+            return null;
+        var shapes = _setup?.Parameters ?? _context.Params.Select(p => ParameterShape.Of(p.Name, p.Param, _layerTypes?.GetValueOrDefault(p.Layer))).ToArray();
+        _setup = new RunSetup(shapes, _optimizer is null ? null : OptimizerSettings.Of(_optimizer));
+        return _setup;
     }
 
     private void ResetStep()

@@ -62,4 +62,6 @@ public sealed partial record StepRecord
     public required IReadOnlyList<ActivationStats> Activations { get; init; }
     /// <summary>Sharpness against the optimiser's stability threshold, on steps a <see cref="SharpnessProbe"/> ran (<see cref="GradientMonitor.AddSharpnessProbe"/>); else null.</summary>
     public SharpnessProbeResult? Curvature { get; init; }
+    /// <summary>The parameters' shapes and the optimiser's hyper-parameters: on the first recorded step and when the optimiser's settings changed (besides the learning rate); else null.</summary>
+    public RunSetup? Setup { get; init; }
 }

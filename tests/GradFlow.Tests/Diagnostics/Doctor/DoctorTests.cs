@@ -101,6 +101,33 @@ public class DoctorTests
         Assert.Contains("0.03", f.Fixes[0].Action); // 1 / lambda_max
     }
 
+    // Early losses in the shape of two benchmark runs: the CLI's residual sigmoid demo (momentum overshoots for four steps
+    // with huge updates, then it learns) and a transformer at Adam lr 0.5 (thrown forty times above its start).
+    private static readonly double[] s_overshoot = [3.1, 8.6, 19.9, 30.2, 24.7, 21, 18.6];
+    private static readonly double[] s_blowUp = [0.73, 3.5, 30, 16, 5, 1.0];
+
+    private static IEnumerable<StepRecord> Early(double[] start, int steps, Func<int, double> after) => Enumerable.Range(1, steps).Select(t =>
+        Step(t, t <= start.Length ? start[t - 1] : after(t), [0.02, 0.03, 0.05], updateRatio: t <= 5 ? 0.7 : 1e-3));
+
+    [Fact]
+    public void AnEarlyOvershootThatRecoversIsNotARateProblem()
+    {
+        // Regression: the first loss alone counted as "the best so far", so the recovery from the overshoot looked like a
+        // fourfold rise and the run was told its rate diverged; it then learned to a tenth of its start.
+        var findings = Doctor.Diagnose(Early(s_overshoot, 200, t => 18.6 * Math.Exp(-(t - 7) / 30.0) + 0.3), new DoctorOptions { Classes = 10 });
+        Assert.Empty(findings);
+    }
+
+    [Fact]
+    public void ABlowUpFollowedByAFlatLossIsARateProblem()
+    {
+        var findings = Doctor.Diagnose(Early(s_blowUp, 120, t => 0.69 + 0.02 * Math.Sin(t)), new DoctorOptions { Classes = 2 });
+        var f = Assert.Single(findings, f => f.Kind == FindingKind.LearningRateTooHigh);
+        Assert.Contains("blew up", f.Title);
+        Assert.Equal(0.7, f.Evidence[0].Value, 1e-9);
+        Assert.True(f.FirstStep > 40, $"judged once the loss had been flat for a window, at step {f.FirstStep}");
+    }
+
     [Fact]
     public void BadOptionsAndInputAreRejected()
     {

@@ -58,16 +58,35 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
             Layers = deep ? [first!.Layer] : [], FirstStep = step.Step, LastStep = step.Step,
             Confidence = Confidence(Math.Max(Math.Max(_growth.Share, _depth.Share), grown || spiky || blewUp ? 1 : 0), Unwell(run) || diverging || blewUp),
             Evidence = evidence,
-            Explanation = "Backpropagation multiplies the gradient by each layer's weights on the way back (and by the recurrent weights at " +
-                          "every time step). When those factors are above one the gradient grows geometrically, the update jumps far " +
+            Explanation = (run.Recurrent ? "Backpropagation through time multiplies the gradient by the recurrent weights at every time step. "
+                              : "Backpropagation multiplies the gradient by each layer's weights on the way back. ") + "When those factors are above one the gradient grows geometrically, the update jumps far " +
                           "past any minimum and the loss rises or becomes NaN.",
-            Fixes = Fixes(
+            Fixes = Fixes([
                 ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} steps' norms",
                     "it keeps the direction of each step and caps its length at what was normal in this run"),
                 ($"lower the learning rate to {lr}", "a smaller step cannot amplify a large gradient as much"),
-                ("use an LSTM or GRU instead of a plain RNN, or initialise recurrent weights orthogonally with gain 1; add normalisation layers",
-                    "their gates and unit-scale Jacobians keep the product of factors near one")),
+                .. ArchitectureFixes(run)]),
         };
+    }
+
+    // What to change in the model depends on what it is: a recurrent layer multiplies by W_hh at every time step, a
+    // feed-forward stack by each layer's weights once (the setup the monitor recorded says which).
+    private static IEnumerable<(string, string)> ArchitectureFixes(RunHistory run)
+    {
+        var types = run.Setup?.Parameters.Select(p => (Layer: GradientMonitor.LayerOf(p.Name), p.LayerType)).Distinct().ToList() ?? [];
+        if (run.Recurrent)
+        {
+            var plain = types.Where(t => t.LayerType == "RNN").Select(t => t.Layer).ToList();
+            if (plain.Count > 0)
+                yield return ($"replace the plain RNN in {Names(plain)} by an LSTM or GRU", "their gated, additive cell state keeps the product of per-step factors near one");
+            yield return ("initialise the recurrent weights (weight_hh) orthogonally with gain 1 (Init.Orthogonal)",
+                "every singular value of W_hh is then 1, so the gradient neither grows nor shrinks from one time step to the next");
+            yield break;
+        }
+        if (!types.Any(t => t.LayerType is { } name && name.Contains("Norm", StringComparison.Ordinal)))
+            yield return ("add BatchNorm (convolutions, MLPs) or LayerNorm (transformers) after each hidden layer", "it resets each layer's scale, so the layers' factors cannot compound");
+        yield return ("initialise the Linear/Conv weights with Kaiming (He) init, std sqrt(2/fan_in), and zero biases",
+            "each layer then passes the gradient back at about its own scale instead of multiplying it");
     }
 
     private Span<double> Copy(ReadOnlySpan<double> values)

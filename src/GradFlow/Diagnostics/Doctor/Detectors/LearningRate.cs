@@ -12,12 +12,24 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
     internal const double OscillationRatio = 1e-1; // DeepDiagnosis ICSE'22 upper bound on lr |dW|/|W|
     internal const double OscillationEfficiency = 0.2; // |net change| / path of the smoothed loss
     internal const double OscillationSpread = 0.1;     // std / mean of the raw loss over the window
-    private readonly Streak _streak = new(window);
+    private readonly Streak _streak = new(window), _flat = new(window);
+    private double _blowUpRatio; // the largest update/weight ratio seen while the finite loss was diverging (0: never)
+    private double _blowUpLoss;  // the highest finite loss of that episode
 
     public override FindingKind Kind => FindingKind.LearningRateTooHigh;
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
+        if (run.Symptoms.HasFlag(Symptoms.Diverging) && step.Loss is { } l && double.IsFinite(l) && run.MaxUpdateRatio[0] is var r && double.IsFinite(r))
+        {
+            _blowUpRatio = Math.Max(_blowUpRatio, r);
+            _blowUpLoss = Math.Max(_blowUpLoss, l);
+        }
+        bool flat = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
+        _flat.Push(flat);
+        // Blown up, then flat: large updates threw the loss up and the run never learned after it (a run that recovers
+        // and learns is left alone, however large its first steps were: the symptom gate).
+        bool stranded = _blowUpRatio > RatioThreshold && flat && _flat.Share >= persistence;
         double ratio = run.MedianOf(run.MaxUpdateRatio, Math.Min(window, 5));
         // A divergence is judged by the updates that caused it: the largest ratio of the window (after it, dead units may update nothing).
         double peak = run.MaxOf(run.MaxUpdateRatio, window);
@@ -33,15 +45,20 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         if (diverging) ratio = peak;
         _streak.Push(hit);
         // Divergence is acute: no window to wait for; oscillation must persist.
-        if (!hit || !(diverging || (_streak.Share >= persistence && run.WarmedUp))) return null;
+        bool judged = hit && (diverging || (_streak.Share >= persistence && run.WarmedUp));
+        if (!judged && !stranded) return null;
+        if (!judged) ratio = _blowUpRatio;
         var evidence = new List<Evidence>
         {
-            new(diverging ? "largest update/weight ratio of the window" : "largest update/weight ratio (median of the latest 5 steps)", ratio, diverging ? RatioThreshold : OscillationRatio,
-                diverging ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
+            new(diverging ? "largest update/weight ratio of the window" : !judged ? "largest update/weight ratio while the loss diverged" : "largest update/weight ratio (median of the latest 5 steps)",
+                ratio, diverging || !judged ? RatioThreshold : OscillationRatio,
+                diverging || !judged ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
             new("net change / path length of the smoothed loss over the window", run.LossEfficiency(), OscillationEfficiency, "oscillation measure (DOCTOR.md)"),
             new("std / mean of the loss over the window", run.LossSpread(), OscillationSpread, "oscillation measure, tuning set (DOCTOR.md)"),
             run.SymptomEvidence(),
         };
+        if (!judged)
+            evidence.Add(new Evidence("highest loss of the blow-up / starting loss", _blowUpLoss / run.InitialLoss, 1.5, "the divergence symptom (DOCTOR.md)"));
         if (double.IsFinite(sharpness)) evidence.Add(new Evidence("lambda_max * lr", sharpness, 2, "stability of gradient descent on a quadratic (Cohen et al. 2021)"));
         string suggestion = run.LearningRate is not { } lr ? "a tenth of the current learning rate"
             : double.IsFinite(sharpness) && sharpness > 2 ? RunHistory.Round1(1.0 / run.Curvature!.LambdaMax)
@@ -49,8 +66,10 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         return new Finding
         {
             Kind = Kind, Severity = diverging ? Severity.Error : Severity.Warning,
-            Title = diverging ? "the learning rate is too high: the loss diverges" : "the learning rate is too high: the loss oscillates without progress",
-            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(diverging ? 1 : _streak.Share, true),
+            Title = diverging ? "the learning rate is too high: the loss diverges"
+                : judged ? "the learning rate is too high: the loss oscillates without progress"
+                : "the learning rate is too high: the loss blew up and has been flat since",
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(diverging ? 1 : judged ? _streak.Share : _flat.Share, true),
             Evidence = evidence,
             Explanation = $"Each step changes the weights by about {ratio:P1} of their size (about 0.1% is typical). Steps that large overshoot " +
                           "the valley the loss is in: the loss jumps from one side to the other, or climbs out altogether.",

@@ -11,7 +11,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
     [
         FindingKind.VanishingGradients, FindingKind.ExplodingGradients, FindingKind.NonFiniteValues, FindingKind.DeadRelu,
         FindingKind.SaturatedActivations, FindingKind.LearningRateTooHigh, FindingKind.LearningRateTooLow, FindingKind.GradientAccumulation,
-        FindingKind.RegularisationDominates, FindingKind.ProbabilitiesIntoLogitLoss,
+        FindingKind.RegularisationDominates, FindingKind.ProbabilitiesIntoLogitLoss, FindingKind.ZeroGradient,
     ];
     private readonly Streak _streak = new(2 * window);
 
@@ -117,7 +117,8 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
 {
     internal const double MinDrop = 0.1;
     internal const double Collapsed = 0.5;
-    private readonly Streak _falling = new(window);
+    internal const double DominantShare = 0.5; // the decay is the larger part of the update
+    private readonly Streak _falling = new(window), _dominant = new(window);
 
     public override FindingKind Kind => FindingKind.RegularisationDominates;
 
@@ -125,25 +126,35 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     {
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
+        double share = run.DecayShare[0];
+        _dominant.Push(share > DominantShare);
         if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
         double drop = 1 - norms[0] / norms[window];
         // Falling now, or already collapsed: the weights at less than half their size at the start (a fast decay finishes within the first window).
         double start = run.FirstWeightNorm;
         bool collapsed = norms[0] < Collapsed * start;
-        if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed) return null;
+        // With the optimiser's settings recorded, the update itself says so: its decay part outweighs its gradient part.
+        bool dominant = share > DominantShare && _dominant.Share >= persistence;
+        if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed && !dominant) return null;
         double perStep = collapsed && !(drop > MinDrop) ? 1 - Math.Pow(norms[0] / start, 1.0 / run.Count) : 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
-        string implied = run.LearningRate is { } lr && lr > 0 ? $"; under SGD that is a weight decay of about {RunHistory.Round1(perStep / lr)} at lr {RunHistory.Round1(lr)}" : "";
-        string suggestion = run.LearningRate is { } lr2 && lr2 > 0 ? RunHistory.Round1(perStep / lr2 / 100) : "a hundredth of the current one";
+        var settings = run.Setup?.Optimizer;
+        string implied = settings is { WeightDecay: > 0 } known ? $" (weight decay {RunHistory.Round1(known.WeightDecay)} with {known.Name})"
+            : run.LearningRate is { } lr && lr > 0 ? $"; under SGD that is a weight decay of about {RunHistory.Round1(perStep / lr)} at lr {RunHistory.Round1(lr)}" : "";
+        // The decay that would make its part a tenth of the gradient's (share 1/11), from the current one and its share.
+        string suggestion = settings is { WeightDecay: > 0 } s && share is > 0 and < 1 ? RunHistory.Round1(s.WeightDecay * (1 - share) / share / 10)
+            : run.LearningRate is { } lr2 && lr2 > 0 ? RunHistory.Round1(perStep / lr2 / 100) : "a hundredth of the current one";
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning,
-            Title = $"regularisation dominates: the weights shrink by {perStep:P2} a step while the loss stalls",
+            Title = perStep > 0 ? $"regularisation dominates: the weights shrink by {perStep:P2} a step while the loss stalls"
+                : $"regularisation dominates: weight decay is {share:P0} of each update while the loss stalls",
             FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_falling.Share, true),
             Evidence =
             [
                 new Evidence($"fall of the weights' total norm over the last {window} steps", drop, MinDrop, "derivation (DOCTOR.md)"),
                 new Evidence("weights' total norm / at the first step", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
                 new Evidence("share of the window's steps on which it fell", _falling.Share, persistence, "persistence (DOCTOR.md)"),
+                new Evidence("weight decay's part of the update: wd|W| / (wd|W| + |g|) (AdamW: lr wd|W| / |update|)", share, DominantShare, "derivation: the decay is the larger part (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = $"Weight decay pulls every weight towards zero each step. Here that pull is stronger than the loss's gradient{implied}: " +

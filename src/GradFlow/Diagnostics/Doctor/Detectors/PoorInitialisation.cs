@@ -11,6 +11,9 @@ internal sealed class PoorInitialisation : Detector
     internal const double ScaleRatio = 100;
     internal const double FlowRatio = 1e4;
     internal const double LossOverChance = 3;
+    // Weight RMS x sqrt(fan-in) of the standard initialisers spans 1/sqrt(3) (PyTorch's default uniform) to 5/3 (Xavier
+    // with tanh's gain; Kaiming for ReLU is sqrt(2)); a factor 3 beyond that band on either side is a poor start.
+    internal const double GainLow = 0.577 / 3, GainHigh = 5.0 / 3 * 3;
     private List<Evidence>? _evidence;
     private List<string> _layers = [];
     private string _summary = "";
@@ -48,6 +51,7 @@ internal sealed class PoorInitialisation : Detector
             evidence.Add(new Evidence("loss at the first step / chance level ln(classes)", loss / chance, LossOverChance, "Karpathy, A Recipe for Training Neural Networks (2019)"));
             _summary = $"the first loss is {loss / chance:G2}x the chance level";
         }
+        if (step.Setup is { } setup) WeightScale(step, setup, evidence, layers);
         var acts = step.Activations.Where(a => double.IsFinite(a.Std)).ToList();
         if (acts.Count >= 3 && acts[0].Std > 0)
         {
@@ -81,5 +85,33 @@ internal sealed class PoorInitialisation : Detector
         if (evidence.Count == 0) return;
         _evidence = evidence;
         _layers = layers.Distinct().ToList();
+    }
+
+    // Each weight's scale against its fan-in (recurrent layers: against the hidden size, as PyTorch initialises them);
+    // embeddings are lookups, not fan-in sums, and are left out.
+    private void WeightScale(StepRecord step, RunSetup setup, List<Evidence> evidence, List<string> layers)
+    {
+        var hidden = setup.Parameters.Where(p => p.Name.Contains("weight_hh", StringComparison.Ordinal) && p.Shape.Count == 2)
+            .ToDictionary(p => GradientMonitor.LayerOf(p.Name), p => p.Shape[1]);
+        (string Name, double Gain)? worst = null;
+        var bad = new List<string>();
+        foreach (var p in setup.Parameters)
+        {
+            if (p.FanIn == 0 || p.LayerType is { } t && t.Contains("Embedding", StringComparison.Ordinal)) continue;
+            var stats = step.Parameters.FirstOrDefault(s => s.Name == p.Name);
+            // The norm is taken after the first update: by the triangle inequality it is within 10% of the initial one only
+            // when that update was at most a tenth of the weight; a larger first step (a huge rate) leaves the start unknown.
+            if (stats is null || !(stats.ParamNorm > 0) || !(stats.UpdateToWeight is null or <= 0.1)) continue;
+            int fan = hidden.TryGetValue(GradientMonitor.LayerOf(p.Name), out int h) ? h : p.FanIn;
+            double gain = stats.ParamNorm / Math.Sqrt(p.Count) * Math.Sqrt(fan);
+            if (gain is >= GainLow and <= GainHigh) continue;
+            bad.Add(GradientMonitor.LayerOf(p.Name));
+            if (worst is null || Math.Abs(Math.Log(gain)) > Math.Abs(Math.Log(worst.Value.Gain))) worst = (p.Name, gain);
+        }
+        if (worst is not { } w) return;
+        evidence.Add(new Evidence($"weight RMS x sqrt(fan-in) of {w.Name} at the first step ({bad.Count} weight{(bad.Count == 1 ? "" : "s")} outside [{GainLow:0.##}, {GainHigh:0.#}])",
+            w.Gain, w.Gain < 1 ? GainLow : GainHigh, "a factor 3 beyond the standard initialisers' 1/sqrt(3) (PyTorch default) to 5/3 (Xavier, tanh gain)"));
+        layers.AddRange(bad.Distinct());
+        if (_summary.Length == 0) _summary = $"{w.Name} starts {(w.Gain < 1 ? "too small" : "too large")} for its fan-in (gain {w.Gain:G2})";
     }
 }
