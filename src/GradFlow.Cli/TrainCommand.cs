@@ -43,6 +43,8 @@ internal static class TrainCommand
     private static readonly Option<int> s_checkpointEvery = CliApp.IntOption("--checkpoint-every", 1, 1, 100_000, "Epochs between checkpoints (the last epoch is always saved)");
     private static readonly Option<string?> s_resume = new("--resume") { Description = "Continue from a checkpoint file, or the latest in a directory; settings come from it" };
     private static readonly Option<string?> s_report = new("--report") { Description = "Write the HTML report of the run to this file" };
+    private static readonly Option<int> s_sharpnessEvery = CliApp.IntOption("--sharpness-every", 0, 0, 1_000_000,
+        "Measure sharpness (top Hessian eigenvalue) against the stability threshold every N steps on a fixed batch; with --report, also the spectral density and loss slices at the end (0: off)");
 
     // The options that define a run, by their settings name; the rest say where output goes.
     private static readonly (string Name, Option Option)[] s_defining =
@@ -64,7 +66,7 @@ internal static class TrainCommand
         {
             s_model, s_data, s_dataDir, s_testData, s_optimizer, s_lr, s_momentum, s_weightDecay, s_schedule, s_warmup, s_stepEpochs, s_gamma,
             s_batchSize, s_epochs, s_clipNorm, s_seed, s_noMonitor, s_noDoctor, s_logDir, s_tensorBoard, s_checkpointDir, s_checkpointEvery,
-            s_resume, s_report,
+            s_resume, s_report, s_sharpnessEvery,
         };
         command.SetAction(r => Run(r, console, cancel));
         return command;
@@ -78,10 +80,10 @@ internal static class TrainCommand
         {
             LogDir = r.GetValue(s_logDir), TensorBoardDir = r.GetValue(s_tensorBoard), CheckpointDir = r.GetValue(s_checkpointDir),
             CheckpointEvery = r.GetValue(s_checkpointEvery), ReportPath = r.GetValue(s_report),
-            Monitor = !r.GetValue(s_noMonitor), Doctor = !r.GetValue(s_noDoctor),
+            Monitor = !r.GetValue(s_noMonitor), Doctor = !r.GetValue(s_noDoctor), SharpnessEvery = r.GetValue(s_sharpnessEvery),
         };
-        if (!outputs.Monitor && (outputs.LogDir ?? outputs.TensorBoardDir ?? outputs.ReportPath) is not null)
-            throw new CliException("--log-dir, --tensorboard and --report record what the monitor sees; drop --no-monitor or those options.");
+        if (!outputs.Monitor && ((outputs.LogDir ?? outputs.TensorBoardDir ?? outputs.ReportPath) is not null || outputs.SharpnessEvery > 0))
+            throw new CliException("--log-dir, --tensorboard, --report and --sharpness-every record what the monitor sees; drop --no-monitor or those options.");
         if (outputs.LogDir is not null) CliApp.EnsureWritableDirectory(outputs.LogDir, "--log-dir");
         if (outputs.TensorBoardDir is not null) CliApp.EnsureWritableDirectory(outputs.TensorBoardDir, "--tensorboard");
         if (outputs.CheckpointDir is not null) CliApp.EnsureWritableDirectory(outputs.CheckpointDir, "--checkpoint-dir");

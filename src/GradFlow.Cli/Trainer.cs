@@ -20,6 +20,7 @@ internal sealed record TrainOutputs
     public string? ReportPath { get; init; }
     public bool Monitor { get; init; } = true;
     public bool Doctor { get; init; } = true;
+    public int SharpnessEvery { get; init; }
 }
 
 /// <summary>
@@ -98,6 +99,7 @@ internal sealed class Trainer
         _monitor = monitor;
         var records = new List<StepRecord>();
         if (monitor is not null && _o.ReportPath is not null) monitor.StepRecorded += records.Add;
+        if (monitor is not null && _o.SharpnessEvery > 0) monitor.AddSharpnessProbe(new SharpnessProbe(ProbeLoss, _model, _optimizer, _o.SharpnessEvery));
         using var runLog = monitor is not null && _o.LogDir is not null
             ? RunLog.Attach(monitor, Path.Combine(_o.LogDir, "runlog.jsonl"), new RunLogWriterOptions { Metadata = _s.ToJson() })
             : null;
@@ -121,10 +123,46 @@ internal sealed class Trainer
         if (_o.TensorBoardDir is not null && monitor is not null) _console.WriteLine($"TensorBoard: tensorboard --logdir {_o.TensorBoardDir}");
         if (_o.ReportPath is not null && records.Count > 0)
         {
-            HtmlReport.Write(_o.ReportPath, [new ReportRun(_spec.ToString(), records, RunMetadata()) { Findings = doctor?.Findings ?? [] }]);
+            var run = new ReportRun(_spec.ToString(), records, RunMetadata()) { Findings = doctor?.Findings ?? [] };
+            monitor!.Suspend(); // the curvature passes below are not training steps
+            if (_o.SharpnessEvery > 0) run = WithCurvature(run);
+            HtmlReport.Write(_o.ReportPath, [run]);
             _console.WriteLine($"report: {_o.ReportPath}");
         }
         return code;
+    }
+
+    // The probes' fixed batch: the first examples of the training set. Evaluation mode, so that a probe draws no dropout
+    // mask (the training's dropout generator, and so its bits, stay those of a run without probes) and BatchNorm uses its
+    // running statistics.
+    private Tensor ProbeLoss()
+    {
+        int n = Math.Min(_train.Count, Math.Max(_s.BatchSize, 256));
+        bool training = _model.Training;
+        _model.Eval();
+        try
+        {
+            return Functional.CrossEntropy(_model.Call(_train.Inputs.Narrow(0, 0, n)), _train.Targets.Narrow(0, 0, n));
+        }
+        finally
+        {
+            if (training) _model.Train();
+        }
+    }
+
+    // At the end of the run: the Hessian's spectral density and two loss slices through the final weights, for the report.
+    private ReportRun WithCurvature(ReportRun run)
+    {
+        var alphas = LossLandscape.Range(-1, 1, 21);
+        return run with
+        {
+            Density = Spectrum.Density(CurvatureOperator.Hessian(ProbeLoss, _model), steps: 30),
+            Landscape = new Dictionary<string, LossSlice>
+            {
+                ["direction 1"] = LossLandscape.Slice(ProbeLoss, _model, LossLandscape.FilterNormalizedDirection(_model, new Generator(1)), alphas),
+                ["direction 2"] = LossLandscape.Slice(ProbeLoss, _model, LossLandscape.FilterNormalizedDirection(_model, new Generator(2)), alphas),
+            },
+        };
     }
 
     private Dictionary<string, string> RunMetadata() => new()

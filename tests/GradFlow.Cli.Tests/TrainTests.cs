@@ -74,7 +74,11 @@ public sealed class TrainTests : IDisposable
     [Fact]
     public void CancellingSavesMidEpochAndResumingContinuesExactly()
     {
-        Assert.Equal(0, Run([.. s_run, "--checkpoint-dir", P("full")]).Code);
+        // The uninterrupted run also probes sharpness every 10 steps: the probes must not change a bit of the training.
+        Assert.Equal(0, Run([.. s_run, "--checkpoint-dir", P("full"), "--sharpness-every", "10", "--report", P("full.html")]).Code);
+        var page = File.ReadAllText(P("full.html"));
+        foreach (var chart in new[] { "run0-sharpness", "run0-density", "run0-landscape" })
+            Assert.Contains($"id=\"{chart}\"", page, StringComparison.Ordinal);
         // Cancel as the first epoch's line is printed: the loop stops after the next step, inside epoch 2.
         using var cts = new CancellationTokenSource();
         var watcher = new LineWatcher(line => { if (line.StartsWith("epoch 1/", StringComparison.Ordinal)) cts.Cancel(); });
