@@ -15,7 +15,8 @@ internal static class CliApp
 
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "Show details, and the stack trace of an unexpected error.", Recursive = true };
 
-    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    /// <summary>Runs a command line; <paramref name="cancel"/> stops a training run as Ctrl+C does (tests use it).</summary>
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, CancellationToken cancel = default)
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
@@ -26,6 +27,7 @@ internal static class CliApp
             ReportCommand.Create(console),
             DoctorCommand.Create(console),
             InspectCommand.Create(console),
+            TrainCommand.Create(console, cancel),
         };
         root.Options.Add(Verbose);
         var result = root.Parse(args);
@@ -46,7 +48,7 @@ internal static class CliApp
             stderr.WriteLine($"gradflow: {e.Message}");
             return e.ExitCode;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException or FormatException)
         {
             // What a user can fix (a path, a file, a value): one line; the trace only when asked for.
             stderr.WriteLine($"gradflow: {e.Message}");

@@ -14,8 +14,8 @@ namespace GradFlow.Cli;
 /// </summary>
 internal static class DemoScenarios
 {
-    /// <summary>One network and optimiser of a scenario.</summary>
-    private sealed record Variant(string Name, Func<Generator, Module> Model, Func<Module, Optimizer> Optimizer, double? ClipNorm = null);
+    /// <summary>One network (given the generator and the features per example) and optimiser of a scenario.</summary>
+    internal sealed record Variant(string Name, Func<Generator, int, Module> Model, Func<Module, Optimizer> Optimizer, double? ClipNorm = null);
 
     private sealed record Scenario(string Name, string Question, Variant[] Variants);
 
@@ -23,42 +23,45 @@ internal static class DemoScenarios
     [
         new("vanishing", "A 10-layer sigmoid MLP barely learns: the gradient shrinks at every layer on its way back. ReLU with He initialisation, BatchNorm and residual connections each restore the flow.",
         [
-            new("sigmoid x10", g => Deep(g, () => new Sigmoid(), kaiming: false, batchNorm: false, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
-            new("relu + He init", g => Deep(g, () => new ReLU(), kaiming: true, batchNorm: false, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
-            new("sigmoid + BatchNorm", g => Deep(g, () => new Sigmoid(), kaiming: false, batchNorm: true, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
-            new("sigmoid + residual", g => Deep(g, () => new Sigmoid(), kaiming: false, batchNorm: false, residual: true), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("sigmoid x10", (g, n) => Deep(g, n, () => new Sigmoid(), kaiming: false, batchNorm: false, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("relu + He init", (g, n) => Deep(g, n, () => new ReLU(), kaiming: true, batchNorm: false, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("sigmoid + BatchNorm", (g, n) => Deep(g, n, () => new Sigmoid(), kaiming: false, batchNorm: true, residual: false), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("sigmoid + residual", (g, n) => Deep(g, n, () => new Sigmoid(), kaiming: false, batchNorm: false, residual: true), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
         ]),
-        new("exploding", "A ReLU RNN whose recurrent weights have a spectral radius of 1.5 reads each digit as 16 half rows: its gradient grows at every time step. Clipping the gradient norm tames it; an LSTM avoids it.",
+        new("exploding", "A ReLU RNN reads each image as 16 slices; its recurrent weights are orthogonal times 2, so every singular value is 2 and the gradient through 16 steps can grow by up to 2^16. Unclipped, the first such spikes throw the weights to infinity (or dead ReLUs) and it never learns; clipping the gradient norm to 1 bounds every step and it learns; an LSTM avoids the growth.",
         [
-            new("relu rnn, radius 1.5", g => new RowReader(g, lstm: false, recurrentGain: 1.5), m => new SGD(m.Parameters(), 0.01, momentum: 0.9)),
-            new("relu rnn, radius 1.5, clipped at 1", g => new RowReader(g, lstm: false, recurrentGain: 1.5), m => new SGD(m.Parameters(), 0.01, momentum: 0.9), ClipNorm: 1),
-            new("lstm", g => new RowReader(g, lstm: true, recurrentGain: 1), m => new SGD(m.Parameters(), 0.2, momentum: 0.9)),
+            new("relu rnn, radius 2", (g, n) => new RowReader(g, n, lstm: false, recurrentGain: 2), m => new SGD(m.Parameters(), 0.05, momentum: 0.9)),
+            new("relu rnn, radius 2, clipped at 1", (g, n) => new RowReader(g, n, lstm: false, recurrentGain: 2), m => new SGD(m.Parameters(), 0.05, momentum: 0.9), ClipNorm: 1),
+            new("lstm", (g, n) => new RowReader(g, n, lstm: true, recurrentGain: 1), m => new SGD(m.Parameters(), 0.2, momentum: 0.9)),
         ]),
         new("dead-relu", "A learning rate of 1 knocks most ReLU units of this MLP into the region where they output 0 for every input: they never recover. A sane rate, or LeakyReLU, keeps them alive.",
         [
-            new("relu, lr 1", g => Mlp(g, () => new ReLU()), m => new SGD(m.Parameters(), 1.0)),
-            new("relu, lr 0.1", g => Mlp(g, () => new ReLU()), m => new SGD(m.Parameters(), 0.1)),
-            new("leaky relu, lr 1", g => Mlp(g, () => new LeakyReLU(0.1)), m => new SGD(m.Parameters(), 1.0)),
+            new("relu, lr 1", (g, n) => Mlp(g, n, () => new ReLU()), m => new SGD(m.Parameters(), 1.0)),
+            new("relu, lr 0.1", (g, n) => Mlp(g, n, () => new ReLU()), m => new SGD(m.Parameters(), 0.1)),
+            new("leaky relu, lr 1", (g, n) => Mlp(g, n, () => new LeakyReLU(0.1)), m => new SGD(m.Parameters(), 1.0)),
         ]),
         new("lr", "The same tanh MLP at three learning rates: too low barely moves the weights (update/weight ratio far below 1e-3), too high oscillates, a good one learns.",
         [
-            new("lr 1e-4", g => Mlp(g, () => new Tanh()), m => new SGD(m.Parameters(), 1e-4, momentum: 0.9)),
-            new("lr 0.05", g => Mlp(g, () => new Tanh()), m => new SGD(m.Parameters(), 0.05, momentum: 0.9)),
-            new("lr 3", g => Mlp(g, () => new Tanh()), m => new SGD(m.Parameters(), 3, momentum: 0.9)),
+            new("lr 1e-4", (g, n) => Mlp(g, n, () => new Tanh()), m => new SGD(m.Parameters(), 1e-4, momentum: 0.9)),
+            new("lr 0.05", (g, n) => Mlp(g, n, () => new Tanh()), m => new SGD(m.Parameters(), 0.05, momentum: 0.9)),
+            new("lr 3", (g, n) => Mlp(g, n, () => new Tanh()), m => new SGD(m.Parameters(), 3, momentum: 0.9)),
         ]),
         new("saddle", "Every weight starts at zero: the hidden units are identical and get no gradient, a saddle point of the loss. Any random start breaks the symmetry.",
         [
-            new("all-zero start", g => ZeroStart(Mlp(g, () => new Tanh())), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
-            new("random start", g => Mlp(g, () => new Tanh()), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("all-zero start", (g, n) => ZeroStart(Mlp(g, n, () => new Tanh())), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
+            new("random start", (g, n) => Mlp(g, n, () => new Tanh()), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)),
         ]),
     ];
 
     public static IEnumerable<string> Names => s_scenarios.Select(s => s.Name);
 
-    public static int Run(string name, int epochs, int batchSize, int seed, string reportPath, IAnsiConsole console)
+    /// <summary>The variants of a scenario, by its name.</summary>
+    internal static IReadOnlyList<Variant> VariantsOf(string name) => s_scenarios.Single(s => s.Name == name).Variants;
+
+    public static int Run(string name, DemoData data, int epochs, int batchSize, int seed, string reportPath, IAnsiConsole console)
     {
         var chosen = name == "all" ? s_scenarios : s_scenarios.Where(s => s.Name == name).ToArray();
-        var (train, test) = Digits.Load(testFraction: 0.2, seed: (ulong)seed);
+        var (train, test) = (data.Train, data.Test);
         var runs = new List<ReportRun>();
         foreach (var scenario in chosen)
         {
@@ -95,10 +98,11 @@ internal static class DemoScenarios
         return 0;
     }
 
-    private static (List<StepRecord> Records, double Accuracy) Train(Variant variant, TensorDataset train, TensorDataset test, int epochs, int batchSize, int seed)
+    /// <summary>Trains one variant under the monitor; returns its records and its final test accuracy.</summary>
+    internal static (List<StepRecord> Records, double Accuracy) Train(Variant variant, TensorDataset train, TensorDataset test, int epochs, int batchSize, int seed)
     {
         var gen = new Generator((ulong)seed);
-        var model = variant.Model(gen);
+        var model = variant.Model(gen, train.Inputs.NumEl / train.Count);
         var optimizer = variant.Optimizer(model);
         using var monitor = GradientMonitor.Attach(model, optimizer);
         var records = new List<StepRecord>();
@@ -144,8 +148,8 @@ internal static class DemoScenarios
     private static string Fmt(double v) =>
         !double.IsFinite(v) ? "-" : v == 0 ? "0" : Math.Abs(v) is >= 1e-3 and < 1e4 ? v.ToString("0.###", CultureInfo.InvariantCulture) : v.ToString("0.##e0", CultureInfo.InvariantCulture);
 
-    private static Module Mlp(Generator g, Func<Module> act) =>
-        new Sequential(new Linear(64, 64, generator: g), act(), new Linear(64, 64, generator: g), act(), new Linear(64, 10, generator: g));
+    private static Module Mlp(Generator g, int inputs, Func<Module> act) =>
+        new Sequential(new Linear(inputs, 64, generator: g), act(), new Linear(64, 64, generator: g), act(), new Linear(64, 10, generator: g));
 
     private static Module ZeroStart(Module m)
     {
@@ -153,10 +157,10 @@ internal static class DemoScenarios
         return m;
     }
 
-    // Ten hidden layers of width 32 between the 64 inputs and the 10 classes.
-    private static Module Deep(Generator g, Func<Module> act, bool kaiming, bool batchNorm, bool residual)
+    // Ten hidden layers of width 32 between the inputs and the 10 classes.
+    private static Module Deep(Generator g, int inputs, Func<Module> act, bool kaiming, bool batchNorm, bool residual)
     {
-        var layers = new List<Module> { new Linear(64, 32, generator: g), act() };
+        var layers = new List<Module> { new Linear(inputs, 32, generator: g), act() };
         for (int i = 0; i < 9; i++)
         {
             var linear = new Linear(32, 32, generator: g);
@@ -168,19 +172,21 @@ internal static class DemoScenarios
         return new Sequential([.. layers]);
     }
 
-    /// <summary>Reads an 8x8 digit as a sequence of 16 half rows with an RNN or an LSTM and classifies its last hidden state.</summary>
+    /// <summary>Reads an image as a sequence of 16 slices (an 8x8 digit's half rows) with an RNN or an LSTM and classifies its last hidden state.</summary>
     private sealed class RowReader : Module
     {
         private readonly RNN? _rnn;
         private readonly LSTM? _lstm;
         private readonly Linear _head;
+        private readonly int _slice;
 
-        public RowReader(Generator g, bool lstm, double recurrentGain)
+        public RowReader(Generator g, int inputs, bool lstm, double recurrentGain)
         {
-            if (lstm) _lstm = RegisterModule("lstm", new LSTM(4, 32, batchFirst: true, generator: g));
+            _slice = inputs / 16;
+            if (lstm) _lstm = RegisterModule("lstm", new LSTM(_slice, 32, batchFirst: true, generator: g));
             else
             {
-                _rnn = RegisterModule("rnn", new RNN(4, 32, relu: true, batchFirst: true, generator: g));
+                _rnn = RegisterModule("rnn", new RNN(_slice, 32, relu: true, batchFirst: true, generator: g));
                 // An orthogonal matrix times the gain: every singular value of W_hh equals the gain.
                 foreach (var (name, p) in _rnn.NamedParameters())
                     if (name.StartsWith("weight_hh", StringComparison.Ordinal)) Init.Orthogonal(p, recurrentGain, g);
@@ -190,7 +196,7 @@ internal static class DemoScenarios
 
         public override Tensor Forward(Tensor input)
         {
-            var seq = input.Reshape(input.Size(0), 16, 4); // half rows: 16 time steps
+            var seq = input.Reshape(input.Size(0), 16, _slice); // 16 time steps
             var output = _lstm is not null ? _lstm.Forward(seq) : _rnn!.Forward(seq);
             return _head.Call(output.Select(1, -1));
         }

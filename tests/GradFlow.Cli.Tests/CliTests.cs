@@ -24,6 +24,7 @@ public sealed class CliTests : IDisposable
     [InlineData("report", "--help")]
     [InlineData("inspect", "--help")]
     [InlineData("doctor", "--help")]
+    [InlineData("train", "--help")]
     public void EveryVerbHasHelp(params string[] args)
     {
         var (code, output, _) = Run(args);

@@ -14,6 +14,7 @@ internal sealed class MonitorContext
     public MonitorContext(IEnumerable<KeyValuePair<string, Tensor>> namedParameters, MonitorOptions options)
     {
         Options = options;
+        Step = options.StartStep;
         Params = namedParameters.Select(p => (p.Key, GradientMonitor.LayerOf(p.Key), p.Value)).ToArray();
         for (int i = 0; i < Params.Length; i++) ParamIndex[Params[i].Param] = i;
         LayerNames = Params.Select(p => p.Layer).Distinct().ToArray();

@@ -34,8 +34,15 @@ public sealed record MonitorOptions
     /// <summary>Steps in the sliding window over which a unit must stay dead to count in DeadWindowFraction.</summary>
     public int DeadWindow { get; init; } = 10;
 
+    /// <summary>
+    /// Steps taken before this monitor was attached: a run resumed from a checkpoint at step N passes N, so its first
+    /// step is recorded as N + 1 and <see cref="Every"/> keeps the uninterrupted run's rhythm.
+    /// </summary>
+    public long StartStep { get; init; }
+
     internal void Validate()
     {
+        if (StartStep < 0) throw new ArgumentException($"{nameof(MonitorOptions)}: StartStep must be 0 or positive, got {StartStep}.", nameof(StartStep));
         if (Every < 1) throw new ArgumentException($"{nameof(MonitorOptions)}: Every must be at least 1, got {Every}.", nameof(Every));
         if (!(SaturationEpsilon > 0 && SaturationEpsilon < 0.5))
             throw new ArgumentException($"{nameof(MonitorOptions)}: SaturationEpsilon must be in (0, 0.5), got {SaturationEpsilon}.", nameof(SaturationEpsilon));

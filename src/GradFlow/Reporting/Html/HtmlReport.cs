@@ -112,9 +112,24 @@ public static class HtmlReport
             sb.Append(Line($"{v.Id}-ratio", "Update / weight ratio per layer", "step", "‖Δw‖ / ‖w‖", ratios, logY: true, [new ReferenceLine("1e-3 (rule of thumb)", 1e-3)]));
         var acts = v.ActivationSeries();
         if (acts.Count > 0) sb.Append(Line($"{v.Id}-activations", "Dead (ReLU) and saturated (sigmoid/tanh) units", "step", "fraction", acts, logY: false));
+        Curvature(sb, v);
         sb.Append("</div>");
         Histograms(sb, v, options.MaxHistogramLayers);
         sb.Append("</section>");
+    }
+
+    // Curvature where it was measured: sharpness against the stability threshold over steps, the spectral density, slices.
+    private static void Curvature(StringBuilder sb, RunView v)
+    {
+        var sharpness = v.CurvatureSeries();
+        if (sharpness.Count > 0)
+            sb.Append(Line($"{v.Id}-sharpness", "Sharpness against the stability threshold (above it, the step is unstable along the top eigenvector)", "step", "eigenvalue",
+                sharpness, logY: sharpness.SelectMany(s => s.Y).Where(double.IsFinite).All(y => y > 0)));
+        if (v.DensitySeries() is { } density)
+            sb.Append(Line($"{v.Id}-density", "Hessian eigenvalue density (stochastic Lanczos quadrature)", "eigenvalue", "density", [density], logY: true));
+        if (v.Run.Landscape is { Count: > 0 } slices)
+            sb.Append(Line($"{v.Id}-landscape", "Loss landscape: slices through the weights (filter-normalised directions)", "distance along the direction", "loss",
+                slices.Select(kv => new Series(kv.Key, kv.Value.Alphas, kv.Value.Losses)).ToArray(), logY: false));
     }
 
     private static void Summary(StringBuilder sb, RunView v)
@@ -163,7 +178,7 @@ public static class HtmlReport
             FindingKind.ExplodingGradients or FindingKind.GradientAccumulation or FindingKind.AutoFixApplied => [("gradnorm", "gradient norm"), ("heat", "norms by layer")],
             FindingKind.NonFiniteValues => [("heat", "norms by layer"), ("loss", "loss")],
             FindingKind.DeadRelu or FindingKind.SaturatedActivations => [("activations", "activations"), ("flow", "gradient flow")],
-            FindingKind.LearningRateTooHigh => [("loss", "loss"), ("ratio", "update/weight"), ("lr", "learning rate")],
+            FindingKind.LearningRateTooHigh => [("loss", "loss"), ("ratio", "update/weight"), ("lr", "learning rate"), ("sharpness", "sharpness vs 2/lr")],
             FindingKind.LearningRateTooLow or FindingKind.RegularisationDominates => [("ratio", "update/weight"), ("loss", "loss")],
             _ => [("loss", "loss"), ("gradnorm", "gradient norm")],
         };

@@ -11,6 +11,12 @@ public sealed record ReportRun(string Name, IReadOnlyList<StepRecord> Steps, IRe
     /// <summary>The doctor's findings for this run, shown with their evidence and fixes and linked to their charts; null: none given.</summary>
     public IReadOnlyList<Finding>? Findings { get; init; }
 
+    /// <summary>The Hessian's spectral density (stochastic Lanczos quadrature, <see cref="Spectrum.Density"/>), charted when given.</summary>
+    public SpectralDensity? Density { get; init; }
+
+    /// <summary>Loss along directions through the weights (<see cref="LossLandscape.Slice"/>, by a name such as "random direction 1"), charted when given.</summary>
+    public IReadOnlyDictionary<string, LossSlice>? Landscape { get; init; }
+
     /// <summary>The same run with the doctor's offline diagnosis of its steps attached.</summary>
     public ReportRun Diagnosed(DoctorOptions? options = null) => this with { Findings = Doctor.Diagnose(Steps, options) };
 

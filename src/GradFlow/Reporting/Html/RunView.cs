@@ -7,6 +7,7 @@ namespace GradFlow.Reporting.Html;
 internal sealed class RunView
 {
     private readonly Downsample _buckets;
+    private readonly int _maxPoints;
     private readonly Dictionary<string, int>[] _layerIndex; // per step: layer name -> index in that step's Layers
 
     public ReportRun Run { get; }
@@ -23,6 +24,7 @@ internal sealed class RunView
     public RunView(ReportRun run, int index, int maxPoints)
     {
         Run = run;
+        _maxPoints = Math.Max(2, maxPoints);
         Id = string.Create(CultureInfo.InvariantCulture, $"run{index}");
         var steps = run.Steps;
         _buckets = Downsample.For(steps.Count, maxPoints);
@@ -118,6 +120,38 @@ internal sealed class RunView
         return (count == 0 ? double.NaN : sum / count, max);
     }
 
+    /// <summary>
+    /// Sharpness (lambda_max, or lambda_max of P^-1 H for adaptive optimisers) and the stability threshold (2/lr for SGD) on
+    /// the steps a probe measured; every probe is kept, thinned evenly to the point budget only beyond it.
+    /// </summary>
+    public List<Series> CurvatureSeries()
+    {
+        var probes = Run.Steps.Where(s => s.Curvature is not null).Select(s => s.Curvature!).ToList();
+        if (probes.Count == 0) return [];
+        if (probes.Count > _maxPoints)
+            probes = Enumerable.Range(0, _maxPoints).Select(i => probes[(int)((long)i * (probes.Count - 1) / (_maxPoints - 1))]).ToList();
+        var x = probes.Select(p => (double)p.Step).ToArray();
+        bool preconditioned = probes.Any(p => p.PreconditionedSharpness is not null);
+        var result = new List<Series>
+        {
+            new(preconditioned ? "λmax(P⁻¹H), preconditioned sharpness" : "λmax, sharpness", x,
+                probes.Select(p => p.PreconditionedSharpness ?? p.Sharpness).ToArray()),
+        };
+        if (probes.Any(p => p.StabilityThreshold is not null))
+            result.Add(new Series($"stability threshold ({probes.First(p => p.StabilityThreshold is not null).Rule})", x,
+                probes.Select(p => p.StabilityThreshold ?? double.NaN).ToArray(), Dashed: true));
+        return result;
+    }
+
+    /// <summary>The density of the Hessian's eigenvalues on a grid over its range, each Lanczos node smoothed by a Gaussian 1% of the range wide.</summary>
+    public Series? DensitySeries()
+    {
+        if (Run.Density is not { } d || !double.IsFinite(d.Min) || !double.IsFinite(d.Max)) return null;
+        double span = Math.Max(d.Max - d.Min, 1e-12), lo = d.Min - 0.05 * span, hi = d.Max + 0.05 * span;
+        var grid = Enumerable.Range(0, 241).Select(i => lo + (hi - lo) * i / 240).ToArray();
+        return new Series("spectral density", grid, d.Evaluate(grid, 0.01 * span));
+    }
+
     /// <summary>Whether the run's section has the chart with this id suffix (the same conditions the page uses to draw it).</summary>
     public bool Has(string chart) => chart switch
     {
@@ -125,6 +159,9 @@ internal sealed class RunView
         "backward" => FlowLayers.Length > 0,
         "ratio" => Layers.Any(l => LayerSeries(l, s => s.UpdateToWeight ?? double.NaN).Any(double.IsFinite)),
         "activations" => ActivationSeries().Count > 0,
+        "sharpness" => Run.Steps.Any(s => s.Curvature is not null),
+        "density" => DensitySeries() is not null,
+        "landscape" => Run.Landscape is { Count: > 0 },
         _ => true,
     };
 

@@ -123,6 +123,24 @@ public class GradientMonitorTests
     }
 
     [Fact]
+    public void AResumedMonitorContinuesTheStepNumbersAndTheRhythmOfEvery()
+    {
+        var g = new Generator(6);
+        var layers = new[] { MakeDense("0", 4, 8, g), MakeDense("1", 8, 1, g) };
+        using var monitor = new GradientMonitor(Named(layers), new MonitorOptions { Every = 2, StartStep = 7 });
+        var records = new List<StepRecord?>();
+        for (int step = 0; step < 3; step++)
+        {
+            Run(layers, Tensor.Randn([8, 4], DType.Float32, g), a => a.Relu()).Pow(2).Mean().Backward();
+            records.Add(monitor.EndStep());
+        }
+        // Steps 8, 9, 10: an uninterrupted run records steps 1, 3, 5, 7, 9 with Every = 2.
+        Assert.Null(records[0]); Assert.Equal(9, records[1]!.Step); Assert.Null(records[2]);
+        Assert.Equal(10, monitor.StepCount);
+        Assert.Throws<ArgumentException>(() => new GradientMonitor(Named(layers), new MonitorOptions { StartStep = -1 }));
+    }
+
+    [Fact]
     public void DisposedMonitorSeesNothing()
     {
         var layer = new Dense("fc", Tensor.Ones([2, 2], DType.Float32, requiresGrad: true), Tensor.Zeros([2], DType.Float32, requiresGrad: true));

@@ -20,6 +20,32 @@ public class HtmlReportTests
     }
 
     [Fact]
+    public void CurvatureIsChartedWhereMeasured()
+    {
+        var run = ReportTestRuns.Trained("relu", sigmoid: false, curvature: true);
+        var probed = run.Steps.Where(s => s.Curvature is not null).ToList();
+        Assert.Equal(3, probed.Count); // steps 10, 20 and 30
+        var html = HtmlReport.Render([run]);
+        foreach (var id in new[] { "run0-sharpness", "run0-density", "run0-landscape" })
+        {
+            var m = Regex.Match(html, $"<figure class=\"chart [a-z]+\" id=\"{id}\" data-points=\"(\\d+)\"");
+            Assert.True(m.Success, $"chart {id} missing");
+            Assert.True(int.Parse(m.Groups[1].Value) > 0, $"chart {id} has no data");
+        }
+        // Sharpness and SGD's threshold, 2(1 + momentum)/lr = 38 at lr 0.1 and momentum 0.9, at each probed step.
+        var data = Regex.Match(html, "id=\"run0-sharpness\".*?<script type=\"application/json\" class=\"gf-data\">(.*?)</script>", RegexOptions.Singleline);
+        using var doc = System.Text.Json.JsonDocument.Parse(data.Groups[1].Value);
+        Assert.Equal([10.0, 20, 30], doc.RootElement.GetProperty("x")[0].EnumerateArray().Select(e => e.GetDouble()));
+        var charted = doc.RootElement.GetProperty("y")[0].EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        for (int i = 0; i < probed.Count; i++) Assert.Equal(probed[i].Curvature!.Sharpness, charted[i], probed[i].Curvature!.Sharpness * 1e-5); // 6 digits in the page
+        Assert.All(doc.RootElement.GetProperty("y")[1].EnumerateArray(), e => Assert.Equal(38, e.GetDouble(), 6));
+        // A run without curvature has none of these charts.
+        var plain = HtmlReport.Render([ReportTestRuns.Trained("relu", sigmoid: false)]);
+        Assert.DoesNotContain("-sharpness\"", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("-density\"", plain, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ReportIsSelfContained()
     {
         var html = HtmlReport.Render([ReportTestRuns.Trained("a", false), ReportTestRuns.Trained("b", true)]);

@@ -15,13 +15,15 @@ public class ReportBrowserTests
         try
         {
             var file = Path.Combine(dir, "report.html");
-            HtmlReport.Write(file, [ReportTestRuns.Trained("relu", sigmoid: false).Diagnosed(), ReportTestRuns.Trained("sigmoid", sigmoid: true, steps: 80).Diagnosed(), ReportTestRuns.Synthetic(500, 12).Diagnosed()]);
+            HtmlReport.Write(file, [ReportTestRuns.Trained("relu", sigmoid: false, curvature: true).Diagnosed(), ReportTestRuns.Trained("sigmoid", sigmoid: true, steps: 80).Diagnosed(), ReportTestRuns.Synthetic(500, 12).Diagnosed()]);
             var dom = HeadlessChromium.DumpDom(file);
             var check = Regex.Match(dom, "<pre id=\"gf-selfcheck\" hidden=\"\">(.*?)</pre>", RegexOptions.Singleline);
             Assert.True(check.Success && check.Groups[1].Value.Length > 0, "the page's self-check did not run (script failed before it)");
             using var result = JsonDocument.Parse(WebUtility.HtmlDecode(check.Groups[1].Value));
             var root = result.RootElement;
-            Assert.True(root.GetProperty("charts").GetInt32() >= 20, root.ToString());
+            Assert.True(root.GetProperty("charts").GetInt32() >= 23, root.ToString());
+            foreach (var chart in new[] { "run0-sharpness", "run0-density", "run0-landscape" })
+                Assert.Contains($"id=\"{chart}\"", dom, StringComparison.Ordinal); // the curvature charts, counted above and none empty
             Assert.Equal(0, root.GetProperty("empty").GetArrayLength());
             Assert.Equal(0, root.GetProperty("errors").GetArrayLength());
             Assert.Equal(0, root.GetProperty("brokenLinks").GetArrayLength());

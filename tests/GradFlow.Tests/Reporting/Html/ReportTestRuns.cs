@@ -9,7 +9,7 @@ namespace GradFlow.Tests.Reporting.Html;
 internal static class ReportTestRuns
 {
     /// <summary>A small MLP trained for a few steps under the monitor (ReLU or sigmoid hidden layers).</summary>
-    public static ReportRun Trained(string name, bool sigmoid, int steps = 30, ulong seed = 1)
+    public static ReportRun Trained(string name, bool sigmoid, int steps = 30, ulong seed = 1, bool curvature = false)
     {
         var gen = new Generator(seed);
         var x = Tensor.Randn([64, 8], generator: gen);
@@ -20,6 +20,8 @@ internal static class ReportTestRuns
         using var monitor = GradientMonitor.Attach(model, opt);
         var records = new List<StepRecord>();
         monitor.StepRecorded += records.Add;
+        Tensor Loss() => Functional.CrossEntropy(model.Call(x), y);
+        if (curvature) monitor.AddSharpnessProbe(new SharpnessProbe(Loss, model, opt, every: 10));
         for (int i = 0; i < steps; i++)
         {
             opt.ZeroGrad();
@@ -27,7 +29,19 @@ internal static class ReportTestRuns
             monitor.ClipGradNorm(5.0);
             opt.Step();
         }
-        return new ReportRun(name, records, new Dictionary<string, string> { ["model"] = sigmoid ? "sigmoid MLP" : "ReLU MLP", ["lr"] = "0.1" });
+        var run = new ReportRun(name, records, new Dictionary<string, string> { ["model"] = sigmoid ? "sigmoid MLP" : "ReLU MLP", ["lr"] = "0.1" });
+        if (!curvature) return run;
+        monitor.Suspend(); // the curvature passes below are not training steps
+        var alphas = LossLandscape.Range(-1, 1, 21);
+        return run with
+        {
+            Density = Spectrum.Density(CurvatureOperator.Hessian(Loss, model), steps: 20),
+            Landscape = new Dictionary<string, LossSlice>
+            {
+                ["direction 1"] = LossLandscape.Slice(Loss, model, LossLandscape.FilterNormalizedDirection(model, new Generator(7)), alphas),
+                ["direction 2"] = LossLandscape.Slice(Loss, model, LossLandscape.FilterNormalizedDirection(model, new Generator(8)), alphas),
+            },
+        };
     }
 
     /// <summary>Synthetic records: <paramref name="layers"/> layers with histograms, a NaN step, activations and flow.</summary>

@@ -1,0 +1,261 @@
+using System.Globalization;
+using GradFlow.Data;
+using GradFlow.Diagnostics;
+using GradFlow.NN;
+using GradFlow.Optim;
+using GradFlow.Reporting;
+using GradFlow.Reporting.Html;
+using GradFlow.Training;
+using Spectre.Console;
+
+namespace GradFlow.Cli;
+
+/// <summary>Where a training run writes, and what watches it; free to change between a run and its resumption.</summary>
+internal sealed record TrainOutputs
+{
+    public string? LogDir { get; init; }
+    public string? TensorBoardDir { get; init; }
+    public string? CheckpointDir { get; init; }
+    public int CheckpointEvery { get; init; } = 1;
+    public string? ReportPath { get; init; }
+    public bool Monitor { get; init; } = true;
+    public bool Doctor { get; init; } = true;
+    public int SharpnessEvery { get; init; }
+}
+
+/// <summary>
+/// The `gradflow train` loop: mini-batches in a seeded order, evaluation after each epoch, checkpoints every N epochs and
+/// on interruption. A checkpoint holds the model, optimiser, schedule, the generators and the settings; the shuffle
+/// generator is saved as it was when the interrupted epoch began, so a resumed run draws the same order, skips the
+/// batches already done and continues bit for bit as the uninterrupted run would.
+/// </summary>
+internal sealed class Trainer
+{
+    /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it) after saving its checkpoint.</summary>
+    public const int Interrupted = 130;
+
+    public const string SettingsKey = "gradflow.train";
+    private const int EvalBatch = 1000;
+
+    private readonly TrainSettings _s;
+    private readonly TrainOutputs _o;
+    private readonly IAnsiConsole _console;
+    private readonly Generator _shuffle, _dropout;
+    private readonly Module _model;
+    private readonly Optimizer _optimizer;
+    private readonly ILRScheduler? _scheduler;
+    private readonly Action _scheduleStep;
+    private readonly TensorDataset _train, _test;
+    private readonly string _dataName;
+    private readonly int _stepsPerEpoch;
+    private readonly ModelSpec _spec;
+    private GradientMonitor? _monitor;
+
+    public Trainer(TrainSettings settings, TrainOutputs outputs, IAnsiConsole console)
+    {
+        (_s, _o, _console) = (settings, outputs, console);
+        _spec = settings.ParseSpec();
+        (_train, _test, _dataName) = settings.LoadData();
+        CheckData(_train, "training");
+        CheckData(_test, "test");
+        ulong seed = (ulong)settings.Seed;
+        _shuffle = new Generator(seed + 1);
+        _dropout = new Generator(seed + 2);
+        _model = _spec.Build(new Generator(seed), _dropout);
+        _optimizer = settings.CreateOptimizer(_model);
+        _stepsPerEpoch = (_train.Count + settings.BatchSize - 1) / settings.BatchSize;
+        (_scheduler, _scheduleStep) = settings.CreateScheduler(_optimizer, _stepsPerEpoch);
+    }
+
+    private IReadOnlyDictionary<string, Generator> Generators(Generator shuffle) =>
+        new Dictionary<string, Generator> { ["shuffle"] = shuffle, ["dropout"] = _dropout };
+
+    private void CheckData(TensorDataset data, string which)
+    {
+        int features = data.Count == 0 ? 0 : data.Inputs.NumEl / data.Count;
+        if (features != _spec.InputFeatures)
+            throw new CliException($"the model takes {_spec.InputFeatures} input values per example, but the {which} set of {_s.Data} has {features}; " +
+                                   $"change the model's input to match (e.g. mlp:{features}-...).");
+        if (data.Targets.DType != DType.Int64) throw new CliException($"the {which} set of {_s.Data} has non-integer labels; train classifies, so labels must be classes 0..N-1.");
+        long max = data.Count == 0 ? 0 : (long)data.Targets.Max().Item();
+        if (max >= _spec.Outputs)
+            throw new CliException($"the {which} set of {_s.Data} has labels up to {max}, but the model has {_spec.Outputs} outputs; make its last layer {max + 1}.");
+    }
+
+    /// <summary>Restores a checkpoint's state; returns its step.</summary>
+    public long Restore(Checkpoint checkpoint)
+    {
+        checkpoint.Restore(_model, _optimizer, _scheduler, Generators(_shuffle));
+        long total = (long)_s.Epochs * _stepsPerEpoch;
+        if (checkpoint.Step > total)
+            throw new CliException($"the checkpoint is at step {checkpoint.Step}, past the {total} steps of {_s.Epochs} epochs; give more --epochs.");
+        return checkpoint.Step;
+    }
+
+    public int Run(long startStep, CancellationToken token)
+    {
+        using var monitor = _o.Monitor ? GradientMonitor.Attach(_model, _optimizer, new MonitorOptions { StartStep = startStep }) : null;
+        using var doctor = monitor is not null && _o.Doctor ? Diagnostics.Doctor.Attach(monitor, new DoctorOptions { Classes = _spec.Outputs }) : null;
+        _monitor = monitor;
+        var records = new List<StepRecord>();
+        if (monitor is not null && _o.ReportPath is not null) monitor.StepRecorded += records.Add;
+        if (monitor is not null && _o.SharpnessEvery > 0) monitor.AddSharpnessProbe(new SharpnessProbe(ProbeLoss, _model, _optimizer, _o.SharpnessEvery));
+        using var runLog = monitor is not null && _o.LogDir is not null
+            ? RunLog.Attach(monitor, Path.Combine(_o.LogDir, "runlog.jsonl"), new RunLogWriterOptions { Metadata = _s.ToJson() })
+            : null;
+        using var tensorBoard = monitor is not null && _o.TensorBoardDir is not null ? TensorBoard.Attach(monitor, _o.TensorBoardDir) : null;
+
+        long total = (long)_s.Epochs * _stepsPerEpoch;
+        _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gradflow train: {_spec} ({_model.ParameterCount():N0} parameters) on {_dataName} ({_train.Count} train, {_test.Count} test)"));
+        _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{_s.Optimizer} lr={_s.LearningRate} {_s.Schedule}{(_s.Warmup > 0 ? $" after {_s.Warmup} warm-up steps" : "")}, batch {_s.BatchSize}, " +
+            $"{_s.Epochs} epochs ({total} steps), seed {_s.Seed}{(startStep > 0 ? $"; resumed at step {startStep}" : "")}"));
+        int code = TrainProgress.Run(_console, startStep, total, progress => Loop(startStep, progress, token));
+
+        if (doctor is not null)
+        {
+            var findings = doctor.Findings;
+            _console.WriteLine(findings.Count == 0 ? $"doctor: no problem found in {monitor!.StepCount} steps" : $"doctor: {findings.Count} finding(s)");
+            foreach (var f in findings) _console.WriteLine(f.ToString());
+        }
+        if (_o.LogDir is not null && monitor is not null) _console.WriteLine($"run log: {Path.Combine(_o.LogDir, "runlog.jsonl")}");
+        if (_o.TensorBoardDir is not null && monitor is not null) _console.WriteLine($"TensorBoard: tensorboard --logdir {_o.TensorBoardDir}");
+        if (_o.ReportPath is not null && records.Count > 0)
+        {
+            var run = new ReportRun(_spec.ToString(), records, RunMetadata()) { Findings = doctor?.Findings ?? [] };
+            monitor!.Suspend(); // the curvature passes below are not training steps
+            if (_o.SharpnessEvery > 0) run = WithCurvature(run);
+            HtmlReport.Write(_o.ReportPath, [run]);
+            _console.WriteLine($"report: {_o.ReportPath}");
+        }
+        return code;
+    }
+
+    // The probes' fixed batch: the first examples of the training set. Evaluation mode, so that a probe draws no dropout
+    // mask (the training's dropout generator, and so its bits, stay those of a run without probes) and BatchNorm uses its
+    // running statistics.
+    private Tensor ProbeLoss()
+    {
+        int n = Math.Min(_train.Count, Math.Max(_s.BatchSize, 256));
+        bool training = _model.Training;
+        _model.Eval();
+        try
+        {
+            return Functional.CrossEntropy(_model.Call(_train.Inputs.Narrow(0, 0, n)), _train.Targets.Narrow(0, 0, n));
+        }
+        finally
+        {
+            if (training) _model.Train();
+        }
+    }
+
+    // At the end of the run: the Hessian's spectral density and two loss slices through the final weights, for the report.
+    private ReportRun WithCurvature(ReportRun run)
+    {
+        var alphas = LossLandscape.Range(-1, 1, 21);
+        return run with
+        {
+            Density = Spectrum.Density(CurvatureOperator.Hessian(ProbeLoss, _model), steps: 30),
+            Landscape = new Dictionary<string, LossSlice>
+            {
+                ["direction 1"] = LossLandscape.Slice(ProbeLoss, _model, LossLandscape.FilterNormalizedDirection(_model, new Generator(1)), alphas),
+                ["direction 2"] = LossLandscape.Slice(ProbeLoss, _model, LossLandscape.FilterNormalizedDirection(_model, new Generator(2)), alphas),
+            },
+        };
+    }
+
+    private Dictionary<string, string> RunMetadata() => new()
+    {
+        ["model"] = _spec.ToString(), ["data"] = _s.Data, ["optimizer"] = _s.Optimizer,
+        ["lr"] = _s.LearningRate.ToString("R", CultureInfo.InvariantCulture), ["schedule"] = _s.Schedule,
+        ["batch size"] = _s.BatchSize.ToString(CultureInfo.InvariantCulture), ["seed"] = _s.Seed.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private int Loop(long startStep, TrainProgress progress, CancellationToken token)
+    {
+        int n = _train.Count;
+        long step = startStep;
+        int firstEpoch = (int)(step / _stepsPerEpoch), batch = (int)(step % _stepsPerEpoch);
+        var arena = new TensorArena();
+        for (int epoch = firstEpoch; epoch < _s.Epochs; epoch++, batch = 0)
+        {
+            var epochStart = _shuffle.GetState();
+            var order = _shuffle.Permutation(n);
+            _model.Train();
+            double lossSum = 0;
+            long correct = 0, seen = 0;
+            for (; batch < _stepsPerEpoch; batch++)
+            {
+                int start = batch * _s.BatchSize, count = Math.Min(n - start, _s.BatchSize);
+                using (arena.Step())
+                {
+                    var rows = Tensor.FromArray(Array.ConvertAll(order[start..(start + count)], i => (long)i));
+                    var (x, y) = (_train.Inputs.IndexSelect(0, rows), _train.Targets.IndexSelect(0, rows));
+                    _optimizer.ZeroGrad();
+                    var logits = _model.Call(x);
+                    var loss = Functional.CrossEntropy(logits, y);
+                    loss.Backward();
+                    if (_s.ClipNorm is { } clip)
+                    {
+                        if (_monitor is not null) _monitor.ClipGradNorm(clip); // the monitor records the norms it clipped
+                        else GradientClipping.ClipGradNorm(_model.Parameters(), clip);
+                    }
+                    _optimizer.Step();
+                    _scheduleStep();
+                    lossSum += loss.Item() * count;
+                    using (Autograd.NoGrad()) correct += (long)logits.ArgMax(1).Eq(y).Sum().Item();
+                }
+                step++;
+                seen += count;
+                progress.Step(step, epoch + 1, _s.Epochs, lossSum / seen, (double)correct / seen, count);
+                if (token.IsCancellationRequested && step < (long)_s.Epochs * _stepsPerEpoch)
+                {
+                    // At an epoch's end the next epoch's order is drawn from the generator as it is now.
+                    var shuffleState = batch + 1 == _stepsPerEpoch ? _shuffle.GetState() : epochStart;
+                    string path = SaveCheckpoint(step, shuffleState, "interrupted", InterruptDirectory());
+                    progress.Line($"interrupted at step {step}: checkpoint saved to {path}; continue with --resume {path}");
+                    return Interrupted;
+                }
+            }
+            double testAccuracy = Evaluate(_test);
+            progress.Epoch(step, epoch + 1, _s.Epochs, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), testAccuracy);
+            if (_o.CheckpointDir is { } dir && ((epoch + 1) % _o.CheckpointEvery == 0 || epoch + 1 == _s.Epochs))
+                progress.Line($"checkpoint: {SaveCheckpoint(step, _shuffle.GetState(), "epoch", dir)}");
+        }
+        return 0;
+    }
+
+    private string InterruptDirectory() => _o.CheckpointDir ?? _o.LogDir ?? "gradflow-checkpoints";
+
+    private string SaveCheckpoint(long step, ulong[] shuffleState, string reason, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var shuffle = new Generator(0);
+        shuffle.SetState(shuffleState);
+        var checkpoint = Checkpoint.Capture(_model, _optimizer, _scheduler, Generators(shuffle), step);
+        checkpoint.Metadata[SettingsKey] = _s.ToJson().ToJsonString();
+        checkpoint.Metadata["reason"] = reason;
+        string path = Path.Combine(dir, CheckpointName(step));
+        checkpoint.Save(path);
+        return path;
+    }
+
+    public static string CheckpointName(long step) => string.Create(CultureInfo.InvariantCulture, $"step-{step:D8}.safetensors");
+
+    /// <summary>Test accuracy in evaluation mode, in batches (a CNN's activations for 10,000 images at once would not fit).</summary>
+    private double Evaluate(TensorDataset data)
+    {
+        _model.Eval();
+        using var _ = Autograd.NoGrad();
+        long correct = 0;
+        for (int start = 0; start < data.Count; start += EvalBatch)
+        {
+            int count = Math.Min(EvalBatch, data.Count - start);
+            var logits = _model.Call(data.Inputs.Narrow(0, start, count));
+            correct += (long)logits.ArgMax(1).Eq(data.Targets.Narrow(0, start, count)).Sum().Item();
+        }
+        _model.Train();
+        return (double)correct / Math.Max(data.Count, 1);
+    }
+}
