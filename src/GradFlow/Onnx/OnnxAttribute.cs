@@ -20,6 +20,8 @@ public sealed class OnnxAttribute
 
     internal float[]? FloatsValue { get; private init; }
 
+    internal Tensor? TensorValue { get; private init; }
+
     /// <summary>An int64 attribute.</summary>
     public static OnnxAttribute Int(string name, long value) => new(name, OnnxProto.Attribute.TypeInt) { IntValue = value };
 
@@ -35,6 +37,9 @@ public sealed class OnnxAttribute
     /// <summary>A list of floats.</summary>
     public static OnnxAttribute Floats(string name, params float[] values) => new(name, OnnxProto.Attribute.TypeFloats) { FloatsValue = values };
 
+    /// <summary>A tensor attribute (the value of a Constant node).</summary>
+    public static OnnxAttribute Tensor(string name, Tensor value) => new(name, OnnxProto.Attribute.TypeTensor) { TensorValue = value };
+
     internal void WriteTo(Formats.ProtoWriter w)
     {
         w.WriteString(OnnxProto.Attribute.Name, Name);
@@ -46,6 +51,11 @@ public sealed class OnnxAttribute
             case OnnxProto.Attribute.TypeString: w.WriteString(OnnxProto.Attribute.S, StringValue!); break;
             case OnnxProto.Attribute.TypeInts: foreach (long v in IntsValue!) w.WriteInt64(OnnxProto.Attribute.Ints, v); break;
             case OnnxProto.Attribute.TypeFloats: foreach (float v in FloatsValue!) w.WriteFloat(OnnxProto.Attribute.Floats, v); break;
+            case OnnxProto.Attribute.TypeTensor:
+                var t = new Formats.ProtoWriter();
+                OnnxExportContext.WriteTensor(t, "", TensorValue!);
+                w.WriteMessage(OnnxProto.Attribute.T, t);
+                break;
         }
     }
 }

@@ -64,12 +64,15 @@ public sealed class OnnxExportContext
         return name;
     }
 
-    /// <summary>A constant initializer (shapes for Reshape, scales of a composed GELU), named after the scope.</summary>
+    /// <summary>
+    /// A Constant node (shapes for Reshape, the scales of a composed GELU), named after the scope. Not an initializer:
+    /// initializers are the model's state (what an importer trains), constants are part of the computation.
+    /// </summary>
     public string Constant(Tensor value, string hint)
     {
+        Guard.NotNull(value, "OnnxExport", nameof(value));
         string name = Unique((Scope.Length == 0 ? "" : Scope + "/") + hint);
-        _initializerNames.Add(name);
-        _initializers.Add((name, value));
+        _nodes.Add(("Constant", name, [], [name], [OnnxAttribute.Tensor("value", value)]));
         return name;
     }
 
@@ -142,11 +145,11 @@ public sealed class OnnxExportContext
         return model.Written.ToArray();
     }
 
-    private static void WriteTensor(ProtoWriter w, string name, Tensor t)
+    internal static void WriteTensor(ProtoWriter w, string name, Tensor t)
     {
         foreach (int d in t.Shape) w.WriteInt64(OnnxProto.TensorField.Dims, d);
         w.WriteInt64(OnnxProto.TensorField.DataType, OnnxProto.ElementType(t.DType));
-        w.WriteString(OnnxProto.TensorField.Name, name);
+        if (name.Length > 0) w.WriteString(OnnxProto.TensorField.Name, name);
         // raw_data is little-endian by the ONNX spec.
         switch (t.DType)
         {
