@@ -96,7 +96,7 @@ public sealed class SafeTensorsTests : IDisposable
         yield return ["not JSON", Raw("{\"a\":", f4), "not valid JSON"];
         yield return ["JSON array", Raw("[1,2,3]", []), "not an object"];
         yield return ["deep nesting", Raw(new string('[', 5000) + new string(']', 5000), []), "not valid JSON"];
-        yield return ["unknown dtype", Raw("{\"a\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]}}", f4), "F16"];
+        yield return ["unknown dtype", Raw("{\"a\":{\"dtype\":\"F8_E5M2\",\"shape\":[8],\"data_offsets\":[0,16]}}", f4), "F8_E5M2"];
         yield return ["negative dim", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,16]}}", f4), "invalid dimension"];
         yield return ["huge dims", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2147483647,2147483647],\"data_offsets\":[0,16]}}", f4), "too many elements"];
         yield return ["size mismatch", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[5],\"data_offsets\":[0,16]}}", f4), "needs 20"];
@@ -104,7 +104,7 @@ public sealed class SafeTensorsTests : IDisposable
         yield return ["reversed offsets", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", f4), "invalid data_offsets"];
         yield return ["overlap", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "overlapping"];
         yield return ["gap at end", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", f4), "cover 8 bytes"];
-        yield return ["duplicate name", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "Duplicate property 'a'"];
+        yield return ["duplicate name", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", f4), "names 'a' twice"];
         yield return ["metadata not strings", Raw("{\"__metadata__\":{\"k\":1}}", []), "not a string"];
         yield return ["missing offsets", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4]}}", f4), "data_offsets"];
         yield return ["fractional offset", Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0.5,16]}}", f4), "invalid data_offsets"];

@@ -1,0 +1,126 @@
+using GradFlow.NN;
+
+namespace GradFlow.Onnx;
+
+/// <summary>
+/// An imported ONNX graph as a module that trains: its float initializers are parameters under their ONNX names
+/// (PyTorch's state-dict keys when PyTorch exported it, so "0.weight" is <c>StateDict()["0.weight"]</c>), the
+/// running statistics a BatchNormalization reads are buffers, and <see cref="Forward"/> runs the nodes in file
+/// order with GradFlow's differentiable ops. Constant nodes and integer initializers stay constants.
+/// </summary>
+public sealed class OnnxModule : Module
+{
+    private readonly List<OnnxNode> _nodes;
+    private readonly Dictionary<string, Tensor> _values = [];
+
+    internal OnnxModule(OnnxGraphData graph)
+    {
+        var initializerNames = graph.Initializers.Select(i => i.Name).ToHashSet();
+        var inputs = graph.Inputs.Where(i => !initializerNames.Contains(i.Name)).ToList();
+        if (inputs.Count != 1 || graph.Outputs.Count != 1)
+            throw new NotSupportedException($"ONNX: GradFlow imports graphs with one input and one output; this one has {inputs.Count} inputs and {graph.Outputs.Count} outputs.");
+        if (graph.Opset is < 13 or > 17) throw new NotSupportedException($"ONNX: opset {graph.Opset} is not imported; GradFlow reads opsets 13 to 17.");
+        (InputName, OutputName, Opset) = (inputs[0].Name, graph.Outputs[0].Name, graph.Opset);
+        var statistics = graph.Nodes.Where(n => n.OpType == "BatchNormalization").SelectMany(n => n.Inputs.Skip(3).Take(2)).ToHashSet();
+        foreach (var (name, value) in graph.Initializers)
+        {
+            if (_values.ContainsKey(name)) throw new InvalidDataException($"ONNX: initializer '{name}' is defined twice.");
+            bool floating = value.DType is DType.Float32 or DType.Float64;
+            _values[name] = floating ? Register(name, value, buffer: statistics.Contains(name)) : value;
+        }
+        _nodes = Check(graph, initializerNames);
+    }
+
+    /// <summary>The graph input's name.</summary>
+    public string InputName { get; }
+
+    /// <summary>The graph output's name.</summary>
+    public string OutputName { get; }
+
+    /// <summary>The default-domain opset the file imports.</summary>
+    public long Opset { get; }
+
+    /// <summary>The operator types used, in first-use order.</summary>
+    public IReadOnlyList<string> Operators => [.. _nodes.Select(n => n.OpType).Distinct()];
+
+    /// <inheritdoc />
+    public override Tensor Forward(Tensor input)
+    {
+        Guard.NotNull(input, nameof(OnnxModule), nameof(input));
+        var env = new Dictionary<string, Tensor>(_values) { [InputName] = input };
+        foreach (var node in _nodes)
+        {
+            var x = new Tensor?[node.Inputs.Length];
+            for (int i = 0; i < x.Length; i++) x[i] = node.Inputs[i].Length == 0 ? null : env[node.Inputs[i]];
+            Tensor y;
+            try
+            {
+                y = OnnxOps.Run(node, x);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new ArgumentException($"ONNX: node '{node.Name}' ({node.OpType}) on inputs {string.Join(", ", x.Select(t => t is null ? "none" : Guard.Shape(t)))}: {ex.Message}", ex);
+            }
+            env[node.Outputs[0]] = y;
+        }
+        return env[OutputName];
+    }
+
+    // Checks the graph once, so Forward can trust it: known operators, every input produced before it is read,
+    // Constant nodes evaluated now.
+    private List<OnnxNode> Check(OnnxGraphData graph, HashSet<string> initializers)
+    {
+        var defined = new HashSet<string>(initializers) { InputName };
+        var nodes = new List<OnnxNode>();
+        foreach (var node in graph.Nodes)
+        {
+            if (node.Domain is not ("" or "ai.onnx") || !OnnxOps.Supported.Contains(node.OpType)) throw OnnxOps.Unsupported(node, "");
+            if (node.Outputs.Length == 0 || node.Outputs[0].Length == 0) throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) has no output.");
+            foreach (var i in node.Inputs)
+                if (i.Length > 0 && !defined.Contains(i))
+                    throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) reads '{i}' before any node produces it (nodes must be in topological order).");
+            if (node.OpType == "Constant") _values[node.Outputs[0]] = ConstantValue(node);
+            else nodes.Add(node);
+            defined.UnionWith(node.Outputs.Where(o => o.Length > 0));
+        }
+        if (!defined.Contains(OutputName)) throw new InvalidDataException($"ONNX: no node produces the graph output '{OutputName}'.");
+        return nodes;
+    }
+
+    private static Tensor ConstantValue(OnnxNode node)
+    {
+        var a = node.Attributes;
+        if (a.TryGetValue("value", out var v) && v.T is { } t) return t;
+        if (a.TryGetValue("value_float", out v)) return Tensor.Scalar(v.F);
+        if (a.TryGetValue("value_int", out v)) return Tensor.Scalar(v.I, DType.Int64);
+        if (a.TryGetValue("value_floats", out v) && v.Floats is { } fs) return Tensor.FromArray(fs, fs.Length);
+        if (a.TryGetValue("value_ints", out v) && v.Ints is { } ls) return Tensor.FromArray(ls, ls.Length);
+        throw OnnxOps.Unsupported(node, "a Constant without a tensor, float or int value");
+    }
+
+    // "encoder.layers.0.weight" lives in child "encoder", its child "layers", its child "0", as a PyTorch module tree
+    // would hold it: the state-dict key is the initializer's name.
+    private Tensor Register(string name, Tensor value, bool buffer)
+    {
+        string[] parts = name.Split('.');
+        if (parts.Any(p => p.Length == 0)) throw new InvalidDataException($"ONNX: initializer name '{name}' has an empty part.");
+        try
+        {
+            Module at = this;
+            foreach (var part in parts[..^1])
+                at = at.NamedChildren().FirstOrDefault(c => c.Name == part).Module ?? at.RegisterModule(part, new ParameterGroup());
+            return buffer ? at.RegisterBuffer(parts[^1], value) : at.RegisterParameter(parts[^1], value);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidDataException($"ONNX: initializer '{name}' clashes with another initializer's name ({ex.Message})", ex);
+        }
+    }
+
+    /// <summary>A node of the parameter tree; it holds tensors and has no forward of its own.</summary>
+    private sealed class ParameterGroup : Module
+    {
+        public override Tensor Forward(Tensor input) =>
+            throw new NotSupportedException($"ONNX: '{Path}' only holds imported parameters; call the OnnxModule.");
+    }
+}
