@@ -62,4 +62,6 @@ public sealed partial record StepRecord
     public required IReadOnlyList<ActivationStats> Activations { get; init; }
     /// <summary>Sharpness against the optimiser's stability threshold, on steps a <see cref="SharpnessProbe"/> ran (<see cref="GradientMonitor.AddSharpnessProbe"/>); else null.</summary>
     public SharpnessProbeResult? Curvature { get; init; }
+    /// <summary>In data-parallel training, every rank's gradients before the allreduce and the global ones after (<see cref="GradientMonitor.ObserveRanks"/>); else null.</summary>
+    public DistributedGradientStats? Distributed { get; init; }
 }
