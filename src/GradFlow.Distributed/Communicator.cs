@@ -48,7 +48,12 @@ public sealed unsafe class Communicator : IDisposable
                 Check(mpi, mpi.Initialized(out bool initialized), "MPI_Initialized");
                 if (!initialized) Check(mpi, mpi.InitThread(ThreadSerialized, out _), "MPI_Init_thread");
                 s_world = new Communicator(mpi, mpi.CommWorld);
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => s_world.Dispose();
+                // A program that ends normally without disposing still finalises; one that exits with an error code
+                // (a rank giving up mid-training) must not: MPI_Finalize would wait for ranks still in a collective.
+                AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+                {
+                    if (Environment.ExitCode == 0) s_world.Dispose();
+                };
                 return s_world;
             }
         }
@@ -192,7 +197,8 @@ public sealed unsafe class Communicator : IDisposable
 
     /// <summary>
     /// Runs a distributed program's body on <see cref="World"/>: an exception on any rank is printed with its rank and ends
-    /// the whole job through MPI_Abort, so the other ranks never wait for it in a collective. Returns the body's exit code.
+    /// the whole job through MPI_Abort, so the other ranks never wait for it in a collective; an error every rank raised
+    /// alike (<see cref="MpiException.AllRanks"/>) is printed by each and returns 1. Returns the body's exit code.
     /// </summary>
     public static int Run(Func<Communicator, int> body)
     {
@@ -202,6 +208,12 @@ public sealed unsafe class Communicator : IDisposable
         try
         {
             code = body(world);
+        }
+        catch (MpiException e) when (e.AllRanks)
+        {
+            // Every rank failed the same check at the same point: each says so and the job ends without killing anyone.
+            Console.Error.WriteLine($"rank {world.Rank} of {world.Size}: {e.Message}");
+            code = 1;
         }
         catch (Exception e)
         {
