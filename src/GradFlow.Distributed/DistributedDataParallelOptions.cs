@@ -26,7 +26,7 @@ public sealed class DistributedDataParallelOptions
     public bool WatchRanks { get; init; } = true;
 
     /// <summary>
-    /// A rank's gradient norm more than this factor above or below the mean of the other ranks' marks it divergent.
+    /// A rank's gradient norm more than this factor above or below the median of all ranks' (with two ranks, the other's) marks it divergent.
     /// With samples drawn from one distribution the ranks' norms differ by sampling noise, well within a factor of a few
     /// at ordinary batch sizes; an order of magnitude means a rank sees different data or different weights.
     /// </summary>

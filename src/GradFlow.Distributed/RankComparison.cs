@@ -82,23 +82,22 @@ internal sealed class RankComparison
         return new NonFiniteOrigin(step, first.Rank, _names[parameter], bad);
     }
 
-    // A rank is divergent when its norm is more than the factor above or below the mean of the other ranks' norms.
-    // Leave-one-out, so that one stray rank does not drag the reference towards itself (with 2 ranks both are named:
-    // two numbers cannot tell which one strayed).
+    // A rank is divergent when its norm is more than the factor above or below the typical rank's: the median of all
+    // ranks' norms, which one stray rank cannot drag towards itself (a mean of 2 ranks and 100x on one would be 50x
+    // off for the healthy one too). With two ranks the median is their mean and can never be a factor 2 away, so each
+    // is compared with the other and both are named: two numbers cannot tell which one strayed.
     private int[] Divergent(RankGradientStats[] ranks)
     {
-        if (ranks.Length < 2) return [];
+        var norms = ranks.Select(r => r.GradNorm).Where(double.IsFinite).Order().ToArray();
+        if (norms.Length < 2) return [];
         var result = new List<int>();
         foreach (var r in ranks)
         {
-            double sum = 0;
-            int n = 0;
-            foreach (var o in ranks)
-                if (o.Rank != r.Rank && double.IsFinite(o.GradNorm)) { sum += o.GradNorm; n++; }
-            if (n == 0 || !double.IsFinite(r.GradNorm)) continue;
-            double mean = sum / n;
-            if (mean == 0 && r.GradNorm == 0) continue;
-            if (r.GradNorm > _factor * mean || r.GradNorm * _factor < mean) result.Add(r.Rank);
+            if (!double.IsFinite(r.GradNorm)) continue;
+            double reference = norms.Length == 2 ? (norms[0] == r.GradNorm ? norms[1] : norms[0])
+                : norms.Length % 2 == 1 ? norms[norms.Length / 2] : (norms[norms.Length / 2 - 1] + norms[norms.Length / 2]) / 2;
+            if (reference == 0 && r.GradNorm == 0) continue;
+            if (r.GradNorm > _factor * reference || r.GradNorm * _factor < reference) result.Add(r.Rank);
         }
         return [.. result];
     }

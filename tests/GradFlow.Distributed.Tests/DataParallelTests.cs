@@ -116,6 +116,16 @@ public sealed class DataParallelTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(3, "2")]   // the median of three is a healthy rank's: only the stray one is named
+    [InlineData(2, "0,1")] // two numbers cannot tell which one strayed: both are named
+    public void ARankWhoseGradientsStrayFromTheOthersIsNamed(int ranks, string expected)
+    {
+        var result = MpiJob.Run(ranks, "train", "--steps", "2", "--scale-rank", (ranks - 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "--scale", "100");
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        for (int r = 0; r < ranks; r++) Assert.Contains($"rank {r}: syncs 2, divergent [{expected}]", result.Stdout);
+    }
+
     [Fact]
     public void ModelsThatDifferAcrossRanksAreAClearErrorOnEveryRankNotAHang()
     {

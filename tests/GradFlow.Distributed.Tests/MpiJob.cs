@@ -48,9 +48,13 @@ internal static class MpiJob
     }
 
     /// <summary>The worker alone, without mpirun (the single-process reference).</summary>
-    public static Result RunAlone(params string[] args)
+    public static Result RunAlone(params string[] args) => RunAlone(new Dictionary<string, string>(), args);
+
+    /// <summary>The worker alone with extra environment variables.</summary>
+    public static Result RunAlone(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (key, value) in environment) start.Environment[key] = value;
         start.ArgumentList.Add(Worker);
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["GRADFLOW_NUM_THREADS"] = "1";

@@ -5,8 +5,10 @@
 //               or as --halves micro-batches whose summed gradients are divided by their number, as the allreduce does.
 //   mismatch    rank 1 builds a wider hidden layer than rank 0.
 //   die         rank 1 exits in the middle of training, without a word to MPI.
+//   collectives each binding once, every rank printing what it received.
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
+//          --scale-rank R --scale F (rank R multiplies its loss by F)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -22,6 +24,7 @@ return mode switch
     "train" => Communicator.Run(world => Train(world, options)),
     "reference" => Reference(options),
     "mismatch" => Communicator.Run(world => Mismatch(world)),
+    "collectives" => Communicator.Run(world => Collectives(world)),
     "die" => Communicator.Run(world => Die(world, options)),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 };
@@ -46,6 +49,7 @@ static int Train(Communicator world, Options o)
             if (world.Rank == o.NanRank && step == o.NanStep && k == 0) x = x * Tensor.FromArray(new[] { double.NaN }).To(o.DType);
             var loss = Functional.MseLoss(model.Call(x), y);
             if (o.Accumulate > 1) loss = loss * (1.0 / o.Accumulate);
+            if (world.Rank == o.ScaleRank) loss = loss * o.Scale; // a rank whose gradients stray from the others'
             if (k < o.Accumulate - 1)
             {
                 using (ddp.NoSync()) loss.Backward();
@@ -100,6 +104,29 @@ static int Mismatch(Communicator world)
     return 0;
 }
 
+static int Collectives(Communicator world)
+{
+    int r = world.Rank;
+    var sum = new double[] { r + 1, 10 * (r + 1) };
+    world.Allreduce<double>(sum);
+    var max = new long[] { r, -r };
+    world.Allreduce<long>(max, ReduceOp.Max);
+    var min = new float[] { r };
+    world.Allreduce<float>(min, ReduceOp.Min);
+    var pending = new float[1 << 16];
+    Array.Fill(pending, r + 0.5f);
+    var request = world.StartAllreduce<float>(pending);
+    request.Wait();
+    var broadcast = new int[] { r == 1 ? 42 : 0 };
+    world.Broadcast<int>(broadcast, root: 1);
+    var gathered = world.AllGather(r * r);
+    var bytes = world.AllGatherBytes(System.Text.Encoding.UTF8.GetBytes(new string('x', r + 1)));
+    world.Barrier();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"rank {r}/{world.Size}: sum {sum[0]} {sum[1]} max {max[0]} {max[1]} min {min[0]} async {pending[0]} {pending[^1]} {request.IsCompleted} bcast {broadcast[0]} gather {string.Join(",", gathered)} bytes {string.Join(",", bytes.Select(b => b.Length))}"));
+    return 0;
+}
+
 static int Die(Communicator world, Options o)
 {
     var model = Model.Build(DType.Float32, hidden: 32, seed: 1);
@@ -114,7 +141,7 @@ static int Die(Communicator world, Options o)
     return 0;
 }
 
-internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves)
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale)
 {
     public static Options Parse(string[] args)
     {
@@ -124,7 +151,8 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
         int Int(string key, int fallback) => int.Parse(Get(key, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
-            Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2));
+            Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture));
     }
 }
 

@@ -24,7 +24,7 @@ public sealed record NonFiniteOrigin(long Step, int Rank, string Parameter, IRea
 /// <param name="GlobalGradNorm">L2 norm of the averaged gradient every rank applies.</param>
 /// <param name="Parameters">The parameters' names, in the order of each rank's figures.</param>
 /// <param name="Ranks">Each rank's figures, by rank.</param>
-/// <param name="DivergentRanks">Ranks whose gradient norm is more than <paramref name="DivergenceFactor"/> times above or below the mean of the others'.</param>
+/// <param name="DivergentRanks">Ranks whose gradient norm is more than <paramref name="DivergenceFactor"/> times above or below the median of all ranks' (with two ranks, the other's; both are then named).</param>
 /// <param name="DivergenceFactor">The factor <paramref name="DivergentRanks"/> were judged by.</param>
 /// <param name="FirstNonFinite">The run's first non-finite gradient (this step's or an earlier one), or null while all were finite.</param>
 public sealed record DistributedGradientStats(int WorldSize, double GlobalGradNorm, IReadOnlyList<string> Parameters, IReadOnlyList<RankGradientStats> Ranks,
