@@ -44,6 +44,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private bool _started;   // ... and produced its first parameter gradient
     private int _nextLaunch; // buckets start in index order on every rank
     private int _nextPoll;
+    private int _overlapped;
 
     /// <summary>
     /// Wraps <paramref name="module"/> for data-parallel training on <paramref name="communicator"/> (the MPI world by
@@ -96,6 +97,12 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
 
     /// <summary>Synchronised backward passes completed so far (the steps of <see cref="DistributedGradientStats"/>).</summary>
     public long SyncCount { get; private set; }
+
+    /// <summary>
+    /// Buckets whose allreduce started while backward was still producing other parameters' gradients, in the latest
+    /// synchronised step: 0 when the whole model fits one bucket or without <see cref="DistributedDataParallelOptions.Overlap"/>.
+    /// </summary>
+    public int BucketsOverlapped { get; private set; }
 
     /// <summary>The latest comparison of the ranks' gradients, or null before the first (or without <see cref="DistributedDataParallelOptions.WatchRanks"/>).</summary>
     public DistributedGradientStats? Latest { get; private set; }
@@ -202,7 +209,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;
         for (int i = 0; i < _params.Length; i++)
             if (!_ready[i]) _buckets[_bucketOf[i]].Pending++;
-        _nextLaunch = _nextPoll = 0;
+        _nextLaunch = _nextPoll = _overlapped = 0;
         _armed = true;
     }
 
@@ -268,6 +275,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         while (_nextLaunch < _buckets.Length && _buckets[_nextLaunch].Pending == 0)
         {
             var bucket = _buckets[_nextLaunch++];
+            if (!AllReady()) _overlapped++;
             for (int s = 0; s < bucket.Parameters.Length; s++)
             {
                 int p = bucket.Parameters[s];
@@ -296,6 +304,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         _armed = _started = false;
         Array.Clear(_ready);
         SyncCount++;
+        BucketsOverlapped = _overlapped;
         if (_ranks is null) return;
         var stats = _ranks.Compare(SyncCount, Math.Sqrt(globalSquares), _bucketOrder ??= _buckets.SelectMany(b => b.Parameters).ToArray());
         Latest = stats;

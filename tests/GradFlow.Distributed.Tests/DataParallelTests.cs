@@ -52,10 +52,12 @@ public sealed class DataParallelTests : IDisposable
     [Fact]
     public void BucketingOverlapAndRepeatsDoNotChangeTheResult()
     {
-        Train("default");
+        // The model's 6 parameters fit one 25 MB bucket; with a 1-byte cap each has its own, and the first 5 start while
+        // backward still computes the earlier layers' gradients; without overlap none does.
+        Assert.Contains("rank 0: 1 buckets, 0 started during backward", Train("default").Stdout);
         Train("again");
-        Train("one-per-bucket", "--bucket-bytes", "1");
-        Train("blocking", "--overlap", "0", "--bucket-bytes", "1024");
+        Assert.Contains("rank 1: 6 buckets, 5 started during backward", Train("one-per-bucket", "--bucket-bytes", "1").Stdout);
+        Assert.Contains("rank 0: 6 buckets, 0 started during backward", Train("blocking", "--overlap", "0", "--bucket-bytes", "1").Stdout);
         AssertSameBits("default.rank0", "again.rank0");
         AssertSameBits("default.rank0", "one-per-bucket.rank0");
         AssertSameBits("default.rank0", "blocking.rank0");
@@ -70,6 +72,21 @@ public sealed class DataParallelTests : IDisposable
         AssertSameBits("accumulate.rank0", "accumulate.rank1");
         Assert.Contains("rank 0: syncs 5,", result.Stdout); // 5 steps of 2 micro-batches: one allreduce per step
         AssertClose(MpiJob.ReadWeights(Out("accumulate.rank0")), MpiJob.ReadWeights(Out("ref")), 1e-10);
+    }
+
+    [Fact]
+    public void ALayerTheForwardNeverCallsNeitherBlocksTheAllreduceNorMoves()
+    {
+        // Backward cannot reach it, so its gradients count as ready (zeros) from the start: every step still averages,
+        // its weights stay rank 0's, and the rest trains exactly as without it.
+        var result = Train("unused", "--unused", "1");
+        Train("plain");
+        Assert.Contains("rank 0: syncs 5,", result.Stdout);
+        Assert.Contains("rank 1: unused layer unchanged True", result.Stdout);
+        AssertSameBits("unused.rank0", "unused.rank1");
+        var trained = MpiJob.ReadWeights(Out("unused.rank0"));
+        foreach (var (name, values) in MpiJob.ReadWeights(Out("plain.rank0")))
+            Assert.Equal(values, trained["0." + name]);
     }
 
     [Theory]

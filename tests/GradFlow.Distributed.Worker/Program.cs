@@ -8,7 +8,7 @@
 //   collectives each binding once, every rank printing what it received.
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
-//          --scale-rank R --scale F (rank R multiplies its loss by F)
+//          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -31,12 +31,15 @@ return mode switch
 
 static int Train(Communicator world, Options o)
 {
-    var model = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank)); // different on each rank: DDP's broadcast makes them equal
+    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank)); // different on each rank: DDP's broadcast makes them equal
+    // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
+    Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
     var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap });
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     using var monitor = GradientMonitor.Attach(model, optimizer);
     ddp.Watch(monitor);
     using var log = world.IsRoot && o.Out is not null ? RunLog.Attach(monitor, o.Out + ".runlog.jsonl") : null;
+    var unusedBefore = o.Unused ? ((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).ToArray() : [];
     var data = Model.Data(o.DType, o.Steps * world.Size * o.Batch);
     for (int step = 0; step < o.Steps; step++)
     {
@@ -47,7 +50,7 @@ static int Train(Communicator world, Options o)
             int start = (step * world.Size + world.Rank) * o.Batch + k * rows;
             var (x, y) = (data.X.Narrow(0, start, rows), data.Y.Narrow(0, start, rows));
             if (world.Rank == o.NanRank && step == o.NanStep && k == 0) x = x * Tensor.FromArray(new[] { double.NaN }).To(o.DType);
-            var loss = Functional.MseLoss(model.Call(x), y);
+            var loss = Functional.MseLoss(net.Call(x), y);
             if (o.Accumulate > 1) loss = loss * (1.0 / o.Accumulate);
             if (world.Rank == o.ScaleRank) loss = loss * o.Scale; // a rank whose gradients stray from the others'
             if (k < o.Accumulate - 1)
@@ -61,6 +64,9 @@ static int Train(Communicator world, Options o)
     if (ddp.Latest?.FirstNonFinite is { } f)
         Console.WriteLine($"rank {world.Rank}: first non-finite gradient at step {f.Step} on rank {f.Rank} in {f.Parameter}");
     Console.WriteLine($"rank {world.Rank}: syncs {ddp.SyncCount}, divergent [{string.Join(",", ddp.Latest?.DivergentRanks ?? [])}]");
+    if (o.Unused)
+        Console.WriteLine($"rank {world.Rank}: unused layer unchanged {((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).Zip(unusedBefore).All(z => z.First.SequenceEqual(z.Second))}");
+    Console.WriteLine($"rank {world.Rank}: {ddp.Buckets.Count} buckets, {ddp.BucketsOverlapped} started during backward");
     if (o.Out is not null)
     {
         Model.WriteBits(model, $"{o.Out}.rank{world.Rank}");
@@ -141,7 +147,7 @@ static int Die(Communicator world, Options o)
     return 0;
 }
 
-internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale)
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused)
 {
     public static Options Parse(string[] args)
     {
@@ -152,7 +158,7 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
         return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
-            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture));
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1");
     }
 }
 
