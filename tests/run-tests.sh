@@ -4,6 +4,7 @@
 # the tests that need it fail with the install command if it still cannot be had.
 #   chromium               the HTML report's browser test
 #   dataset-fashion-mnist  the tests that read the real Fashion-MNIST files
+#   openmpi-bin, libopenmpi-dev  the distributed tests (mpirun -np 2 on this machine; they fail, not skip, without it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -11,6 +12,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+command -v mpirun >/dev/null || missing+=(openmpi-bin libopenmpi-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages the tests need)"
   if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi

@@ -10,7 +10,7 @@ namespace GradFlow.Reporting;
 /// Optional values are left out when null; non-finite doubles are the strings "NaN", "Infinity" and
 /// "-Infinity" (JSON has no literal for them). Readers ignore fields they do not know.
 /// </summary>
-internal static class RunLogJson
+internal static partial class RunLogJson
 {
     /// <summary>Compact, and escaping only what JSON requires (control characters stay escaped, so a line never breaks).</summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = false };
@@ -56,6 +56,7 @@ internal static class RunLogJson
             Setup(w, setup);
             w.WriteEndObject();
         }
+        if (r.Distributed is { } d) Distributed(w, d);
         w.WriteEndObject();
     }
 
@@ -260,6 +261,7 @@ internal static class RunLogJson
             Double(a, "mean"), Double(a, "std"))),
         Curvature = Optional(root, "curvature") is { } c ? ReadCurvature(Long(root, "step"), c) : null,
         Setup = Optional(root, "setup") is { } s ? ReadSetup(s) : null,
+        Distributed = Optional(root, "distributed") is { } d ? ReadDistributed(d) : null,
     });
 
     private static RunSetup ReadSetup(JsonElement s)

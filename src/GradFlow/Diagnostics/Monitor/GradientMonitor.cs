@@ -33,6 +33,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private Optimizer? _optimizer;
     private RunSetup? _setup;
     private Dictionary<string, string>? _layerTypes; // module path -> module type, when attached to a model
+    private DistributedGradientStats? _ranks;
     private double _lossSum;
     private int _lossCount;
     private bool _disposed;
@@ -143,6 +144,16 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         return total;
     }
 
+    /// <summary>
+    /// Tells the monitor how the ranks' gradients compared in this step of data-parallel training (GradFlow.Distributed
+    /// calls it after each allreduce); the step's record carries it in <see cref="StepRecord.Distributed"/>.
+    /// </summary>
+    public void ObserveRanks(DistributedGradientStats stats)
+    {
+        ArgumentNullException.ThrowIfNull(stats);
+        _ranks = stats;
+    }
+
     /// <summary>Tells the monitor the global gradient norm a clipper saw, and the norm after clipping.</summary>
     public void ObserveClip(double totalNorm, double clippedNorm) => _parameters.ObserveClip(totalNorm, clippedNorm);
 
@@ -163,12 +174,14 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var b = _builder;
         b.Clear();
         foreach (var c in _all) c.Complete(b);
+        b.Distributed = _ranks;
         var record = new StepRecord
         {
             Setup = SetupIfChanged(),
             Step = _context.Step, Loss = loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), LearningRate = learningRate,
             GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm,
             Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, Curvature = b.Curvature,
+            Distributed = b.Distributed,
         };
         b.Clear(); // the builder holds no step's arrays between steps
         ResetStep();
@@ -193,6 +206,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         _lossSum = 0;
         _lossCount = 0;
+        _ranks = null;
         foreach (var c in _all) c.Reset();
     }
 

@@ -79,6 +79,7 @@ internal sealed class StepRecordBuilder
     public FlowStats[] Flow = [];
     public ActivationStats[] Activations = [];
     public SharpnessProbeResult? Curvature;
+    public DistributedGradientStats? Distributed;
 
     public void Clear()
     {
@@ -89,5 +90,6 @@ internal sealed class StepRecordBuilder
         Flow = [];
         Activations = [];
         Curvature = null;
+        Distributed = null;
     }
 }

@@ -64,4 +64,6 @@ public sealed partial record StepRecord
     public SharpnessProbeResult? Curvature { get; init; }
     /// <summary>The parameters' shapes and the optimiser's hyper-parameters: on the first recorded step and when the optimiser's settings changed (besides the learning rate); else null.</summary>
     public RunSetup? Setup { get; init; }
+    /// <summary>In data-parallel training, every rank's gradients before the allreduce and the global ones after (<see cref="GradientMonitor.ObserveRanks"/>); else null.</summary>
+    public DistributedGradientStats? Distributed { get; init; }
 }

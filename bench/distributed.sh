@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Data-parallel figures for docs/DISTRIBUTED.md, in one run: on this 2-core machine, the mlp and cnn bench cases at
+# 2 ranks x 1 thread, 1 process x 1 thread and 1 process x 2 threads (examples per second), then the allreduce of
+# 4 KB to 64 MB through GradFlow's binding and through Open MPI's C API (allreduce.c). Run it on an idle machine:
+# the figures are timings. Needs Open MPI (apt-get install openmpi-bin libopenmpi-dev; mpicc comes with the -dev package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+root=(); [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
+dotnet build bench/GradFlow.DistributedBench -c Release -o bench/GradFlow.DistributedBench/bin/out >/dev/null
+app=bench/GradFlow.DistributedBench/bin/out/GradFlow.DistributedBench.dll
+cc_out="$(mktemp -d)/allreduce"
+mpicc -O2 -o "$cc_out" bench/GradFlow.DistributedBench/allreduce.c
+
+for case in mlp cnn; do
+  mpirun -np 2 --oversubscribe "${root[@]}" -x GRADFLOW_NUM_THREADS=1 dotnet "$app" throughput --case "$case"
+  GRADFLOW_NUM_THREADS=1 dotnet "$app" throughput --case "$case"
+  GRADFLOW_NUM_THREADS=2 dotnet "$app" throughput --case "$case"
+done
+mpirun -np 2 --oversubscribe "${root[@]}" dotnet "$app" allreduce
+mpirun -np 2 --oversubscribe "${root[@]}" "$cc_out"

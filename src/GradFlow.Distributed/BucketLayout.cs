@@ -1,0 +1,52 @@
+namespace GradFlow.Distributed;
+
+/// <summary>
+/// Groups parameters into buckets as PyTorch's DDP does: in reverse registration order (backward produces the last
+/// layer's gradients first, so the first bucket fills first), closing a bucket when the next parameter would take it
+/// past the size cap or has another dtype. The layout depends only on the model and the cap, so it is the same on every rank.
+/// </summary>
+internal static class BucketLayout
+{
+    public static (GradientBucket[] Buckets, int[] BucketOf, int[] SlotOf) Build(Tensor[] parameters, long capBytes)
+    {
+        var buckets = new List<GradientBucket>();
+        var bucketOf = new int[parameters.Length];
+        var slotOf = new int[parameters.Length];
+        var members = new List<int>();
+        var offsets = new List<int>();
+        long bytes = 0;
+        int count = 0;
+        DType dtype = DType.Float32;
+
+        void Close()
+        {
+            if (members.Count == 0) return;
+            for (int s = 0; s < members.Count; s++)
+            {
+                bucketOf[members[s]] = buckets.Count;
+                slotOf[members[s]] = s;
+            }
+            buckets.Add(new GradientBucket(buckets.Count, dtype, [.. members], [.. offsets], count));
+            members.Clear();
+            offsets.Clear();
+            bytes = 0;
+            count = 0;
+        }
+
+        for (int i = parameters.Length - 1; i >= 0; i--)
+        {
+            var p = parameters[i];
+            long size = (long)p.NumEl * (p.DType == DType.Float32 ? 4 : 8);
+            if (members.Count > 0 && (p.DType != dtype || bytes + size > capBytes)) Close();
+            if ((long)count + p.NumEl > Array.MaxLength)
+                throw new ArgumentException($"DistributedDataParallel: a bucket would hold more than {Array.MaxLength} elements; lower BucketBytes.");
+            dtype = p.DType;
+            members.Add(i);
+            offsets.Add(count);
+            count += p.NumEl;
+            bytes += size;
+        }
+        Close();
+        return ([.. buckets], bucketOf, slotOf);
+    }
+}

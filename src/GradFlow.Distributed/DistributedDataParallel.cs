@@ -1,0 +1,331 @@
+using GradFlow.Diagnostics;
+using GradFlow.NN;
+
+namespace GradFlow.Distributed;
+
+/// <summary>
+/// Data-parallel training over MPI (torch.nn.parallel.DistributedDataParallel): every rank holds the same model, runs
+/// forward and backward on its own share of the batch, and ends backward with the gradients averaged over all ranks, so
+/// every rank's optimiser takes the same step. At the start rank 0's parameters and buffers are copied to every rank,
+/// after checking that all ranks hold the same model. In backward, gradients travel in buckets of about
+/// <see cref="DistributedDataParallelOptions.BucketBytes"/>, filled in reverse registration order (the order backward
+/// produces them); each bucket's allreduce starts as soon as its last gradient is accumulated, while backward goes on,
+/// and buckets start in the same order on every rank, as MPI requires.
+/// <para>
+/// It listens to the engine like the gradient monitor does (an <see cref="IAutogradObserver"/> of the thread that
+/// created it, so train on that thread): a leaf's gradient is final for this backward when its AccumulateGrad node has
+/// run. No wrapper module is needed; call the model as usual and <c>loss.Backward()</c>. Parameters the backward cannot
+/// reach (unused in this forward) count as ready from the start, with their gradient as it stands (zeros if none).
+/// Inside <see cref="NoSync"/> gradients only accumulate locally (gradient accumulation); the next synchronised
+/// backward averages the accumulated sum.
+/// </para>
+/// <para>
+/// With <see cref="DistributedDataParallelOptions.WatchRanks"/> every synchronised step also compares the ranks:
+/// each rank's gradient norms and NaN/Inf counts before the allreduce, the averaged gradient's norm after, the first
+/// rank that produced a non-finite gradient, and ranks whose gradient norm strays from the others'
+/// (<see cref="Latest"/>, <see cref="RanksCompared"/>, and a watched monitor's <see cref="StepRecord.Distributed"/>).
+/// </para>
+/// </summary>
+public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
+{
+    private readonly Tensor[] _params;
+    private readonly string[] _names;
+    private readonly Dictionary<Node, int> _accumulators = new(ReferenceEqualityComparer.Instance);
+    private readonly GradientBucket[] _buckets;
+    private readonly int[] _bucketOf, _slotOf;
+    private readonly bool[] _ready;
+    private readonly RankComparison? _ranks;
+    private readonly HashSet<Node> _seen = new(ReferenceEqualityComparer.Instance);
+    private readonly Stack<Node> _stack = new();
+    private IDisposable? _registration;
+    private GradientMonitor? _monitor;
+    private int _noSync;
+    private bool _armed;     // a synchronised backward that reaches the parameters began
+    private bool _started;   // ... and produced its first parameter gradient
+    private int _nextLaunch; // buckets start in index order on every rank
+    private int _nextPoll;
+    private int _overlapped;
+
+    /// <summary>
+    /// Wraps <paramref name="module"/> for data-parallel training on <paramref name="communicator"/> (the MPI world by
+    /// default). Collective: every rank must construct it at the same point with the same model and options; a model
+    /// that differs across ranks throws <see cref="MpiException"/> on every rank naming the parameter.
+    /// </summary>
+    public DistributedDataParallel(Module module, Communicator? communicator = null, DistributedDataParallelOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        Module = module;
+        Communicator = communicator ?? Communicator.World;
+        Options = options ?? new DistributedDataParallelOptions();
+        Options.Validate();
+        var named = module.NamedParameters().Where(p => p.Parameter.RequiresGrad).ToArray();
+        _params = named.Select(p => p.Parameter).ToArray();
+        _names = named.Select(p => p.Name).ToArray();
+        foreach (var (name, p) in named)
+            if (p.DType is not (DType.Float32 or DType.Float64) || !p.IsContiguous)
+                throw new ArgumentException($"DistributedDataParallel: parameter '{name}' is {p.DType.Name()} {p.Shape}{(p.IsContiguous ? "" : " (not contiguous)")}; only contiguous float32 and float64 parameters are averaged.", nameof(module));
+        for (int i = 0; i < _params.Length; i++) _accumulators[_params[i].GradAccumulator()] = i;
+
+        var buffers = module.NamedBuffers().ToArray();
+        var entries = new List<string> { Options.Describe() };
+        entries.AddRange(named.Select(p => ModelAgreement.Entry("parameter", p.Name, p.Parameter)));
+        if (Options.BroadcastParameters) entries.AddRange(buffers.Select(b => ModelAgreement.Entry("buffer", b.Name, b.Buffer)));
+        ModelAgreement.Check(Communicator, entries);
+
+        (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes);
+        _ready = new bool[_params.Length];
+        if (Options.WatchRanks) _ranks = new RankComparison(Communicator, _names, Options.DivergenceFactor);
+        if (Options.BroadcastParameters)
+        {
+            foreach (var p in _params) Broadcast(p);
+            foreach (var (_, b) in buffers) Broadcast(b);
+        }
+        _registration = Autograd.AddObserver(this);
+    }
+
+    /// <summary>The model being trained.</summary>
+    public Module Module { get; }
+
+    /// <summary>The ranks it trains on.</summary>
+    public Communicator Communicator { get; }
+
+    /// <summary>The options in force.</summary>
+    public DistributedDataParallelOptions Options { get; }
+
+    /// <summary>The buckets' parameter names, in the order their allreduces start.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> Buckets => _buckets.Select(b => (IReadOnlyList<string>)b.Parameters.Select(i => _names[i]).ToArray()).ToArray();
+
+    /// <summary>Synchronised backward passes completed so far (the steps of <see cref="DistributedGradientStats"/>).</summary>
+    public long SyncCount { get; private set; }
+
+    /// <summary>
+    /// Buckets whose allreduce started while backward was still producing other parameters' gradients, in the latest
+    /// synchronised step: 0 when the whole model fits one bucket or without <see cref="DistributedDataParallelOptions.Overlap"/>.
+    /// </summary>
+    public int BucketsOverlapped { get; private set; }
+
+    /// <summary>The latest comparison of the ranks' gradients, or null before the first (or without <see cref="DistributedDataParallelOptions.WatchRanks"/>).</summary>
+    public DistributedGradientStats? Latest { get; private set; }
+
+    /// <summary>Raised on every rank after each synchronised backward with the comparison of the ranks' gradients.</summary>
+    public event Action<DistributedGradientStats>? RanksCompared;
+
+    /// <summary>Gives each comparison of the ranks' gradients to <paramref name="monitor"/>, whose step record then carries it (<see cref="StepRecord.Distributed"/>).</summary>
+    public void Watch(GradientMonitor monitor)
+    {
+        ArgumentNullException.ThrowIfNull(monitor);
+        if (!Options.WatchRanks) throw new InvalidOperationException("DistributedDataParallel.Watch: the ranks are compared only with DistributedDataParallelOptions.WatchRanks.");
+        _monitor = monitor;
+    }
+
+    /// <summary>
+    /// Backward passes inside the scope only accumulate gradients locally (gradient accumulation over micro-batches);
+    /// the first backward after it averages the sum. Every rank must use the same scopes.
+    /// </summary>
+    public NoSyncScope NoSync()
+    {
+        ObjectDisposedException.ThrowIf(_registration is null, this);
+        _noSync++;
+        return new NoSyncScope(this);
+    }
+
+    /// <summary>Ends a <see cref="NoSync"/> scope.</summary>
+    public readonly struct NoSyncScope : IDisposable
+    {
+        private readonly DistributedDataParallel _owner;
+
+        internal NoSyncScope(DistributedDataParallel owner) => _owner = owner;
+
+        /// <summary>Leaves the scope.</summary>
+        public void Dispose()
+        {
+            if (_owner is not null && _owner._noSync > 0) _owner._noSync--;
+        }
+    }
+
+    /// <summary>
+    /// Completes a synchronised backward in which some parameters the backward reached received no gradient (their
+    /// buckets are still waiting): they are sent as they stand. Call it on every rank, after that backward.
+    /// </summary>
+    public void FinishGradientSync()
+    {
+        if (!_started) return;
+        for (int i = 0; i < _params.Length; i++)
+            if (!_ready[i]) MarkReady(i);
+        LaunchReady();
+        Finish();
+    }
+
+    /// <summary>
+    /// Writes a checkpoint of the model (and whatever else <paramref name="capture"/> adds) from rank 0 only, then waits
+    /// until it is written: every rank returns after the file exists, or every rank throws if rank 0 could not write it.
+    /// </summary>
+    public void SaveCheckpoint(string path, Func<Module, GradFlow.Training.Checkpoint>? capture = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string? error = null;
+        if (Communicator.IsRoot)
+        {
+            try
+            {
+                (capture ?? (m => GradFlow.Training.Checkpoint.Capture(m)))(Module).Save(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+            {
+                error = $"{e.GetType().Name}: {e.Message}";
+            }
+        }
+        // A flag instead of a barrier: if rank 0 failed, the others learn it here rather than waiting on.
+        Span<int> failed = [error is null ? 0 : 1];
+        Communicator.Allreduce(failed, ReduceOp.Max);
+        if (failed[0] != 0)
+            throw new IOException($"DistributedDataParallel.SaveCheckpoint: rank 0 could not write '{path}'{(error is null ? "" : ": " + error)}.");
+    }
+
+    private void Broadcast(Tensor t)
+    {
+        if (!t.IsContiguous) throw new ArgumentException($"DistributedDataParallel: a tensor of shape {t.Shape} is not contiguous and cannot be broadcast.");
+        switch (t.DType)
+        {
+            case DType.Float32: Communicator.Broadcast(t.Span<float>()); break;
+            case DType.Float64: Communicator.Broadcast(t.Span<double>()); break;
+            case DType.Int64: Communicator.Broadcast(t.Span<long>()); break;
+            default: Communicator.Broadcast(t.Span<long>()); break; // bool is stored as 0/1 words
+        }
+        t.BumpVersion();
+    }
+
+    void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node) { }
+
+    void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
+    {
+        if (Instrumentation.BackwardRunning) return; // a hook's backward inside ours
+        if (_started)
+            throw new InvalidOperationException(
+                "DistributedDataParallel: a backward began while the previous one's gradients were still being averaged: "
+                + $"parameters {string.Join(", ", Missing())} received no gradient. Call FinishGradientSync() after a backward that leaves parameters without one.");
+        _armed = false;
+        if (_noSync > 0 || !Reach(roots)) return;
+        for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;
+        for (int i = 0; i < _params.Length; i++)
+            if (!_ready[i]) _buckets[_bucketOf[i]].Pending++;
+        _nextLaunch = _nextPoll = _overlapped = 0;
+        _armed = true;
+    }
+
+    void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
+    {
+        if (!_armed) return;
+        if (node is AccumulateGrad && _accumulators.TryGetValue(node, out int i))
+        {
+            if (_ready[i]) return;
+            _started = true;
+            MarkReady(i);
+            if (Options.Overlap) LaunchReady();
+            else if (AllReady()) LaunchReady();
+            if (_nextLaunch == _buckets.Length) Finish();
+        }
+        else if (_nextPoll < _nextLaunch)
+        {
+            // Non-blocking collectives advance only inside MPI calls: nudge the oldest one at every node.
+            if (Communicator.Test(ref _buckets[_nextPoll].Request)) _nextPoll++;
+        }
+    }
+
+    // Marks which parameters this backward can reach (the others are ready from the start); false if it reaches none.
+    private bool Reach(ReadOnlySpan<Tensor> roots)
+    {
+        _seen.Clear();
+        _stack.Clear();
+        foreach (var root in roots)
+            if (root.GradientEdge().Function is { } f && _seen.Add(f)) _stack.Push(f);
+        bool any = false;
+        Array.Fill(_ready, true);
+        while (_stack.Count > 0)
+        {
+            var node = _stack.Pop();
+            if (node is AccumulateGrad && _accumulators.TryGetValue(node, out int i))
+            {
+                _ready[i] = false;
+                any = true;
+            }
+            foreach (var e in node.Next)
+                if (e.Function is { } next && _seen.Add(next)) _stack.Push(next);
+        }
+        _seen.Clear();
+        return any;
+    }
+
+    private void MarkReady(int i)
+    {
+        _ready[i] = true;
+        _buckets[_bucketOf[i]].Pending--;
+    }
+
+    private bool AllReady()
+    {
+        foreach (var b in _buckets)
+            if (b.Pending > 0) return false;
+        return true;
+    }
+
+    private unsafe void LaunchReady()
+    {
+        bool measure = _ranks is not null;
+        while (_nextLaunch < _buckets.Length && _buckets[_nextLaunch].Pending == 0)
+        {
+            var bucket = _buckets[_nextLaunch++];
+            if (!AllReady()) _overlapped++;
+            for (int s = 0; s < bucket.Parameters.Length; s++)
+            {
+                int p = bucket.Parameters[s];
+                var (sumSquares, nonFinite) = bucket.Pack(s, _params[p], measure);
+                _ranks?.Local(p, sumSquares, nonFinite);
+            }
+            if (Options.Overlap) bucket.Request = Communicator.StartAllreduce(bucket.Pointer, bucket.Count, bucket.MpiType);
+            else
+            {
+                Communicator.Allreduce(bucket.Pointer, bucket.Count, bucket.MpiType);
+                bucket.Request = Communicator.RequestNull;
+            }
+        }
+    }
+
+    private void Finish()
+    {
+        bool measure = _ranks is not null;
+        double globalSquares = 0;
+        foreach (var bucket in _buckets)
+        {
+            Communicator.Wait(ref bucket.Request);
+            for (int s = 0; s < bucket.Parameters.Length; s++)
+                globalSquares += bucket.Unpack(s, _params[bucket.Parameters[s]], Communicator.Size, measure);
+        }
+        _armed = _started = false;
+        Array.Clear(_ready);
+        SyncCount++;
+        BucketsOverlapped = _overlapped;
+        if (_ranks is null) return;
+        var stats = _ranks.Compare(SyncCount, Math.Sqrt(globalSquares), _bucketOrder ??= _buckets.SelectMany(b => b.Parameters).ToArray());
+        Latest = stats;
+        _monitor?.ObserveRanks(stats);
+        RanksCompared?.Invoke(stats);
+    }
+
+    private int[]? _bucketOrder;
+
+    private IEnumerable<string> Missing()
+    {
+        for (int i = 0; i < _params.Length; i++)
+            if (!_ready[i]) yield return $"'{_names[i]}'";
+    }
+
+    /// <summary>Stops listening to backward (MPI stays up: the <see cref="Communicator"/> is not disposed).</summary>
+    public void Dispose()
+    {
+        _registration?.Dispose();
+        _registration = null;
+        foreach (var b in _buckets)
+            if (b.Request != Communicator.RequestNull) Communicator.Wait(ref b.Request);
+    }
+}

@@ -1,0 +1,44 @@
+namespace GradFlow.Distributed;
+
+/// <summary>How <see cref="DistributedDataParallel"/> groups and sends gradients. Every rank must use the same options (checked at the start).</summary>
+public sealed class DistributedDataParallelOptions
+{
+    /// <summary>
+    /// A bucket's size in bytes (PyTorch's bucket_cap_mb, 25 MB): gradients travel in buckets of about this size, each
+    /// sent as soon as all its gradients exist. Large buckets pay MPI's per-message latency less often; small ones start
+    /// sending earlier in backward. A parameter larger than this gets a bucket of its own.
+    /// </summary>
+    public long BucketBytes { get; init; } = 25L * 1024 * 1024;
+
+    /// <summary>
+    /// Start each bucket's allreduce during backward, as soon as its gradients are ready (MPI_Iallreduce), so sending
+    /// overlaps the rest of backward. False sends every bucket with a blocking allreduce after the last gradient.
+    /// </summary>
+    public bool Overlap { get; init; } = true;
+
+    /// <summary>Copy rank 0's parameters and buffers to every rank at the start, so all ranks begin from the same model.</summary>
+    public bool BroadcastParameters { get; init; } = true;
+
+    /// <summary>
+    /// Compare the ranks' gradients at every synchronised step (each rank's norms and NaN/Inf counts, one small extra
+    /// allreduce): <see cref="DistributedDataParallel.Latest"/>, <see cref="DistributedDataParallel.RanksCompared"/> and a watched monitor's records.
+    /// </summary>
+    public bool WatchRanks { get; init; } = true;
+
+    /// <summary>
+    /// A rank's gradient norm more than this factor above or below the median of all ranks' (with two ranks, the other's) marks it divergent.
+    /// With samples drawn from one distribution the ranks' norms differ by sampling noise, well within a factor of a few
+    /// at ordinary batch sizes; an order of magnitude means a rank sees different data or different weights.
+    /// </summary>
+    public double DivergenceFactor { get; init; } = 10;
+
+    internal void Validate()
+    {
+        if (BucketBytes <= 0) throw new ArgumentOutOfRangeException(nameof(BucketBytes), $"DistributedDataParallel: BucketBytes must be positive, got {BucketBytes}.");
+        if (!(DivergenceFactor > 1) || double.IsInfinity(DivergenceFactor))
+            throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), $"DistributedDataParallel: DivergenceFactor must be a finite number above 1, got {DivergenceFactor}.");
+    }
+
+    // The options that decide which collectives run, in the form every rank compares.
+    internal string Describe() => $"options bucketBytes={BucketBytes} overlap={Overlap} watchRanks={WatchRanks} broadcast={BroadcastParameters}";
+}

@@ -1,0 +1,27 @@
+namespace GradFlow.Distributed.Tests;
+
+public sealed class BucketLayoutTests
+{
+    private static Tensor P(int n, DType dtype = DType.Float32) => Tensor.Zeros([n], dtype);
+
+    [Fact]
+    public void BucketsFillInReverseRegistrationOrderUpToTheCap()
+    {
+        // 4-byte floats: parameters of 10, 20, 30, 40 elements and a 239-byte cap (160 + 120 bytes pass it, 120 + 80 do not, 200 + 40 do).
+        var (buckets, bucketOf, slotOf) = BucketLayout.Build([P(10), P(20), P(30), P(40)], capBytes: 239);
+        Assert.Equal([[3], [2, 1], [0]], buckets.Select(b => b.Parameters));
+        Assert.Equal([0, 30], buckets[1].Offsets);
+        Assert.Equal(50, buckets[1].Count);
+        Assert.Equal([2, 1, 1, 0], bucketOf);
+        Assert.Equal([0, 1, 0, 0], slotOf);
+    }
+
+    [Fact]
+    public void ADTypeChangeClosesABucketAndALargeParameterGetsItsOwn()
+    {
+        var (buckets, _, _) = BucketLayout.Build([P(2), P(2, DType.Float64), P(1000), P(3)], capBytes: 64);
+        Assert.Equal([[3], [2], [1], [0]], buckets.Select(b => b.Parameters));
+        Assert.Equal(DType.Float64, buckets[2].DType);
+        Assert.NotNull(buckets[2].Doubles);
+    }
+}

@@ -1,0 +1,177 @@
+using GradFlow.Reporting;
+
+namespace GradFlow.Distributed.Tests;
+
+/// <summary>Data-parallel training on two ranks of one machine, checked against one process and across ranks.</summary>
+public sealed class DataParallelTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("gradflow-mpi-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Out(string name) => Path.Combine(_dir, name);
+
+    private MpiJob.Result Train(string name, params string[] args)
+    {
+        var result = MpiJob.Run(2, ["train", "--out", Out(name), .. args]);
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        return result;
+    }
+
+    private void Reference(string name, params string[] args)
+    {
+        var result = MpiJob.RunAlone(["reference", "--out", Out(name), .. args]);
+        Assert.True(result.ExitCode == 0, $"the reference exited with {result.ExitCode}:\n{result.Output}");
+    }
+
+    private void AssertSameBits(string a, string b) => Assert.Equal(File.ReadAllText(Out(a)), File.ReadAllText(Out(b)));
+
+    [Fact]
+    public void TwoRanksWithBatchBEqualOneProcessSummingTheTwoHalvesBitwise()
+    {
+        // The allreduce adds rank 0's and rank 1's mean-over-B gradients and halves the sum; one process that adds the
+        // two halves' gradients and halves them performs the same float operations in the same order.
+        Train("ddp");
+        Reference("ref", "--halves", "2");
+        AssertSameBits("ddp.rank0", "ddp.rank1");
+        AssertSameBits("ddp.rank0", "ref");
+    }
+
+    [Fact]
+    public void TwoRanksWithBatchBMatchOneProcessWithBatch2BWithinRounding()
+    {
+        // One batch of 2B sums its 2B rows in another order than two batches of B, so the weights agree to rounding only.
+        // In float64 that is about 1e-15 relative per step; 1e-10 leaves a wide margin, and a wrong average (a sum not
+        // divided, a rank's rows dropped) moves the weights by lr * |g|, about 1e-2 here.
+        Train("ddp", "--dtype", "f64");
+        Reference("ref", "--halves", "1", "--dtype", "f64");
+        AssertSameBits("ddp.rank0", "ddp.rank1");
+        AssertClose(MpiJob.ReadWeights(Out("ddp.rank0")), MpiJob.ReadWeights(Out("ref")), 1e-10);
+    }
+
+    [Fact]
+    public void BucketingOverlapAndRepeatsDoNotChangeTheResult()
+    {
+        // The model's 6 parameters fit one 25 MB bucket; with a 1-byte cap each has its own, and the first 5 start while
+        // backward still computes the earlier layers' gradients; without overlap none does.
+        Assert.Contains("rank 0: 1 buckets, 0 started during backward", Train("default").Stdout);
+        Train("again");
+        Assert.Contains("rank 1: 6 buckets, 5 started during backward", Train("one-per-bucket", "--bucket-bytes", "1").Stdout);
+        Assert.Contains("rank 0: 6 buckets, 0 started during backward", Train("blocking", "--overlap", "0", "--bucket-bytes", "1").Stdout);
+        AssertSameBits("default.rank0", "again.rank0");
+        AssertSameBits("default.rank0", "one-per-bucket.rank0");
+        AssertSameBits("default.rank0", "blocking.rank0");
+        AssertSameBits("default.rank1", "blocking.rank1");
+    }
+
+    [Fact]
+    public void NoSyncAccumulatesLocallyAndAveragesOncePerStep()
+    {
+        var result = Train("accumulate", "--accumulate", "2", "--dtype", "f64");
+        Reference("ref", "--halves", "1", "--dtype", "f64");
+        AssertSameBits("accumulate.rank0", "accumulate.rank1");
+        Assert.Contains("rank 0: syncs 5,", result.Stdout); // 5 steps of 2 micro-batches: one allreduce per step
+        AssertClose(MpiJob.ReadWeights(Out("accumulate.rank0")), MpiJob.ReadWeights(Out("ref")), 1e-10);
+    }
+
+    [Fact]
+    public void ALayerTheForwardNeverCallsNeitherBlocksTheAllreduceNorMoves()
+    {
+        // Backward cannot reach it, so its gradients count as ready (zeros) from the start: every step still averages,
+        // its weights stay rank 0's, and the rest trains exactly as without it.
+        var result = Train("unused", "--unused", "1");
+        Train("plain");
+        Assert.Contains("rank 0: syncs 5,", result.Stdout);
+        Assert.Contains("rank 1: unused layer unchanged True", result.Stdout);
+        AssertSameBits("unused.rank0", "unused.rank1");
+        var trained = MpiJob.ReadWeights(Out("unused.rank0"));
+        foreach (var (name, values) in MpiJob.ReadWeights(Out("plain.rank0")))
+            Assert.Equal(values, trained["0." + name]);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)]
+    public void ANaNPlantedOnOneRankIsReportedAsThatRanks(int rank)
+    {
+        // The NaN enters rank `rank`'s input at its third step; after that step's allreduce every rank's weights are NaN,
+        // so only the comparison of the ranks' gradients before the allreduce can name where it came from.
+        var result = Train("nan", "--nan-rank", rank.ToString(System.Globalization.CultureInfo.InvariantCulture), "--nan-step", "2");
+        Assert.Contains($"rank 0: first non-finite gradient at step 3 on rank {rank} in 4.bias", result.Stdout);
+        Assert.Contains($"rank 1: first non-finite gradient at step 3 on rank {rank} in 4.bias", result.Stdout);
+
+        using var log = RunLog.Open(Out("nan.runlog.jsonl"));
+        var steps = log.ReadRecords().ToArray();
+        Assert.Equal(5, steps.Length);
+        Assert.All(steps.Take(2), s => Assert.Null(s.Distributed!.FirstNonFinite));
+        var third = steps[2].Distributed!;
+        Assert.Equal(2, third.WorldSize);
+        var first = third.FirstNonFinite!;
+        Assert.Equal((3L, rank, "4.bias"), (first.Step, first.Rank, first.Parameter));
+        Assert.Equal([rank], first.Ranks);
+        Assert.True(third.Ranks[rank].NonFinite > 0);
+        Assert.Equal(0, third.Ranks[1 - rank].NonFinite);
+        Assert.Equal((first.Step, first.Rank), (steps[4].Distributed!.FirstNonFinite!.Step, steps[4].Distributed!.FirstNonFinite!.Rank)); // the first stays the first
+    }
+
+    [Fact]
+    public void EveryRanksGradientNormsAreLoggedBeforeTheAllreduceAndTheGlobalOneAfter()
+    {
+        Train("log");
+        using var log = RunLog.Open(Out("log.runlog.jsonl"));
+        foreach (var record in log.ReadRecords())
+        {
+            var d = record.Distributed!;
+            Assert.Equal([0, 1], d.Ranks.Select(r => r.Rank));
+            Assert.Equal(6, d.Parameters.Count);
+            // The ranks saw different rows, so their gradients differ; the average's norm is at most the mean of theirs.
+            Assert.NotEqual(d.Ranks[0].GradNorm, d.Ranks[1].GradNorm);
+            Assert.True(d.GlobalGradNorm <= (d.Ranks[0].GradNorm + d.Ranks[1].GradNorm) / 2 * (1 + 1e-6));
+            // The monitor measures the averaged gradient the optimiser applied: the same global norm.
+            Assert.Equal(record.GlobalGradNorm, d.GlobalGradNorm, 1e-5 * d.GlobalGradNorm);
+            Assert.Empty(d.DivergentRanks);
+        }
+    }
+
+    [Theory]
+    [InlineData(3, "2")]   // the median of three is a healthy rank's: only the stray one is named
+    [InlineData(2, "0,1")] // two numbers cannot tell which one strayed: both are named
+    public void ARankWhoseGradientsStrayFromTheOthersIsNamed(int ranks, string expected)
+    {
+        var result = MpiJob.Run(ranks, "train", "--steps", "2", "--scale-rank", (ranks - 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "--scale", "100");
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        for (int r = 0; r < ranks; r++) Assert.Contains($"rank {r}: syncs 2, divergent [{expected}]", result.Stdout);
+    }
+
+    [Fact]
+    public void ModelsThatDifferAcrossRanksAreAClearErrorOnEveryRankNotAHang()
+    {
+        var result = MpiJob.Run(2, "mismatch");
+        Assert.NotEqual(0, result.ExitCode);
+        const string what = "parameter '0.weight' is float32 [32, 16] on rank 0 but float32 [48, 16] on rank 1";
+        Assert.Contains($"rank 0 of 2: DistributedDataParallel: the ranks hold different models", result.Stderr);
+        Assert.Contains($"rank 1 of 2: DistributedDataParallel: the ranks hold different models", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(what).Length - 1);
+    }
+
+    [Fact]
+    public void ARankThatDiesEndsTheJobInsteadOfLeavingTheOthersWaiting()
+    {
+        // Rank 1 exits with code 3 at its third step while rank 0 waits in the allreduce: mpirun ends the job with that code.
+        var result = MpiJob.Run(2, "die");
+        Assert.Equal(3, result.ExitCode);
+    }
+
+    private static void AssertClose(Dictionary<string, double[]> actual, Dictionary<string, double[]> expected, double relative)
+    {
+        Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
+        foreach (var (name, e) in expected)
+        {
+            var a = actual[name];
+            double scale = e.Max(Math.Abs);
+            double worst = e.Zip(a, (x, y) => Math.Abs(x - y)).Max();
+            Assert.True(worst <= relative * scale, $"{name}: largest difference {worst:G3} exceeds {relative:G3} x {scale:G3}");
+            Assert.NotEqual(0, scale);
+        }
+    }
+}

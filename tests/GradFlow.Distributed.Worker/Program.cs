@@ -1,0 +1,189 @@
+// The distributed tests' worker: `mpirun -np 2 dotnet GradFlow.Distributed.Worker.dll <mode> [options]`.
+//   train       data-parallel SGD on a seeded MLP: rank r takes rows [r*B, (r+1)*B) of each step's global batch of
+//               size*B rows; writes every parameter's bits to OUT.rank<r>, and rank 0 a run log and a checkpoint.
+//   reference   the same training in one process without MPI, each step's global batch of 2B rows either whole (--halves 1)
+//               or as --halves micro-batches whose summed gradients are divided by their number, as the allreduce does.
+//   mismatch    rank 1 builds a wider hidden layer than rank 0.
+//   die         rank 1 exits in the middle of training, without a word to MPI.
+//   collectives each binding once, every rank printing what it received.
+// Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
+//          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
+//          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
+using System.Globalization;
+using GradFlow;
+using GradFlow.Diagnostics;
+using GradFlow.Distributed;
+using GradFlow.NN;
+using GradFlow.Optim;
+using GradFlow.Reporting;
+
+var mode = args.Length > 0 ? args[0] : "train";
+var options = Options.Parse(args.Skip(1).ToArray());
+return mode switch
+{
+    "train" => Communicator.Run(world => Train(world, options)),
+    "reference" => Reference(options),
+    "mismatch" => Communicator.Run(world => Mismatch(world)),
+    "collectives" => Communicator.Run(world => Collectives(world)),
+    "die" => Communicator.Run(world => Die(world, options)),
+    _ => throw new ArgumentException($"unknown mode '{mode}'"),
+};
+
+static int Train(Communicator world, Options o)
+{
+    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank)); // different on each rank: DDP's broadcast makes them equal
+    // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
+    Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
+    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap });
+    var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
+    using var monitor = GradientMonitor.Attach(model, optimizer);
+    ddp.Watch(monitor);
+    using var log = world.IsRoot && o.Out is not null ? RunLog.Attach(monitor, o.Out + ".runlog.jsonl") : null;
+    var unusedBefore = o.Unused ? ((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).ToArray() : [];
+    var data = Model.Data(o.DType, o.Steps * world.Size * o.Batch);
+    for (int step = 0; step < o.Steps; step++)
+    {
+        optimizer.ZeroGrad();
+        int rows = o.Batch / o.Accumulate;
+        for (int k = 0; k < o.Accumulate; k++)
+        {
+            int start = (step * world.Size + world.Rank) * o.Batch + k * rows;
+            var (x, y) = (data.X.Narrow(0, start, rows), data.Y.Narrow(0, start, rows));
+            if (world.Rank == o.NanRank && step == o.NanStep && k == 0) x = x * Tensor.FromArray(new[] { double.NaN }).To(o.DType);
+            var loss = Functional.MseLoss(net.Call(x), y);
+            if (o.Accumulate > 1) loss = loss * (1.0 / o.Accumulate);
+            if (world.Rank == o.ScaleRank) loss = loss * o.Scale; // a rank whose gradients stray from the others'
+            if (k < o.Accumulate - 1)
+            {
+                using (ddp.NoSync()) loss.Backward();
+            }
+            else loss.Backward();
+        }
+        optimizer.Step();
+    }
+    if (ddp.Latest?.FirstNonFinite is { } f)
+        Console.WriteLine($"rank {world.Rank}: first non-finite gradient at step {f.Step} on rank {f.Rank} in {f.Parameter}");
+    Console.WriteLine($"rank {world.Rank}: syncs {ddp.SyncCount}, divergent [{string.Join(",", ddp.Latest?.DivergentRanks ?? [])}]");
+    if (o.Unused)
+        Console.WriteLine($"rank {world.Rank}: unused layer unchanged {((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).Zip(unusedBefore).All(z => z.First.SequenceEqual(z.Second))}");
+    Console.WriteLine($"rank {world.Rank}: {ddp.Buckets.Count} buckets, {ddp.BucketsOverlapped} started during backward");
+    if (o.Out is not null)
+    {
+        Model.WriteBits(model, $"{o.Out}.rank{world.Rank}");
+        ddp.SaveCheckpoint(o.Out + ".checkpoint");
+        // Every rank reads the file rank 0 wrote after the barrier and checks it holds its own weights.
+        var saved = GradFlow.Training.Checkpoint.Load(o.Out + ".checkpoint").Model;
+        foreach (var (name, p) in model.NamedParameters())
+            if (!saved[name].ToDoubleArray().SequenceEqual(p.ToDoubleArray())) throw new InvalidOperationException($"rank {world.Rank}: checkpoint differs at {name}");
+        Console.WriteLine($"rank {world.Rank}: checkpoint matches");
+    }
+    ddp.Dispose();
+    return 0;
+}
+
+static int Reference(Options o)
+{
+    var model = Model.Build(o.DType, hidden: 32, seed: 1000); // rank 0's initial weights
+    var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
+    int global = 2 * o.Batch; // what two ranks of --batch rows take per step
+    var data = Model.Data(o.DType, o.Steps * global);
+    int parts = o.Halves;
+    int rows = global / parts;
+    for (int step = 0; step < o.Steps; step++)
+    {
+        optimizer.ZeroGrad();
+        for (int k = 0; k < parts; k++)
+            Functional.MseLoss(model.Call(data.X.Narrow(0, step * global + k * rows, rows)), data.Y.Narrow(0, step * global + k * rows, rows)).Backward();
+        if (parts > 1)
+            using (Autograd.NoGrad())
+                foreach (var p in model.Parameters()) p.Grad = p.Grad! / parts;
+        optimizer.Step();
+    }
+    Model.WriteBits(model, o.Out ?? throw new ArgumentException("--out is required"));
+    return 0;
+}
+
+static int Mismatch(Communicator world)
+{
+    var model = Model.Build(DType.Float32, hidden: world.Rank == 1 ? 48 : 32, seed: 1);
+    using var ddp = new DistributedDataParallel(model, world);
+    return 0;
+}
+
+static int Collectives(Communicator world)
+{
+    int r = world.Rank;
+    var sum = new double[] { r + 1, 10 * (r + 1) };
+    world.Allreduce<double>(sum);
+    var max = new long[] { r, -r };
+    world.Allreduce<long>(max, ReduceOp.Max);
+    var min = new float[] { r };
+    world.Allreduce<float>(min, ReduceOp.Min);
+    var pending = new float[1 << 16];
+    Array.Fill(pending, r + 0.5f);
+    var request = world.StartAllreduce<float>(pending);
+    request.Wait();
+    var broadcast = new int[] { r == 1 ? 42 : 0 };
+    world.Broadcast<int>(broadcast, root: 1);
+    var gathered = world.AllGather(r * r);
+    var bytes = world.AllGatherBytes(System.Text.Encoding.UTF8.GetBytes(new string('x', r + 1)));
+    world.Barrier();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"rank {r}/{world.Size}: sum {sum[0]} {sum[1]} max {max[0]} {max[1]} min {min[0]} async {pending[0]} {pending[^1]} {request.IsCompleted} bcast {broadcast[0]} gather {string.Join(",", gathered)} bytes {string.Join(",", bytes.Select(b => b.Length))}"));
+    return 0;
+}
+
+static int Die(Communicator world, Options o)
+{
+    var model = Model.Build(DType.Float32, hidden: 32, seed: 1);
+    using var ddp = new DistributedDataParallel(model, world);
+    var data = Model.Data(DType.Float32, o.Steps * world.Size * o.Batch);
+    for (int step = 0; step < o.Steps; step++)
+    {
+        if (world.Rank == 1 && step == 2) Environment.Exit(3);
+        int start = (step * world.Size + world.Rank) * o.Batch;
+        Functional.MseLoss(model.Call(data.X.Narrow(0, start, o.Batch)), data.Y.Narrow(0, start, o.Batch)).Backward();
+    }
+    return 0;
+}
+
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused)
+{
+    public static Options Parse(string[] args)
+    {
+        var map = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2) map[args[i].TrimStart('-')] = args[i + 1];
+        string Get(string key, string fallback) => map.TryGetValue(key, out var v) ? v : fallback;
+        int Int(string key, int fallback) => int.Parse(Get(key, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+        return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
+            long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
+            Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1");
+    }
+}
+
+internal static class Model
+{
+    public static Sequential Build(DType dtype, int hidden, ulong seed)
+    {
+        var g = new Generator(seed);
+        return new Sequential(new Linear(16, hidden, dtype: dtype, generator: g), new Tanh(), new Linear(hidden, hidden, dtype: dtype, generator: g), new ReLU(),
+            new Linear(hidden, 4, dtype: dtype, generator: g));
+    }
+
+    // A seeded regression task: targets from a fixed random linear map of the inputs, through tanh.
+    public static (Tensor X, Tensor Y) Data(DType dtype, int rows)
+    {
+        var g = new Generator(7);
+        var x = Tensor.Randn([rows, 16], dtype, g);
+        var w = Tensor.Randn([16, 4], dtype, g);
+        return (x, x.MatMul(w).Tanh());
+    }
+
+    public static void WriteBits(Module model, string path)
+    {
+        using var w = new StreamWriter(path);
+        foreach (var (name, p) in model.NamedParameters())
+            w.WriteLine(name + " " + string.Join(" ", p.ToDoubleArray().Select(v => BitConverter.DoubleToInt64Bits(v).ToString("x16", CultureInfo.InvariantCulture))));
+    }
+}
