@@ -12,9 +12,9 @@ namespace GradFlow.Distributed;
 /// produces them); each bucket's allreduce starts as soon as its last gradient is accumulated, while backward goes on,
 /// and buckets start in the same order on every rank, as MPI requires.
 /// <para>
-/// It listens to the engine like the gradient monitor does (an <see cref="IAutogradObserver"/> of the thread that
-/// created it, so train on that thread): a leaf's gradient is final for this backward when its AccumulateGrad node has
-/// run. No wrapper module is needed; call the model as usual and <c>loss.Backward()</c>. Parameters the backward cannot
+/// It listens to the engine like the gradient monitor does (an <see cref="IAutogradObserver"/>, of every thread: it acts
+/// on a backward that reaches its parameters, on the thread that runs it): a leaf's gradient is final for this backward
+/// when its AccumulateGrad node has run. No wrapper module is needed; call the model as usual and <c>loss.Backward()</c>. Parameters the backward cannot
 /// reach (unused in this forward) count as ready from the start, with their gradient as it stands (zeros if none).
 /// Inside <see cref="NoSync"/> gradients only accumulate locally (gradient accumulation); the next synchronised
 /// backward averages the accumulated sum.
@@ -33,7 +33,8 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private readonly Dictionary<Node, int> _accumulators = new(ReferenceEqualityComparer.Instance);
     private readonly GradientBucket[] _buckets;
     private readonly int[] _bucketOf, _slotOf;
-    private readonly bool[] _ready;
+    private readonly bool[] _ready, _unreached;
+    private readonly Lock _reachLock = new(); // other threads' backward passes are seen too (and ignored)
     private readonly RankComparison? _ranks;
     private readonly HashSet<Node> _seen = new(ReferenceEqualityComparer.Instance);
     private readonly Stack<Node> _stack = new();
@@ -45,6 +46,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private int _nextLaunch; // buckets start in index order on every rank
     private int _nextPoll;
     private int _overlapped;
+    private int _thread;     // the thread running the armed backward: only it calls MPI (serialized)
 
     /// <summary>
     /// Wraps <paramref name="module"/> for data-parallel training on <paramref name="communicator"/> (the MPI world by
@@ -74,13 +76,14 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
 
         (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes);
         _ready = new bool[_params.Length];
+        _unreached = new bool[_params.Length];
         if (Options.WatchRanks) _ranks = new RankComparison(Communicator, _names, Options.DivergenceFactor);
         if (Options.BroadcastParameters)
         {
             foreach (var p in _params) Broadcast(p);
             foreach (var (_, b) in buffers) Broadcast(b);
         }
-        _registration = Autograd.AddObserver(this);
+        _registration = Autograd.AddObserver(this, allThreads: true);
     }
 
     /// <summary>The model being trained.</summary>
@@ -200,12 +203,21 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     void IAutogradObserver.OnBackwardBegin(ReadOnlySpan<Tensor> roots)
     {
         if (Instrumentation.BackwardRunning) return; // a hook's backward inside ours
+        lock (_reachLock)
+        {
+            if (!Reach(roots)) return; // another model's backward, on this thread or another
+        }
         if (_started)
             throw new InvalidOperationException(
                 "DistributedDataParallel: a backward began while the previous one's gradients were still being averaged: "
                 + $"parameters {string.Join(", ", Missing())} received no gradient. Call FinishGradientSync() after a backward that leaves parameters without one.");
-        _armed = false;
-        if (_noSync > 0 || !Reach(roots)) return;
+        if (_noSync > 0)
+        {
+            _armed = false;
+            return;
+        }
+        _thread = Environment.CurrentManagedThreadId;
+        Array.Copy(_unreached, _ready, _ready.Length);
         for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;
         for (int i = 0; i < _params.Length; i++)
             if (!_ready[i]) _buckets[_bucketOf[i]].Pending++;
@@ -215,7 +227,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
 
     void IAutogradObserver.OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
     {
-        if (!_armed) return;
+        if (!_armed || Environment.CurrentManagedThreadId != _thread) return;
         if (node is AccumulateGrad && _accumulators.TryGetValue(node, out int i))
         {
             if (_ready[i]) return;
@@ -232,7 +244,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         }
     }
 
-    // Marks which parameters this backward can reach (the others are ready from the start); false if it reaches none.
+    // Marks in _unreached the parameters this backward cannot reach (ready from the start); false if it reaches none.
     private bool Reach(ReadOnlySpan<Tensor> roots)
     {
         _seen.Clear();
@@ -240,13 +252,13 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         foreach (var root in roots)
             if (root.GradientEdge().Function is { } f && _seen.Add(f)) _stack.Push(f);
         bool any = false;
-        Array.Fill(_ready, true);
+        Array.Fill(_unreached, true);
         while (_stack.Count > 0)
         {
             var node = _stack.Pop();
             if (node is AccumulateGrad && _accumulators.TryGetValue(node, out int i))
             {
-                _ready[i] = false;
+                _unreached[i] = false;
                 any = true;
             }
             foreach (var e in node.Next)

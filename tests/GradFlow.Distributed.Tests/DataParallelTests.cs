@@ -50,15 +50,17 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
-    public void BucketingOverlapAndRepeatsDoNotChangeTheResult()
+    public void BucketingOverlapRepeatsAndTheTrainingThreadDoNotChangeTheResult()
     {
         // The model's 6 parameters fit one 25 MB bucket; with a 1-byte cap each has its own, and the first 5 start while
         // backward still computes the earlier layers' gradients; without overlap none does.
         Assert.Contains("rank 0: 1 buckets, 0 started during backward", Train("default").Stdout);
         Train("again");
+        Train("other-thread", "--thread", "1");
         Assert.Contains("rank 1: 6 buckets, 5 started during backward", Train("one-per-bucket", "--bucket-bytes", "1").Stdout);
         Assert.Contains("rank 0: 6 buckets, 0 started during backward", Train("blocking", "--overlap", "0", "--bucket-bytes", "1").Stdout);
         AssertSameBits("default.rank0", "again.rank0");
+        AssertSameBits("default.rank1", "other-thread.rank1");
         AssertSameBits("default.rank0", "one-per-bucket.rank0");
         AssertSameBits("default.rank0", "blocking.rank0");
         AssertSameBits("default.rank1", "blocking.rank1");

@@ -9,6 +9,7 @@
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
 //          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
+//          --thread 1 (train on a thread of its own)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -41,7 +42,11 @@ static int Train(Communicator world, Options o)
     using var log = world.IsRoot && o.Out is not null ? RunLog.Attach(monitor, o.Out + ".runlog.jsonl") : null;
     var unusedBefore = o.Unused ? ((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).ToArray() : [];
     var data = Model.Data(o.DType, o.Steps * world.Size * o.Batch);
-    for (int step = 0; step < o.Steps; step++)
+    void Loop()
+    {
+        for (int step = 0; step < o.Steps; step++) Step(step);
+    }
+    void Step(int step)
     {
         optimizer.ZeroGrad();
         int rows = o.Batch / o.Accumulate;
@@ -61,6 +66,14 @@ static int Train(Communicator world, Options o)
         }
         optimizer.Step();
     }
+    if (o.OtherThread)
+    {
+        // Training on another thread than the one that built the DDP (and, here, the monitor: it watches its own thread).
+        var thread = new Thread(Loop);
+        thread.Start();
+        thread.Join();
+    }
+    else Loop();
     if (ddp.Latest?.FirstNonFinite is { } f)
         Console.WriteLine($"rank {world.Rank}: first non-finite gradient at step {f.Step} on rank {f.Rank} in {f.Parameter}");
     Console.WriteLine($"rank {world.Rank}: syncs {ddp.SyncCount}, divergent [{string.Join(",", ddp.Latest?.DivergentRanks ?? [])}]");
@@ -147,7 +160,7 @@ static int Die(Communicator world, Options o)
     return 0;
 }
 
-internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused)
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread)
 {
     public static Options Parse(string[] args)
     {
@@ -158,7 +171,7 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
         return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
-            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1");
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1");
     }
 }
 
