@@ -100,6 +100,7 @@ internal sealed class Trainer
         var records = new List<StepRecord>();
         if (monitor is not null && _o.ReportPath is not null) monitor.StepRecorded += records.Add;
         if (monitor is not null && _o.SharpnessEvery > 0) monitor.AddSharpnessProbe(new SharpnessProbe(ProbeLoss, _model, _optimizer, _o.SharpnessEvery));
+        if (monitor is not null && _o.LogDir is not null) CutRunLogAfter(Path.Combine(_o.LogDir, "runlog.jsonl"), startStep);
         using var runLog = monitor is not null && _o.LogDir is not null
             ? RunLog.Attach(monitor, Path.Combine(_o.LogDir, "runlog.jsonl"), new RunLogWriterOptions { Metadata = _s.ToJson() })
             : null;
@@ -163,6 +164,45 @@ internal sealed class Trainer
                 ["direction 2"] = LossLandscape.Slice(ProbeLoss, _model, LossLandscape.FilterNormalizedDirection(_model, new Generator(2)), alphas),
             },
         };
+    }
+
+    /// <summary>
+    /// A run that crashed after its last checkpoint logged steps the resumed run will take again: cut the log before the
+    /// first step past <paramref name="step"/>, so every step number appears once. (Ctrl+C leaves nothing to cut.)
+    /// </summary>
+    internal static void CutRunLogAfter(string path, long step)
+    {
+        if (!File.Exists(path)) return;
+        long cut = -1, offset = 0;
+        using (var file = File.OpenRead(path))
+        using (var reader = new StreamReader(file, new System.Text.UTF8Encoding(false), detectEncodingFromByteOrderMarks: false))
+        {
+            for (string? line; (line = reader.ReadLine()) is not null; offset += System.Text.Encoding.UTF8.GetByteCount(line) + 1)
+            {
+                if (StepOf(line) is > 0 and var s && s > step)
+                {
+                    cut = offset;
+                    break;
+                }
+            }
+        }
+        if (cut < 0) return;
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write);
+        stream.SetLength(cut);
+    }
+
+    // The "step" of a step line, or 0 (the header, a torn line; the writer deals with those).
+    private static long StepOf(string line)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(line);
+            return doc.RootElement.TryGetProperty("type", out var t) && t.ValueEquals("step") && doc.RootElement.TryGetProperty("step", out var s) && s.TryGetInt64(out long v) ? v : 0;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return 0;
+        }
     }
 
     private Dictionary<string, string> RunMetadata() => new()

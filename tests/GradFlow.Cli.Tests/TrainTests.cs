@@ -95,6 +95,16 @@ public sealed class TrainTests : IDisposable
     }
 
     [Fact]
+    public void AfterACrashTheResumedRunReplacesTheStepsLoggedPastItsCheckpoint()
+    {
+        // A run that logged all 69 steps but whose last surviving checkpoint is the first epoch's, as after a crash.
+        Assert.Equal(0, Run([.. s_run, "--checkpoint-dir", P("ck"), "--log-dir", P("log")]).Code);
+        var (code, _, error) = Run(["train", "--resume", Path.Combine(P("ck"), Trainer.CheckpointName(StepsPerEpoch)), "--log-dir", P("log")]);
+        Assert.True(code == 0, error);
+        Assert.Equal(Enumerable.Range(1, 69).Select(i => (long)i), LoggedSteps(P("log")));
+    }
+
+    [Fact]
     public void ResumeRefusesSettingsThatWouldMakeItAnotherRunButTakesMoreEpochs()
     {
         Assert.Equal(0, Run(["train", "--model", "mlp:64-16-10", "--epochs", "1", "--checkpoint-dir", P("ck")]).Code);

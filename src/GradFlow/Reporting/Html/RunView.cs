@@ -143,13 +143,16 @@ internal sealed class RunView
         return result;
     }
 
-    /// <summary>The density of the Hessian's eigenvalues on a grid over its range, each Lanczos node smoothed by a Gaussian 1% of the range wide.</summary>
+    /// <summary>The density of the Hessian's eigenvalues on a grid over its range, each Lanczos node smoothed by a Gaussian 1% of the range wide (floored at 1e-6 of the peak).</summary>
     public Series? DensitySeries()
     {
         if (Run.Density is not { } d || !double.IsFinite(d.Min) || !double.IsFinite(d.Max)) return null;
         double span = Math.Max(d.Max - d.Min, 1e-12), lo = d.Min - 0.05 * span, hi = d.Max + 0.05 * span;
         var grid = Enumerable.Range(0, 241).Select(i => lo + (hi - lo) * i / 240).ToArray();
-        return new Series("spectral density", grid, d.Evaluate(grid, 0.01 * span));
+        var density = d.Evaluate(grid, 0.01 * span);
+        // Gaussian tails fall to 1e-30 and below between nodes; a floor six decades under the peak keeps the axis readable.
+        double floor = density.Where(double.IsFinite).DefaultIfEmpty(0).Max() * 1e-6;
+        return new Series("spectral density", grid, density.Select(v => double.IsFinite(v) ? Math.Max(v, floor) : v).ToArray());
     }
 
     /// <summary>Whether the run's section has the chart with this id suffix (the same conditions the page uses to draw it).</summary>
