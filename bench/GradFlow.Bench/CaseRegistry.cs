@@ -21,5 +21,7 @@ internal static class CaseRegistry
         new MonitorCase(new LstmCase()),
         new HvpCase(new MlpCase()),
         new HvpCase(new CnnCase()),
+        new OnnxCase(import: false),
+        new OnnxCase(import: true),
     ];
 }

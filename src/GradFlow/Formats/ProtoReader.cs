@@ -52,7 +52,8 @@ internal ref struct ProtoReader
     {
         long at = Offset;
         ulong value = 0;
-        for (int shift = 0; shift < 70; shift += 7)
+        // At most ten bytes: the tenth may only carry the 64th bit, so a longer varint fails as an overflow there.
+        for (int shift = 0; ; shift += 7)
         {
             if (_pos >= _data.Length) throw Bad("the data ends inside a varint", at);
             byte b = _data[_pos++];
@@ -60,7 +61,6 @@ internal ref struct ProtoReader
             value |= (ulong)(b & 0x7F) << shift;
             if (b < 0x80) return value;
         }
-        throw Bad("a varint is longer than ten bytes", at);
     }
 
     public long ReadInt64() => (long)ReadVarint();

@@ -18,6 +18,8 @@ public sealed class OnnxAttribute
 
     internal long[]? IntsValue { get; private init; }
 
+    internal string[]? StringsValue { get; private init; }
+
     internal float[]? FloatsValue { get; private init; }
 
     internal Tensor? TensorValue { get; private init; }
@@ -33,6 +35,9 @@ public sealed class OnnxAttribute
 
     /// <summary>A list of int64.</summary>
     public static OnnxAttribute Ints(string name, params long[] values) => new(name, OnnxProto.Attribute.TypeInts) { IntsValue = values };
+
+    /// <summary>A list of strings (the activations of a recurrent op).</summary>
+    public static OnnxAttribute Strings(string name, params string[] values) => new(name, OnnxProto.Attribute.TypeStrings) { StringsValue = values };
 
     /// <summary>A list of floats.</summary>
     public static OnnxAttribute Floats(string name, params float[] values) => new(name, OnnxProto.Attribute.TypeFloats) { FloatsValue = values };
@@ -51,6 +56,7 @@ public sealed class OnnxAttribute
             case OnnxProto.Attribute.TypeString: w.WriteString(OnnxProto.Attribute.S, StringValue!); break;
             case OnnxProto.Attribute.TypeInts: foreach (long v in IntsValue!) w.WriteInt64(OnnxProto.Attribute.Ints, v); break;
             case OnnxProto.Attribute.TypeFloats: foreach (float v in FloatsValue!) w.WriteFloat(OnnxProto.Attribute.Floats, v); break;
+            case OnnxProto.Attribute.TypeStrings: foreach (string v in StringsValue!) w.WriteString(OnnxProto.Attribute.Strings, v); break;
             case OnnxProto.Attribute.TypeTensor:
                 var t = new Formats.ProtoWriter();
                 OnnxExportContext.WriteTensor(t, "", TensorValue!);

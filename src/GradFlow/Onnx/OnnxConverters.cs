@@ -44,6 +44,7 @@ internal static class OnnxConverters
         Add<BatchNormBase>(BatchNorm);
         Add<LayerNorm>(LayerNorm);
         Add<GroupNorm>(GroupNorm);
+        OnnxRecurrentConverters.AddTo(map);
         return map;
     }
 

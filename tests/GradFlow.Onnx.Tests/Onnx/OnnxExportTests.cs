@@ -176,3 +176,38 @@ public class OnnxExportTests
         OnnxRuntimeCheck.Check(new Sequential(new TwoBranch(), new Linear(4, 2, generator: new Generator(13))), Randn(110, 3), Batches);
     }
 }
+
+/// <summary>RNN, LSTM and GRU through ONNX's recurrent ops, with the gates re-ordered in the graph.</summary>
+public class OnnxRecurrentExportTests
+{
+    private static readonly int[] Batches = [1, 3, 4];
+
+    public static TheoryData<string> Layers() =>
+        ["RNN", "RNN(relu, 2 layers)", "LSTM", "LSTM(bidirectional, batch first)", "LSTM(2 layers, no bias)", "GRU", "GRU(bidirectional, 2 layers)", "GRU(batch first)"];
+
+    private static (Module, bool BatchFirst) Layer(string name)
+    {
+        var g = new Generator(31);
+        return name switch
+        {
+            "RNN" => (new RNN(4, 5, generator: g), false),
+            "RNN(relu, 2 layers)" => (new RNN(4, 5, numLayers: 2, relu: true, generator: g), false),
+            "LSTM" => (new LSTM(4, 5, generator: g), false),
+            "LSTM(bidirectional, batch first)" => (new LSTM(4, 5, batchFirst: true, bidirectional: true, generator: g), true),
+            "LSTM(2 layers, no bias)" => (new LSTM(4, 5, numLayers: 2, bias: false, generator: g), false),
+            "GRU" => (new GRU(4, 5, generator: g), false),
+            "GRU(bidirectional, 2 layers)" => (new GRU(4, 5, numLayers: 2, bidirectional: true, generator: g), false),
+            "GRU(batch first)" => (new GRU(4, 5, batchFirst: true, generator: g), true),
+            _ => throw new ArgumentException(name),
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Layers))]
+    public void MatchesGradFlow(string name)
+    {
+        var (layer, batchFirst) = Layer(name);
+        Func<int, Tensor> input = b => Tensor.Randn(batchFirst ? [b, 6, 4] : [6, b, 4], DType.Float32, new Generator(40 + (ulong)b));
+        OnnxRuntimeCheck.Check(layer, input, Batches, name: "Recurrent_" + name, dynamicAxis: batchFirst ? 0 : 1);
+    }
+}

@@ -23,11 +23,11 @@ internal static class OnnxRuntimeCheck
     /// size: the relative error ||ort - gradflow|| / ||gradflow|| at most <paramref name="tolerance"/>.
     /// </summary>
     public static byte[] Check(Module model, Func<int, Tensor> makeInput, int[] batches, double tolerance = 1e-5,
-        [System.Runtime.CompilerServices.CallerMemberName] string name = "")
+        [System.Runtime.CompilerServices.CallerMemberName] string name = "", int dynamicAxis = 0)
     {
         model.Eval();
         var sample = makeInput(batches[0]);
-        var bytes = OnnxExporter.Export(model, sample.Shape.ToArray(), sample.DType);
+        var bytes = OnnxExporter.Export(model, sample.Shape.ToArray(), sample.DType, dynamicAxis);
         Keep(bytes, name);
         using var session = new InferenceSession(bytes);
         foreach (int batch in batches)
