@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using GradFlow.Distributed;
 using GradFlow.Training;
 using Spectre.Console;
 
@@ -46,6 +47,9 @@ internal static class TrainCommand
     private static readonly Option<int> s_sharpnessEvery = CliApp.IntOption("--sharpness-every", 0, 0, 1_000_000,
         "Measure sharpness (top Hessian eigenvalue) against the stability threshold every N steps on a fixed batch; with --report, also the spectral density and loss slices at the end (0: off)");
 
+    private static readonly Option<int> s_nproc = CliApp.IntOption("--nproc", 1, 1, 1024,
+        "Data-parallel training in N processes on this machine under Open MPI's mpirun (docs/DISTRIBUTED.md); --batch-size is then the batch of all of them together");
+
     // The options that define a run, by their settings name; the rest say where output goes.
     private static readonly (string Name, Option Option)[] s_defining =
     [
@@ -66,7 +70,7 @@ internal static class TrainCommand
         {
             s_model, s_data, s_dataDir, s_testData, s_optimizer, s_lr, s_momentum, s_weightDecay, s_schedule, s_warmup, s_stepEpochs, s_gamma,
             s_batchSize, s_epochs, s_clipNorm, s_seed, s_noMonitor, s_noDoctor, s_logDir, s_tensorBoard, s_checkpointDir, s_checkpointEvery,
-            s_resume, s_report, s_sharpnessEvery,
+            s_resume, s_report, s_sharpnessEvery, s_nproc,
         };
         command.SetAction(r => Run(r, console, cancel));
         return command;
@@ -88,6 +92,33 @@ internal static class TrainCommand
         if (outputs.TensorBoardDir is not null) CliApp.EnsureWritableDirectory(outputs.TensorBoardDir, "--tensorboard");
         if (outputs.CheckpointDir is not null) CliApp.EnsureWritableDirectory(outputs.CheckpointDir, "--checkpoint-dir");
 
+        int nproc = r.GetValue(s_nproc);
+        int? mpiSize = int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE"), out int size) ? size : null;
+        if (nproc > 1 && outputs.SharpnessEvery > 0)
+            throw new CliException("--sharpness-every runs Hessian-vector products on one process; drop it, or --nproc.");
+        if (nproc > 1 && mpiSize is null)
+        {
+            // The launcher: the same command line again, in nproc ranks under mpirun; each rank sees OMPI_COMM_WORLD_SIZE.
+            string cli = typeof(TrainCommand).Assembly.Location;
+            try
+            {
+                return MpiLauncher.Run(nproc, cli, r.Tokens.Select(t => t.Value));
+            }
+            catch (FileNotFoundException e)
+            {
+                throw new CliException(e.Message);
+            }
+        }
+        if (nproc > 1 && mpiSize != nproc)
+            throw new CliException($"--nproc {nproc} was given, but mpirun started {mpiSize} processes; give the same number to both.");
+        Communicator? world = nproc > 1 ? Communicator.World : null;
+        if (world is { IsRoot: false })
+        {
+            // Only rank 0 writes files and speaks; the others train their share silently.
+            outputs = outputs with { LogDir = null, TensorBoardDir = null, CheckpointDir = null, ReportPath = null, Doctor = false };
+            console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
+        }
+
         var given = FromCommandLine(r);
         Checkpoint? checkpoint = null;
         TrainSettings settings;
@@ -106,9 +137,12 @@ internal static class TrainCommand
             settings = given;
         }
 
-        var trainer = new Trainer(settings, outputs, console);
+        var trainer = new Trainer(settings, outputs, console, world);
         long start = checkpoint is null ? 0 : trainer.Restore(checkpoint);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        // Ranks would stop at different steps and wait for each other in an allreduce: under mpirun, Ctrl+C ends the
+        // job (mpirun passes the signal on) and the epoch checkpoints are what resumes it.
+        if (world is not null) return trainer.Run(start, CancellationToken.None);
         // The first Ctrl+C (or SIGTERM) asks the loop to save and stop after the current step; a second one ends the process.
         void Stop(PosixSignalContext c)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using GradFlow.Data;
 using GradFlow.Diagnostics;
+using GradFlow.Distributed;
 using GradFlow.NN;
 using GradFlow.Optim;
 using GradFlow.Reporting;
@@ -49,11 +50,13 @@ internal sealed class Trainer
     private readonly string _dataName;
     private readonly int _stepsPerEpoch;
     private readonly ModelSpec _spec;
+    private readonly Communicator? _world; // under mpirun (gradflow train --nproc N): this rank's communicator
+    private readonly DistributedDataParallel? _ddp;
     private GradientMonitor? _monitor;
 
-    public Trainer(TrainSettings settings, TrainOutputs outputs, IAnsiConsole console)
+    public Trainer(TrainSettings settings, TrainOutputs outputs, IAnsiConsole console, Communicator? world = null)
     {
-        (_s, _o, _console) = (settings, outputs, console);
+        (_s, _o, _console, _world) = (settings, outputs, console, world);
         _spec = settings.ParseSpec();
         (_train, _test, _dataName) = settings.LoadData();
         CheckData(_train, "training");
@@ -63,6 +66,13 @@ internal sealed class Trainer
         _dropout = new Generator(seed + 2);
         _model = _spec.Build(new Generator(seed), _dropout);
         _optimizer = settings.CreateOptimizer(_model);
+        if (world is not null)
+        {
+            if (settings.BatchSize < world.Size)
+                throw new CliException($"--batch-size {settings.BatchSize} is the batch of all {world.Size} processes together; give at least one example per process.");
+            // Every rank built the same weights from the same seed; the broadcast also checks the ranks agree on the model.
+            _ddp = new DistributedDataParallel(_model, world);
+        }
         _stepsPerEpoch = (_train.Count + settings.BatchSize - 1) / settings.BatchSize;
         (_scheduler, _scheduleStep) = settings.CreateScheduler(_optimizer, _stepsPerEpoch);
     }
@@ -97,6 +107,7 @@ internal sealed class Trainer
         using var monitor = _o.Monitor ? GradientMonitor.Attach(_model, _optimizer, new MonitorOptions { StartStep = startStep }) : null;
         using var doctor = monitor is not null && _o.Doctor ? Diagnostics.Doctor.Attach(monitor, new DoctorOptions { Classes = _spec.Outputs }) : null;
         _monitor = monitor;
+        if (monitor is not null) _ddp?.Watch(monitor); // rank 0's run log holds every rank's gradient norms
         var records = new List<StepRecord>();
         if (monitor is not null && _o.ReportPath is not null) monitor.StepRecorded += records.Add;
         if (monitor is not null && _o.SharpnessEvery > 0) monitor.AddSharpnessProbe(new SharpnessProbe(ProbeLoss, _model, _optimizer, _o.SharpnessEvery));
@@ -228,6 +239,16 @@ internal sealed class Trainer
             for (; batch < _stepsPerEpoch; batch++)
             {
                 int start = batch * _s.BatchSize, count = Math.Min(n - start, _s.BatchSize);
+                double weight = 1; // this rank's loss scale: the allreduce's average of the ranks' gradients is then the global batch's
+                if (_world is not null)
+                {
+                    // --batch-size is the global batch: each rank takes its share of it, so N ranks train on the same
+                    // examples per step as one process; an uneven share (the last batch) is weighted by its size.
+                    int lo = start + count * _world.Rank / _world.Size, hi = start + count * (_world.Rank + 1) / _world.Size;
+                    weight = (double)(hi - lo) * _world.Size / count;
+                    if (hi == lo) (lo, hi) = (start, start + 1); // a last batch smaller than the ranks: a weight-0 example rather than nothing
+                    (start, count) = (lo, hi - lo);
+                }
                 using (arena.Step())
                 {
                     var rows = Tensor.FromArray(Array.ConvertAll(order[start..(start + count)], i => (long)i));
@@ -235,7 +256,7 @@ internal sealed class Trainer
                     _optimizer.ZeroGrad();
                     var logits = _model.Call(x);
                     var loss = Functional.CrossEntropy(logits, y);
-                    loss.Backward();
+                    (weight == 1 ? loss : loss * weight).Backward();
                     if (_s.ClipNorm is { } clip)
                     {
                         if (_monitor is not null) _monitor.ClipGradNorm(clip); // the monitor records the norms it clipped
