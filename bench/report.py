@@ -2,7 +2,8 @@
 
 Columns: wall-clock median ms per step of each side and their ratio, the fastest step of each side, GradFlow's
 bytes allocated per step
-with and without the TensorArena, and the share of GradFlow's timed wall time spent in GC pauses.
+with and without the TensorArena, the share of GradFlow's timed wall time spent in GC pauses, and each side's peak
+resident memory (one case per process).
 Monitor cases (NAME_monitor) report the monitor's overhead on the same model in the same run.
 With several rounds (bench/run.sh ROUNDS=N) every figure is the median over rounds.
 """
@@ -22,8 +23,8 @@ def main():
     for (case, threads, impl), rs in runs.items():
         rows.setdefault((case, threads), {})[impl] = median_row(rs)
     cases = list(dict.fromkeys(c for c, _ in rows))
-    print(f"| case | threads | GradFlow ms | PyTorch ms | GF/PT | GF min ms | PT min ms | B/step (arena) | B/step (no arena) | GC % |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| case | threads | GradFlow ms | PyTorch ms | GF/PT | GF min ms | PT min ms | B/step (arena) | B/step (no arena) | GC % | GF peak MB | PT peak MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         if case.endswith("_monitor"):
             continue
@@ -33,7 +34,7 @@ def main():
             gf, pt = impls.get("gradflow"), impls.get("pytorch")
             print(f"| {case} | {threads} | {fmt(gf, 'ms')} | {fmt(pt, 'ms')} | {ratio(gf, pt, 'ms')} | {fmt(gf, 'min_ms')} | "
                   f"{fmt(pt, 'min_ms')} | {fmt(gf, 'alloc_bytes_per_step')} | "
-                  f"{fmt(gf, 'alloc_bytes_no_arena')} | {fmt(gf, 'gc_pct')} |")
+                  f"{fmt(gf, 'alloc_bytes_no_arena')} | {fmt(gf, 'gc_pct')} | {mb(gf)} | {mb(pt)} |")
     monitors = [(c, t, i["gradflow"]) for (c, t), i in sorted(rows.items()) if c.endswith("_monitor") and "gradflow" in i]
     if monitors:
         print()
@@ -52,6 +53,11 @@ def median_row(rs):
             out[key] = values[(len(values) - 1) // 2]
     out["rounds"] = len(rs)
     return out
+
+
+def mb(r):
+    """Peak resident memory of the side's process, in MB (each case runs in a process of its own)."""
+    return f"{r['peak_rss_bytes'] / 2**20:.0f}" if r and r.get("peak_rss_bytes") else "-"
 
 
 def ratio(a, b, key):

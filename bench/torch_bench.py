@@ -5,6 +5,7 @@ Add a case by writing a function that returns (step, flops_per_step) and listing
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -167,7 +168,9 @@ def run(name, setup, reps, warmup, threads):
     median = statistics.median_low(sorted(times))
     return {"impl": "pytorch", "case": name, "threads": threads, "ms": round(median, 4), "cpu_ms": round(cpu_ms, 4),
             "min_ms": round(min(times), 4), "gflops": round(flops / (median * 1e6), 2) if flops else 0,
-            "alloc_bytes_per_step": None, "reps": reps}
+            "alloc_bytes_per_step": None, "reps": reps,
+            # peak resident memory of this process (KB on Linux); run.sh runs one case per process
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def main():

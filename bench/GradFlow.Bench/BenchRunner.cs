@@ -8,7 +8,7 @@ namespace GradFlow.Bench;
 /// code, packing buffers and worker threads are in place), then timed steps (at least <c>reps</c> and
 /// <see cref="MinSeconds"/>); reports the median, the process CPU time per step (mean; robust to other
 /// processes taking the cores, which a wall-clock median on a shared machine is not), the bytes this thread allocated per step and the share
-/// of the timed wall time spent in GC pauses, as one JSON line. Training cases also report the bytes
+/// of the timed wall time spent in GC pauses and the process's peak resident memory, as one JSON line. Training cases also report the bytes
 /// per step without their <see cref="TensorArena"/>; monitor cases alternate blocks of steps with and
 /// without the monitor and report both medians.
 /// </summary>
@@ -61,7 +61,14 @@ internal static class BenchRunner
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{benchCase.Name}\", \"threads\": {threads}, \"ms\": {median:F4}, \"cpu_ms\": {cpuMs:F4}, \"mean_ms\": {times.Average():F4}, " +
             $"\"min_ms\": {times.Min():F4}, \"p90_ms\": {Percentile(times, 0.9):F4}, \"gflops\": {gflops:F2}, \"alloc_bytes_per_step\": {allocated}, " +
-            $"\"alloc_bytes_no_arena\": {noArena}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
+            $"\"alloc_bytes_no_arena\": {noArena}, \"peak_rss_bytes\": {PeakRss()}, \"gc_pct\": {gcPercent:F2}, \"gen0\": {collections}, \"reps\": {times.Count}}}");
+    }
+
+    /// <summary>The process's peak working set so far (VmHWM on Linux): one case per process (run.sh), so it is that case's peak.</summary>
+    private static long PeakRss()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.PeakWorkingSet64;
     }
 
     /// <summary>

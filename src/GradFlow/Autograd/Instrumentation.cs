@@ -72,7 +72,26 @@ internal static partial class Instrumentation
     }
 
     /// <summary>True when some observer sees this thread's ops (an op tells them only then, so an unwatched op pays one check).</summary>
-    public static bool Listening => Observers.Length != 0;
+    public static bool Listening => t_quiet == 0 && Observers.Length != 0;
+
+    [ThreadStatic] private static int t_quiet;
+
+    /// <summary>
+    /// Until disposed, ops on this thread tell no observer: an op's own arithmetic on tensors it made itself (cross
+    /// entropy's log-probabilities) is not an op of the model, and its raw intermediates would look like fresh inputs.
+    /// </summary>
+    public static QuietScope Quiet()
+    {
+        t_quiet++;
+        return default;
+    }
+
+    /// <summary>Ends a <see cref="Quiet"/>.</summary>
+    public readonly struct QuietScope : IDisposable
+    {
+        /// <summary>Observers hear ops again (once every Quiet is disposed).</summary>
+        public void Dispose() => t_quiet--;
+    }
 
     /// <summary>
     /// An op produced <paramref name="output"/> (its <paramref name="node"/> null when nothing was recorded). A fused op

@@ -35,11 +35,14 @@ public abstract partial class Module
         if (HasNoHooks)
         {
             // No hooks: the pipeline reduces to the scope, without its arrays and closure (per-call overhead of small models).
-            using var scope = Autograd.Scope(Path);
+            using var scope = Autograd.Scope(ScopeName);
             return Forward(input);
         }
         return Invoke([input], xs => [Forward(xs[0])])[0];
     }
+
+    /// <summary>The autograd scope the module's ops record (<see cref="Node.Scope"/>): its path.</summary>
+    private protected virtual string ScopeName => Path;
 
     /// <summary>True when no hook of any kind is registered: a Call overload may then skip <see cref="Invoke"/>.</summary>
     private protected bool HasNoHooks =>
@@ -47,14 +50,14 @@ public abstract partial class Module
 
     /// <summary>
     /// The call pipeline every Call overload uses: forward pre-hooks (may replace inputs), backward-hook
-    /// identity nodes on the inputs, <paramref name="forward"/> inside <c>Autograd.Scope(Path)</c>, forward
+    /// identity nodes on the inputs, <paramref name="forward"/> inside <c>Autograd.Scope(ScopeName)</c>, forward
     /// hooks (may replace outputs), backward-hook identity nodes on the outputs.
     /// </summary>
     protected Tensor[] Invoke(Tensor[] inputs, Func<Tensor[], Tensor[]> forward)
     {
         Guard.NotNull(forward, nameof(Invoke), nameof(forward));
         EnsureComponents();
-        using var scope = Autograd.Scope(Path);
+        using var scope = Autograd.Scope(ScopeName);
         if (_preHooks is not null)
             foreach (var hook in _preHooks.ToArray()) inputs = hook(this, inputs) ?? inputs;
         BackwardHookState? state = null;

@@ -47,21 +47,22 @@ public sealed partial class Tensor
         Guard.NotNull(condition, nameof(Where), nameof(condition));
         Guard.SameDType(a, b, nameof(Where));
         var shape = Shapes.Broadcast(Shapes.Broadcast(condition.ShapeArray, a.ShapeArray, nameof(Where)), b.ShapeArray, nameof(Where));
-        var mask = condition.ExpandRaw(shape).ContiguousRaw().ToDoubleArray();
+        var mask = Empty(shape, DType.Bool); // rented like the output, not a double[] per call
+        ConvertRaw(condition.ExpandRaw(shape), mask);
         var ac = a.ExpandRaw(shape).ContiguousRaw();
         var bc = b.ExpandRaw(shape).ContiguousRaw();
         var y = Empty(shape, a.DType);
         switch (a.DType)
         {
-            case DType.Float32: Select(mask, ac.Span<float>(), bc.Span<float>(), y.Span<float>()); break;
-            case DType.Float64: Select(mask, ac.Span<double>(), bc.Span<double>(), y.Span<double>()); break;
-            default: Select(mask, ac.Span<long>(), bc.Span<long>(), y.Span<long>()); break;
+            case DType.Float32: Select(mask.Span<long>(), ac.Span<float>(), bc.Span<float>(), y.Span<float>()); break;
+            case DType.Float64: Select(mask.Span<long>(), ac.Span<double>(), bc.Span<double>(), y.Span<double>()); break;
+            default: Select(mask.Span<long>(), ac.Span<long>(), bc.Span<long>(), y.Span<long>()); break;
         }
         var node = Autograd.NeedsGrad(a, b) ? new WhereBackward(condition, a.ShapeArray, b.ShapeArray) : null;
         return Autograd.Record(OpNames.Where, y, node, a, b);
     }
 
-    private static void Select<T>(double[] mask, ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y)
+    private static void Select<T>(ReadOnlySpan<long> mask, ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y)
     {
         for (int i = 0; i < y.Length; i++) y[i] = mask[i] != 0 ? a[i] : b[i];
     }

@@ -9,30 +9,42 @@ public sealed partial class Tensor
         return shape.ToArray();
     }
 
+    // An empty shape is a 0-d tensor, as torch.tensor(5.0): it holds exactly one element. (A call with no shape at all
+    // binds to the one-argument overloads, which give a 1-d tensor.)
     private static int[] ShapeFor(int length, ReadOnlySpan<int> shape, string op)
     {
-        if (shape.IsEmpty) return [length];
+        if (shape.IsEmpty && length != 1)
+            Guard.ThrowArg(op, nameof(shape), $"an empty shape [] is a 0-d tensor, which holds one element; got {length}. Leave the shape out for a 1-d tensor.");
         var s = CheckShape(shape, op);
         if (Shapes.Count(s) != length)
             Guard.ThrowArg(op, nameof(shape), $"{length} elements do not fill shape {Guard.Shape(s)} ({Shapes.Count(s)} elements).");
         return s;
     }
 
-    /// <summary>A float32 tensor holding a copy of <paramref name="data"/>; the shape defaults to 1-d.</summary>
+    /// <summary>A 1-d float32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(float[] data) => FromArray(data, [data?.Length ?? 0]); // null is refused by the overload it calls
+
+    /// <summary>A float32 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>; an empty shape gives a 0-d tensor of one element.</summary>
     public static Tensor FromArray(float[] data, params ReadOnlySpan<int> shape)
     {
         Guard.NotNull(data, nameof(FromArray), nameof(data));
         return new Tensor(new Storage((float[])data.Clone(), DType.Float32), ShapeFor(data.Length, shape, nameof(FromArray)));
     }
 
-    /// <summary>A float64 tensor holding a copy of <paramref name="data"/>.</summary>
+    /// <summary>A 1-d float64 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(double[] data) => FromArray(data, [data?.Length ?? 0]); // null is refused by the overload it calls
+
+    /// <summary>A float64 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>; an empty shape gives a 0-d tensor of one element.</summary>
     public static Tensor FromArray(double[] data, params ReadOnlySpan<int> shape)
     {
         Guard.NotNull(data, nameof(FromArray), nameof(data));
         return new Tensor(new Storage((double[])data.Clone(), DType.Float64), ShapeFor(data.Length, shape, nameof(FromArray)));
     }
 
-    /// <summary>An int64 tensor holding a copy of <paramref name="data"/>.</summary>
+    /// <summary>A 1-d int64 tensor holding a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(long[] data) => FromArray(data, [data?.Length ?? 0]); // null is refused by the overload it calls
+
+    /// <summary>An int64 tensor holding a copy of <paramref name="data"/> in <paramref name="shape"/>; an empty shape gives a 0-d tensor of one element.</summary>
     public static Tensor FromArray(long[] data, params ReadOnlySpan<int> shape)
     {
         Guard.NotNull(data, nameof(FromArray), nameof(data));

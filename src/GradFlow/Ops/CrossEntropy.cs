@@ -17,6 +17,7 @@ public sealed partial class Tensor
             Guard.Throw("CrossEntropy", $"logits {Guard.Shape(logits)} and target distribution {Guard.Shape(q)} must share a shape (N, C, ...).");
         Tensor y;
         using (Autograd.NoGrad())
+        using (Instrumentation.Quiet())
         {
             var logp = logits.SoftmaxRaw(1, log: true);
             y = (q * logp).Sum(1).Neg();

@@ -4,7 +4,10 @@ namespace GradFlow;
 // PyTorch (bool * float -> float). Bool tensors hold 0/1 in 64-bit words, so the integer kernels serve them.
 public sealed partial class Tensor
 {
-    /// <summary>A Bool tensor from <paramref name="data"/>; an empty shape gives a 1-d tensor of the data's length.</summary>
+    /// <summary>A 1-d Bool tensor from <paramref name="data"/>.</summary>
+    public static Tensor FromArray(bool[] data) => FromArray(data, [data?.Length ?? 0]); // null is refused by the overload it calls
+
+    /// <summary>A Bool tensor from <paramref name="data"/> in <paramref name="shape"/>; an empty shape gives a 0-d tensor of one element.</summary>
     public static Tensor FromArray(bool[] data, params ReadOnlySpan<int> shape)
     {
         Guard.NotNull(data, nameof(FromArray), nameof(data));
@@ -76,10 +79,8 @@ public sealed partial class Tensor
     /// <summary>A comparison's 0/1 result (in its inputs' dtype) as a Bool tensor, with no autograd.</summary>
     private static Tensor ToBoolRaw(Tensor zeroOne)
     {
-        var src = zeroOne.ContiguousRaw().ToDoubleArray();
         var y = Empty(zeroOne.ShapeArray, DType.Bool);
-        var d = y.Span<long>();
-        for (int i = 0; i < d.Length; i++) d[i] = src[i] != 0 ? 1 : 0;
+        ConvertRaw(zeroOne, y); // straight into the Bool words: a double[] copy here was a training step's only garbage
         return y;
     }
 }

@@ -32,7 +32,7 @@ public sealed class Adagrad : Optimizer
         CheckRange(group, "lr_decay", 0, double.PositiveInfinity);
         CheckRange(group, "weight_decay", 0, double.PositiveInfinity);
         CheckRange(group, "initial_accumulator_value", 0, double.PositiveInfinity);
-        CheckRange(group, "eps", 0, double.PositiveInfinity);
+        CheckRange(group, "eps", 0, double.PositiveInfinity, minExclusive: true);
     }
 
     /// <inheritdoc />

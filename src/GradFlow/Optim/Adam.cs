@@ -32,7 +32,7 @@ public class Adam : Optimizer
     protected override void ValidateGroup(ParamGroup group)
     {
         CheckRange(group, "lr", 0, double.PositiveInfinity);
-        CheckRange(group, "eps", 0, double.PositiveInfinity);
+        CheckRange(group, "eps", 0, double.PositiveInfinity, minExclusive: true);
         CheckRange(group, "beta1", 0, 1, maxExclusive: true);
         CheckRange(group, "beta2", 0, 1, maxExclusive: true);
         CheckRange(group, "weight_decay", 0, double.PositiveInfinity);

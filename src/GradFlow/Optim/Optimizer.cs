@@ -288,10 +288,11 @@ public abstract class Optimizer
     protected static Tensor ZerosLike(Tensor param) => Tensor.ZerosLike(param);
 
     /// <summary>Reads an option and checks a range, naming the optimiser and option on failure.</summary>
-    protected void CheckRange(ParamGroup group, string name, double min, double max, bool maxExclusive = false)
+    protected void CheckRange(ParamGroup group, string name, double min, double max, bool maxExclusive = false, bool minExclusive = false)
     {
+        // Infinite values are refused whatever the range: an infinite rate or decay turns every weight NaN at the first step.
         double v = group[name];
-        if (double.IsNaN(v) || v < min || v > max || (maxExclusive && v == max))
-            Guard.ThrowArg(GetType().Name, name, $"invalid {name} {v}: expected {min} <= {name} {(maxExclusive ? "<" : "<=")} {max}.");
+        if (!double.IsFinite(v) || v < min || v > max || (maxExclusive && v == max) || (minExclusive && v == min))
+            Guard.ThrowArg(GetType().Name, name, $"invalid {name} {v}: expected a finite {min} {(minExclusive ? "<" : "<=")} {name} {(maxExclusive ? "<" : "<=")} {max}.");
     }
 }

@@ -29,7 +29,7 @@ public sealed class RMSprop : Optimizer
     protected override void ValidateGroup(ParamGroup group)
     {
         CheckRange(group, "lr", 0, double.PositiveInfinity);
-        CheckRange(group, "eps", 0, double.PositiveInfinity);
+        CheckRange(group, "eps", 0, double.PositiveInfinity, minExclusive: true);
         CheckRange(group, "alpha", 0, double.PositiveInfinity);
         CheckRange(group, "momentum", 0, double.PositiveInfinity);
         CheckRange(group, "weight_decay", 0, double.PositiveInfinity);

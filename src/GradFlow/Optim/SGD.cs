@@ -31,6 +31,7 @@ public sealed class SGD : Optimizer
         CheckRange(group, "lr", 0, double.PositiveInfinity);
         CheckRange(group, "momentum", 0, double.PositiveInfinity);
         CheckRange(group, "weight_decay", 0, double.PositiveInfinity);
+        CheckRange(group, "dampening", double.NegativeInfinity, double.PositiveInfinity);
         if (group.Flag("nesterov") && (group["momentum"] <= 0 || group["dampening"] != 0))
             Guard.ThrowArg(nameof(SGD), "nesterov", $"Nesterov momentum requires a momentum and zero dampening (momentum {group["momentum"]}, dampening {group["dampening"]}).");
     }

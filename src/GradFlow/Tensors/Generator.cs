@@ -26,7 +26,34 @@ public sealed class Generator
     /// tear a number (their interleaving, and so which thread gets which number, is up to the scheduler; for
     /// reproducible results per thread, give each thread its own generator).
     /// </summary>
-    public static Generator Default { get; } = new(0x5EED, new Lock());
+    public static Generator Default => t_default ?? s_default;
+
+    private static readonly Generator s_default = new(0x5EED, new Lock());
+    [ThreadStatic] private static Generator? t_default;
+
+    /// <summary>
+    /// Until the result is disposed, <see cref="Default"/> on this thread is <paramref name="generator"/>: code that
+    /// draws from the default (layers built without a generator, Dropout, shuffling) gets a stream no other thread
+    /// advances, as tests running side by side need. Scopes nest; dispose on the thread that made it.
+    /// </summary>
+    public static DefaultScope UseAsDefault(Generator generator)
+    {
+        Guard.NotNull(generator, nameof(UseAsDefault), nameof(generator));
+        var previous = t_default;
+        t_default = generator;
+        return new DefaultScope(previous);
+    }
+
+    /// <summary>Ends a <see cref="UseAsDefault"/>: the thread's previous default comes back.</summary>
+    public readonly struct DefaultScope : IDisposable
+    {
+        private readonly Generator? _previous;
+
+        internal DefaultScope(Generator? previous) => _previous = previous;
+
+        /// <summary>Restores the previous default.</summary>
+        public void Dispose() => t_default = _previous;
+    }
 
     /// <summary>Resets the state from a seed.</summary>
     public Generator ManualSeed(ulong seed)

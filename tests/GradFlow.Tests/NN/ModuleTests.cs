@@ -101,7 +101,7 @@ public class ModuleTests
     [Fact]
     public void ForwardHooksSeeAndReplace()
     {
-        var lin = new Linear(3, 2);
+        var lin = new Linear(3, 2, generator: new Generator(3));
         Tensor[]? seenIn = null, seenOut = null;
         using (lin.RegisterForwardPreHook((_, xs) => [xs[0] * 2.0]))
         using (lin.RegisterForwardHook((_, xs, ys) => { seenIn = xs; seenOut = ys; return [ys[0] + 1.0]; }))

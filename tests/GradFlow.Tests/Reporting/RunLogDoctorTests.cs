@@ -11,7 +11,7 @@ public class RunLogDoctorTests
     public void ARunLogIsDiagnosedAfterTheFact()
     {
         // A learning rate so low the loss cannot move: the offline doctor names it from the log alone.
-        Generator.Default.ManualSeed(5);
+        using var seeded = Generator.UseAsDefault(new Generator(5)); // not the shared default: tests run side by side
         var model = new Sequential(new Linear(8, 16), new ReLU(), new Linear(16, 4));
         var optimizer = new SGD(model.Parameters(), 1e-7);
         string path = Path.Combine(Path.GetTempPath(), $"gradflow-doctor-{Guid.NewGuid():N}.jsonl");

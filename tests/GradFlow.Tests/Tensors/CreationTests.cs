@@ -126,4 +126,24 @@ public class CreationTests
         Assert.True(Tensor.Randn([2], DType.Float32, new Generator(1), requiresGrad: true).IsLeaf);
         Assert.False(Tensor.Ones(2).RequiresGrad);
     }
+
+    [Fact]
+    public void FromArrayWithAnEmptyShapeIsZeroDimensionalAsTorchTensorOfAScalar()
+    {
+        var f = Tensor.FromArray(new float[] { 5 }, []);
+        Assert.Equal(0, f.Rank);
+        Assert.Equal("[]", f.Shape.ToString());
+        Assert.Equal(5.0, f.Item());
+        Assert.Equal(0, Tensor.FromArray(new double[] { 2 }, []).Rank);
+        Assert.Equal(0, Tensor.FromArray(new long[] { 3 }, []).Rank);
+        Assert.Equal(0, Tensor.FromArray(new[] { true }, []).Rank);
+        // The same as a 0-d tensor's own shape round-trips, and as Scalar.
+        Assert.Equal(Tensor.Scalar(5).Shape, Tensor.FromArray(new float[] { 5 }, Tensor.Scalar(1).Shape).Shape);
+        // No shape at all stays 1-d (torch.tensor([5.0]) has shape [1]).
+        Assert.Equal(1, Tensor.FromArray(new float[] { 5 }).Rank);
+        Assert.Equal([3], Tensor.FromArray(new long[] { 1, 2, 3 }).ShapeArray);
+        var e = Assert.Throws<ArgumentException>(() => Tensor.FromArray(new float[] { 1, 2 }, []));
+        Assert.Contains("0-d", e.Message);
+        Assert.Contains("FromArray", e.Message);
+    }
 }

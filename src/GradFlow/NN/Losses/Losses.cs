@@ -5,6 +5,9 @@ namespace GradFlow.NN;
 /// <summary>A loss module: two inputs (prediction and target), called through <see cref="Call(Tensor, Tensor)"/> so hooks apply.</summary>
 public abstract class Loss(Reduction reduction) : Module
 {
+    /// <summary>A loss used on its own (not a child of a model, so its path is the root's "") records its ops as "loss", not as the model's root.</summary>
+    private protected override string ScopeName => Path.Length == 0 ? "loss" : Path;
+
     /// <summary>How per-element losses are combined.</summary>
     public Reduction Reduction { get; } = reduction;
 
@@ -18,7 +21,7 @@ public abstract class Loss(Reduction reduction) : Module
         Guard.NotNull(target, TypeName, nameof(target));
         if (HasNoHooks)
         {
-            using var scope = Autograd.Scope(Path);
+            using var scope = Autograd.Scope(ScopeName);
             return Forward(input, target);
         }
         return Invoke([input, target], xs => [Forward(xs[0], xs[1])])[0];

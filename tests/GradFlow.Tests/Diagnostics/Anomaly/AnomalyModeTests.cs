@@ -5,14 +5,17 @@ namespace GradFlow.Tests.Diagnostics;
 public class AnomalyModeTests
 {
     [Fact]
-    public void AnOpOnANonFiniteInputIsNotReportedAndReadingItDoesNotRecurse()
+    public void ANonFiniteInputIsReportedOnceAtItsFirstReaderAndReadingItDoesNotRecurse()
     {
         // Reading the input's range for the report copies it; the copy is non-finite too and once recursed without end.
         var x = Tensor.FromArray(new float[] { 1, float.NaN, 2 }).RequireGrad();
         using var anomaly = AnomalyMode.Enable(throwOnAnomaly: false);
         var y = (x * 2.0).Sum();
         Assert.True(double.IsNaN(y.Item()));
-        Assert.Empty(anomaly.Reports);
+        var r = Assert.Single(anomaly.Reports);
+        Assert.Equal(AnomalyPhase.Input, r.Phase);
+        Assert.Equal(1, r.NaNCount);
+        Assert.Contains("non-finite input", r.ToString());
     }
 
     [Fact]

@@ -42,7 +42,7 @@ public class AutoFixTests
         var (_, test) = Digits.Load(testFraction: 0.2, seed: 0);
         Module Model()
         {
-            Generator.Default.ManualSeed(11);
+            using var seeded = Generator.UseAsDefault(new Generator(11)); // not the shared default: tests run side by side
             return Tasks.Mlp([64, 128, 64, 10], () => new ReLU());
         }
         var healthy = Model();

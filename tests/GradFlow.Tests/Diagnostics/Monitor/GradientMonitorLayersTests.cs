@@ -19,7 +19,7 @@ public class GradientMonitorLayersTests
     [Fact]
     public void ConvolutionalNetworkWithBatchNormIsFullyMeasured()
     {
-        Generator.Default.ManualSeed(21);
+        using var seeded = Generator.UseAsDefault(new Generator(21)); // not the shared default: tests run side by side
         var model = new Sequential(new Conv2d(1, 4, 3), new BatchNorm2d(4), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(4 * 3 * 3, 5));
         var opt = new Adam(model.Parameters(), lr: 1e-3);
         var g = new Generator(1);
@@ -54,7 +54,7 @@ public class GradientMonitorLayersTests
     [Fact]
     public void RecurrentNetworkShowsGateSaturationAndFlow()
     {
-        Generator.Default.ManualSeed(22);
+        using var seeded = Generator.UseAsDefault(new Generator(22)); // not the shared default: tests run side by side
         var model = new SequenceClassifier();
         var opt = new SGD(model.Parameters(), lr: 0.1);
         var g = new Generator(2);
@@ -72,7 +72,7 @@ public class GradientMonitorLayersTests
     [Fact]
     public void FrozenLayersAreReportedWithoutGradients()
     {
-        Generator.Default.ManualSeed(23);
+        using var seeded = Generator.UseAsDefault(new Generator(23)); // not the shared default: tests run side by side
         var model = new Sequential(new Linear(4, 8), new Tanh(), new Linear(8, 1));
         foreach (var p in model[0].Parameters()) p.RequiresGrad = false;
         var opt = new SGD(model.Parameters().Where(p => p.RequiresGrad), lr: 0.1);

@@ -175,7 +175,7 @@ public class GradientMonitorModuleTests
     [Fact]
     public void AttachedToAModelAndOptimiserItRecordsEveryStepByItself()
     {
-        Generator.Default.ManualSeed(11);
+        using var seeded = Generator.UseAsDefault(new Generator(11)); // not the shared default: tests run side by side
         var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(6, 16), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(16, 3));
         var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
         using var monitor = GradientMonitor.Attach(model, opt);
@@ -208,7 +208,7 @@ public class GradientMonitorSuspendTests
     [Fact]
     public void SuspendedMonitorRecordsNothingAndResumesWithItsDeadStreaks()
     {
-        Generator.Default.ManualSeed(13);
+        using var seeded = Generator.UseAsDefault(new Generator(13)); // not the shared default: tests run side by side
         var first = new GradFlow.NN.Linear(4, 8);
         using (Autograd.NoGrad()) first.Bias!.Fill(-100); // every unit of the ReLU dead, step after step
         var model = new GradFlow.NN.Sequential(first, new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
@@ -251,7 +251,7 @@ public class GradientMonitorAccumulationTests
     [Fact]
     public void MicroBatchesAccumulateIntoOneStep()
     {
-        Generator.Default.ManualSeed(12);
+        using var seeded = Generator.UseAsDefault(new Generator(12)); // not the shared default: tests run side by side
         var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(4, 8), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
         var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
         using var monitor = GradientMonitor.Attach(model, opt);
@@ -282,7 +282,7 @@ public class GradientMonitorHistogramTimingTests
     [InlineData(1024)]
     public void HistogramsCountedInTheOptimisersWakeEqualTheEndOfStepOnes(int sampleSize)
     {
-        Generator.Default.ManualSeed(14);
+        using var seeded = Generator.UseAsDefault(new Generator(14)); // not the shared default: tests run side by side
         var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(64, 96), new GradFlow.NN.Tanh(), new GradFlow.NN.Linear(96, 3));
         var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1);
         var options = new MonitorOptions { HistogramSampleSize = sampleSize };
@@ -326,7 +326,7 @@ public class GradientMonitorFusedStatisticsTests
     [Fact]
     public void StatisticsFromTheOptimiserPassEqualASeparatePass()
     {
-        Generator.Default.ManualSeed(31);
+        using var seeded = Generator.UseAsDefault(new Generator(31)); // not the shared default: tests run side by side
         var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(300, 400), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(400, 5));
         var opt = new GradFlow.Optim.Adam(model.Parameters(), lr: 1e-2);
         using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { HistogramSampleSize = 0 });
