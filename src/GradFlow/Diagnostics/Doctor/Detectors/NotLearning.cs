@@ -126,6 +126,8 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     {
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
+        // With the optimiser's settings recorded and no weight decay, there is no regularisation to dominate.
+        if (run.Setup?.Optimizer is { WeightDecay: 0 }) return null;
         double share = run.DecayShare[0];
         _dominant.Push(share > DominantShare);
         if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
