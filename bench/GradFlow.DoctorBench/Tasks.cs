@@ -121,6 +121,13 @@ public static class Tasks
         };
     }
 
+    /// <summary>Every weight and bias zero: a symmetric start (a saddle of the loss).</summary>
+    public static Action<Linear> Zeros() => l =>
+    {
+        Init.Zeros(l.Weight);
+        if (l.Bias is { } b) Init.Zeros(b);
+    };
+
     /// <summary>Kaiming (He) normal init for ReLU layers, zero bias.</summary>
     public static Action<Linear> Kaiming(ulong seed = 7)
     {

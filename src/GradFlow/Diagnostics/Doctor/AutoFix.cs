@@ -66,7 +66,7 @@ internal sealed class AutoFix(Module model, Optimizer optimizer, AutoFixOptions 
                 $"{why}; the weights were restored from the last healthy in-memory copy");
         }
         // Healthy: finite, not diverging, and the loss not above where it started (a run can be dying before it diverges).
-        bool healthy = !nonFinite && !run.Symptoms.HasFlag(Symptoms.Diverging) && !exploding && !lrTooHigh
+        bool healthy = !nonFinite && (run.Symptoms & Symptoms.Diverging) == 0 && !exploding && !lrTooHigh
                        && step.Loss is { } loss && !(loss > run.InitialLoss);
         if (healthy && step.Step % options.SnapshotEvery == 0) Snapshot(step.Step);
         return null;

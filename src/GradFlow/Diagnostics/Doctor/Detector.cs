@@ -39,8 +39,9 @@ internal abstract class Detector
     {
         LayerGradientStats? first = null, last = null;
         int n = 0;
-        foreach (var l in step.Layers)
+        for (int at = 0; at < step.Layers.Count; at++)
         {
+            var l = step.Layers[at];
             if (!Dense(l)) continue;
             first ??= l;
             last = l;

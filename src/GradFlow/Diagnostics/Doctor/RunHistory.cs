@@ -145,7 +145,7 @@ internal sealed class RunHistory
         GradNorm.Push(step.GlobalGradNorm);
         if (BaselineCount < BaselineNorms.Length) BaselineNorms[BaselineCount++] = step.GlobalGradNorm;
         double weightSq = 0;
-        foreach (var p in step.Parameters) weightSq += p.ParamNorm * p.ParamNorm;
+        for (int at = 0; at < step.Parameters.Count; at++) { var p = step.Parameters[at]; weightSq += p.ParamNorm * p.ParamNorm; }
         WeightNorm.Push(Math.Sqrt(weightSq));
         if (step.Setup is { } setup)
         {
@@ -155,8 +155,9 @@ internal sealed class RunHistory
         DecayShare.Push(Decay(step, Math.Sqrt(weightSq)));
         if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
         double maxRatio = double.NaN, outRatio = double.NaN;
-        foreach (var l in step.Layers)
+        for (int at = 0; at < step.Layers.Count; at++)
         {
+            var l = step.Layers[at];
             if (l.UpdateToWeight is not { } r || l.Gradient.Count == 0) continue;
             maxRatio = double.IsNaN(maxRatio) ? r : Math.Max(maxRatio, r);
             outRatio = r; // layers are in depth order: the last one is nearest the loss
@@ -165,7 +166,7 @@ internal sealed class RunHistory
         MaxUpdateRatio.Push(maxRatio);
         Symptoms = Judge(loss, smoothed);
         // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
-        _rising.Push(double.IsFinite(loss) && Symptoms.HasFlag(Symptoms.Diverging) && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));
+        _rising.Push(double.IsFinite(loss) && (Symptoms & Symptoms.Diverging) != 0 && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));
         RisingSteps = (int)Math.Round(_rising.Share * 5);
     }
 
@@ -178,7 +179,7 @@ internal sealed class RunHistory
             return d / (d + step.GlobalGradNorm);
         }
         double updateSq = 0;
-        foreach (var p in step.Parameters) if (p.UpdateNorm is { } u) updateSq += u * u;
+        for (int at = 0; at < step.Parameters.Count; at++) { var p = step.Parameters[at]; if (p.UpdateNorm is { } u) updateSq += u * u; }
         double decay = (step.LearningRate ?? o.LearningRate) * o.WeightDecay * weightNorm;
         return updateSq > 0 ? Math.Min(1, decay / Math.Sqrt(updateSq)) : double.NaN;
     }
@@ -270,7 +271,7 @@ internal sealed class RunHistory
     public Evidence SymptomEvidence()
     {
         string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
-        bool diverging = Symptoms.HasFlag(Symptoms.Diverging);
+        bool diverging = (Symptoms & Symptoms.Diverging) != 0;
         return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
             LatestSmoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
     }

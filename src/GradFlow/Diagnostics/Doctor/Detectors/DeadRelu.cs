@@ -16,8 +16,9 @@ internal sealed class DeadRelu(int window, double persistence) : Detector
     {
         int k = 0;
         bool any = false;
-        foreach (var a in step.Activations)
+        for (int at = 0; at < step.Activations.Count; at++)
         {
+            var a = step.Activations[at];
             if (a.Op != "Relu") continue;
             if (k == _layers.Count || _layers[k].Layer != a.Layer)
             {

@@ -29,7 +29,7 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         _growth.Push(growth > GrowthThreshold);
         _spikes.Push(spike > SpikeThreshold);
         _depth.Push(depthRatio > DepthRatioThreshold);
-        bool diverging = run.Symptoms.HasFlag(Symptoms.Diverging);
+        bool diverging = (run.Symptoms & Symptoms.Diverging) != 0;
         int spikeCount = (int)Math.Round(_spikes.Share * window);
         bool grown = growth > GrowthThreshold && (diverging || (_growth.Share >= persistence && Unwell(run)));
         bool spiky = _spikes.Latest && (spikeCount >= 2 && Unwell(run) || diverging);

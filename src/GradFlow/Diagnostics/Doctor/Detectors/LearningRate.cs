@@ -20,12 +20,12 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
-        if (run.Symptoms.HasFlag(Symptoms.Diverging) && step.Loss is { } l && double.IsFinite(l) && run.MaxUpdateRatio[0] is var r && double.IsFinite(r))
+        if ((run.Symptoms & Symptoms.Diverging) != 0 && step.Loss is { } l && double.IsFinite(l) && run.MaxUpdateRatio[0] is var r && double.IsFinite(r))
         {
             _blowUpRatio = Math.Max(_blowUpRatio, r);
             _blowUpLoss = Math.Max(_blowUpLoss, l);
         }
-        bool flat = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
+        bool flat = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         _flat.Push(flat);
         // Blown up, then flat: large updates threw the loss up and the run never learned after it (a run that recovers
         // and learns is left alone, however large its first steps were: the symptom gate).
@@ -38,7 +38,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         // Weights collapsed by weight decay make every update look large against them.
         bool collapsed = run.Raised[(int)FindingKind.RegularisationDominates];
         // Oscillation: stalled, going back and forth, and by a lot (a stalled loss that only jitters is not a rate problem).
-        bool oscillating = run.Symptoms.HasFlag(Symptoms.Stalled) && run.LossEfficiency() < OscillationEfficiency
+        bool oscillating = (run.Symptoms & Symptoms.Stalled) != 0 && run.LossEfficiency() < OscillationEfficiency
                            && run.LossSpread() > OscillationSpread && !collapsed;
         double sharpness = run.Curvature is { } c && run.LearningRate is { } lr0 ? c.LambdaMax * lr0 : double.NaN;
         bool hit = (diverging && (peak > RatioThreshold || sharpness > 2)) || (oscillating && (ratio > OscillationRatio || sharpness > 2));

@@ -13,9 +13,9 @@ internal sealed class NonFiniteValues : Detector
     {
         bool loss = step.Loss is { } l && !double.IsFinite(l);
         long gradCount = 0;
-        foreach (var p in step.Parameters) if (p.Gradient is { } g) gradCount += g.NaNCount + g.InfCount;
+        for (int at = 0; at < step.Parameters.Count; at++) { var p = step.Parameters[at]; if (p.Gradient is { } g) gradCount += g.NaNCount + g.InfCount; }
         FlowStats? origin = null;
-        foreach (var f in step.Flow) if (f.NonFinite > 0) origin = f; // in depth order: the last is nearest the loss
+        for (int at = 0; at < step.Flow.Count; at++) { var f = step.Flow[at]; if (f.NonFinite > 0) origin = f; } // in depth order: the last is nearest the loss
         if (!loss && gradCount == 0 && origin is null && double.IsFinite(step.GlobalGradNorm)) return null;
         var layers = origin is not null ? [origin.Layer]
             : step.Parameters.Where(p => p.Gradient?.HasNonFinite == true).Select(p => p.Layer).Distinct().ToList();

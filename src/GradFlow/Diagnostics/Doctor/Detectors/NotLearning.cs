@@ -20,7 +20,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
     public override Finding? Check(RunHistory run, StepRecord step)
     {
         // Flat: no better than the start (or chance) and not falling either; a slow but steady descent is not "not learning".
-        bool stalled = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
+        bool stalled = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         _streak.Push(stalled);
         if (!stalled || _streak.Share < persistence || run.Count < 2 * window) return null;
         foreach (var k in s_causes) if (run.Raised[(int)k]) return null;
@@ -126,6 +126,8 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     {
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
+        // With the optimiser's settings recorded and no weight decay, there is no regularisation to dominate.
+        if (run.Setup?.Optimizer is { WeightDecay: 0 }) return null;
         double share = run.DecayShare[0];
         _dominant.Push(share > DominantShare);
         if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;

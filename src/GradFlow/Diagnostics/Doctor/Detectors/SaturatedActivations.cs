@@ -26,11 +26,12 @@ internal sealed class SaturatedActivations(int window, double persistence) : Det
     public override Finding? Check(RunHistory run, StepRecord step)
     {
         _lastLayerDepth = int.MinValue;
-        foreach (var l in step.Layers) if (l.Gradient.Count > 0) _lastLayerDepth = Math.Max(_lastLayerDepth, l.Depth);
+        for (int at = 0; at < step.Layers.Count; at++) { var l = step.Layers[at]; if (l.Gradient.Count > 0) _lastLayerDepth = Math.Max(_lastLayerDepth, l.Depth); }
         int k = 0;
         bool any = false;
-        foreach (var a in step.Activations)
+        for (int at = 0; at < step.Activations.Count; at++)
         {
+            var a = step.Activations[at];
             if (!Saturating(a)) continue;
             if (k == _layers.Count || _layers[k].Layer != a.Layer)
             {

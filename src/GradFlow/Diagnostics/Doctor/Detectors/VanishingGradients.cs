@@ -20,7 +20,7 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         var (first, last, n) = Ends(step);
         double ratio = n >= 3 && first!.Gradient.Rms is var f && last!.Gradient.Rms is var l && l > 0 ? f / l : double.NaN;
         // A hundredfold attenuation is already the prime suspect when nothing at all is learned (stalled and flat).
-        bool flat = run.Symptoms.HasFlag(Symptoms.Stalled) && run.Symptoms.HasFlag(Symptoms.Slow);
+        bool flat = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         double threshold = flat ? FlatRatioThreshold : RatioThreshold;
         bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold);
         _streak.Push(hit);

@@ -43,8 +43,9 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
     {
         long count = 0;
         double zeros = 0, abs = 0;
-        foreach (var p in step.Parameters)
+        for (int at = 0; at < step.Parameters.Count; at++)
         {
+            var p = step.Parameters[at];
             if (p.Gradient is not { } g || g.HasNonFinite) continue;
             count += g.Count;
             zeros += g.ZeroFraction * g.Count;
