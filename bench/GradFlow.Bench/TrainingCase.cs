@@ -74,12 +74,18 @@ internal abstract class TrainingCase : IBenchCase
         if (!_monitors.TryGetValue(options, out var monitor))
         {
             _monitors[options] = monitor = GradientMonitor.Attach(_model, _optimizer, options);
+            // The doctor rides on the monitor's records (and its live graph probes): the 2% budget is for both.
+            if (WithDoctor) _doctors.Add(Doctor.Attach(monitor));
             monitor.Suspend();
         }
         monitor.Resume();
         _monitor = monitor;
     }
 
+    /// <summary>Attach the doctor to every monitor made from now on (the default: a user watching a run wants both).</summary>
+    public bool WithDoctor { get; set; } = true;
+
+    private readonly List<Doctor> _doctors = [];
     private readonly Dictionary<MonitorOptions, GradientMonitor> _monitors = new(ReferenceEqualityComparer.Instance);
 }
 
