@@ -33,6 +33,8 @@ public enum FindingKind
     ZeroGradient,
     /// <summary>An action the doctor took itself (auto-fix): clipping, a lower learning rate, a roll-back.</summary>
     AutoFixApplied,
+    /// <summary>Data-parallel training: some ranks' gradients stay an order of magnitude from the others', step after step.</summary>
+    RanksDisagree,
 }
 
 /// <summary>How serious a finding is.</summary>

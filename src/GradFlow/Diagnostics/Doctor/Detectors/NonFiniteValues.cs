@@ -26,11 +26,15 @@ internal sealed class NonFiniteValues : Detector
             new("global gradient norm", step.GlobalGradNorm, double.NaN, "non-finite when any gradient is"),
         };
         if (origin is not null) evidence.Add(new Evidence($"non-finite values in the gradient leaving {Label(origin.Layer)}", origin.NonFinite, 0, "backward flow"));
+        // Data-parallel: the allreduce spreads one rank's NaN to all; the rank that made it first is the one to debug.
+        var rank = step.Distributed?.FirstNonFinite;
+        if (rank is not null) evidence.Add(new Evidence($"rank that first produced a non-finite gradient (step {rank.Step}, {rank.Parameter})", rank.Rank, double.NaN, "each rank's gradients before the allreduce"));
         string lr = run.LearningRate is { } r ? RunHistory.Round1(r / 10) : "a tenth of the current one";
         return new Finding
         {
             Kind = Kind, Severity = Severity.Error,
-            Title = loss ? "the loss is NaN or infinite" : $"NaN/Inf in the gradients{(layers.Count > 0 ? $" of {Names(layers)}" : "")}",
+            Title = (loss ? "the loss is NaN or infinite" : $"NaN/Inf in the gradients{(layers.Count > 0 ? $" of {Names(layers)}" : "")}") +
+                    (rank is not null ? $", first on rank {rank.Rank}" : ""),
             Layers = layers, FirstStep = step.Step, LastStep = step.Step, Confidence = 1,
             Evidence = evidence,
             Explanation = "A NaN or infinity appeared. Once in the weights it spreads to every output and gradient and training cannot " +
