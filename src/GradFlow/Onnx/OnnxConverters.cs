@@ -27,7 +27,7 @@ internal static class OnnxConverters
         Add<ELU>((ctx, m, x) => ctx.Same("Elu", x, null, OnnxAttribute.Float("alpha", m.Alpha)));
         Add<SELU>((ctx, _, x) => ctx.Same("Selu", x, null, OnnxAttribute.Float("alpha", 1.6732632423543772), OnnxAttribute.Float("gamma", 1.0507009873554805)));
         Add<SiLU>((ctx, _, x) => Binary(ctx, "Mul", x, ctx.Same("Sigmoid", x)));
-        Add<GELU>(Gelu);
+        Add<GELU>((ctx, m, x) => Gelu(ctx, x, m.TanhApproximation));
         Add<Softplus>(Softplus);
         Add<Hardtanh>((ctx, m, x) => ctx.Same("Clip", x, [ctx.Scalar("min", m.MinVal, x.DType), ctx.Scalar("max", m.MaxVal, x.DType)]));
         Add<Softmax>((ctx, m, x) => ctx.Same("Softmax", x, null, OnnxAttribute.Int("axis", m.Dim)));
@@ -45,6 +45,7 @@ internal static class OnnxConverters
         Add<LayerNorm>(LayerNorm);
         Add<GroupNorm>(GroupNorm);
         OnnxRecurrentConverters.AddTo(map);
+        OnnxAttentionConverters.AddTo(map);
         return map;
     }
 
@@ -84,10 +85,10 @@ internal static class OnnxConverters
 
     // GELU has no ONNX op before opset 20: composed as 0.5 x (1 + erf(x / sqrt 2)), or with the tanh approximation
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks and Gimpel 2016), as PyTorch exports it.
-    private static OnnxValue Gelu(OnnxExportContext ctx, GELU m, OnnxValue x)
+    internal static OnnxValue Gelu(OnnxExportContext ctx, OnnxValue x, bool tanhApproximation)
     {
         OnnxValue inner;
-        if (m.TanhApproximation)
+        if (tanhApproximation)
         {
             var cube = Binary(ctx, "Mul", Binary(ctx, "Mul", x, x), x);
             var sum = Binary(ctx, "Add", x, BinaryConst(ctx, "Mul", cube, "c", 0.044715));
