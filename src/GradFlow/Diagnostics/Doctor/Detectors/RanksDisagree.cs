@@ -10,7 +10,6 @@ internal sealed class RanksDisagree(int window, double persistence) : Detector
 {
     private readonly Queue<bool> _recent = new(); // whether some rank strayed, per synchronised step of the window
     private int _held;
-    private readonly HashSet<int> _ranks = [];
 
     public override FindingKind Kind => FindingKind.RanksDisagree;
 
@@ -21,7 +20,6 @@ internal sealed class RanksDisagree(int window, double persistence) : Detector
         _recent.Enqueue(now);
         if (now) _held++;
         if (_recent.Count > window && _recent.Dequeue()) _held--;
-        if (now) foreach (int r in d.DivergentRanks) _ranks.Add(r);
         double share = (double)_held / window;
         if (!now || _recent.Count < window || share < persistence) return null;
 
