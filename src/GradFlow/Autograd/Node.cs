@@ -99,6 +99,20 @@ public sealed class AccumulateGrad : Node
 {
     internal List<Func<Tensor, Tensor?>>? Hooks;
     private Tensor? _ownedGrad; // a gradient this node allocated, so it may add into it in place
+    private Tensor? _consumed;  // the gradient an optimiser step last used, and its version then
+    private int _consumedVersion;
+
+    /// <summary>
+    /// True when the gradient now in <see cref="Tensor.Grad"/> was added to one an optimiser step had already used,
+    /// unchanged since (ZeroGrad forgotten): a fact the engine sees, where the gradient norm's growth only hints at it.
+    /// </summary>
+    internal bool CarriedOver { get; private set; }
+
+    /// <summary>An optimiser step used <paramref name="grad"/>: adding to it unchanged later carries it over.</summary>
+    internal void MarkConsumed(Tensor grad) => (_consumed, _consumedVersion) = (grad, grad.Version);
+
+    /// <summary>The gradient was cleared (ZeroGrad): nothing is carried over.</summary>
+    internal void ClearConsumed() => (_consumed, CarriedOver) = (null, false);
 
     internal AccumulateGrad(Tensor variable) => Variable = variable;
 
@@ -117,6 +131,9 @@ public sealed class AccumulateGrad : Node
         // A gradient stored as is (createGraph) or set by the user may alias another tensor (an expanded view,
         // the caller's gradient): it is replaced, never written in place.
         var old = Variable.Grad;
+        // Adding to the very gradient a step used, untouched since (a zeroing in place bumps its version), carries it over.
+        if (old is null) ClearConsumed();
+        else if (ReferenceEquals(old, _consumed) && old.Version == _consumedVersion) CarriedOver = true;
         using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
         if (old is not null && !Autograd.IsGradEnabled && !old.RequiresGrad && ReferenceEquals(old, _ownedGrad))
             old.AddInPlace(g);

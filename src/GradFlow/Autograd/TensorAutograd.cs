@@ -63,6 +63,18 @@ public sealed partial class Tensor
 
     internal AccumulateGrad GradAccumulator() => _accumulator ??= new AccumulateGrad(this);
 
+    /// <summary>An optimiser step used this leaf's gradient (see <see cref="AccumulateGrad.CarriedOver"/>).</summary>
+    internal void MarkGradConsumed()
+    {
+        if (_grad is not null) _accumulator?.MarkConsumed(_grad);
+    }
+
+    /// <summary>This leaf's gradient was cleared: nothing it holds later is carried over from a step.</summary>
+    internal void ClearGradConsumed() => _accumulator?.ClearConsumed();
+
+    /// <summary>True when this leaf's gradient includes one an optimiser step already used (ZeroGrad forgotten).</summary>
+    internal bool GradCarriedOver => _accumulator?.CarriedOver ?? false;
+
     /// <summary>Where this tensor's gradient goes: its node, its leaf accumulator, or nowhere.</summary>
     internal Edge GradientEdge()
     {

@@ -190,6 +190,7 @@ public abstract partial class Module
     {
         foreach (var p in Parameters())
         {
+            p.ClearGradConsumed();
             if (p.Grad is null) continue;
             if (setToNone)
             {

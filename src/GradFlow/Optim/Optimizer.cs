@@ -118,6 +118,7 @@ public abstract class Optimizer
                 state.Step++;
                 var stats = Update(group, p, grad, state, measure);
                 p.BumpVersion();
+                p.MarkGradConsumed();
                 if (measure)
                 {
                     var u = new ParameterUpdate { Optimizer = this, GroupIndex = gi, ParamIndex = index, Param = p, Grad = grad, Lr = group.Lr, Step = state.Step, Stats = stats };
@@ -138,6 +139,7 @@ public abstract class Optimizer
         foreach (var g in _groups)
             foreach (var p in g.Params)
             {
+                p.ClearGradConsumed();
                 if (p.Grad is null) continue;
                 if (setToNone)
                 {

@@ -40,6 +40,7 @@ internal static partial class RunLogJson
         Optional(w, "learningRate", r.LearningRate);
         Number(w, "globalGradNorm", r.GlobalGradNorm);
         Optional(w, "clippedGradNorm", r.ClippedGradNorm);
+        if (r.GradientsCarriedOver > 0) w.WriteNumber("gradientsCarriedOver", r.GradientsCarriedOver);
         WriteArray(w, "parameters", r.Parameters, Parameter);
         WriteArray(w, "layers", r.Layers, Layer);
         WriteArray(w, "flow", r.Flow, Flow);
@@ -251,6 +252,7 @@ internal static partial class RunLogJson
         LearningRate = OptionalDouble(root, "learningRate"),
         GlobalGradNorm = Double(root, "globalGradNorm"),
         ClippedGradNorm = OptionalDouble(root, "clippedGradNorm"),
+        GradientsCarriedOver = Optional(root, "gradientsCarriedOver") is { } carried ? IntValue(carried, "gradientsCarriedOver") : 0,
         Parameters = Array(root, "parameters", p => new ParameterStats(String(p, "name"), String(p, "layer"),
             Optional(p, "gradient") is { } g ? ReadStats(g) : null, Double(p, "paramNorm"), OptionalDouble(p, "updateNorm"))),
         Layers = Array(root, "layers", l => new LayerGradientStats(String(l, "layer"), Int(l, "depth"), ReadStats(Required(l, "gradient")),

@@ -55,6 +55,31 @@ internal sealed class GraphProbe : IAutogradObserver
         _sigmoidOut = _softmaxOut = _negOfSigmoid = null; // references only within a step
     }
 
+    // Every example of the batch equal to the first: the output cannot depend on the input.
+    private static bool SameExamples(double[] v, int batch)
+    {
+        int size = v.Length / batch;
+        for (int b = 1; b < batch; b++)
+            if (!v.AsSpan(b * size, size).SequenceEqual(v.AsSpan(0, size))) return false;
+        return true;
+    }
+
+    private void ConstantInputs(Tensor x, string scope) => Pending.Add((FindingKind.NotLearning, step => new Finding
+    {
+        Kind = FindingKind.NotLearning, Severity = Severity.Error,
+        Title = $"not learning: all {x.Shape[0]} examples of the batch are the same input",
+        Layers = scope.Length == 0 ? [] : [scope], FirstStep = step, LastStep = step, Confidence = 1,
+        Evidence = [new Evidence("examples of the first batch that differ from its first example", 0, 1, "derivation: identical inputs give identical outputs (DOCTOR.md)")],
+        Explanation = "Every example reaching the first layer is identical, so the network gives the same output whatever the label: " +
+                      "the best it can do is predict the labels' average, and the loss stays near chance. The data pipeline is feeding " +
+                      "a constant (a transform that zeroes or overwrites the input, the wrong tensor, a broadcast of one example).",
+        Fixes =
+        [
+            new Fix(1, "print a few inputs of a batch, and their mean and std per feature, after every transform", "the step that makes them constant shows up"),
+            new Fix(2, "check that the batch is built from the examples' inputs, not from one of them or from the labels", "a wrong index or tensor is the usual cause"),
+        ],
+    }));
+
     private void LossOnProbabilities(string producer, string loss, string? scope)
     {
         if (_lossReported) return;
@@ -79,6 +104,11 @@ internal sealed class GraphProbe : IAutogradObserver
     private void CheckInput(Tensor x, string scope)
     {
         var v = x.ToDoubleArray();
+        if (x.Rank >= 2 && x.Shape[0] >= 2 && SameExamples(v, (int)x.Shape[0]))
+        {
+            ConstantInputs(x, scope);
+            return;
+        }
         double mean = v.Average(), squares = 0, max = 0;
         foreach (double d in v) { squares += (d - mean) * (d - mean); max = Math.Max(max, Math.Abs(d)); }
         double std = Math.Sqrt(squares / v.Length);

@@ -94,6 +94,11 @@ internal sealed class RunHistory
     public Ring WeightNorm { get; } = new(Capacity);
     /// <summary>The update/weight ratio of the layer nearest the loss (its gradient has not passed through the others).</summary>
     public Ring OutputUpdateRatio { get; } = new(Capacity);
+    /// <summary>
+    /// The sum of <see cref="OutputUpdateRatio"/> since the first step: by the triangle inequality, a bound on how far the
+    /// layer nearest the loss has moved from its start, relative to its size.
+    /// </summary>
+    public double OutputMovement { get; private set; }
     /// <summary>The largest update/weight ratio over the layers.</summary>
     public Ring MaxUpdateRatio { get; } = new(Capacity);
     /// <summary>The global gradient norms of the first window: the run's own healthy baseline.</summary>
@@ -163,6 +168,7 @@ internal sealed class RunHistory
             outRatio = r; // layers are in depth order: the last one is nearest the loss
         }
         OutputUpdateRatio.Push(outRatio);
+        if (double.IsFinite(outRatio)) OutputMovement += outRatio;
         MaxUpdateRatio.Push(maxRatio);
         Symptoms = Judge(loss, smoothed);
         // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.

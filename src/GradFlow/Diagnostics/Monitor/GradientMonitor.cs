@@ -179,7 +179,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         {
             Setup = SetupIfChanged(),
             Step = _context.Step, Loss = loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), LearningRate = learningRate,
-            GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm,
+            GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm, GradientsCarriedOver = b.GradientsCarriedOver,
             Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, Curvature = b.Curvature,
             Distributed = b.Distributed,
         };

@@ -74,6 +74,7 @@ internal sealed class StepRecordBuilder
 {
     public double GlobalGradNorm;
     public double? ClippedGradNorm;
+    public int GradientsCarriedOver;
     public ParameterStats[] Parameters = [];
     public LayerGradientStats[] Layers = [];
     public FlowStats[] Flow = [];
@@ -85,6 +86,7 @@ internal sealed class StepRecordBuilder
     {
         GlobalGradNorm = 0;
         ClippedGradNorm = null;
+        GradientsCarriedOver = 0;
         Parameters = [];
         Layers = [];
         Flow = [];

@@ -56,6 +56,7 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
             TensorStats? gradStats = null;
             if (p.Grad is { } g)
             {
+                if (p.GradCarriedOver) record.GradientsCarriedOver++;
                 var (acc, hist) = GradientStatistics(i, g);
                 gradStats = TensorStats.From(acc, hist);
                 Merge(ref la.Acc, acc);

@@ -52,6 +52,11 @@ public sealed partial record StepRecord
     public required double GlobalGradNorm { get; init; }
     /// <summary>L2 norm after clipping, when a clipper reported one.</summary>
     public double? ClippedGradNorm { get; init; }
+    /// <summary>
+    /// Parameters whose gradient, as the optimiser used it, was added to one an earlier step had already used and nothing
+    /// cleared (ZeroGrad forgotten): the engine sees it when it accumulates. 0 on a correct loop.
+    /// </summary>
+    public int GradientsCarriedOver { get; init; }
     /// <summary>Per-parameter statistics.</summary>
     public required IReadOnlyList<ParameterStats> Parameters { get; init; }
     /// <summary>Per-layer statistics, in depth order.</summary>

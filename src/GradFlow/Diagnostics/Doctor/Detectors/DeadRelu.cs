@@ -30,7 +30,8 @@ internal sealed class DeadRelu(int window, double persistence) : Detector
             any |= hit && _layers[k].Streak.Share >= persistence;
             k++;
         }
-        if (!any || !Unwell(run)) return null;
+        // A run already found not to learn (constant inputs, shuffled labels) loses units as a consequence, not a new fault.
+        if (!any || !Unwell(run) || run.Raised[(int)FindingKind.NotLearning]) return null;
         var dead = step.Activations.Where(a => a.Op == "Relu" && (a.DeadWindowFraction ?? a.DeadFraction ?? 0) >= DeadThreshold).ToList();
         var worst = dead.MaxBy(a => a.DeadWindowFraction ?? a.DeadFraction ?? 0)!;
         double ratio = run.MedianOf(run.MaxUpdateRatio, window);

@@ -4,7 +4,9 @@ namespace GradFlow.Diagnostics;
 /// The learning rate is too high when the loss diverges (or goes back and forth without progress) while the updates
 /// are large against the weights: the update/weight ratio above 1e-2, ten times Karpathy's healthy 1e-3 (DeepDiagnosis
 /// ICSE'22 flags lr |dW|/|W| above 1e-1). With curvature measured, lambda_max * lr &gt; 2 (gradient descent on a
-/// quadratic diverges beyond it, Cohen et al. 2021) is enough on its own, with a symptom.
+/// quadratic diverges beyond it, Cohen et al. 2021) is enough on its own, with a symptom. A rate can also kill a network
+/// without the loss rising: ReLUs alive at the first step, dead after updates above DeepDiagnosis' 1e-1, and the loss
+/// flat since (a network born dead is poor initialisation's case, not this one).
 /// </summary>
 internal sealed class LearningRateTooHigh(int window, double persistence) : Detector
 {
@@ -15,6 +17,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
     private readonly Streak _streak = new(window), _flat = new(window);
     private double _blowUpRatio; // the largest update/weight ratio seen while the finite loss was diverging (0: never)
     private double _blowUpLoss;  // the highest finite loss of that episode
+    private double _preDeathPeak; // the largest update/weight ratio before dead ReLUs were found (NaN: none alive at the first step)
 
     public override FindingKind Kind => FindingKind.LearningRateTooHigh;
 
@@ -27,6 +30,11 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         }
         bool flat = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         _flat.Push(flat);
+        if (run.Count == 1) _preDeathPeak = ReluAlive(step) ? 0 : double.NaN;
+        bool dead = run.Raised[(int)FindingKind.DeadRelu];
+        if (!dead && run.MaxUpdateRatio[0] is var before && double.IsFinite(before)) _preDeathPeak = Math.Max(_preDeathPeak, before);
+        // Killed: large updates, then dead units and a flat loss (the updates of a dead layer are no longer large: judge the ones before).
+        bool killed = dead && _preDeathPeak > OscillationRatio && flat && _flat.Share >= persistence;
         // Blown up, then flat: large updates threw the loss up and the run never learned after it (a run that recovers
         // and learns is left alone, however large its first steps were: the symptom gate).
         bool stranded = _blowUpRatio > RatioThreshold && flat && _flat.Share >= persistence;
@@ -46,18 +54,20 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         _streak.Push(hit);
         // Divergence is acute: no window to wait for; oscillation must persist.
         bool judged = hit && (diverging || (_streak.Share >= persistence && run.WarmedUp));
-        if (!judged && !stranded) return null;
-        if (!judged) ratio = _blowUpRatio;
+        if (!judged && !stranded && !killed) return null;
+        if (!judged) ratio = stranded ? _blowUpRatio : _preDeathPeak;
         var evidence = new List<Evidence>
         {
-            new(diverging ? "largest update/weight ratio of the window" : !judged ? "largest update/weight ratio while the loss diverged" : "largest update/weight ratio (median of the latest 5 steps)",
-                ratio, diverging || !judged ? RatioThreshold : OscillationRatio,
-                diverging || !judged ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
+            !judged && !stranded
+                ? new("largest update/weight ratio before the ReLUs died (they were alive at the first step)", ratio, OscillationRatio, "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|")
+                : new(diverging ? "largest update/weight ratio of the window" : !judged ? "largest update/weight ratio while the loss diverged" : "largest update/weight ratio (median of the latest 5 steps)",
+                    ratio, diverging || !judged ? RatioThreshold : OscillationRatio,
+                    diverging || !judged ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
             new("net change / path length of the smoothed loss over the window", run.LossEfficiency(), OscillationEfficiency, "oscillation measure (DOCTOR.md)"),
             new("std / mean of the loss over the window", run.LossSpread(), OscillationSpread, "oscillation measure, tuning set (DOCTOR.md)"),
             run.SymptomEvidence(),
         };
-        if (!judged)
+        if (!judged && stranded)
             evidence.Add(new Evidence("highest loss of the blow-up / starting loss", _blowUpLoss / run.InitialLoss, 1.5, "the divergence symptom (DOCTOR.md)"));
         if (double.IsFinite(sharpness)) evidence.Add(new Evidence("lambda_max * lr", sharpness, 2, "stability of gradient descent on a quadratic (Cohen et al. 2021)"));
         string suggestion = run.LearningRate is not { } lr ? "a tenth of the current learning rate"
@@ -68,7 +78,8 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
             Kind = Kind, Severity = diverging ? Severity.Error : Severity.Warning,
             Title = diverging ? "the learning rate is too high: the loss diverges"
                 : judged ? "the learning rate is too high: the loss oscillates without progress"
-                : "the learning rate is too high: the loss blew up and has been flat since",
+                : stranded ? "the learning rate is too high: the loss blew up and has been flat since"
+                : "the learning rate is too high: its first large steps killed the ReLUs and the loss has been flat since",
             FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(diverging ? 1 : judged ? _streak.Share : _flat.Share, true),
             Evidence = evidence,
             Explanation = $"Each step changes the weights by about {ratio:P1} of their size (about 0.1% is typical). Steps that large overshoot " +
@@ -79,16 +90,33 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
                 ("clip the gradient norm", "it bounds the step when a large gradient meets a large rate")),
         };
     }
+
+    // Most units of every ReLU layer passed something at the first step (the monitor's per-step dead share).
+    private static bool ReluAlive(StepRecord step)
+    {
+        bool any = false;
+        foreach (var a in step.Activations)
+        {
+            if (a.Op != OpNames.Relu) continue;
+            if ((a.DeadFraction ?? 0) >= DeadRelu.DeadThreshold) return false;
+            any = true;
+        }
+        return any;
+    }
 }
 
 /// <summary>
 /// The learning rate is too low when the layer nearest the loss (whose gradient nothing has attenuated) moves its
 /// weights by less than 1e-5 of their size per step (DeepDiagnosis' lower bound on lr |dW|/|W|, two orders below the
-/// healthy 1e-3) while the loss is stalled or slow.
+/// healthy 1e-3), or has moved less than 1% of its size in all the steps so far (fewer than ten healthy steps' worth,
+/// after at least two windows), while the loss is stalled or slow. The second test catches adaptive optimisers, whose
+/// per-step ratio is about lr / weight RMS whatever the gradient: Adam at lr 1e-6 moves a 200-wide layer by ~2e-5 a step.
+/// A layer that moves nothing because no gradient reaches it (dead units, a zero gradient) is their finding, not the rate's.
 /// </summary>
 internal sealed class LearningRateTooLow(int window, double persistence) : Detector
 {
     internal const double RatioThreshold = 1e-5;
+    internal const double MovementThreshold = 1e-2;
     private readonly Streak _streak = new(window);
 
     public override FindingKind Kind => FindingKind.LearningRateTooLow;
@@ -96,9 +124,11 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
     public override Finding? Check(RunHistory run, StepRecord step)
     {
         double ratio = run.OutputUpdateRatio.Count > 0 ? run.OutputUpdateRatio[0] : double.NaN;
-        bool hit = ratio < RatioThreshold;
+        bool barelyMoved = run.Count >= 2 * window && run.OutputMovement < MovementThreshold;
+        bool hit = ratio < RatioThreshold || barelyMoved;
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
+        if (run.Raised[(int)FindingKind.DeadRelu] || run.Raised[(int)FindingKind.ZeroGradient]) return null;
         double median = run.MedianOf(run.OutputUpdateRatio, window);
         string suggestion = run.LearningRate is { } lr ? RunHistory.Round1(lr * Math.Min(1000, 1e-3 / median)) : "10 to 100 times the current one";
         return new Finding
@@ -109,6 +139,7 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
             Evidence =
             [
                 new Evidence("update/weight ratio of the layer nearest the loss (median over the window)", median, RatioThreshold, "DeepDiagnosis ICSE'22 lower bound; Karpathy's healthy 1e-3"),
+                new Evidence($"sum of that ratio over all {run.Count} steps (bound on how far the layer moved)", run.OutputMovement, MovementThreshold, "derivation: ten steps at the healthy 1e-3 (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = "The weights change by a tiny fraction of their size each step, so after many steps they have hardly moved and " +

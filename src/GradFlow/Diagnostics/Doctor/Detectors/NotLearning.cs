@@ -11,7 +11,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
     [
         FindingKind.VanishingGradients, FindingKind.ExplodingGradients, FindingKind.NonFiniteValues, FindingKind.DeadRelu,
         FindingKind.SaturatedActivations, FindingKind.LearningRateTooHigh, FindingKind.LearningRateTooLow, FindingKind.GradientAccumulation,
-        FindingKind.RegularisationDominates, FindingKind.ProbabilitiesIntoLogitLoss, FindingKind.ZeroGradient,
+        FindingKind.RegularisationDominates, FindingKind.ProbabilitiesIntoLogitLoss, FindingKind.ZeroGradient, FindingKind.PoorInitialisation,
     ];
     private readonly Streak _streak = new(2 * window);
 
@@ -45,19 +45,27 @@ internal sealed class NotLearning(int window, double persistence) : Detector
 }
 
 /// <summary>
-/// ZeroGrad forgotten: each step adds the new gradient to the old, so the gradient norm grows roughly in proportion to
-/// the step count. Over the window the norm fits a straight line (R^2 &gt;= 0.9) rising with the step, and the line
-/// extrapolates to near zero at step 0 (intercept within half the latest norm): the sum of similar gradients.
+/// ZeroGrad forgotten. Observed: the engine saw a backward pass add to the gradient an optimiser step had already used
+/// (<see cref="StepRecord.GradientsCarriedOver"/>) on <see cref="CarriedSteps"/> steps in a row. That is the bug itself,
+/// not a symptom, so it needs no loss symptom: a run that learns anyway (Adam normalises the growing sum) is warned,
+/// one that does not gets an error. Inferred (run logs from before the field, other frameworks' loops): each step adds
+/// the new gradient to the old, so the norm grows roughly in proportion to the step count. Over the window it fits a
+/// straight line (R^2 &gt;= 0.9) rising with the step that extrapolates to near zero at step 0 (intercept within half the
+/// latest norm): the sum of similar gradients. That inference is gated on a loss symptom.
 /// </summary>
 internal sealed class GradientAccumulation(int window, double persistence) : Detector
 {
     internal const double MinRSquared = 0.9;
+    internal const int CarriedSteps = 3;
     private readonly Streak _streak = new(window), _rises = new(window);
+    private int _carriedRun; // consecutive steps with a gradient carried over
 
     public override FindingKind Kind => FindingKind.GradientAccumulation;
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
+        _carriedRun = step.GradientsCarriedOver > 0 ? _carriedRun + 1 : 0;
+        if (_carriedRun >= CarriedSteps) return Observed(run, step);
         var (r2, slope, intercept) = Fit(run);
         double latest = run.GradNorm[0];
         _rises.Push(run.GradNorm.Count >= 2 && run.GradNorm[0] > run.GradNorm[1]);
@@ -83,6 +91,33 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
             Explanation = "Gradients add up into each parameter's .Grad until they are cleared. If ZeroGrad is not called before each " +
                           "backward pass, every step's gradient is the sum of all the gradients so far: it grows with the step count and " +
                           "the updates grow with it until training falls apart.",
+            Fixes = Fixes(
+                ("call optimizer.ZeroGrad() (or model.ZeroGrad()) before each loss.Backward()", "each step then uses only its own gradient"),
+                ("if summing over micro-batches is intended, call ZeroGrad after every optimizer.Step() and divide the loss by the number of micro-batches",
+                    "the accumulation then stops at the step")),
+        };
+    }
+
+    private Finding Observed(RunHistory run, StepRecord step)
+    {
+        int total = run.Setup?.Parameters.Count ?? 0;
+        bool unwell = Unwell(run);
+        return new Finding
+        {
+            Kind = Kind, Severity = unwell ? Severity.Error : Severity.Warning,
+            Title = $"gradients accumulate across steps: {step.GradientsCarriedOver}{(total > 0 ? $" of {total}" : "")} parameters' gradients still hold the previous steps' (ZeroGrad is never called)",
+            FirstStep = step.Step - CarriedSteps + 1, LastStep = step.Step, Confidence = 1,
+            Evidence =
+            [
+                new Evidence("parameters whose gradient was added to one an optimiser step had already used", step.GradientsCarriedOver, 1, "observed in the engine's accumulation (DOCTOR.md)"),
+                new Evidence("consecutive steps it happened on", _carriedRun, CarriedSteps, "persistence: a loop's pattern, not one odd step (DOCTOR.md)"),
+                new Evidence("gradient norm now / at the first step", run.First is { GlobalGradNorm: > 0 } first ? run.GradNorm[0] / first.GlobalGradNorm : double.NaN, double.NaN, "a sum grows with the steps it holds"),
+                run.SymptomEvidence(),
+            ],
+            Explanation = "Gradients add up into each parameter's .Grad until they are cleared. ZeroGrad was not called between two optimiser " +
+                          "steps, so every step's gradient is the sum of all the gradients so far" +
+                          (unwell ? ": it grows with the step count and the updates grow with it until training falls apart."
+                              : ". This run still learns (an adaptive optimiser rescales the growing sum), but each step follows the whole history rather than the current batch, and the effective learning rate depends on how long it has run."),
             Fixes = Fixes(
                 ("call optimizer.ZeroGrad() (or model.ZeroGrad()) before each loss.Backward()", "each step then uses only its own gradient"),
                 ("if summing over micro-batches is intended, call ZeroGrad after every optimizer.Step() and divide the loss by the number of micro-batches",
