@@ -1,7 +1,8 @@
 // Fashion-MNIST CNN: two blocks of 3x3 convolution, ReLU and 2x2 max-pooling (1 -> 32 -> 64 channels,
 // 28x28 -> 13x13 -> 5x5), then 1600 -> 128 -> 10; Adam (lr 1e-3, cosine-annealed per epoch),
 // mini-batches of 128 in a seeded shuffle, 5 epochs. Each training step runs inside a TensorArena step,
-// so activations and gradients reuse the same buffers from one step to the next.
+// so activations and gradients reuse the same buffers from one step to the next; each test batch runs in an
+// inference step of the same arena, and the data set is standardised in place (bench/memory.sh measures the peak).
 // examples/torch/fashion_cnn.py is the PyTorch twin. Arguments: [epochs] [data directory].
 using System.Diagnostics;
 using GradFlow;
@@ -56,20 +57,26 @@ for (int epoch = 1; epoch <= epochs; epoch++)
     }
     double seconds = clock.Elapsed.TotalSeconds;
     schedule.Step();
-    accuracy = Accuracy(model, test);
+    accuracy = Accuracy(model, test, arena);
     Console.WriteLine($"epoch {epoch}  train loss {total / train.Count:F4}  test accuracy {accuracy:P2}  {seconds:F1} s");
 }
 return accuracy >= 0.90 ? 0 : 1;
 
-// Pixels in [0, 1] -> zero mean, unit variance (the training set's mean 0.2860 and std 0.3530).
-static TensorDataset Standardize(TensorDataset data) => new((data.Inputs - 0.2860) / 0.3530, data.Targets);
+// Pixels in [0, 1] -> zero mean, unit variance (the training set's mean 0.2860 and std 0.3530), in place: the same
+// values as (x - 0.2860) / 0.3530 without two more copies of the 188 MB of training images.
+static TensorDataset Standardize(TensorDataset data)
+{
+    data.Inputs.SubInPlace(0.2860).DivInPlace(0.3530);
+    return data;
+}
 
-static double Accuracy(Module model, TensorDataset data)
+// Batches of 1000 without a graph; each batch's activations (260 MB) are rented from the arena and reused by the next.
+static double Accuracy(Module model, TensorDataset data, TensorArena arena)
 {
     model.Eval();
     using var noGrad = Autograd.NoGrad();
     long correct = 0;
     foreach (var (x, y) in new DataLoader(data, batchSize: 1000))
-        correct += (long)model.Call(x).ArgMax(1).Eq(y).Sum().Item();
+        using (arena.InferenceStep()) correct += (long)model.Call(x).ArgMax(1).Eq(y).Sum().Item();
     return (double)correct / data.Count;
 }

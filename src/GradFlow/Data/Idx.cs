@@ -67,14 +67,8 @@ public static class Idx
             var magic = new byte[4];
             ReadAll(s, magic, "the 4-byte magic number");
             if (magic[0] != 0 || magic[1] != 0) throw Bad($"bad magic number {Convert.ToHexString(magic)}: an IDX file starts with two zero bytes.");
-            int elementSize = magic[2] switch
-            {
-                0x08 or 0x09 => 1,
-                0x0B => 2,
-                0x0C or 0x0D => 4,
-                0x0E => 8,
-                var t => throw Bad($"unknown IDX type code 0x{t:X2}."),
-            };
+            if (magic[2] is not (0x08 or 0x09 or 0x0B or 0x0C or 0x0D or 0x0E)) throw Bad($"unknown IDX type code 0x{magic[2]:X2}.");
+            int elementSize = ElementSize(magic[2]);
             int rank = magic[3];
             if (rank is 0 or > 8) throw Bad($"{rank} dimensions (IDX files here have 1 to 8).");
             var dimBytes = new byte[4 * rank];
@@ -94,7 +88,7 @@ public static class Idx
                 throw Bad($"the header promises {bytes} bytes of data for shape [{string.Join(", ", shape)}], the file holds {len - 4 - 4L * rank}.");
             var data = ReadExactly(s, bytes, shape);
             if (s.ReadByte() != -1) throw Bad($"there are bytes after the {bytes} bytes of data the header promises.");
-            return (ToTensor(data, magic[2], (int)count, shape, dtype), 4 + 4L * rank + bytes);
+            return (ToTensor(data, magic[2], shape, dtype), 4 + 4L * rank + bytes);
         }
         catch (EndOfStreamException ex)
         {
@@ -103,38 +97,50 @@ public static class Idx
     }
 
     // Reads in chunks as the data arrives, so a header that promises more than a (compressed) stream holds
-    // costs no more memory than the stream actually delivers.
-    private static byte[] ReadExactly(Stream s, long bytes, int[] shape)
+    // costs no more memory than the stream actually delivers. The chunks are converted as they are, without
+    // first being joined into one array (that copy was 47 MB for Fashion-MNIST's training images).
+    private static List<byte[]> ReadExactly(Stream s, long bytes, int[] shape)
     {
         var chunks = new List<byte[]>();
         long have = 0;
         while (have < bytes)
         {
-            var c = new byte[(int)Math.Min(Chunk, bytes - have)];
+            var c = GC.AllocateUninitializedArray<byte>((int)Math.Min(Chunk, bytes - have));
             int n = s.ReadAtLeast(c, c.Length, throwOnEndOfStream: false);
             if (n < c.Length)
                 throw Bad($"the data ends after {have + n} of the {bytes} bytes that shape [{string.Join(", ", shape)}] needs (truncated file?).");
             chunks.Add(c);
             have += n;
         }
-        if (chunks.Count == 1) return chunks[0];
-        var all = GC.AllocateUninitializedArray<byte>((int)bytes);
-        int at = 0;
-        foreach (var c in chunks) { c.CopyTo(all, at); at += c.Length; }
-        return all;
+        return chunks;
     }
 
-    private static Tensor ToTensor(byte[] raw, byte type, int count, int[] shape, DType dtype)
+    // Chunk boundaries fall on element boundaries: Chunk is a multiple of every element size.
+    private static Tensor ToTensor(List<byte[]> chunks, byte type, int[] shape, DType dtype)
     {
-        var t = Tensor.Zeros(shape, dtype);
-        switch (dtype)
+        var t = Tensor.Empty(shape, dtype);
+        int at = 0;
+        foreach (var raw in chunks)
         {
-            case DType.Float32: { var d = t.Span<float>(); for (int i = 0; i < count; i++) d[i] = (float)Value(raw, type, i); break; }
-            case DType.Float64: { var d = t.Span<double>(); for (int i = 0; i < count; i++) d[i] = Value(raw, type, i); break; }
-            default: { var d = t.Span<long>(); for (int i = 0; i < count; i++) d[i] = (long)Value(raw, type, i); break; }
+            int count = raw.Length / ElementSize(type);
+            switch (dtype)
+            {
+                case DType.Float32: { var d = t.Span<float>().Slice(at, count); for (int i = 0; i < count; i++) d[i] = (float)Value(raw, type, i); break; }
+                case DType.Float64: { var d = t.Span<double>().Slice(at, count); for (int i = 0; i < count; i++) d[i] = Value(raw, type, i); break; }
+                default: { var d = t.Span<long>().Slice(at, count); for (int i = 0; i < count; i++) d[i] = (long)Value(raw, type, i); break; }
+            }
+            at += count;
         }
         return t;
     }
+
+    private static int ElementSize(byte type) => type switch
+    {
+        0x08 or 0x09 => 1,
+        0x0B => 2,
+        0x0C or 0x0D => 4,
+        _ => 8,
+    };
 
     private static double Value(byte[] raw, byte type, int i) => type switch
     {

@@ -22,7 +22,7 @@ public static class Mnist
         var y = Idx.Read(labels, DType.Int64);
         if (x.Rank != 3 || y.Rank != 1 || x.Size(0) != y.Size(0))
             throw new InvalidDataException($"{name}: images {Guard.Shape(x)} and labels {Guard.Shape(y)} do not pair up (expected [N, H, W] and [N]).");
-        return new TensorDataset((x / 255.0).Unsqueeze(1), y);
+        return new TensorDataset(x.DivInPlace(255).Unsqueeze(1), y); // in place: no second copy of the images
     }
 
     private static string Find(string directory, string baseName, string name, string howToGet)

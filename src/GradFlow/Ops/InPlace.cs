@@ -78,6 +78,29 @@ public sealed partial class Tensor
         return this;
     }
 
+    /// <summary>this -= s (torch's sub_); the same values as <c>this - s</c>, without a new tensor. Returns this.</summary>
+    public Tensor SubInPlace(double s) => AddInPlace(-s);
+
+    /// <summary>this /= other (other broadcasts to this shape; floating point only, as <see cref="Div(Tensor)"/>). Returns this.</summary>
+    public Tensor DivInPlace(Tensor other)
+    {
+        Guard.Floating(this, nameof(DivInPlace));
+        CheckInPlaceOperand(other, nameof(DivInPlace));
+        CheckInPlace(nameof(DivInPlace));
+        BinaryInto<DivOp>(this, this, other);
+        return this;
+    }
+
+    /// <summary>
+    /// this /= s (torch's div_; floating point only). Multiplies by 1/s as <c>this / s</c> does, so the two give the same
+    /// bits: standardising a data set in place (<c>x.SubInPlace(mean).DivInPlace(std)</c>) costs no second copy of it.
+    /// </summary>
+    public Tensor DivInPlace(double s)
+    {
+        Guard.Floating(this, nameof(DivInPlace));
+        return MulInPlace(1.0 / s);
+    }
+
     /// <summary>Sets every element to <paramref name="value"/>. Returns this.</summary>
     public Tensor Fill(double value)
     {

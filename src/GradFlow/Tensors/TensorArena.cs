@@ -5,7 +5,8 @@ namespace GradFlow;
 /// ops that record autograd (forward activations, backward gradients) is rented from this arena and
 /// returned when the step ends, so a steady-state step reuses the same buffers instead of allocating
 /// (large arrays are otherwise allocated on .NET's large-object heap, which only a full GC frees).
-/// Tensors made under NoGrad (evaluation, optimiser updates), parameters and optimiser state are not rented.
+/// Tensors made under NoGrad (optimiser updates), parameters and optimiser state are not rented in a training step;
+/// an <see cref="InferenceStep"/> (evaluation under NoGrad) rents everything it makes.
 /// A parameter's <c>Grad</c> outlives the step; when the optimiser's or module's <c>ZeroGrad()</c> later drops it
 /// (sets it to null), a gradient the backward allocated in a step goes back to this arena for the next step.
 /// Reading a rented tensor after its step (or a dropped gradient after <c>ZeroGrad()</c>) throws
@@ -13,6 +14,7 @@ namespace GradFlow;
 /// <code>
 /// var arena = new TensorArena();
 /// for (...) { using (arena.Step()) { var loss = ...; loss.Backward(); optimizer.Step(); total += loss.Item(); } }
+/// using (Autograd.NoGrad()) foreach (var (x, y) in testLoader) { using (arena.InferenceStep()) correct += ...Item(); }
 /// </code>
 /// </summary>
 public sealed class TensorArena
@@ -23,6 +25,7 @@ public sealed class TensorArena
     private readonly Dictionary<(DType, int), Stack<Array>> _free = [];
     private readonly List<Storage> _rented = [];
     private bool _inStep;
+    private bool _inference;
 
     internal static TensorArena? Current => t_current;
 
@@ -32,13 +35,25 @@ public sealed class TensorArena
     /// <summary>Buffers handed out in the last or current step.</summary>
     public int RentedCount => _rented.Count;
 
-    internal bool ShouldPool => t_suspended == 0 && AllocationContext.StepScoped;
+    internal bool ShouldPool => t_suspended == 0 && (_inference || AllocationContext.StepScoped);
 
     /// <summary>Begins a step on this thread; disposing the result returns the step's buffers to the arena.</summary>
-    public StepScope Step()
+    public StepScope Step() => Begin(inference: false, "TensorArena.Step");
+
+    /// <summary>
+    /// Begins an evaluation step: every tensor made on this thread until it ends is rented, under NoGrad too, so a
+    /// loop of forward passes without a graph (a test-set evaluation) reuses one set of buffers instead of leaving each
+    /// batch's activations to the garbage collector (large arrays, which only a full collection frees). A training
+    /// <see cref="Step"/> does not rent NoGrad tensors, because optimisers and user code make state there that outlives
+    /// the step; here, keep what must outlive it with <see cref="Keep"/> or make it under <see cref="Suspend"/>.
+    /// </summary>
+    public StepScope InferenceStep() => Begin(inference: true, "TensorArena.InferenceStep");
+
+    private StepScope Begin(bool inference, string op)
     {
-        if (_inStep) Guard.ThrowInvalid("TensorArena.Step", "this arena is already in a step; steps do not nest.");
+        if (_inStep) Guard.ThrowInvalid(op, "this arena is already in a step; steps do not nest.");
         _inStep = true;
+        _inference = inference;
         var previous = t_current;
         t_current = this;
         return new StepScope(this, previous);
@@ -136,6 +151,7 @@ public sealed class TensorArena
         _rented.Clear();
         t_current = previous;
         _inStep = false;
+        _inference = false;
     }
 
     /// <summary>Drops every pooled buffer (they become garbage for the GC).</summary>

@@ -54,6 +54,23 @@ public sealed class IdxTests : IDisposable
     }
 
     [Fact]
+    public void ReadsDataLongerThanOneReadChunk()
+    {
+        // 300,000 int32 values (1.2 MB) span two of the reader's 1 MB chunks, each converted in place.
+        const int n = 300_000;
+        var data = new byte[4 * n];
+        for (int i = 0; i < n; i++) BinaryPrimitives.WriteInt32BigEndian(data.AsSpan(4 * i), i * 7 - 1000);
+        var file = Header(0x0C, n).Concat(data).ToArray();
+        foreach (var b in new[] { file, Gzip(file) })
+        {
+            var values = ReadBytes(b, DType.Int64).ToArray<long>();
+            Assert.Equal(n, values.Length);
+            for (int i = 0; i < n; i++)
+                if (values[i] != i * 7L - 1000) Assert.Fail($"element {i} is {values[i]}, expected {i * 7L - 1000}");
+        }
+    }
+
+    [Fact]
     public void WriterAndFileReaderRoundTrip()
     {
         var t = Tensor.FromArray(new float[] { 0, 7, 255, 128 }, 2, 2);

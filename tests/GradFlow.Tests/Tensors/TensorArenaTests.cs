@@ -102,11 +102,52 @@ public class TensorArenaTests
     }
 
     [Fact]
+    public void InferenceStepsRentNoGradWorkAndReuseItNextStep()
+    {
+        var g = new Generator(3);
+        var (w1, w2) = Params(g);
+        var x = Tensor.Randn([256, 64], DType.Float32, g);
+        var arena = new TensorArena();
+        Tensor y, kept, suspended;
+        using (Autograd.NoGrad())
+        {
+            using (arena.InferenceStep())
+            {
+                y = x.MatMul(w1).Relu();
+                kept = TensorArena.Keep(x.MatMul(w1).Relu());
+                using (TensorArena.Suspend()) suspended = x.Exp();
+            }
+            Assert.Throws<ObjectDisposedException>(() => y.Sum());
+            Assert.Equal(x.MatMul(w1).Relu().ToArray<float>(), kept.ToArray<float>());
+            Assert.Equal(x.Exp().ToArray<float>(), suspended.ToArray<float>());
+            // 256x256 floats twice over (the product and its ReLU) would be 512 KB a pass; reused, a pass allocates only
+            // the small bookkeeping objects.
+            void Pass()
+            {
+                using (arena.InferenceStep()) Loss(x, w1, w2).Item();
+            }
+            Pass();
+            var (steady, seen) = TestUtil.SteadyAllocation(Pass, limit: 100_000);
+            Assert.True(steady < 100_000, $"steady-state evaluation passes allocated {string.Join(", ", seen)} bytes");
+        }
+        // A training step after it still leaves NoGrad work alone.
+        using (arena.Step())
+        {
+            using (Autograd.NoGrad()) y = x.Exp();
+        }
+        Assert.Equal(x.NumEl, y.NumEl);
+        Assert.Equal(x.Exp().ToArray<float>(), y.ToArray<float>());
+    }
+
+    [Fact]
     public void StepsDoNotNest()
     {
         var arena = new TensorArena();
         using (arena.Step())
+        {
             Assert.Throws<InvalidOperationException>(() => arena.Step());
+            Assert.Throws<InvalidOperationException>(() => arena.InferenceStep());
+        }
     }
 
     [Fact]
