@@ -9,7 +9,7 @@ public sealed record AutoFixOptions
     /// <summary>Keep an in-memory copy of the model and optimiser every this many healthy steps (the roll-back target).</summary>
     public int SnapshotEvery { get; init; } = 10;
 
-    /// <summary>The learning rate is multiplied by this on a divergence, an explosion or a roll-back.</summary>
+    /// <summary>The step by which the learning rate is lowered (on a divergence, on a fault that comes back, or until a clipped step is small enough).</summary>
     public double LrFactor { get; init; } = 0.1;
 
     /// <summary>At most this many actions in a run (a run that needs more needs a person).</summary>
@@ -24,10 +24,12 @@ public sealed record AutoFixOptions
 }
 
 /// <summary>
-/// The safe remedies, applied after the step the doctor judged: a non-finite step rolls the model and optimiser back to
-/// the last healthy in-memory copy and lowers the learning rate; an explosion or a divergence lowers the learning rate
-/// (at most once a window) and turns on clipping at the median norm before the explosion, at most 1.0 (the training loop
-/// applies it with <see cref="Doctor.ClipGradients"/> before each optimiser step). Each action is a finding of its own.
+/// The safe remedies, applied after the step the doctor judged: a non-finite step, an explosion or a divergence (at most
+/// once a half window) rolls the model and optimiser back to the last healthy in-memory copy. After a NaN or an
+/// explosion clipping goes on, at the median norm before the explosion and at most 1.0 (the training loop applies it
+/// with <see cref="Doctor.ClipGradients"/> before each optimiser step), and the rate is lowered only as far as a clipped
+/// step needs; a divergence alone, or a fault that comes back with the clip on, lowers the rate a step. Each action is
+/// a finding of its own.
 /// </summary>
 internal sealed class AutoFix(Module model, Optimizer optimizer, AutoFixOptions options)
 {
