@@ -162,6 +162,17 @@ public sealed unsafe class Communicator : IDisposable
         return all;
     }
 
+    /// <summary>Every rank's <paramref name="mine"/> (the same length on all), rank after rank in <paramref name="all"/>: no allocation.</summary>
+    internal void AllGather<T>(ReadOnlySpan<T> mine, Span<T> all) where T : unmanaged
+    {
+        var type = TypeOf<T>(nameof(AllGather));
+        if (all.Length != mine.Length * Size) throw new ArgumentException($"{nameof(AllGather)}: {Size} ranks of {mine.Length} elements need {mine.Length * Size}, got room for {all.Length}.", nameof(all));
+        ThrowIfFinalized();
+        fixed (T* s = mine)
+        fixed (T* r = all)
+            Check(_mpi.Allgather(s, mine.Length, type, r, mine.Length, type, _comm), "MPI_Allgather");
+    }
+
     /// <summary>Every rank's bytes (of any length), indexed by rank: small per-rank data such as a model's parameter list.</summary>
     public byte[][] AllGatherBytes(ReadOnlySpan<byte> mine)
     {

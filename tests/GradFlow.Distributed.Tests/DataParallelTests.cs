@@ -92,6 +92,46 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Theory]
+    [InlineData("broadcast")]
+    [InlineData("average")]
+    public void BatchNormRunningStatisticsAreTheSameBitsOnEveryRankAndMatchOneProcess(string buffers)
+    {
+        // Each rank's forward updates its running statistics from its own rows, so without a sync they part after one step.
+        // Broadcast gives every rank rank 0's: what one process gets from the first half's rows alone. Average gives the
+        // mean of the two halves' updates. The weights and buffers files hold every parameter's and buffer's bits.
+        Train("ddp", "--batchnorm", "1", "--buffers", buffers);
+        Reference("ref", "--batchnorm", "1", "--buffers", buffers);
+        AssertSameBits("ddp.rank0", "ddp.rank1");
+        AssertSameBits("ddp.rank0", "ref");
+    }
+
+    [Fact]
+    public void WithoutBufferSyncEachRankKeepsRunningStatisticsOfItsOwnRows()
+    {
+        Train("ddp", "--batchnorm", "1", "--buffers", "none");
+        Reference("ref", "--batchnorm", "1", "--buffers", "broadcast");
+        var (rank0, rank1) = (MpiJob.ReadWeights(Out("ddp.rank0")), MpiJob.ReadWeights(Out("ddp.rank1")));
+        Assert.NotEqual(rank0["1.running_mean"], rank1["1.running_mean"]);
+        Assert.NotEqual(rank0["1.running_var"], rank1["1.running_var"]);
+        Assert.Equal(rank0["0.weight"], rank1["0.weight"]); // the parameters are still averaged
+        AssertSameBits("ddp.rank0", "ref"); // rank 0's statistics come from its own rows, as with broadcast
+    }
+
+    [Fact]
+    public void RanksThatDisagreeOnNoSyncScopesAreAnErrorOnEveryRankNotAHang()
+    {
+        // Rank 1 synchronises every micro-batch while rank 0 accumulates two under NoSync: rank 1's first synchronised
+        // backward meets rank 0's, which comes after one local pass. Both see both headers, so both name the same counters
+        // and end; the job ends by itself with a non-zero code.
+        var result = MpiJob.Run(2, "train", "--accumulate", "2", "--skip-nosync-rank", "1");
+        Assert.NotEqual(0, result.ExitCode);
+        const string what = "rank 0 at synchronised backward 1 after 1 backward pass under NoSync, rank 1 at synchronised backward 1 after 0 backward passes under NoSync";
+        for (int r = 0; r < 2; r++)
+            Assert.Contains($"rank {r} of 2: DistributedDataParallel: the ranks are not at the same synchronised backward", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(what).Length - 1);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(0)]
     public void ANaNPlantedOnOneRankIsReportedAsThatRanks(int rank)

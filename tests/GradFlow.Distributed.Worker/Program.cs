@@ -9,7 +9,9 @@
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
 //          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
-//          --thread 1 (train on a thread of its own)
+//          --thread 1 (train on a thread of its own) --batchnorm 1 (a BatchNorm1d after the first layer)
+//          --buffers broadcast|average|none (DistributedDataParallelOptions.Buffers; for reference: what to mimic)
+//          --skip-nosync-rank R (rank R ignores --accumulate's NoSync scopes and synchronises every micro-batch)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -32,10 +34,10 @@ return mode switch
 
 static int Train(Communicator world, Options o)
 {
-    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank)); // different on each rank: DDP's broadcast makes them equal
+    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank), o.BatchNorm); // different on each rank: DDP's broadcast makes them equal
     // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
     Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
-    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap });
+    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap, Buffers = o.Buffers });
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     using var monitor = GradientMonitor.Attach(model, optimizer);
     ddp.Watch(monitor);
@@ -58,7 +60,7 @@ static int Train(Communicator world, Options o)
             var loss = Functional.MseLoss(net.Call(x), y);
             if (o.Accumulate > 1) loss = loss * (1.0 / o.Accumulate);
             if (world.Rank == o.ScaleRank) loss = loss * o.Scale; // a rank whose gradients stray from the others'
-            if (k < o.Accumulate - 1)
+            if (k < o.Accumulate - 1 && world.Rank != o.SkipNoSyncRank)
             {
                 using (ddp.NoSync()) loss.Backward();
             }
@@ -96,17 +98,32 @@ static int Train(Communicator world, Options o)
 
 static int Reference(Options o)
 {
-    var model = Model.Build(o.DType, hidden: 32, seed: 1000); // rank 0's initial weights
+    var model = Model.Build(o.DType, hidden: 32, seed: 1000, o.BatchNorm); // rank 0's initial weights
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     int global = 2 * o.Batch; // what two ranks of --batch rows take per step
     var data = Model.Data(o.DType, o.Steps * global);
     int parts = o.Halves;
     int rows = global / parts;
+    var buffers = model.Buffers().ToArray();
     for (int step = 0; step < o.Steps; step++)
     {
         optimizer.ZeroGrad();
+        // Each part's forward updates the running statistics from the same starting point, as each rank's does; then
+        // they become part 0's (rank 0's, broadcast), the parts' mean (average), or stay the last part's (none).
+        var before = buffers.Select(b => b.Clone()).ToArray();
+        var after = new Tensor[parts][];
         for (int k = 0; k < parts; k++)
+        {
+            for (int i = 0; i < buffers.Length; i++) buffers[i].CopyFrom(before[i]);
             Functional.MseLoss(model.Call(data.X.Narrow(0, step * global + k * rows, rows)), data.Y.Narrow(0, step * global + k * rows, rows)).Backward();
+            after[k] = buffers.Select(b => b.Clone()).ToArray();
+        }
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            var merged = o.Buffers == BufferSync.Average && buffers[i].DType.IsFloatingPoint() ? after.Skip(1).Aggregate(after[0][i], (sum, a) => sum + a[i]) / parts
+                : o.Buffers == BufferSync.None ? after[^1][i] : after[0][i];
+            buffers[i].CopyFrom(merged);
+        }
         if (parts > 1)
             using (Autograd.NoGrad())
                 foreach (var p in model.Parameters()) p.Grad = p.Grad! / parts;
@@ -160,7 +177,8 @@ static int Die(Communicator world, Options o)
     return 0;
 }
 
-internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread)
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread,
+    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank)
 {
     public static Options Parse(string[] args)
     {
@@ -171,15 +189,19 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
         return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
-            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1");
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1",
+            Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1));
     }
 }
 
 internal static class Model
 {
-    public static Sequential Build(DType dtype, int hidden, ulong seed)
+    public static Sequential Build(DType dtype, int hidden, ulong seed, bool batchNorm = false)
     {
         var g = new Generator(seed);
+        if (batchNorm)
+            return new Sequential(new Linear(16, hidden, dtype: dtype, generator: g), new BatchNorm1d(hidden, dtype: dtype), new Tanh(),
+                new Linear(hidden, hidden, dtype: dtype, generator: g), new ReLU(), new Linear(hidden, 4, dtype: dtype, generator: g));
         return new Sequential(new Linear(16, hidden, dtype: dtype, generator: g), new Tanh(), new Linear(hidden, hidden, dtype: dtype, generator: g), new ReLU(),
             new Linear(hidden, 4, dtype: dtype, generator: g));
     }
@@ -196,7 +218,7 @@ internal static class Model
     public static void WriteBits(Module model, string path)
     {
         using var w = new StreamWriter(path);
-        foreach (var (name, p) in model.NamedParameters())
+        foreach (var (name, p) in model.NamedParameters().Concat(model.NamedBuffers()))
             w.WriteLine(name + " " + string.Join(" ", p.ToDoubleArray().Select(v => BitConverter.DoubleToInt64Bits(v).ToString("x16", CultureInfo.InvariantCulture))));
     }
 }
