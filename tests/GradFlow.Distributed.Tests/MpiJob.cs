@@ -32,7 +32,10 @@ internal static class MpiJob
         }
     }
 
-    public static Result Run(int ranks, params string[] args)
+    public static Result Run(int ranks, params string[] args) => Run(ranks, new Dictionary<string, string?>(), args);
+
+    /// <summary>The worker under mpirun with extra environment variables (a null value removes one).</summary>
+    public static Result Run(int ranks, IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var start = new ProcessStartInfo(MpiRun)
         {
@@ -44,6 +47,9 @@ internal static class MpiJob
             start.ArgumentList.Add(a);
         // One thread per rank: two ranks share this machine's cores, and results do not depend on the thread count.
         start.Environment["GRADFLOW_NUM_THREADS"] = "1";
+        foreach (var (key, value) in environment)
+            if (value is null) start.Environment.Remove(key);
+            else start.Environment[key] = value;
         return Start(start);
     }
 

@@ -6,6 +6,7 @@
 //   mismatch    rank 1 builds a wider hidden layer than rank 0.
 //   die         rank 1 exits in the middle of training, without a word to MPI.
 //   collectives each binding once, every rank printing what it received.
+//   threads     every rank prints the cores it may run on and its kernel threads.
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
 //          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
@@ -29,6 +30,11 @@ return mode switch
     "mismatch" => Communicator.Run(world => Mismatch(world)),
     "collectives" => Communicator.Run(world => Collectives(world)),
     "die" => Communicator.Run(world => Die(world, options)),
+    "threads" => Communicator.Run(world =>
+    {
+        Console.WriteLine($"rank {world.Rank}: cpus {Environment.ProcessorCount} threads {GradFlow.Kernels.Parallelism.NumThreads}");
+        return 0;
+    }),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 };
 
