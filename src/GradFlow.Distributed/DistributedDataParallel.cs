@@ -51,6 +51,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private GradientMonitor? _monitor;
     private int _noSync;
     private long _localPasses; // backward passes under NoSync since the last synchronised one
+    private volatile bool _stopAsked;
     private bool _armed;     // a synchronised backward that reaches the parameters began
     private bool _started;   // ... and produced its first parameter gradient
     private int _nextLaunch; // buckets start in index order on every rank
@@ -159,6 +160,19 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     }
 
     /// <summary>
+    /// Asks every rank to stop: safe to call from any thread, a signal handler included (SIGUSR1, which mpirun forwards
+    /// to every rank). The request travels with the next synchronised backward's header, after which
+    /// <see cref="StopRequested"/> is true on every rank alike, so all stop after the same step.
+    /// </summary>
+    public void RequestStop() => _stopAsked = true;
+
+    /// <summary>
+    /// True on every rank from the first synchronised backward after any rank called <see cref="RequestStop"/>: check it
+    /// after the optimiser step, then save (<see cref="SaveCheckpoint"/>) and leave the loop; every rank does the same.
+    /// </summary>
+    public bool StopRequested { get; private set; }
+
+    /// <summary>
     /// Completes a synchronised backward in which some parameters the backward reached received no gradient (their
     /// buckets are still waiting): they are sent as they stand. Call it on every rank, after that backward.
     /// </summary>
@@ -229,7 +243,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             _armed = false;
             return;
         }
-        _agreement.Check(SyncCount + 1, _localPasses);
+        StopRequested = _agreement.Check(SyncCount + 1, _localPasses, _stopAsked);
         _localPasses = 0;
         _bufferSync.Synchronize();
         _thread = Environment.CurrentManagedThreadId;

@@ -5,8 +5,9 @@ namespace GradFlow.Distributed;
 
 /// <summary>
 /// Checks at the start of every synchronised backward that all ranks are at the same one: each rank sends a small header
-/// (which synchronised backward this is, how many backward passes it ran under NoSync since the previous one, and a
-/// checksum of the bucket layout) in one allgather of three longs, before any bucket's allreduce starts. Ranks that
+/// (which synchronised backward this is, how many backward passes it ran under NoSync since the previous one, a
+/// checksum of the bucket layout, and whether it was asked to stop) in one allgather of four longs, before any bucket's
+/// allreduce starts. Ranks that
 /// disagree on their NoSync scopes meet here at their next synchronised backward with different headers, and every rank
 /// throws the same error naming the ranks and their counters, instead of pairing one rank's gradients with another's
 /// micro-batch or waiting forever.
@@ -18,7 +19,7 @@ namespace GradFlow.Distributed;
 /// </summary>
 internal sealed class StepAgreement
 {
-    private const int Fields = 3;
+    private const int Fields = 4; // the last, a stop request, may differ: it is combined, not compared
     private readonly Communicator _comm;
     private readonly long _layout;
     private readonly long[] _mine = new long[Fields];
@@ -31,17 +32,26 @@ internal sealed class StepAgreement
         _all = new long[Fields * comm.Size];
     }
 
-    /// <summary>Collective: throws <see cref="MpiException"/> on every rank when the ranks' headers differ.</summary>
-    public void Check(long sync, long localPasses)
+    /// <summary>
+    /// Collective: throws <see cref="MpiException"/> on every rank when the ranks' headers differ; else returns whether
+    /// any rank asked to stop (the same answer on every rank).
+    /// </summary>
+    public bool Check(long sync, long localPasses, bool stop)
     {
-        if (_comm.Size == 1) return;
+        if (_comm.Size == 1) return stop;
         _mine[0] = sync;
         _mine[1] = localPasses;
         _mine[2] = _layout;
+        _mine[3] = stop ? 1 : 0;
         _comm.AllGather<long>(_mine, _all);
-        for (int r = 1; r < _comm.Size; r++)
-            for (int f = 0; f < Fields; f++)
+        bool anyStop = false;
+        for (int r = 0; r < _comm.Size; r++)
+        {
+            for (int f = 0; f < Fields - 1; f++)
                 if (_all[r * Fields + f] != _all[f]) throw new MpiException(Describe(), allRanks: true);
+            anyStop |= _all[r * Fields + Fields - 1] != 0;
+        }
+        return anyStop;
     }
 
     private string Describe()

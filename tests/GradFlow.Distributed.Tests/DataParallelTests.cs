@@ -91,6 +91,33 @@ public sealed class DataParallelTests : IDisposable
             Assert.Equal(values, trained["0." + name]);
     }
 
+    [Fact]
+    public void AStopRequestedOnOneRankStopsEveryRankAfterTheSameStep()
+    {
+        // Rank 1 alone asks before its third step; the request travels with that step's header, so both ranks see it
+        // after the third step's backward, stop there, and rank 0 writes the checkpoint every rank then reads.
+        var result = Train("stop", "--stop-rank", "1", "--stop-step", "2");
+        Assert.Contains("rank 0: stopped after step 3", result.Stdout);
+        Assert.Contains("rank 1: stopped after step 3", result.Stdout);
+        Assert.Contains("rank 0: syncs 3,", result.Stdout);
+        Assert.Contains("rank 1: checkpoint matches", result.Stdout);
+    }
+
+    [Fact]
+    public void SigUsr1SentToMpirunStopsEveryRankAfterTheSameStepAndSavesACheckpoint()
+    {
+        // Open MPI forwards SIGUSR1 to every rank, where it calls RequestStop. The worker trains until stopped, so when
+        // the signal lands does not matter: only that every rank stops after the same step and the checkpoint is written.
+        var result = MpiJob.RunAndSignal(2, "rank 0: training", "train", "--out", Out("signal"), "--signal", "1");
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        var stopped = System.Text.RegularExpressions.Regex.Matches(result.Stdout, @"rank (\d): stopped after step (\d+)");
+        Assert.Equal(2, stopped.Count);
+        Assert.Equal(stopped[0].Groups[2].Value, stopped[1].Groups[2].Value);
+        Assert.True(File.Exists(Out("signal.checkpoint")));
+        Assert.Contains("rank 1: checkpoint matches", result.Stdout);
+        AssertSameBits("signal.rank0", "signal.rank1");
+    }
+
     [Theory]
     [InlineData("broadcast")]
     [InlineData("average")]

@@ -13,6 +13,8 @@
 //          --thread 1 (train on a thread of its own) --batchnorm 1 (a BatchNorm1d after the first layer)
 //          --buffers broadcast|average|none (DistributedDataParallelOptions.Buffers; for reference: what to mimic)
 //          --skip-nosync-rank R (rank R ignores --accumulate's NoSync scopes and synchronises every micro-batch)
+//          --stop-rank R --stop-step S (rank R alone calls RequestStop before step S) --signal 1 (SIGUSR1 calls RequestStop,
+//          and training runs, cycling through its data, until a stop is requested: "rank 0: training" says it began)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -50,9 +52,25 @@ static int Train(Communicator world, Options o)
     using var log = world.IsRoot && o.Out is not null ? RunLog.Attach(monitor, o.Out + ".runlog.jsonl") : null;
     var unusedBefore = o.Unused ? ((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).ToArray() : [];
     var data = Model.Data(o.DType, o.Steps * world.Size * o.Batch);
+    // SIGUSR1 is 10 on Linux; PosixSignal names only the portable signals, and takes others by number.
+    using var usr1 = o.Signal ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c =>
+    {
+        c.Cancel = true;
+        ddp.RequestStop();
+    }) : null;
     void Loop()
     {
-        for (int step = 0; step < o.Steps; step++) Step(step);
+        for (int step = 0; o.Signal || step < o.Steps; step++)
+        {
+            if (world.Rank == o.StopRank && step == o.StopStep) ddp.RequestStop();
+            Step(step);
+            if (step == 0 && world.IsRoot && o.Signal) Console.WriteLine("rank 0: training");
+            if (ddp.StopRequested)
+            {
+                Console.WriteLine($"rank {world.Rank}: stopped after step {step + 1}");
+                return;
+            }
+        }
     }
     void Step(int step)
     {
@@ -60,7 +78,7 @@ static int Train(Communicator world, Options o)
         int rows = o.Batch / o.Accumulate;
         for (int k = 0; k < o.Accumulate; k++)
         {
-            int start = (step * world.Size + world.Rank) * o.Batch + k * rows;
+            int start = (step % o.Steps * world.Size + world.Rank) * o.Batch + k * rows;
             var (x, y) = (data.X.Narrow(0, start, rows), data.Y.Narrow(0, start, rows));
             if (world.Rank == o.NanRank && step == o.NanStep && k == 0) x = x * Tensor.FromArray(new[] { double.NaN }).To(o.DType);
             var loss = Functional.MseLoss(net.Call(x), y);
@@ -184,7 +202,7 @@ static int Die(Communicator world, Options o)
 }
 
 internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread,
-    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank)
+    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal)
 {
     public static Options Parse(string[] args)
     {
@@ -196,7 +214,8 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
             double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1",
-            Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1));
+            Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1),
+            Int("stop-rank", -1), Int("stop-step", -1), Get("signal", "0") == "1");
     }
 }
 
