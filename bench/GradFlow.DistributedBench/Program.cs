@@ -39,8 +39,14 @@ static int Throughput(Communicator world, string name, int blocks, int steps)
             optimizer.Step();
         }
     }
-    for (int i = 0; i < steps; i++) Step(); // warm-up: every hot method reaches tier 1
+    int warmBlocks = WarmUp(world, Step, steps);
     var times = new double[blocks];
+    // What else competes for the core besides the kernels (docs/DISTRIBUTED.md, "Why two ranks may not scale"): bytes
+    // allocated by the training thread and collections per step, the threads the process runs, and its core budget.
+    long allocated = GC.GetAllocatedBytesForCurrentThread();
+    int[] collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+    long jitted = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false);
+    var jitTime = System.Runtime.JitInfo.GetCompilationTime(currentThread: false);
     for (int b = 0; b < blocks; b++)
     {
         world.Barrier();
@@ -49,12 +55,38 @@ static int Throughput(Communicator world, string name, int blocks, int steps)
         world.Barrier();
         times[b] = clock.Elapsed.TotalSeconds;
     }
+    double perStep = (double)(GC.GetAllocatedBytesForCurrentThread() - allocated) / (blocks * steps);
+    long jittedDuring = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false) - jitted;
+    double jitMs = (System.Runtime.JitInfo.GetCompilationTime(currentThread: false) - jitTime).TotalMilliseconds;
+    string gcs = string.Join("/", collections.Select((c, g) => GC.CollectionCount(g) - c));
     Array.Sort(times);
     double examples = (double)world.Size * x.Size(0) * steps;
     if (world.IsRoot)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"throughput case={name} ranks={world.Size} threads={Environment.GetEnvironmentVariable("GRADFLOW_NUM_THREADS") ?? "default"} examples_per_s_median={examples / times[blocks / 2]:F1} examples_per_s_best={examples / times[0]:F1}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"process case={name} rank={world.Rank} cpus={Environment.ProcessorCount} kernel_threads={GradFlow.Kernels.Parallelism.NumThreads} os_threads={Process.GetCurrentProcess().Threads.Count} server_gc={System.Runtime.GCSettings.IsServerGC} alloc_bytes_per_step={perStep:F0} gc0/1/2={gcs} jit_methods_while_timed={jittedDuring} jit_ms_while_timed={jitMs:F0} warmup_blocks={warmBlocks}"));
     return 0;
+}
+
+// Warm-up until, in two blocks in a row, no rank's JIT compiled a method (at most 100 blocks). Tiered compilation goes on
+// recompiling hundreds of methods for many steps after the first (call counting, then tier 1 with PGO) on a background
+// thread. A process alone runs it on the idle core; under mpirun each rank is bound to one core and that thread takes
+// its training thread's time, which a short fixed warm-up hid inside the timed blocks of the ranks only.
+static int WarmUp(Communicator world, Action step, int steps)
+{
+    Span<long> compiled = [0];
+    int blocks = 0, quiet = 0;
+    while (quiet < 2 && blocks < 100)
+    {
+        long before = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false);
+        for (int i = 0; i < steps; i++) step();
+        compiled[0] = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false) - before;
+        world.Allreduce(compiled, ReduceOp.Max); // every rank runs the same number of steps: each step has collectives
+        quiet = compiled[0] == 0 ? quiet + 1 : 0;
+        blocks++;
+    }
+    return blocks;
 }
 
 static int Allreduce(Communicator world, int minBytes, int maxBytes)

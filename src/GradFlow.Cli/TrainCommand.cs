@@ -140,9 +140,17 @@ internal static class TrainCommand
         var trainer = new Trainer(settings, outputs, console, world);
         long start = checkpoint is null ? 0 : trainer.Restore(checkpoint);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        // Ranks would stop at different steps and wait for each other in an allreduce: under mpirun, Ctrl+C ends the
-        // job (mpirun passes the signal on) and the epoch checkpoints are what resumes it.
-        if (world is not null) return trainer.Run(start, CancellationToken.None);
+        if (world is not null)
+        {
+            // Under mpirun, Ctrl+C makes mpirun end the job (the epoch checkpoints resume it); SIGUSR1, which mpirun
+            // forwards to every rank, asks all of them to stop after the same step and rank 0 to save (docs/DISTRIBUTED.md).
+            using var usr1 = PosixSignalRegistration.Create((PosixSignal)10, c => // SIGUSR1 on Linux; PosixSignal takes it by number
+            {
+                c.Cancel = true;
+                trainer.RequestStop();
+            });
+            return trainer.Run(start, CancellationToken.None);
+        }
         // The first Ctrl+C (or SIGTERM) asks the loop to save and stop after the current step; a second one ends the process.
         void Stop(PosixSignalContext c)
         {

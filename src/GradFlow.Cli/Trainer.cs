@@ -102,6 +102,9 @@ internal sealed class Trainer
         return checkpoint.Step;
     }
 
+    /// <summary>Under mpirun: asks every rank to stop after the same step and save (see <see cref="DistributedDataParallel.RequestStop"/>).</summary>
+    public void RequestStop() => _ddp?.RequestStop();
+
     public int Run(long startStep, CancellationToken token)
     {
         using var monitor = _o.Monitor ? GradientMonitor.Attach(_model, _optimizer, new MonitorOptions { StartStep = startStep }) : null;
@@ -270,11 +273,14 @@ internal sealed class Trainer
                 step++;
                 seen += count;
                 progress.Step(step, epoch + 1, _s.Epochs, lossSum / seen, (double)correct / seen, count);
-                if (token.IsCancellationRequested && step < (long)_s.Epochs * _stepsPerEpoch)
+                // Under mpirun a stop is agreed by all ranks at a step's header, so every rank stops after the same step.
+                bool stop = _ddp is not null ? _ddp.StopRequested : token.IsCancellationRequested;
+                if (stop && step < (long)_s.Epochs * _stepsPerEpoch)
                 {
                     // At an epoch's end the next epoch's order is drawn from the generator as it is now.
                     var shuffleState = batch + 1 == _stepsPerEpoch ? _shuffle.GetState() : epochStart;
-                    string path = SaveCheckpoint(step, shuffleState, "interrupted", InterruptDirectory());
+                    string path = _ddp is null ? SaveCheckpoint(step, shuffleState, "interrupted", InterruptDirectory())
+                        : SaveCheckpointFromRoot(step, shuffleState, "interrupted", InterruptDirectory());
                     progress.Line($"interrupted at step {step}: checkpoint saved to {path}; continue with --resume {path}");
                     return Interrupted;
                 }
@@ -292,14 +298,31 @@ internal sealed class Trainer
     private string SaveCheckpoint(long step, ulong[] shuffleState, string reason, string dir)
     {
         Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, CheckpointName(step));
+        Capture(step, shuffleState, reason).Save(path);
+        return path;
+    }
+
+    // Collective: rank 0 writes (the others' outputs are off), every rank returns once the file exists.
+    private string SaveCheckpointFromRoot(long step, ulong[] shuffleState, string reason, string dir)
+    {
+        string path = Path.Combine(dir, CheckpointName(step));
+        _ddp!.SaveCheckpoint(path, _ =>
+        {
+            Directory.CreateDirectory(dir);
+            return Capture(step, shuffleState, reason);
+        });
+        return path;
+    }
+
+    private Checkpoint Capture(long step, ulong[] shuffleState, string reason)
+    {
         var shuffle = new Generator(0);
         shuffle.SetState(shuffleState);
         var checkpoint = Checkpoint.Capture(_model, _optimizer, _scheduler, Generators(shuffle), step);
         checkpoint.Metadata[SettingsKey] = _s.ToJson().ToJsonString();
         checkpoint.Metadata["reason"] = reason;
-        string path = Path.Combine(dir, CheckpointName(step));
-        checkpoint.Save(path);
-        return path;
+        return checkpoint;
     }
 
     public static string CheckpointName(long step) => string.Create(CultureInfo.InvariantCulture, $"step-{step:D8}.safetensors");

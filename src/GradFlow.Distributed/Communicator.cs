@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using GradFlow.Distributed.Native;
+using GradFlow.Kernels;
 
 namespace GradFlow.Distributed;
 
@@ -33,7 +34,8 @@ public sealed unsafe class Communicator : IDisposable
     }
 
     /// <summary>
-    /// MPI_COMM_WORLD, initialising MPI on first use. Throws <see cref="DllNotFoundException"/> naming the library and the
+    /// MPI_COMM_WORLD, initialising MPI on first use; unless GRADFLOW_NUM_THREADS is set, this rank's kernels then take its
+    /// share of the cores it may run on (those cores divided by the ranks on this machine). Throws <see cref="DllNotFoundException"/> naming the library and the
     /// Debian packages when Open MPI is not installed.
     /// </summary>
     public static Communicator World
@@ -48,6 +50,7 @@ public sealed unsafe class Communicator : IDisposable
                 Check(mpi, mpi.Initialized(out bool initialized), "MPI_Initialized");
                 if (!initialized) Check(mpi, mpi.InitThread(ThreadSerialized, out _), "MPI_Init_thread");
                 s_world = new Communicator(mpi, mpi.CommWorld);
+                ShareCores(mpi);
                 // A program that ends normally without disposing still finalises; one that exits with an error code
                 // (a rank giving up mid-training) must not: MPI_Finalize would wait for ranks still in a collective.
                 AppDomain.CurrentDomain.ProcessExit += (_, _) =>
@@ -57,6 +60,17 @@ public sealed unsafe class Communicator : IDisposable
                 return s_world;
             }
         }
+    }
+
+    // Ranks on one machine share its cores. Unless GRADFLOW_NUM_THREADS says otherwise, a rank's kernels take the cores it
+    // may run on divided by the ranks on this machine: 1 when mpirun bound it to one core (as Open MPI does for up to two
+    // ranks), cores / N when unbound (with more ranks than cores). GradFlow's default, every core the process may use,
+    // would give N unbound ranks N times as many threads as cores, all spinning in each other's way.
+    private static void ShareCores(MpiBinding mpi)
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Parallelism.EnvironmentVariable))) return;
+        if (!int.TryParse(Environment.GetEnvironmentVariable(mpi.LocalSizeVariable), out int local) || local <= 1) return;
+        Parallelism.NumThreads = Math.Max(1, Environment.ProcessorCount / local);
     }
 
     /// <summary>This process's number, 0 to <see cref="Size"/> - 1.</summary>
@@ -160,6 +174,17 @@ public sealed unsafe class Communicator : IDisposable
         var all = new T[Size];
         fixed (T* r = all) Check(_mpi.Allgather(&value, 1, type, r, 1, type, _comm), "MPI_Allgather");
         return all;
+    }
+
+    /// <summary>Every rank's <paramref name="mine"/> (the same length on all), rank after rank in <paramref name="all"/>: no allocation.</summary>
+    internal void AllGather<T>(ReadOnlySpan<T> mine, Span<T> all) where T : unmanaged
+    {
+        var type = TypeOf<T>(nameof(AllGather));
+        if (all.Length != mine.Length * Size) throw new ArgumentException($"{nameof(AllGather)}: {Size} ranks of {mine.Length} elements need {mine.Length * Size}, got room for {all.Length}.", nameof(all));
+        ThrowIfFinalized();
+        fixed (T* s = mine)
+        fixed (T* r = all)
+            Check(_mpi.Allgather(s, mine.Length, type, r, mine.Length, type, _comm), "MPI_Allgather");
     }
 
     /// <summary>Every rank's bytes (of any length), indexed by rank: small per-rank data such as a model's parameter list.</summary>

@@ -12,6 +12,13 @@ namespace GradFlow.Distributed;
 /// produces them); each bucket's allreduce starts as soon as its last gradient is accumulated, while backward goes on,
 /// and buckets start in the same order on every rank, as MPI requires.
 /// <para>
+/// Each synchronised backward first checks that every rank is at the same one (<see cref="NoSync"/> scopes that differ
+/// across ranks are an error on every rank, not a hang), then brings the buffers (BatchNorm's running statistics) into
+/// agreement as <see cref="DistributedDataParallelOptions.Buffers"/> says: by default every rank takes rank 0's, as
+/// PyTorch's broadcast_buffers does before each forward. Done after the forward that updated them rather than before the
+/// next, it also leaves every rank with the same buffers at the end of each step (for evaluation and checkpoints).
+/// </para>
+/// <para>
 /// It listens to the engine like the gradient monitor does (an <see cref="IAutogradObserver"/>, of every thread: it acts
 /// on a backward that reaches its parameters, on the thread that runs it): a leaf's gradient is final for this backward
 /// when its AccumulateGrad node has run. No wrapper module is needed; call the model as usual and <c>loss.Backward()</c>. Parameters the backward cannot
@@ -36,11 +43,15 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private readonly bool[] _ready, _unreached;
     private readonly Lock _reachLock = new(); // other threads' backward passes are seen too (and ignored)
     private readonly RankComparison? _ranks;
+    private readonly StepAgreement _agreement;
+    private readonly BufferSynchronizer _bufferSync;
     private readonly HashSet<Node> _seen = new(ReferenceEqualityComparer.Instance);
     private readonly Stack<Node> _stack = new();
     private IDisposable? _registration;
     private GradientMonitor? _monitor;
     private int _noSync;
+    private long _localPasses; // backward passes under NoSync since the last synchronised one
+    private volatile bool _stopAsked;
     private bool _armed;     // a synchronised backward that reaches the parameters began
     private bool _started;   // ... and produced its first parameter gradient
     private int _nextLaunch; // buckets start in index order on every rank
@@ -71,12 +82,14 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         var buffers = module.NamedBuffers().ToArray();
         var entries = new List<string> { Options.Describe() };
         entries.AddRange(named.Select(p => ModelAgreement.Entry("parameter", p.Name, p.Parameter)));
-        if (Options.BroadcastParameters) entries.AddRange(buffers.Select(b => ModelAgreement.Entry("buffer", b.Name, b.Buffer)));
+        if (Options.BroadcastParameters || Options.Buffers != BufferSync.None) entries.AddRange(buffers.Select(b => ModelAgreement.Entry("buffer", b.Name, b.Buffer)));
         ModelAgreement.Check(Communicator, entries);
 
         (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes);
         _ready = new bool[_params.Length];
         _unreached = new bool[_params.Length];
+        _agreement = new StepAgreement(Communicator, _buckets);
+        _bufferSync = new BufferSynchronizer(Communicator, Options.Buffers, Options.Buffers == BufferSync.None ? [] : buffers);
         if (Options.WatchRanks) _ranks = new RankComparison(Communicator, _names, Options.DivergenceFactor);
         if (Options.BroadcastParameters)
         {
@@ -147,6 +160,19 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     }
 
     /// <summary>
+    /// Asks every rank to stop: safe to call from any thread, a signal handler included (SIGUSR1, which mpirun forwards
+    /// to every rank). The request travels with the next synchronised backward's header, after which
+    /// <see cref="StopRequested"/> is true on every rank alike, so all stop after the same step.
+    /// </summary>
+    public void RequestStop() => _stopAsked = true;
+
+    /// <summary>
+    /// True on every rank from the first synchronised backward after any rank called <see cref="RequestStop"/>: check it
+    /// after the optimiser step, then save (<see cref="SaveCheckpoint"/>) and leave the loop; every rank does the same.
+    /// </summary>
+    public bool StopRequested { get; private set; }
+
+    /// <summary>
     /// Completes a synchronised backward in which some parameters the backward reached received no gradient (their
     /// buckets are still waiting): they are sent as they stand. Call it on every rank, after that backward.
     /// </summary>
@@ -213,9 +239,13 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
                 + $"parameters {string.Join(", ", Missing())} received no gradient. Call FinishGradientSync() after a backward that leaves parameters without one.");
         if (_noSync > 0)
         {
+            _localPasses++;
             _armed = false;
             return;
         }
+        StopRequested = _agreement.Check(SyncCount + 1, _localPasses, _stopAsked);
+        _localPasses = 0;
+        _bufferSync.Synchronize();
         _thread = Environment.CurrentManagedThreadId;
         Array.Copy(_unreached, _ready, _ready.Length);
         for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;

@@ -20,6 +20,12 @@ public sealed class DistributedDataParallelOptions
     public bool BroadcastParameters { get; init; } = true;
 
     /// <summary>
+    /// What happens to the model's buffers (BatchNorm's running statistics) at each synchronised backward: rank 0's are
+    /// copied to every rank (<see cref="BufferSync.Broadcast"/>, PyTorch's default), averaged over the ranks, or left alone.
+    /// </summary>
+    public BufferSync Buffers { get; init; } = BufferSync.Broadcast;
+
+    /// <summary>
     /// Compare the ranks' gradients at every synchronised step (each rank's norms and NaN/Inf counts, one small extra
     /// allreduce): <see cref="DistributedDataParallel.Latest"/>, <see cref="DistributedDataParallel.RanksCompared"/> and a watched monitor's records.
     /// </summary>
@@ -35,10 +41,11 @@ public sealed class DistributedDataParallelOptions
     internal void Validate()
     {
         if (BucketBytes <= 0) throw new ArgumentOutOfRangeException(nameof(BucketBytes), $"DistributedDataParallel: BucketBytes must be positive, got {BucketBytes}.");
+        if (!Enum.IsDefined(Buffers)) throw new ArgumentOutOfRangeException(nameof(Buffers), $"DistributedDataParallel: Buffers must be Broadcast, Average or None, got {Buffers}.");
         if (!(DivergenceFactor > 1) || double.IsInfinity(DivergenceFactor))
             throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), $"DistributedDataParallel: DivergenceFactor must be a finite number above 1, got {DivergenceFactor}.");
     }
 
     // The options that decide which collectives run, in the form every rank compares.
-    internal string Describe() => $"options bucketBytes={BucketBytes} overlap={Overlap} watchRanks={WatchRanks} broadcast={BroadcastParameters}";
+    internal string Describe() => $"options bucketBytes={BucketBytes} overlap={Overlap} watchRanks={WatchRanks} broadcast={BroadcastParameters} buffers={Buffers}";
 }

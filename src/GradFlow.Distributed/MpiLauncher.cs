@@ -9,7 +9,10 @@ public sealed class MpiLaunchOptions
     /// <summary>An Open MPI hostfile ("node1 slots=8" per line) to spread the ranks over machines; null runs them all here.</summary>
     public string? Hostfile { get; init; }
 
-    /// <summary>GRADFLOW_NUM_THREADS for each rank; 0 leaves GradFlow's default. With N ranks on one machine, cores / N is the usual choice.</summary>
+    /// <summary>
+    /// Kernel threads of each rank (GRADFLOW_NUM_THREADS). 0 chooses: on one machine, cores / N for N ranks (at least 1);
+    /// with a hostfile, each rank takes its share of the cores it may run on (<see cref="Communicator.World"/>).
+    /// </summary>
     public int ThreadsPerRank { get; init; }
 
     /// <summary>Let more ranks than cores run on one machine (mpirun --oversubscribe); otherwise Open MPI refuses to start them.</summary>
@@ -22,6 +25,12 @@ public sealed class MpiLaunchOptions
 /// <summary>
 /// Starts <c>mpirun -np N dotnet app.dll args</c> for the user: what <c>gradflow train --nproc N</c> runs. As root (a
 /// container, a CI machine) it adds Open MPI's <c>--allow-run-as-root</c>. The ranks' output goes to this process's.
+/// <para>
+/// On one machine each rank gets a share of the cores of its own: with N ranks of T threads and N T at most the cores,
+/// <c>--map-by slot:PE=T</c> binds each rank to T cores nobody else's kernels use (Open MPI's own default binds up to
+/// two ranks to one core each, and more to a whole socket, where ranks with several threads would crowd each other);
+/// with more, <c>--bind-to none</c> lets the operating system spread them. With a hostfile Open MPI's defaults stand.
+/// </para>
 /// </summary>
 public static class MpiLauncher
 {
@@ -44,10 +53,19 @@ public static class MpiLauncher
             start.ArgumentList.Add("--hostfile");
             start.ArgumentList.Add(hostfile);
         }
-        if (options.ThreadsPerRank > 0)
+        int threads = options.ThreadsPerRank;
+        if (options.Hostfile is null)
+        {
+            int cores = Environment.ProcessorCount;
+            if (threads == 0) threads = Math.Max(1, cores / nproc);
+            bool fits = (long)nproc * threads <= cores;
+            start.ArgumentList.Add(fits ? "--map-by" : "--bind-to");
+            start.ArgumentList.Add(fits ? string.Create(CultureInfo.InvariantCulture, $"slot:PE={threads}") : "none");
+        }
+        if (threads > 0)
         {
             // -x exports the variable to every rank, on other machines too.
-            start.Environment["GRADFLOW_NUM_THREADS"] = options.ThreadsPerRank.ToString(CultureInfo.InvariantCulture);
+            start.Environment["GRADFLOW_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
             start.ArgumentList.Add("-x");
             start.ArgumentList.Add("GRADFLOW_NUM_THREADS");
         }

@@ -58,6 +58,51 @@ public sealed class DistributedTrainTests : IDisposable
     }
 
     [Fact]
+    public void SigUsr1ToMpirunStopsEveryRankAfterTheSameStepAndRank0SavesACheckpoint()
+    {
+        // mpirun forwards SIGUSR1 to every rank. The run is far too long to end by itself, so the job ends only through the
+        // stop; when the signal lands (once rank 0 has printed its first line) does not matter.
+        string cli = Path.Combine(AppContext.BaseDirectory, "GradFlow.Cli.dll");
+        var psi = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string[] args = ["-np", "2", "--oversubscribe", "--allow-run-as-root", "dotnet", cli, "train", "--model", "mlp:64-32-10,relu,he", "--epochs", "100000",
+            "--seed", "3", "--nproc", "2", "--checkpoint-dir", P("stop")];
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["GRADFLOW_NUM_THREADS"] = "1";
+        using var job = new Process { StartInfo = psi };
+        var output = new System.Text.StringBuilder();
+        bool signalled = false;
+        job.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+            if (signalled) return;
+            signalled = true;
+            using var kill = Process.Start("kill", ["-USR1", job.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+            kill.WaitForExit();
+        };
+        job.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) lock (output) output.AppendLine(e.Data);
+        };
+        job.Start();
+        job.BeginOutputReadLine();
+        job.BeginErrorReadLine();
+        if (!job.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            job.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun did not end after SIGUSR1 (a hang):\n{output}");
+        }
+        job.WaitForExit();
+        string text;
+        lock (output) text = output.ToString();
+        Assert.True(job.ExitCode == 130, $"exit code {job.ExitCode}:\n{text}");
+        // The last file is the stop's (an epoch may have ended, and been saved, before the signal arrived).
+        var saved = Directory.GetFiles(P("stop")).Order(StringComparer.Ordinal).Last();
+        Assert.Contains("interrupted at step", text);
+        Assert.Equal("interrupted", Checkpoint.Load(saved).Metadata["reason"]);
+    }
+
+    [Fact]
     public void NprocWithSharpnessProbesIsRefusedInOneLine()
     {
         var (o, e) = (new StringWriter(), new StringWriter());

@@ -91,6 +91,73 @@ public sealed class DataParallelTests : IDisposable
             Assert.Equal(values, trained["0." + name]);
     }
 
+    [Fact]
+    public void AStopRequestedOnOneRankStopsEveryRankAfterTheSameStep()
+    {
+        // Rank 1 alone asks before its third step; the request travels with that step's header, so both ranks see it
+        // after the third step's backward, stop there, and rank 0 writes the checkpoint every rank then reads.
+        var result = Train("stop", "--stop-rank", "1", "--stop-step", "2");
+        Assert.Contains("rank 0: stopped after step 3", result.Stdout);
+        Assert.Contains("rank 1: stopped after step 3", result.Stdout);
+        Assert.Contains("rank 0: syncs 3,", result.Stdout);
+        Assert.Contains("rank 1: checkpoint matches", result.Stdout);
+    }
+
+    [Fact]
+    public void SigUsr1SentToMpirunStopsEveryRankAfterTheSameStepAndSavesACheckpoint()
+    {
+        // Open MPI forwards SIGUSR1 to every rank, where it calls RequestStop. The worker trains until stopped, so when
+        // the signal lands does not matter: only that every rank stops after the same step and the checkpoint is written.
+        var result = MpiJob.RunAndSignal(2, "rank 0: training", "train", "--out", Out("signal"), "--signal", "1");
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        var stopped = System.Text.RegularExpressions.Regex.Matches(result.Stdout, @"rank (\d): stopped after step (\d+)");
+        Assert.Equal(2, stopped.Count);
+        Assert.Equal(stopped[0].Groups[2].Value, stopped[1].Groups[2].Value);
+        Assert.True(File.Exists(Out("signal.checkpoint")));
+        Assert.Contains("rank 1: checkpoint matches", result.Stdout);
+        AssertSameBits("signal.rank0", "signal.rank1");
+    }
+
+    [Theory]
+    [InlineData("broadcast")]
+    [InlineData("average")]
+    public void BatchNormRunningStatisticsAreTheSameBitsOnEveryRankAndMatchOneProcess(string buffers)
+    {
+        // Each rank's forward updates its running statistics from its own rows, so without a sync they part after one step.
+        // Broadcast gives every rank rank 0's: what one process gets from the first half's rows alone. Average gives the
+        // mean of the two halves' updates. The weights and buffers files hold every parameter's and buffer's bits.
+        Train("ddp", "--batchnorm", "1", "--buffers", buffers);
+        Reference("ref", "--batchnorm", "1", "--buffers", buffers);
+        AssertSameBits("ddp.rank0", "ddp.rank1");
+        AssertSameBits("ddp.rank0", "ref");
+    }
+
+    [Fact]
+    public void WithoutBufferSyncEachRankKeepsRunningStatisticsOfItsOwnRows()
+    {
+        Train("ddp", "--batchnorm", "1", "--buffers", "none");
+        Reference("ref", "--batchnorm", "1", "--buffers", "broadcast");
+        var (rank0, rank1) = (MpiJob.ReadWeights(Out("ddp.rank0")), MpiJob.ReadWeights(Out("ddp.rank1")));
+        Assert.NotEqual(rank0["1.running_mean"], rank1["1.running_mean"]);
+        Assert.NotEqual(rank0["1.running_var"], rank1["1.running_var"]);
+        Assert.Equal(rank0["0.weight"], rank1["0.weight"]); // the parameters are still averaged
+        AssertSameBits("ddp.rank0", "ref"); // rank 0's statistics come from its own rows, as with broadcast
+    }
+
+    [Fact]
+    public void RanksThatDisagreeOnNoSyncScopesAreAnErrorOnEveryRankNotAHang()
+    {
+        // Rank 1 synchronises every micro-batch while rank 0 accumulates two under NoSync: rank 1's first synchronised
+        // backward meets rank 0's, which comes after one local pass. Both see both headers, so both name the same counters
+        // and end; the job ends by itself with a non-zero code.
+        var result = MpiJob.Run(2, "train", "--accumulate", "2", "--skip-nosync-rank", "1");
+        Assert.NotEqual(0, result.ExitCode);
+        const string what = "rank 0 at synchronised backward 1 after 1 backward pass under NoSync, rank 1 at synchronised backward 1 after 0 backward passes under NoSync";
+        for (int r = 0; r < 2; r++)
+            Assert.Contains($"rank {r} of 2: DistributedDataParallel: the ranks are not at the same synchronised backward", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(what).Length - 1);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(0)]

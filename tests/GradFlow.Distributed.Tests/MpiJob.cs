@@ -32,7 +32,10 @@ internal static class MpiJob
         }
     }
 
-    public static Result Run(int ranks, params string[] args)
+    public static Result Run(int ranks, params string[] args) => Run(ranks, new Dictionary<string, string?>(), args);
+
+    /// <summary>The worker under mpirun with extra environment variables (a null value removes one).</summary>
+    public static Result Run(int ranks, IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var start = new ProcessStartInfo(MpiRun)
         {
@@ -44,7 +47,51 @@ internal static class MpiJob
             start.ArgumentList.Add(a);
         // One thread per rank: two ranks share this machine's cores, and results do not depend on the thread count.
         start.Environment["GRADFLOW_NUM_THREADS"] = "1";
+        foreach (var (key, value) in environment)
+            if (value is null) start.Environment.Remove(key);
+            else start.Environment[key] = value;
         return Start(start);
+    }
+
+    /// <summary>
+    /// The worker under mpirun; once a line of its output contains <paramref name="marker"/>, mpirun is sent SIGUSR1 (which
+    /// Open MPI forwards to every rank). The job must then end by itself.
+    /// </summary>
+    public static Result RunAndSignal(int ranks, string marker, params string[] args)
+    {
+        var start = new ProcessStartInfo(MpiRun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-np", ranks.ToString(CultureInfo.InvariantCulture), "--oversubscribe", "--allow-run-as-root", "dotnet", Worker }.Concat(args))
+            start.ArgumentList.Add(a);
+        start.Environment["GRADFLOW_NUM_THREADS"] = "1";
+        using var process = new Process { StartInfo = start };
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        bool signalled = false;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (stdout) stdout.AppendLine(e.Data);
+            if (!signalled && e.Data.Contains(marker, StringComparison.Ordinal))
+            {
+                signalled = true;
+                using var kill = Process.Start("kill", ["-USR1", process.Id.ToString(CultureInfo.InvariantCulture)]);
+                kill.WaitForExit();
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data);
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (!process.WaitForExit(SafetyNet))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{start.FileName} {string.Join(' ', start.ArgumentList)} did not end within {SafetyNet} (signalled: {signalled}).\n{stdout}{stderr}");
+        }
+        process.WaitForExit();
+        lock (stdout) return new Result(process.ExitCode, stdout.ToString(), stderr.ToString());
     }
 
     /// <summary>The worker alone, without mpirun (the single-process reference).</summary>

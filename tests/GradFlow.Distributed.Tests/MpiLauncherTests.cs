@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
 namespace GradFlow.Distributed.Tests;
 
 public sealed class MpiLauncherTests
@@ -28,6 +31,35 @@ public sealed class MpiLauncherTests
         {
             File.Delete(hostfile);
         }
+    }
+
+    [Fact]
+    public void OnOneMachineEachRankIsBoundToItsShareOfTheCoresOrNotBoundWhenTheyDoNotFit()
+    {
+        int cores = Environment.ProcessorCount;
+        var alone = MpiLauncher.Command(1, MpiJob.Worker).ArgumentList.ToArray();
+        Assert.Equal(["--map-by", $"slot:PE={cores}"], alone[(Array.IndexOf(alone, "--map-by"))..(Array.IndexOf(alone, "--map-by") + 2)]);
+        var crowded = MpiLauncher.Command(cores + 1, MpiJob.Worker);
+        var args = crowded.ArgumentList.ToArray();
+        Assert.Equal("none", args[Array.IndexOf(args, "--bind-to") + 1]);
+        Assert.DoesNotContain("--map-by", args);
+        Assert.Equal("1", crowded.Environment["GRADFLOW_NUM_THREADS"]);
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)] // more ranks than this machine's cores: mpirun binds none, and each would see every core
+    public void RanksOnOneMachineShareItsCoresUnlessToldOtherwise(int ranks)
+    {
+        var result = MpiJob.Run(ranks, new Dictionary<string, string?> { ["GRADFLOW_NUM_THREADS"] = null }, "threads");
+        Assert.True(result.ExitCode == 0, result.Output);
+        var threads = Enumerable.Range(0, ranks).Select(r => int.Parse(Regex.Match(result.Stdout, $"rank {r}: cpus \\d+ threads (\\d+)").Groups[1].Value, CultureInfo.InvariantCulture)).ToArray();
+        Assert.All(threads, t => Assert.True(t >= 1));
+        Assert.True(threads.Sum() <= Math.Max(Environment.ProcessorCount, ranks), $"{ranks} ranks run {string.Join(" + ", threads)} kernel threads on {Environment.ProcessorCount} cores");
+
+        var told = MpiJob.Run(ranks, new Dictionary<string, string?> { ["GRADFLOW_NUM_THREADS"] = "2" }, "threads");
+        for (int r = 0; r < ranks; r++) Assert.Contains($"rank {r}: cpus", told.Stdout);
+        Assert.Equal(ranks, told.Stdout.Split("threads 2").Length - 1);
     }
 
     [Fact]

@@ -6,10 +6,15 @@
 //   mismatch    rank 1 builds a wider hidden layer than rank 0.
 //   die         rank 1 exits in the middle of training, without a word to MPI.
 //   collectives each binding once, every rank printing what it received.
+//   threads     every rank prints the cores it may run on and its kernel threads.
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
 //          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
-//          --thread 1 (train on a thread of its own)
+//          --thread 1 (train on a thread of its own) --batchnorm 1 (a BatchNorm1d after the first layer)
+//          --buffers broadcast|average|none (DistributedDataParallelOptions.Buffers; for reference: what to mimic)
+//          --skip-nosync-rank R (rank R ignores --accumulate's NoSync scopes and synchronises every micro-batch)
+//          --stop-rank R --stop-step S (rank R alone calls RequestStop before step S) --signal 1 (SIGUSR1 calls RequestStop,
+//          and training runs, cycling through its data, until a stop is requested: "rank 0: training" says it began)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -27,24 +32,45 @@ return mode switch
     "mismatch" => Communicator.Run(world => Mismatch(world)),
     "collectives" => Communicator.Run(world => Collectives(world)),
     "die" => Communicator.Run(world => Die(world, options)),
+    "threads" => Communicator.Run(world =>
+    {
+        Console.WriteLine($"rank {world.Rank}: cpus {Environment.ProcessorCount} threads {GradFlow.Kernels.Parallelism.NumThreads}");
+        return 0;
+    }),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 };
 
 static int Train(Communicator world, Options o)
 {
-    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank)); // different on each rank: DDP's broadcast makes them equal
+    var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank), o.BatchNorm); // different on each rank: DDP's broadcast makes them equal
     // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
     Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
-    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap });
+    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap, Buffers = o.Buffers });
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     using var monitor = GradientMonitor.Attach(model, optimizer);
     ddp.Watch(monitor);
     using var log = world.IsRoot && o.Out is not null ? RunLog.Attach(monitor, o.Out + ".runlog.jsonl") : null;
     var unusedBefore = o.Unused ? ((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).ToArray() : [];
     var data = Model.Data(o.DType, o.Steps * world.Size * o.Batch);
+    // SIGUSR1 is 10 on Linux; PosixSignal names only the portable signals, and takes others by number.
+    using var usr1 = o.Signal ? System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)10, c =>
+    {
+        c.Cancel = true;
+        ddp.RequestStop();
+    }) : null;
     void Loop()
     {
-        for (int step = 0; step < o.Steps; step++) Step(step);
+        for (int step = 0; o.Signal || step < o.Steps; step++)
+        {
+            if (world.Rank == o.StopRank && step == o.StopStep) ddp.RequestStop();
+            Step(step);
+            if (step == 0 && world.IsRoot && o.Signal) Console.WriteLine("rank 0: training");
+            if (ddp.StopRequested)
+            {
+                Console.WriteLine($"rank {world.Rank}: stopped after step {step + 1}");
+                return;
+            }
+        }
     }
     void Step(int step)
     {
@@ -52,13 +78,13 @@ static int Train(Communicator world, Options o)
         int rows = o.Batch / o.Accumulate;
         for (int k = 0; k < o.Accumulate; k++)
         {
-            int start = (step * world.Size + world.Rank) * o.Batch + k * rows;
+            int start = (step % o.Steps * world.Size + world.Rank) * o.Batch + k * rows;
             var (x, y) = (data.X.Narrow(0, start, rows), data.Y.Narrow(0, start, rows));
             if (world.Rank == o.NanRank && step == o.NanStep && k == 0) x = x * Tensor.FromArray(new[] { double.NaN }).To(o.DType);
             var loss = Functional.MseLoss(net.Call(x), y);
             if (o.Accumulate > 1) loss = loss * (1.0 / o.Accumulate);
             if (world.Rank == o.ScaleRank) loss = loss * o.Scale; // a rank whose gradients stray from the others'
-            if (k < o.Accumulate - 1)
+            if (k < o.Accumulate - 1 && world.Rank != o.SkipNoSyncRank)
             {
                 using (ddp.NoSync()) loss.Backward();
             }
@@ -96,17 +122,32 @@ static int Train(Communicator world, Options o)
 
 static int Reference(Options o)
 {
-    var model = Model.Build(o.DType, hidden: 32, seed: 1000); // rank 0's initial weights
+    var model = Model.Build(o.DType, hidden: 32, seed: 1000, o.BatchNorm); // rank 0's initial weights
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     int global = 2 * o.Batch; // what two ranks of --batch rows take per step
     var data = Model.Data(o.DType, o.Steps * global);
     int parts = o.Halves;
     int rows = global / parts;
+    var buffers = model.Buffers().ToArray();
     for (int step = 0; step < o.Steps; step++)
     {
         optimizer.ZeroGrad();
+        // Each part's forward updates the running statistics from the same starting point, as each rank's does; then
+        // they become part 0's (rank 0's, broadcast), the parts' mean (average), or stay the last part's (none).
+        var before = buffers.Select(b => b.Clone()).ToArray();
+        var after = new Tensor[parts][];
         for (int k = 0; k < parts; k++)
+        {
+            for (int i = 0; i < buffers.Length; i++) buffers[i].CopyFrom(before[i]);
             Functional.MseLoss(model.Call(data.X.Narrow(0, step * global + k * rows, rows)), data.Y.Narrow(0, step * global + k * rows, rows)).Backward();
+            after[k] = buffers.Select(b => b.Clone()).ToArray();
+        }
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            var merged = o.Buffers == BufferSync.Average && buffers[i].DType.IsFloatingPoint() ? after.Skip(1).Aggregate(after[0][i], (sum, a) => sum + a[i]) / parts
+                : o.Buffers == BufferSync.None ? after[^1][i] : after[0][i];
+            buffers[i].CopyFrom(merged);
+        }
         if (parts > 1)
             using (Autograd.NoGrad())
                 foreach (var p in model.Parameters()) p.Grad = p.Grad! / parts;
@@ -160,7 +201,8 @@ static int Die(Communicator world, Options o)
     return 0;
 }
 
-internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread)
+internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread,
+    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal)
 {
     public static Options Parse(string[] args)
     {
@@ -171,15 +213,20 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
         return new Options(map.GetValueOrDefault("out"), Int("steps", 5), Int("batch", 8), Get("dtype", "f32") == "f64" ? DType.Float64 : DType.Float32,
             long.Parse(Get("bucket-bytes", (25L << 20).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture), Get("overlap", "1") == "1",
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
-            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1");
+            double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1",
+            Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1),
+            Int("stop-rank", -1), Int("stop-step", -1), Get("signal", "0") == "1");
     }
 }
 
 internal static class Model
 {
-    public static Sequential Build(DType dtype, int hidden, ulong seed)
+    public static Sequential Build(DType dtype, int hidden, ulong seed, bool batchNorm = false)
     {
         var g = new Generator(seed);
+        if (batchNorm)
+            return new Sequential(new Linear(16, hidden, dtype: dtype, generator: g), new BatchNorm1d(hidden, dtype: dtype), new Tanh(),
+                new Linear(hidden, hidden, dtype: dtype, generator: g), new ReLU(), new Linear(hidden, 4, dtype: dtype, generator: g));
         return new Sequential(new Linear(16, hidden, dtype: dtype, generator: g), new Tanh(), new Linear(hidden, hidden, dtype: dtype, generator: g), new ReLU(),
             new Linear(hidden, 4, dtype: dtype, generator: g));
     }
@@ -196,7 +243,7 @@ internal static class Model
     public static void WriteBits(Module model, string path)
     {
         using var w = new StreamWriter(path);
-        foreach (var (name, p) in model.NamedParameters())
+        foreach (var (name, p) in model.NamedParameters().Concat(model.NamedBuffers()))
             w.WriteLine(name + " " + string.Join(" ", p.ToDoubleArray().Select(v => BitConverter.DoubleToInt64Bits(v).ToString("x16", CultureInfo.InvariantCulture))));
     }
 }

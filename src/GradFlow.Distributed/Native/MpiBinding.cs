@@ -35,6 +35,9 @@ internal abstract unsafe class MpiBinding
     /// <summary>A short name of the implementation ("Open MPI 4.x").</summary>
     public abstract string Name { get; }
 
+    /// <summary>The environment variable in which the launcher tells each rank how many ranks run on its machine.</summary>
+    public abstract string LocalSizeVariable { get; }
+
     /// <summary>MPI_COMM_WORLD.</summary>
     public abstract nint CommWorld { get; }
 

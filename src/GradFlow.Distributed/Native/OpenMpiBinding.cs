@@ -65,6 +65,7 @@ internal sealed unsafe class OpenMpiBinding : MpiBinding
     }
 
     public override string Name => $"Open MPI ({_library})";
+    public override string LocalSizeVariable => "OMPI_COMM_WORLD_LOCAL_SIZE"; // MPICH's Hydra says MPI_LOCALNRANKS
     public override nint CommWorld => _commWorld;
     public override nint RequestNull => _requestNull;
 
