@@ -194,6 +194,18 @@ public class StabilityTests
     }
 
     [Fact]
+    public void AnAdamProbeWarmStartsBothItsLanczosRuns()
+    {
+        var (net, loss, opt) = BatchNormRun();
+        var probe = new SharpnessProbe(loss, net, opt, every: 1);
+        var first = probe.Run(20);
+        var again = probe.Run(20); // the same weights: both start vectors are already the eigenvectors
+        Assert.True(again.HvpCount <= 4 && again.HvpCount < first.HvpCount, $"{first.HvpCount} products cold, {again.HvpCount} warm (preconditioned and plain)");
+        Assert.Equal(first.Sharpness, again.Sharpness, 1e-2 * first.Sharpness);
+        Assert.Equal(first.PreconditionedSharpness!.Value, again.PreconditionedSharpness!.Value, 1e-2 * first.PreconditionedSharpness.Value);
+    }
+
+    [Fact]
     public void BadInputIsNamed()
     {
         var (theta, loss) = Quadratic();
