@@ -128,6 +128,22 @@ def hvp(build):
     return setup
 
 
+def hvp_kept(build):
+    """One HVP on a kept graph as GradFlow's HvpKeptCase: the create_graph gradients made once, a step is the double backward."""
+    def setup():
+        torch.manual_seed(0)
+        model, _, loss_fn, _ = build()
+        params = list(model.parameters())
+        gen = torch.Generator().manual_seed(1)
+        vs = [torch.randn(p.shape, generator=gen) for p in params]
+        grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
+
+        def step():
+            torch.autograd.grad(grads, params, grad_outputs=vs, retain_graph=True)
+        return step, 0
+    return setup
+
+
 CASES = {
     "gemm1024": gemm(1024),
     "gemm256": gemm(256),
@@ -139,6 +155,8 @@ CASES = {
     "transformer": training(transformer),
     "hvp_mlp": hvp(mlp),
     "hvp_cnn": hvp(cnn),
+    "hvp_kept_mlp": hvp_kept(mlp),
+    "hvp_kept_cnn": hvp_kept(cnn),
 }
 
 

@@ -21,6 +21,8 @@ internal static class CaseRegistry
         new MonitorCase(new LstmCase()),
         new HvpCase(new MlpCase()),
         new HvpCase(new CnnCase()),
+        new HvpKeptCase(new MlpCase()),
+        new HvpKeptCase(new CnnCase()),
         new OnnxCase(import: false),
         new OnnxCase(import: true),
     ];

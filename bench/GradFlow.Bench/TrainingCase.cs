@@ -28,6 +28,9 @@ internal abstract class TrainingCase : IBenchCase
     /// <summary>The model built by <see cref="Setup"/> (for cases that reuse it, as the curvature ones).</summary>
     internal Module BuiltModel => _model;
 
+    /// <summary>The optimiser built by <see cref="Setup"/> (the sharpness probe reads its state).</summary>
+    internal Optimizer BuiltOptimizer => _optimizer;
+
     /// <summary>Forward and loss of the case's batch, outside any arena step.</summary>
     internal Tensor BatchLoss() => Loss();
 

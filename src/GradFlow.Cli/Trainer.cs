@@ -147,21 +147,28 @@ internal sealed class Trainer
         return code;
     }
 
-    // The probes' fixed batch: the first examples of the training set. Evaluation mode, so that a probe draws no dropout
-    // mask (the training's dropout generator, and so its bits, stay those of a run without probes) and BatchNorm uses its
-    // running statistics.
+    // The probes' fixed batch: the first examples of the training set, through the loss the optimiser descends.
+    // BatchNorm normalises with the batch's statistics as in training: with its running statistics the biases before
+    // it, which training never moves (the batch mean cancels them) and Adam therefore preconditions by 1/eps, read as
+    // curvature 10^2-10^3 x the stability threshold (docs/CURVATURE.md). The running statistics the forward updates
+    // are put back. Dropout is off, so a probe draws no mask and the training's bits stay those of a run without probes.
     private Tensor ProbeLoss()
     {
         int n = Math.Min(_train.Count, Math.Max(_s.BatchSize, 256));
         bool training = _model.Training;
+        var norms = _model.Modules().OfType<BatchNormBase>().ToArray();
+        var saved = norms.SelectMany(m => m.Buffers()).Select(b => (Buffer: b, Value: b.Detach().Clone())).ToArray();
         _model.Eval();
+        foreach (var norm in norms) norm.Train();
         try
         {
             return Functional.CrossEntropy(_model.Call(_train.Inputs.Narrow(0, 0, n)), _train.Targets.Narrow(0, 0, n));
         }
         finally
         {
-            if (training) _model.Train();
+            _model.Train(training);
+            using (Autograd.NoGrad())
+                foreach (var (buffer, value) in saved) buffer.CopyFrom(value);
         }
     }
 

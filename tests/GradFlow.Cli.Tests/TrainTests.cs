@@ -95,6 +95,19 @@ public sealed class TrainTests : IDisposable
     }
 
     [Fact]
+    public void SharpnessProbesOfAHealthyAdamWBatchNormRunReadBelowTheThreshold()
+    {
+        // The probe must take the Hessian of the loss AdamW descends (BatchNorm on batch statistics). With running
+        // statistics it read the pre-BN biases, flat in training and so preconditioned by 1/eps, as 10^2-10^3 x the threshold.
+        var (code, _, error) = Run([.. s_run, "--optimizer", "adamw", "--lr", "0.001", "--sharpness-every", "10", "--log-dir", P("log")]);
+        Assert.True(code == 0, error);
+        using var reader = RunLog.Open(Path.Combine(P("log"), "runlog.jsonl"));
+        var probes = reader.ReadRecords().Where(r => r.Curvature is not null).Select(r => r.Curvature!).ToArray();
+        Assert.Equal([10L, 20, 30, 40, 50, 60], probes.Select(p => p.Step));
+        Assert.All(probes, p => Assert.True(p.Ratio < 1, $"step {p.Step}: preconditioned sharpness {p.PreconditionedSharpness:G4} is {p.Ratio:G3} x the threshold {p.StabilityThreshold:G4}"));
+    }
+
+    [Fact]
     public void AfterACrashTheResumedRunReplacesTheStepsLoggedPastItsCheckpoint()
     {
         // A run that logged all 69 steps but whose last surviving checkpoint is the first epoch's, as after a crash.

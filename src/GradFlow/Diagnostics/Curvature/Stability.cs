@@ -43,11 +43,14 @@ public static class Stability
     /// <exception cref="InvalidOperationException">An adaptive optimiser has no state for a parameter yet (probe after its first step).</exception>
     public static SharpnessProbeResult Measure(CurvatureOperator op, Optimizer optimizer, long step = 0, double tolerance = Spectrum.DefaultTolerance,
         int maxIterations = Spectrum.DefaultMaxIterations, IReadOnlyList<double>? start = null, ulong seed = 0) =>
-        Measure(op, optimizer, step, tolerance, maxIterations, start, seed, out _);
+        Measure(op, optimizer, step, tolerance, maxIterations, start, null, seed, out _, out _);
 
+    // plainStart warm-starts the plain sharpness of an adaptive optimiser (a second Lanczos run); plainVector is its
+    // eigenvector, null when the sharpness is itself the measured one.
     internal static SharpnessProbeResult Measure(CurvatureOperator op, Optimizer optimizer, long step, double tolerance, int maxIterations,
-        IReadOnlyList<double>? start, ulong seed, out double[] vector)
+        IReadOnlyList<double>? start, IReadOnlyList<double>? plainStart, ulong seed, out double[] vector, out double[]? plainVector)
     {
+        plainVector = null;
         const string Name = nameof(Stability) + "." + nameof(Measure);
         Guard.NotNull(op, Name, nameof(op));
         Guard.NotNull(optimizer, Name, nameof(optimizer));
@@ -83,8 +86,8 @@ public static class Stability
                     var top = Spectrum.TopEigenvalues(op.Scaled(scale, decay), 1, tolerance, maxIterations, seed, start);
                     (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     // The plain sharpness as well: the Rayleigh quotient of H along the preconditioned direction would not do.
-                    var plain = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), decay), 1, tolerance, maxIterations, seed);
-                    (sharpness, converged) = (plain.Values[0], converged && plain.Converged);
+                    var plain = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), decay), 1, tolerance, maxIterations, seed, plainStart);
+                    (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
                     if (adam)
                     {
                         double b1 = group["beta1"];

@@ -121,6 +121,90 @@ public class StabilityTests
         SpectrumTests.AssertRelative(m.Out("adam_sharpness"), r.Sharpness, 1e-4, "sharpness");
     }
 
+    // A float64 BatchNorm MLP trained by AdamW: the probe's preconditioned sharpness against a dense eigen-decomposition
+    // of S H S, H the exact Hessian built column by column from products (docs/CURVATURE.md).
+    private static (Sequential Net, Func<Tensor> Loss, AdamW Opt) BatchNormRun()
+    {
+        var net = new Sequential(new Linear(3, 4, dtype: DType.Float64, generator: new Generator(1)), new BatchNorm1d(4, dtype: DType.Float64), new Tanh(),
+            new Linear(4, 2, dtype: DType.Float64, generator: new Generator(2)));
+        var x = Tensor.Randn([8, 3], DType.Float64, new Generator(3));
+        var y = Tensor.FromArray(Enumerable.Range(0, 8).Select(i => (long)(i % 2)).ToArray(), 8);
+        Tensor Loss() => Functional.CrossEntropy(net.Call(x), y);
+        var opt = new AdamW(net.Parameters(), lr: 1e-2);
+        Steps(opt, Loss, 20);
+        return (net, Loss, opt);
+    }
+
+    private static double[,] DenseHessian(CurvatureOperator op)
+    {
+        int n = op.Dimension;
+        var h = new double[n, n];
+        var e = new double[n];
+        for (int j = 0; j < n; j++)
+        {
+            e[j] = 1;
+            var column = op.Apply(e);
+            e[j] = 0;
+            for (int i = 0; i < n; i++) h[i, j] = column[i];
+        }
+        return h;
+    }
+
+    [Fact]
+    public void AdamWPreconditionedSharpnessOfABatchNormModelIsThatOfTheExactHessian()
+    {
+        var (net, loss, opt) = BatchNormRun();
+        using var op = CurvatureOperator.Hessian(loss, net);
+        var h = DenseHessian(op);
+        int n = op.Dimension, bias = 12; // 0.weight (4x3), then 0.bias (4): the biases BatchNorm's batch mean cancels
+        for (int i = 0; i < n; i++)
+            for (int j = bias; j < bias + 4; j++)
+                Assert.True(Math.Abs(h[i, j]) < 1e-12, $"H[{i},{j}] = {h[i, j]}: a bias before BatchNorm must be flat in training mode");
+        var s = new double[n];
+        int at = 0;
+        foreach (var p in op.Parameters)
+        {
+            var state = opt.GetState(p)!;
+            foreach (var v in state.Buffer("exp_avg_sq").ToDoubleArray())
+                s[at++] = 1 / Math.Sqrt((1 - Math.Pow(0.9, state.Step)) * (Math.Sqrt(v / (1 - Math.Pow(0.999, state.Step))) + 1e-8));
+        }
+        var m = new double[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) m[i, j] = s[i] * h[i, j] * s[j];
+        double expected = SymmetricEigen.Jacobi(m).Values.Max();
+        var r = Stability.Measure(op, opt, tolerance: 1e-10);
+        SpectrumTests.AssertRelative(expected, r.PreconditionedSharpness!.Value, 1e-8, "preconditioned sharpness");
+        SpectrumTests.AssertRelative(SymmetricEigen.Jacobi(h).Values.Max(), r.Sharpness, 1e-8, "sharpness");
+        Assert.True(r.Ratio < 1, $"a healthy run reads {r.Ratio} x the threshold");
+    }
+
+    [Fact]
+    public void BatchNormOnRunningStatisticsMakesTheFlatBiasesReadAsSharpUnderAdam()
+    {
+        // The trap of docs/CURVATURE.md: evaluation mode gives the pre-BN biases curvature, and Adam's preconditioner
+        // there is 1/eps because training never gave them a gradient. The reading is then orders above the threshold.
+        var (net, loss, opt) = BatchNormRun();
+        net.Eval();
+        using var op = CurvatureOperator.Hessian(loss, net);
+        var h = DenseHessian(op);
+        double biasCurvature = Enumerable.Range(12, 4).Max(i => h[i, i]);
+        Assert.True(biasCurvature > 1e-3, $"the pre-BN biases' largest curvature on running statistics is {biasCurvature}");
+        var r = Stability.Measure(op, opt, tolerance: 1e-6);
+        Assert.True(r.Ratio > 100, $"evaluation mode read {r.Ratio} x the threshold");
+    }
+
+    [Fact]
+    public void AnAdamProbeWarmStartsBothItsLanczosRuns()
+    {
+        var (net, loss, opt) = BatchNormRun();
+        var probe = new SharpnessProbe(loss, net, opt, every: 1);
+        var first = probe.Run(20);
+        var again = probe.Run(20); // the same weights: both start vectors are already the eigenvectors
+        Assert.True(again.HvpCount <= 4 && again.HvpCount < first.HvpCount, $"{first.HvpCount} products cold, {again.HvpCount} warm (preconditioned and plain)");
+        Assert.Equal(first.Sharpness, again.Sharpness, 1e-2 * first.Sharpness);
+        Assert.Equal(first.PreconditionedSharpness!.Value, again.PreconditionedSharpness!.Value, 1e-2 * first.PreconditionedSharpness.Value);
+    }
+
     [Fact]
     public void BadInputIsNamed()
     {
