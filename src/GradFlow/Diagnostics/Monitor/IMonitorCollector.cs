@@ -78,6 +78,7 @@ internal sealed class StepRecordBuilder
     public LayerGradientStats[] Layers = [];
     public FlowStats[] Flow = [];
     public ActivationStats[] Activations = [];
+    public RecurrentStepStats[] RecurrentSteps = [];
     public SharpnessProbeResult? Curvature;
     public DistributedGradientStats? Distributed;
 
@@ -89,6 +90,7 @@ internal sealed class StepRecordBuilder
         Layers = [];
         Flow = [];
         Activations = [];
+        RecurrentSteps = [];
         Curvature = null;
         Distributed = null;
     }
