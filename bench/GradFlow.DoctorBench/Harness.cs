@@ -88,7 +88,8 @@ public static class Harness
             if (Trace && monitor.Latest is { } r && (step <= 5 || step % 10 == 0))
                 Console.WriteLine($"    step {step}: loss {r.Loss:G4} norm {r.GlobalGradNorm:G3} symptoms {doctor.Symptoms} layers " +
                                   string.Join(" ", r.Layers.Select(l => $"{l.Layer}:{l.Gradient.Rms:G2}/{l.UpdateToWeight:G2}")) + " acts " +
-                                  string.Join(" ", r.Activations.Select(a => $"{a.Op[0]}{a.Layer}:m{a.Mean:G2},s{a.Std:G2},sat{a.SaturatedFraction:G2},dead{a.DeadWindowFraction:G2}")));
+                                  string.Join(" ", r.Activations.Select(a => $"{a.Op[0]}{a.Layer}:m{a.Mean:G2},s{a.Std:G2},sat{a.SaturatedFraction:G2},dead{a.DeadWindowFraction:G2}")) +
+                                  string.Concat(r.RecurrentSteps.Select(t => $" time {t.Layer}.{t.Suffix}:{t.GradNorms[0]:G2}..{t.GradNorms[^1]:G2}")));
         }
         return new Outcome(scenario, raised, doctor.Findings, clock.Elapsed.TotalSeconds);
     }

@@ -53,6 +53,10 @@ public static class Scenarios
         new("rnn-exploding", Tuning, [K.ExplodingGradients], [K.NonFiniteValues, K.LearningRateTooHigh, K.PoorInitialisation, K.DeadRelu], 150,
             s => Growing(Recurrent(s, new RNN(1, 32, relu: true), 32, recurrentStd: 0.2, m => new SGD(m.Parameters(), 0.01, momentum: 0.9)), 1.08)),
 
+        // Vanishing through time: a tanh RNN whose small recurrent weights shrink dL/dh_t at every step, the signal at the start of a long sequence.
+        new("vanishing-rnn-tanh-long", Tuning, [K.VanishingGradients], [K.NotLearning], 150,
+            s => Recurrent(s, new RNN(1, 32), 32, recurrentStd: 0.05, m => new SGD(m.Parameters(), 0.05, momentum: 0.9), length: 40, span: 4)),
+
         // The CLI's vanishing demo with residual connections (it learns; flagged "lr too high" once, a false alarm).
         new("healthy-residual-sigmoid", Tuning, [], [], 200,
             s => Digits(s, Tasks.Deep(64, 32, 9, 10, () => new Sigmoid(), residual: true), m => new SGD(m.Parameters(), 0.1, momentum: 0.9))),
@@ -69,6 +73,10 @@ public static class Scenarios
         // Strengthened after the first measurement: with a fixed lr it recovered from its large start (no explosion).
         new("exploding-init-wide", HeldOut, [K.ExplodingGradients], [K.PoorInitialisation, K.NonFiniteValues, K.LearningRateTooHigh, K.DeadRelu], 150,
             s => Growing(Digits(s, Tasks.Mlp([64, 128, 128, 128, 10], () => new ReLU(), Tasks.Normal(0.5, seed: 8)), m => new SGD(m.Parameters(), 0.005, momentum: 0.9)), 1.06), Seed: 8),
+        new("vanishing-rnn-default-60", HeldOut, [K.VanishingGradients], [K.NotLearning], 150,
+            s => Recurrent(s, new RNN(1, 24), 24, null, m => new Adam(m.Parameters(), 1e-3), length: 60, span: 4), Seed: 24),
+        new("vanishing-rnn-2-layers", HeldOut, [K.VanishingGradients], [K.NotLearning], 150,
+            s => Recurrent(s, new RNN(1, 32, numLayers: 2), 32, recurrentStd: 0.1, m => new SGD(m.Parameters(), 0.02, momentum: 0.9), length: 48, span: 6), Seed: 25),
         new("rnn-exploding-48", HeldOut, [K.ExplodingGradients], [K.NonFiniteValues, K.LearningRateTooHigh, K.PoorInitialisation, K.DeadRelu], 150,
             s => Recurrent(s, new RNN(1, 48, relu: true), 48, recurrentStd: 0.4, m => new SGD(m.Parameters(), 0.005, momentum: 0.9)), Seed: 9),
         // Relabelled after the first measurement: lr 300 blows the loss up to 1e7 and kills every ReLU, but no NaN appears.
@@ -183,13 +191,15 @@ public static class Scenarios
     private static Setup Digits(ulong seed, Module model, Func<Module, Optimizer> optimizer, bool image = false, Func<Tensor, Tensor>? transform = null, bool shuffleLabels = false) =>
         new() { Model = model, Optimizer = optimizer(model), Batch = Tasks.DigitsBatches(seed, image ? 32 : 64, transform, image, shuffleLabels), Classes = 10 };
 
-    private static Setup Recurrent(ulong seed, RNNBase rnn, int hidden, double? recurrentStd, Func<Module, Optimizer> optimizer, double? clip = null)
+    // The sign of the sum of the first `span` inputs of a `length`-step sequence: with span << length the signal sits at the start.
+    private static Setup Recurrent(ulong seed, RNNBase rnn, int hidden, double? recurrentStd, Func<Module, Optimizer> optimizer, double? clip = null,
+        int length = 16, int span = 16)
     {
         if (recurrentStd is { } std)
             foreach (var (name, p) in rnn.NamedParameters())
                 if (name.StartsWith("weight_hh", StringComparison.Ordinal)) Init.Normal(p, 0, std, new Generator(seed + 5));
         var model = new SequenceClassifier(rnn, hidden, 2);
-        return new Setup { Model = model, Optimizer = optimizer(model), Batch = Tasks.SignTask(seed, length: 16, span: 16), Classes = 2, Clip = clip };
+        return new Setup { Model = model, Optimizer = optimizer(model), Batch = Tasks.SignTask(seed, length, span), Classes = 2, Clip = clip };
     }
 
     private static Setup Transformer(ulong seed, double lr, int warmup, bool randomLabels = false)

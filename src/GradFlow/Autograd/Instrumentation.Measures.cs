@@ -93,7 +93,58 @@ internal static partial class Instrumentation
         t_flow = default;
         return f;
     }
+
+    [ThreadStatic] private static int t_stepsArmed;
+    [ThreadStatic] private static double[]? t_stepSquares;
+    [ThreadStatic] private static RecurrentStepMeasure t_steps; // Node is null when there is none
+
+    /// <summary>True while some listener on this thread wants a recurrent backward to measure dL/dh_t at every time step.</summary>
+    public static bool RecurrentStepsArmed => t_stepsArmed > 0;
+
+    /// <summary>A listener wants dL/dh_t measured per time step (balanced by <see cref="DisarmRecurrentSteps"/>, on the same thread).</summary>
+    public static void ArmRecurrentSteps() => t_stepsArmed++;
+
+    /// <summary>Undoes one <see cref="ArmRecurrentSteps"/>; the last one also drops a measurement nobody took.</summary>
+    public static void DisarmRecurrentSteps()
+    {
+        if (t_stepsArmed > 0 && --t_stepsArmed == 0) t_steps = default;
+    }
+
+    /// <summary>A per-thread buffer of at least <paramref name="steps"/> values, the first <paramref name="steps"/> zeroed (reused: no allocation per sequence).</summary>
+    public static double[] RecurrentStepBuffer(int steps)
+    {
+        var b = t_stepSquares;
+        if (b is null || b.Length < steps) t_stepSquares = b = new double[Math.Max(steps, 64)];
+        Array.Clear(b, 0, steps);
+        return b;
+    }
+
+    /// <summary>
+    /// A recurrent backward (<paramref name="node"/>, layer <paramref name="layer"/>, direction <paramref name="reverse"/>)
+    /// measured sum over batch and features of (dL/dh_t)^2 for each of <paramref name="steps"/> time steps, indexed by t.
+    /// </summary>
+    public static void RecordRecurrentSteps(Node node, int layer, bool reverse, double[] squares, int steps) =>
+        t_steps = new RecurrentStepMeasure(node, layer, reverse, squares, steps);
+
+    /// <summary>The last per-step measurement of this thread, removed.</summary>
+    public static RecurrentStepMeasure? TakeRecurrentSteps()
+    {
+        var m = t_steps;
+        if (m.Node is null) return null;
+        t_steps = default;
+        return m;
+    }
 }
+
+/// <summary>
+/// dL/dh_t measured by a recurrent backward: <see cref="Squares"/>[t] is the squared L2 norm over batch and features of
+/// the total gradient reaching the hidden state of time step t (from the output at t and from step t+1), for the first
+/// <see cref="Steps"/> entries. The array may be a per-thread buffer: valid until the next measure on this thread.
+/// </summary>
+internal readonly record struct RecurrentStepMeasure(Node Node, int Layer, bool Reverse, double[] Squares, int Steps);
+
+/// <summary>A node whose backward measures dL/dh_t per time step when <see cref="Instrumentation.RecurrentStepsArmed"/>.</summary>
+internal interface IMeasuresRecurrentSteps;
 
 /// <summary>
 /// A listener's answer to "what should this activation kernel measure?" (<see cref="Instrumentation.ArmActivations"/>).

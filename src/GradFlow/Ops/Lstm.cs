@@ -7,15 +7,18 @@ namespace GradFlow;
 // Backward through time: per step one fused cell pass and one GEMM for dh; dW_hh is then one GEMM over all steps
 // (the stacked gate gradients against the stacked previous states) and db_hh falls out of the cell passes.
 // Under createGraph the backward recomputes the sequence from composed ops and differentiates that, so second
-// derivatives are those of the composed formula.
+// derivatives are those of the composed formula. When a listener arms it (Instrumentation.ArmRecurrentSteps), the
+// backward also sums the squares of dL/dh_t at each step as it completes it (one pass over batch x hidden per step
+// into a reused per-thread buffer): the per-step gradient norms the doctor reads vanishing through time from.
 public sealed partial class Tensor
 {
     /// <summary>
     /// LSTM over <paramref name="xProj"/> (steps, batch, 4*hidden) = x W_ih^T + b_ih, from (h0, c0) (batch, hidden):
     /// [output (steps, batch, hidden), h_n, c_n]; null when the dtypes need the composed path.
     /// Observers see the gate activations as the ops "Sigmoid" (i, f, o) and "Tanh" (g, tanh c) would show them.
+    /// <paramref name="layer"/> is the stacked layer's index, for the per-step gradient measure.
     /// </summary>
-    internal static Tensor[]? LstmSequence(Tensor xProj, Tensor h0, Tensor c0, Tensor whh, Tensor? bhh, bool reverse)
+    internal static Tensor[]? LstmSequence(Tensor xProj, Tensor h0, Tensor c0, Tensor whh, Tensor? bhh, bool reverse, int layer = 0)
     {
         var dt = xProj.DType;
         if (dt is not (DType.Float32 or DType.Float64) || h0.DType != dt || c0.DType != dt || whh.DType != dt
@@ -35,7 +38,7 @@ public sealed partial class Tensor
         var hN = output.AsStridedView([batch, hidden], [hidden, 1], last * n).ContiguousCopy();
         var cN = cells.AsStridedView([batch, hidden], [hidden, 1], last * n).ContiguousCopy();
         Tensor[] inputs = bhh is null ? [xProj, h0, c0, whh] : [xProj, h0, c0, whh, bhh];
-        var node = Autograd.NeedsGrad(inputs) ? new LstmBackward(inputs, output, gates, cells, reverse) : null;
+        var node = Autograd.NeedsGrad(inputs) ? new LstmBackward(inputs, output, gates, cells, reverse, layer) : null;
         var outputs = Autograd.Record(OpNames.Lstm, [output, hN, cN], node, inputs);
         if (Instrumentation.Listening)
         {
@@ -82,16 +85,17 @@ internal readonly record struct LstmSizes(int Steps, int Batch, int Hidden, bool
     public int TimeAt(int s) => Reverse ? Steps - 1 - s : s;
 }
 
-internal sealed class LstmBackward : Node
+internal sealed class LstmBackward : Node, IMeasuresRecurrentSteps
 {
     private readonly bool _reverse, _hasBias;
+    private readonly int _layer;
     private readonly bool[] _needs;
     private readonly Tensor _gates, _cells;
 
-    public LstmBackward(Tensor[] inputs, Tensor output, Tensor gates, Tensor cells, bool reverse) : base(3)
+    public LstmBackward(Tensor[] inputs, Tensor output, Tensor gates, Tensor cells, bool reverse, int layer) : base(3)
     {
         _needs = Array.ConvertAll(inputs, t => t.RequiresGrad);
-        (_reverse, _hasBias, _gates, _cells) = (reverse, inputs.Length == 5, gates, cells);
+        (_reverse, _hasBias, _gates, _cells, _layer) = (reverse, inputs.Length == 5, gates, cells, layer);
         Save([.. inputs, output]);
     }
 
@@ -107,9 +111,11 @@ internal sealed class LstmBackward : Node
         var dw = _needs[3] ? Tensor.Empty(w.ShapeArray, dt) : null;
         var db = _hasBias && _needs[4] ? Tensor.EmptyZeroed([w.ShapeArray[0]], dt) : null;
         var gOut = g[0]?.ContiguousRaw();
-        var args = new LstmGrads(gOut, h0.ContiguousRaw(), c0.ContiguousRaw(), w, output, _gates, _cells, dPre, dh, dc, dw, db, _needs[1]);
+        var stepSquares = Instrumentation.RecurrentStepsArmed ? Instrumentation.RecurrentStepBuffer(sizes.Steps) : null;
+        var args = new LstmGrads(gOut, h0.ContiguousRaw(), c0.ContiguousRaw(), w, output, _gates, _cells, dPre, dh, dc, dw, db, _needs[1], stepSquares);
         if (dt == DType.Float32) LstmKernels<float>.Backward(sizes, args);
         else LstmKernels<double>.Backward(sizes, args);
+        if (stepSquares is not null) Instrumentation.RecordRecurrentSteps(this, _layer, _reverse, stepSquares, sizes.Steps);
         Tensor?[] result = [_needs[0] ? dPre : null, _needs[1] ? dh : null, _needs[2] ? dc : null, dw];
         return _hasBias ? [.. result, db] : result;
     }
@@ -141,9 +147,9 @@ internal sealed class LstmBackward : Node
     }
 }
 
-/// <summary>The tensors of one backward through time; dW (and db) null when not wanted.</summary>
+/// <summary>The tensors of one backward through time; dW (and db) null when not wanted; StepSquares[t] receives ||dL/dh_t||^2 when not null.</summary>
 internal sealed record LstmGrads(Tensor? GradOutput, Tensor H0, Tensor C0, Tensor W, Tensor Output, Tensor Gates, Tensor Cells,
-    Tensor DPre, Tensor Dh, Tensor Dc, Tensor? Dw, Tensor? Db, bool NeedH0);
+    Tensor DPre, Tensor Dh, Tensor Dc, Tensor? Dw, Tensor? Db, bool NeedH0, double[]? StepSquares = null);
 
 /// <summary>The per-step loops of <see cref="Tensor.LstmSequence"/> over spans of T.</summary>
 internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
@@ -188,6 +194,7 @@ internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloat
         {
             int t = z.TimeAt(s);
             if (!gOut.IsEmpty) Add(dh, gOut.Slice(t * n, n), dh);
+            if (a.StepSquares is { } squares) squares[t] = SumSquares(dh);
             ReadOnlySpan<T> cPrev = s == 0 ? S(a.C0) : cs.Slice(z.TimeAt(s - 1) * n, n);
             var dPreT = dPre.Slice(t * rows, rows);
             LstmCell.Backward<T>(z.Batch, z.Hidden, dh, dc, gs[(t * n)..], plane, cPrev, dPreT, g4, db);
@@ -212,6 +219,18 @@ internal static class LstmKernels<T> where T : unmanaged, System.Numerics.IFloat
         int first = z.TimeAt(0);
         GemmOf<T>.Run(true, false, g4, z.Hidden, z.Batch, T.One, dPre.Slice(first * rows, rows), g4, S(a.H0), z.Hidden,
             k > 0 ? T.One : T.Zero, dw, z.Hidden);
+    }
+
+    // In double and in order, so a float64 run gives the very sum a step-by-step reference gives.
+    private static double SumSquares(ReadOnlySpan<T> values)
+    {
+        double sum = 0;
+        foreach (var v in values)
+        {
+            double d = double.CreateTruncating(v);
+            sum += d * d;
+        }
+        return sum;
     }
 
     private static void Add(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> dst)

@@ -45,6 +45,7 @@ internal static partial class RunLogJson
         WriteArray(w, "layers", r.Layers, Layer);
         WriteArray(w, "flow", r.Flow, Flow);
         WriteArray(w, "activations", r.Activations, Activation);
+        RecurrentSteps(w, r.RecurrentSteps);
         if (r.Curvature is { } c)
         {
             w.WriteStartObject("curvature");
@@ -261,6 +262,7 @@ internal static partial class RunLogJson
         Activations = Array(root, "activations", a => new ActivationStats(String(a, "layer"), String(a, "op"), Int(a, "depth"), Int(a, "units"),
             OptionalDouble(a, "deadFraction"), OptionalDouble(a, "deadWindowFraction"), OptionalDouble(a, "saturatedFraction"),
             Double(a, "mean"), Double(a, "std"))),
+        RecurrentSteps = ReadRecurrentSteps(root),
         Curvature = Optional(root, "curvature") is { } c ? ReadCurvature(Long(root, "step"), c) : null,
         Setup = Optional(root, "setup") is { } s ? ReadSetup(s) : null,
         Distributed = Optional(root, "distributed") is { } d ? ReadDistributed(d) : null,

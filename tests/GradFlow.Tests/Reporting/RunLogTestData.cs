@@ -33,6 +33,12 @@ internal static class RunLogTestData
                 new ActivationStats("enc", "Relu", 0, 64, 0.5, 0.25, null, 0.3, 0.7),
                 new ActivationStats("dec", "Tanh", 1, 8, null, null, 0.125, -0.1, 1.1),
             ],
+            // Every other step has recurrent layers: a line without the field reads as none (logs from before it existed).
+            RecurrentSteps = step % 2 == 0 ? [] :
+            [
+                new RecurrentStepStats("rnn", 0, 0, false, [1e-9, 0.5, double.NaN, 2.25]),
+                new RecurrentStepStats("rnn", 0, 1, true, [double.PositiveInfinity, 3]),
+            ],
             Curvature = (step % 3) switch
             {
                 0 => null,
@@ -71,6 +77,13 @@ internal static class RunLogTestData
         }
         Assert.Equal(expected.Flow, actual.Flow);
         Assert.Equal(expected.Activations, actual.Activations);
+        Assert.Equal(expected.RecurrentSteps.Count, actual.RecurrentSteps.Count);
+        for (int i = 0; i < expected.RecurrentSteps.Count; i++)
+        {
+            var (e, a) = (expected.RecurrentSteps[i], actual.RecurrentSteps[i]);
+            Assert.Equal((e.Layer, e.Depth, e.RecurrentLayer, e.Reverse), (a.Layer, a.Depth, a.RecurrentLayer, a.Reverse));
+            Assert.Equal(e.GradNorms, a.GradNorms);
+        }
         Assert.Equal(expected.Curvature, actual.Curvature);
         Assert.Equal(expected.Setup is null, actual.Setup is null);
         if (expected.Setup is { } s)

@@ -53,6 +53,8 @@ public sealed class RunLogTests : IDisposable
         Assert.Equal("[[-7,12]]", hist.GetProperty("negative").GetRawText());
         Assert.Equal("NaN", docs[3].GetProperty("globalGradNorm").GetString());
         Assert.False(docs[1].TryGetProperty("loss", out _), "a null optional field is left out");
+        Assert.Equal("[1E-09,0.5,\"NaN\",2.25]", docs[1].GetProperty("recurrentSteps")[0].GetProperty("gradNorms").GetRawText());
+        Assert.False(docs[2].TryGetProperty("recurrentSteps", out _), "a model without recurrent layers writes no recurrentSteps");
     }
 
     [Fact]

@@ -82,6 +82,8 @@ public sealed record Finding
     public required string Title { get; init; }
     /// <summary>The layers concerned (module paths), or empty when it is about the whole run.</summary>
     public IReadOnlyList<string> Layers { get; init; } = [];
+    /// <summary>The time steps concerned inside a recurrent layer (findings through time), or empty.</summary>
+    public IReadOnlyList<int> TimeSteps { get; init; } = [];
     /// <summary>The step the finding was first raised on.</summary>
     public required long FirstStep { get; init; }
     /// <summary>The latest step on which its condition held.</summary>
@@ -101,6 +103,7 @@ public sealed record Finding
         var sb = new System.Text.StringBuilder();
         sb.Append($"[{Severity.ToString().ToLowerInvariant()}] {Kind} at step {FirstStep}");
         if (Layers.Count > 0) sb.Append($" in {string.Join(", ", Layers)}");
+        if (TimeSteps.Count > 0) sb.Append($" at time steps {string.Join(", ", TimeSteps)}");
         sb.Append($" (confidence {Confidence:0.00}): {Title}");
         sb.AppendLine().Append("  ").Append(Explanation);
         foreach (var e in Evidence) sb.AppendLine().Append("  evidence: ").Append(e);

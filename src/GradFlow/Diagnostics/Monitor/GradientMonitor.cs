@@ -51,6 +51,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         AddCollector(_parameters);
         if (o.Flow) AddCollector(new FlowCollector(_context));
         if (o.Activations) AddCollector(new ActivationCollector(_context));
+        if (o.RecurrentSteps) AddCollector(new RecurrentStepCollector(_context));
         _registration = Autograd.AddObserver(this);
         SyncCollectors();
     }
@@ -180,7 +181,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
             Setup = SetupIfChanged(),
             Step = _context.Step, Loss = loss ?? (_lossCount > 0 ? _lossSum / _lossCount : null), LearningRate = learningRate,
             GlobalGradNorm = b.GlobalGradNorm, ClippedGradNorm = b.ClippedGradNorm, GradientsCarriedOver = b.GradientsCarriedOver,
-            Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, Curvature = b.Curvature,
+            Parameters = b.Parameters, Layers = b.Layers, Flow = b.Flow, Activations = b.Activations, RecurrentSteps = b.RecurrentSteps, Curvature = b.Curvature,
             Distributed = b.Distributed,
         };
         b.Clear(); // the builder holds no step's arrays between steps

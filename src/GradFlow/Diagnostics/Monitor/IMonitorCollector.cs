@@ -79,6 +79,7 @@ internal sealed class StepRecordBuilder
     public LayerGradientStats[] Layers = [];
     public FlowStats[] Flow = [];
     public ActivationStats[] Activations = [];
+    public RecurrentStepStats[] RecurrentSteps = [];
     public SharpnessProbeResult? Curvature;
     public DistributedGradientStats? Distributed;
 
@@ -91,6 +92,7 @@ internal sealed class StepRecordBuilder
         Layers = [];
         Flow = [];
         Activations = [];
+        RecurrentSteps = [];
         Curvature = null;
         Distributed = null;
     }

@@ -26,6 +26,12 @@ public sealed record MonitorOptions
     public bool Flow { get; init; } = true;
 
     /// <summary>
+    /// Measure ||dL/dh_t|| at every time step inside recurrent layers (<see cref="StepRecord.RecurrentSteps"/>): the fused
+    /// LSTM sums the squares in its own backward pass; RNN and GRU, run step by step, get an identity node per step.
+    /// </summary>
+    public bool RecurrentSteps { get; init; } = true;
+
+    /// <summary>
     /// A sigmoid output below eps or above 1 - eps, or a tanh output beyond ±(1 - eps), counts as saturated:
     /// its derivative is then below eps (sigmoid: s(1-s) &lt; eps; tanh: 1 - y² &lt; 2 eps).
     /// </summary>

@@ -26,6 +26,21 @@ public sealed record LayerGradientStats(string Layer, int Depth, TensorStats Gra
 /// <param name="NonFinite">Count of NaN/Inf values in that gradient.</param>
 public sealed record FlowStats(string Layer, int Depth, double InputGradNorm, long NonFinite);
 
+/// <summary>The gradient through time inside one direction of a recurrent layer.</summary>
+/// <param name="Layer">The module path of the recurrent module (the named scope of its ops).</param>
+/// <param name="Depth">Forward order of that module.</param>
+/// <param name="RecurrentLayer">The stacked layer inside the module (0 for the first, as in weight_hh_l0).</param>
+/// <param name="Reverse">True for the reverse direction of a bidirectional layer (weight_hh_l0_reverse).</param>
+/// <param name="GradNorms">
+/// Per time step t (in time order, whatever the direction): the L2 norm over batch and features of dL/dh_t, the total
+/// gradient reaching the hidden state of step t from the output at t and from step t+1.
+/// </param>
+public sealed record RecurrentStepStats(string Layer, int Depth, int RecurrentLayer, bool Reverse, IReadOnlyList<double> GradNorms)
+{
+    /// <summary>The parameter suffix PyTorch gives this layer direction ("l0", "l1_reverse").</summary>
+    public string Suffix => $"l{RecurrentLayer}{(Reverse ? "_reverse" : "")}";
+}
+
 /// <summary>Health of one activation function's outputs in a layer.</summary>
 /// <param name="Layer">The module path of the activation.</param>
 /// <param name="Op">The activation op (<see cref="OpNames.Relu"/>, <see cref="OpNames.Sigmoid"/>, <see cref="OpNames.Tanh"/>).</param>
@@ -65,6 +80,8 @@ public sealed partial record StepRecord
     public required IReadOnlyList<FlowStats> Flow { get; init; }
     /// <summary>Activation health, in depth order.</summary>
     public required IReadOnlyList<ActivationStats> Activations { get; init; }
+    /// <summary>||dL/dh_t|| per time step inside each recurrent layer direction, in depth order (empty without recurrent layers).</summary>
+    public IReadOnlyList<RecurrentStepStats> RecurrentSteps { get; init; } = [];
     /// <summary>Sharpness against the optimiser's stability threshold, on steps a <see cref="SharpnessProbe"/> ran (<see cref="GradientMonitor.AddSharpnessProbe"/>); else null.</summary>
     public SharpnessProbeResult? Curvature { get; init; }
     /// <summary>The parameters' shapes and the optimiser's hyper-parameters: on the first recorded step and when the optimiser's settings changed (besides the learning rate); else null.</summary>

@@ -66,21 +66,26 @@ public abstract class RNNBase : Module
 
     /// <summary>
     /// One layer direction over the sequence, from the input projection x W_ih^T + b_ih of every step (steps, batch, gates*hidden):
-    /// the outputs (steps, batch, hidden) and the final state.
+    /// the outputs (steps, batch, hidden) and the final state. <paramref name="layer"/> is the stacked layer's index.
     /// </summary>
-    private protected abstract (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse);
+    private protected abstract (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse, int layer);
 
-    /// <summary>A sequence as one <paramref name="cell"/> call per step, from the state and the step's input projection.</summary>
-    private protected static (Tensor Seq, Tensor H, Tensor? C) StepByStep(Tensor proj, Tensor h, Tensor? c, bool reverse,
+    /// <summary>
+    /// A sequence as one <paramref name="cell"/> call per step, from the state and the step's input projection. While a
+    /// listener measures per-step gradients, each step's hidden state passes through a probe that measures dL/dh_t.
+    /// </summary>
+    private protected static (Tensor Seq, Tensor H, Tensor? C) StepByStep(Tensor proj, Tensor h, Tensor? c, bool reverse, int layer,
         Func<Tensor, Tensor, Tensor?, (Tensor H, Tensor? C)> cell)
     {
         int steps = proj.Size(0);
         var slices = proj.Split(1); // one op: its backward is one Cat, not a sum of full-size slices
         var outputs = new Tensor[steps];
+        var probe = Instrumentation.RecurrentStepsArmed && proj.RequiresGrad && Autograd.IsGradEnabled ? new RecurrentStepSquares(layer, reverse, steps) : null;
         for (int s = 0; s < steps; s++)
         {
             int t = reverse ? steps - 1 - s : s;
             (h, c) = cell(slices[t].Squeeze(0), h, c);
+            if (probe is not null) h = Tensor.RecurrentStepProbe(h, probe, t);
             outputs[t] = h;
         }
         return (Tensor.Stack(outputs), h, c);
@@ -104,7 +109,7 @@ public abstract class RNNBase : Module
             for (int dir = 0; dir < Directions; dir++)
             {
                 int k = layer * Directions + dir;
-                var (seq, hn, cn) = RunDirection(x, h.Select(0, k), c?.Select(0, k), _weights[k], reverse: dir == 1);
+                var (seq, hn, cn) = RunDirection(x, h.Select(0, k), c?.Select(0, k), _weights[k], reverse: dir == 1, layer);
                 outs[dir] = seq;
                 hs.Add(hn);
                 if (cn is not null) cs.Add(cn);
@@ -118,10 +123,10 @@ public abstract class RNNBase : Module
         return unbatched ? (output, hOut.Squeeze(1), cOut?.Squeeze(1)) : (output, hOut, cOut);
     }
 
-    private (Tensor Seq, Tensor H, Tensor? C) RunDirection(Tensor x, Tensor h, Tensor? c, Tensor[] w, bool reverse)
+    private (Tensor Seq, Tensor H, Tensor? C) RunDirection(Tensor x, Tensor h, Tensor? c, Tensor[] w, bool reverse, int layer)
     {
         Tensor? bih = w.Length > 2 ? w[2] : null, bhh = w.Length > 2 ? w[3] : null;
-        return Sequence(Functional.Linear(x, w[0], bih), h, c, w[1], bhh, reverse);
+        return Sequence(Functional.Linear(x, w[0], bih), h, c, w[1], bhh, reverse, layer);
     }
 
     private Tensor State(Tensor? given, int n, bool unbatched, DType dtype, string name)

@@ -11,8 +11,8 @@ public sealed class RNN : RNNBase
     /// <summary>True for ReLU, false for tanh.</summary>
     public bool Relu { get; }
 
-    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse) =>
-        StepByStep(proj, h, c, reverse, (xProj, h, _) =>
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse, int layer) =>
+        StepByStep(proj, h, c, reverse, layer, (xProj, h, _) =>
         {
             var pre = xProj + Functional.Linear(h, whh, bhh);
             return (Relu ? pre.Relu() : pre.Tanh(), null);
@@ -46,9 +46,9 @@ public sealed class LSTM(int inputSize, int hiddenSize, int numLayers = 1, bool 
     : RNNBase(4, inputSize, hiddenSize, numLayers, bias, batchFirst, dropout, bidirectional, dtype, generator)
 {
     // The whole sequence as one op with a fused cell (Ops/Lstm.cs); its composed twin for dtypes the fused op does not take.
-    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse)
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse, int layer)
     {
-        var r = Tensor.LstmSequence(proj, h, c!, whh, bhh, reverse) ?? Tensor.LstmSequenceComposed(proj, h, c!, whh, bhh, reverse);
+        var r = Tensor.LstmSequence(proj, h, c!, whh, bhh, reverse, layer) ?? Tensor.LstmSequenceComposed(proj, h, c!, whh, bhh, reverse);
         return (r[0], r[1], r[2]);
     }
 
@@ -76,8 +76,8 @@ public sealed class GRU(int inputSize, int hiddenSize, int numLayers = 1, bool b
     bool bidirectional = false, DType dtype = DType.Float32, Generator? generator = null)
     : RNNBase(3, inputSize, hiddenSize, numLayers, bias, batchFirst, dropout, bidirectional, dtype, generator)
 {
-    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse) =>
-        StepByStep(proj, h, c, reverse, (xProj, h, _) =>
+    private protected override (Tensor Seq, Tensor H, Tensor? C) Sequence(Tensor proj, Tensor h, Tensor? c, Tensor whh, Tensor? bhh, bool reverse, int layer) =>
+        StepByStep(proj, h, c, reverse, layer, (xProj, h, _) =>
         {
             var xg = xProj.Chunk(3, 1);
             var hg = Functional.Linear(h, whh, bhh).Chunk(3, 1);

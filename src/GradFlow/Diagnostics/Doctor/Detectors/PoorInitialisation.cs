@@ -91,8 +91,9 @@ internal sealed class PoorInitialisation : Detector
     // embeddings are lookups, not fan-in sums, and are left out.
     private void WeightScale(StepRecord step, RunSetup setup, List<Evidence> evidence, List<string> layers)
     {
+        // A stacked or bidirectional module has several weight_hh, all of its one hidden size.
         var hidden = setup.Parameters.Where(p => p.Name.Contains("weight_hh", StringComparison.Ordinal) && p.Shape.Count == 2)
-            .ToDictionary(p => GradientMonitor.LayerOf(p.Name), p => p.Shape[1]);
+            .GroupBy(p => GradientMonitor.LayerOf(p.Name)).ToDictionary(g => g.Key, g => g.First().Shape[1]);
         (string Name, double Gain)? worst = null;
         var bad = new List<string>();
         foreach (var p in setup.Parameters)
