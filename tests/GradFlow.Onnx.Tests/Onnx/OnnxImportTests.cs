@@ -33,6 +33,16 @@ public class OnnxImportTests
     }
 
     [Theory]
+    [MemberData(nameof(Cases))]
+    public void OnnxRuntimeAgreesWithTheImport(string name)
+    {
+        var c = Fixture.Get(File, name);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", name + ".onnx"));
+        using (Autograd.NoGrad())
+            OnnxRuntimeCheck.AssertRelative(Load(name).Call(c["in.x"]), OnnxRuntimeCheck.Run(session, c["in.x"]), 1e-5, name);
+    }
+
+    [Theory]
     [MemberData(nameof(TrainableCases))]
     public void KeepsPyTorchsStateDictNames(string name)
     {
