@@ -181,7 +181,17 @@ def recurrent_graphs():
         if attrs.get("layout") == 1:
             with open(os.path.join(OUT, "onnx", "graphs", name + "_layout0.onnx"), "wb") as out:
                 out.write(graph(name, op, attrs, seq, outputs, combine, rank, "f32", twin=True).SerializeToString())
-    print(f"wrote {2 * len(specs)} hand-built recurrent graphs")
+    # A graph that reads Dropout's mask, a second output GradFlow does not compute: refused at load.
+    nodes = [helper.make_node("Dropout", ["X"], ["Y", "mask"], name="dropout"), helper.make_node("Cast", ["mask"], ["M"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["Y", "M"], ["output"])]
+    g = helper.make_graph(nodes, "dropout_mask", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_fixtures.py")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    with open(os.path.join(OUT, "onnx", "graphs", "dropout_mask.onnx"), "wb") as out:
+        out.write(model.SerializeToString())
+    print(f"wrote {2 * len(specs)} hand-built recurrent graphs and dropout_mask.onnx")
 
 
 def main():

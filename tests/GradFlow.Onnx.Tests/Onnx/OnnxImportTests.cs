@@ -102,6 +102,18 @@ public class OnnxImportTests
     }
 
     [Fact]
+    public void ASecondOutputGradFlowDoesNotComputeIsRefusedAtLoad()
+    {
+        // Dropout's mask, cast and added to the output (tools/onnx/make_fixtures.py writes the graph).
+        string path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", "graphs", "dropout_mask.onnx");
+        var ex = Assert.Throws<NotSupportedException>(() => OnnxImporter.Load(path));
+        Assert.Contains("Dropout", ex.Message);
+        Assert.Contains("'dropout'", ex.Message);
+        Assert.Contains("'mask'", ex.Message);
+        Assert.Contains(path, ex.Message);
+    }
+
+    [Fact]
     public void AnUnsupportedOperatorIsNamedWithItsNode()
     {
         OnnxExporter.Register<Swish>((ctx, _, x) => ctx.Same("HardSwish", x));
