@@ -41,6 +41,13 @@ internal static class OnnxAttentionConverters
         var kt = ctx.Node("Transpose", [k.Name], [n, heads, hd, l], x.DType, OnnxAttribute.Ints("perm", 0, 1, 3, 2));
         var scores = ctx.Node("MatMul", [q.Name, kt.Name], [n, heads, l, l], x.DType);
         scores = ctx.Same("Mul", scores, [ctx.Scalar("scale", 1 / Math.Sqrt(hd), x.DType)]);
+        if (ctx.KeyPaddingMask is { } mask)
+        {
+            // (N, S) to (N, 1, 1, S), -inf where a key is padding (Functional.Additive's form), added to every head's scores.
+            var wide = ctx.Node("Unsqueeze", [mask.Name, ctx.Int64s("axes", 1, 2)], [n, 1, 1, l], DType.Bool);
+            var additive = ctx.Node("Where", [wide.Name, ctx.Scalar("masked", double.NegativeInfinity, x.DType), ctx.Scalar("kept", 0, x.DType)], [n, 1, 1, l], x.DType);
+            scores = ctx.Same("Add", scores, [additive.Name]);
+        }
         var weights = ctx.Same("Softmax", scores, null, OnnxAttribute.Int("axis", -1));
         var o = ctx.Node("MatMul", [weights.Name, v.Name], [n, heads, l, hd], x.DType);
         // Heads merged back next to each other on the feature axis, in the input's layout.

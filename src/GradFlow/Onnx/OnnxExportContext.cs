@@ -86,6 +86,12 @@ public sealed class OnnxExportContext
     public OnnxValue Reshape(OnnxValue input, int[] shape) =>
         Node("Reshape", [input.Name, Int64s("shape", [.. shape.Select(d => (long)d)])], shape, input.DType);
 
+    /// <summary>
+    /// The graph's second input when the model is exported with a key padding mask (bool (N, S), true for a padded
+    /// key), for the self-attention converters to add to their scores; null otherwise.
+    /// </summary>
+    public OnnxValue? KeyPaddingMask { get; internal set; }
+
     /// <summary>The module path the current converter works for (initializer and node names start with it).</summary>
     public string Scope { get; internal set; } = "";
 
@@ -126,9 +132,12 @@ public sealed class OnnxExportContext
             WriteTensor(scratch, name, value);
             graph.WriteMessage(OnnxProto.Graph.Initializer, scratch);
         }
-        scratch.Clear();
-        WriteValueInfo(scratch, input);
-        graph.WriteMessage(OnnxProto.Graph.Input, scratch);
+        foreach (var graphInput in KeyPaddingMask is { } mask ? [input, mask] : new[] { input })
+        {
+            scratch.Clear();
+            WriteValueInfo(scratch, graphInput);
+            graph.WriteMessage(OnnxProto.Graph.Input, scratch);
+        }
         scratch.Clear();
         WriteValueInfo(scratch, output);
         graph.WriteMessage(OnnxProto.Graph.Output, scratch);

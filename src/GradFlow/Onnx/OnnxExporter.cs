@@ -49,16 +49,38 @@ public static class OnnxExporter
     /// (the batch; -1 for none) left free.
     /// </summary>
     /// <exception cref="NotSupportedException">A module in the tree has no converter, or a setting has no ONNX form.</exception>
-    public static byte[] Export(Module model, int[] inputShape, DType inputDType = DType.Float32, int dynamicAxis = 0)
+    public static byte[] Export(Module model, int[] inputShape, DType inputDType = DType.Float32, int dynamicAxis = 0) =>
+        Build(model, inputShape, inputDType, dynamicAxis, keyPaddingMask: false, nameof(Export));
+
+    /// <summary>
+    /// The ONNX model of a model with self-attention (MultiheadAttention, TransformerEncoderLayer, TransformerEncoder,
+    /// or a container of them) with a second input <c>key_padding_mask</c>: bool (N, S), true for a padded key, read
+    /// by every self-attention in the model, as <c>MultiheadAttention.Call(x, x, x, keyPaddingMask)</c> and
+    /// <c>TransformerEncoder.Call(src, null, srcKeyPaddingMask)</c> compute. N and S follow the first attention's
+    /// layout (batch first or not) in <paramref name="inputShape"/>; the mask's axis is dynamic with the input's.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model has no MultiheadAttention, or a module has no converter.</exception>
+    public static byte[] ExportWithKeyPaddingMask(Module model, int[] inputShape, int dynamicAxis = 0) =>
+        Build(model, inputShape, DType.Float32, dynamicAxis, keyPaddingMask: true, nameof(ExportWithKeyPaddingMask));
+
+    private static byte[] Build(Module model, int[] inputShape, DType inputDType, int dynamicAxis, bool keyPaddingMask, string op)
     {
-        Guard.NotNull(model, nameof(Export), nameof(model));
-        Guard.NotNull(inputShape, nameof(Export), nameof(inputShape));
-        if (inputShape.Any(d => d <= 0)) Guard.ThrowArg(nameof(Export), nameof(inputShape), $"sizes must be positive, got {Guard.Shape(inputShape)}.");
+        Guard.NotNull(model, op, nameof(model));
+        Guard.NotNull(inputShape, op, nameof(inputShape));
+        if (inputShape.Any(d => d <= 0)) Guard.ThrowArg(op, nameof(inputShape), $"sizes must be positive, got {Guard.Shape(inputShape)}.");
         if (dynamicAxis < -1 || dynamicAxis >= inputShape.Length)
-            Guard.ThrowArg(nameof(Export), nameof(dynamicAxis), $"{dynamicAxis} is not an axis of {Guard.Shape(inputShape)} (or -1 for none).");
+            Guard.ThrowArg(op, nameof(dynamicAxis), $"{dynamicAxis} is not an axis of {Guard.Shape(inputShape)} (or -1 for none).");
         var ctx = new OnnxExportContext(model, Dispatch);
         int[] shape = (int[])inputShape.Clone();
         if (dynamicAxis >= 0) shape[dynamicAxis] = -1;
+        if (keyPaddingMask)
+        {
+            var attention = model.Modules().OfType<MultiheadAttention>().FirstOrDefault()
+                ?? throw new NotSupportedException($"OnnxExport: {model.TypeName} has no MultiheadAttention to read a key padding mask.");
+            if (inputShape.Length != 3) Guard.ThrowArg(op, nameof(inputShape), $"expected a batched sequence [{(attention.BatchFirst ? "N, L" : "L, N")}, E], got {Guard.Shape(inputShape)}.");
+            int batchAxis = attention.BatchFirst ? 0 : 1;
+            ctx.KeyPaddingMask = new OnnxValue("key_padding_mask", [shape[batchAxis], shape[1 - batchAxis]], DType.Bool);
+        }
         var input = new OnnxValue("input", shape, inputDType);
         var result = ctx.Emit(model, input);
         return ctx.Encode(input, result, model.TypeName);

@@ -13,6 +13,7 @@ internal sealed class OnnxAttributeValue
     public string? S;
     public long[]? Ints;
     public float[]? Floats;
+    public string[]? Strings;
     public Tensor? T;
 }
 
@@ -136,6 +137,7 @@ internal static class OnnxModelReader
         var v = new OnnxAttributeValue();
         List<long>? ints = null;
         List<float>? floats = null;
+        List<string>? strings = null;
         while (r.Next(out int field, out int wire))
         {
             switch (field)
@@ -152,11 +154,17 @@ internal static class OnnxModelReader
                     break;
                 case P.Attribute.Ints: r.ReadRepeatedInt64(wire, ints ??= [], MaxAttributeValues); break;
                 case P.Attribute.Floats: r.ReadRepeatedFloat(wire, floats ??= [], MaxAttributeValues); break;
+                case P.Attribute.Strings:
+                    r.Expect(wire, ProtoReader.LengthDelimited, "AttributeProto.strings");
+                    if ((strings ??= []).Count >= MaxAttributeValues) throw ProtoReader.Bad($"attribute '{name}' has more than {MaxAttributeValues} strings", r.Offset);
+                    strings.Add(r.ReadString());
+                    break;
                 default: r.Skip(wire); break;
             }
         }
         v.Ints = ints?.ToArray();
         v.Floats = floats?.ToArray();
+        v.Strings = strings?.ToArray();
         return (name, v);
     }
 

@@ -52,16 +52,17 @@ public sealed class OnnxModule : Module
         {
             var x = new Tensor?[node.Inputs.Length];
             for (int i = 0; i < x.Length; i++) x[i] = node.Inputs[i].Length == 0 ? null : env[node.Inputs[i]];
-            Tensor y;
+            Tensor[] y;
             try
             {
-                y = OnnxOps.Run(node, x);
+                y = OnnxRecurrentOps.Handles(node.OpType) ? OnnxRecurrentOps.Run(node, x) : [OnnxOps.Run(node, x)];
             }
             catch (ArgumentException ex)
             {
                 throw new ArgumentException($"ONNX: node '{node.Name}' ({node.OpType}) on inputs {string.Join(", ", x.Select(t => t is null ? "none" : Guard.Shape(t)))}: {ex.Message}", ex);
             }
-            env[node.Outputs[0]] = y;
+            for (int i = 0; i < y.Length && i < node.Outputs.Length; i++)
+                if (node.Outputs[i].Length > 0) env[node.Outputs[i]] = y[i];
         }
         return env[OutputName];
     }
@@ -71,17 +72,23 @@ public sealed class OnnxModule : Module
     private List<OnnxNode> Check(OnnxGraphData graph, HashSet<string> initializers)
     {
         var defined = new HashSet<string>(initializers) { InputName };
+        var notProduced = new Dictionary<string, OnnxNode>();
         var nodes = new List<OnnxNode>();
         foreach (var node in graph.Nodes)
         {
             if (node.Domain is not ("" or "ai.onnx") || !OnnxOps.Supported.Contains(node.OpType)) throw OnnxOps.Unsupported(node, "");
-            if (node.Outputs.Length == 0 || node.Outputs[0].Length == 0) throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) has no output.");
+            // A recurrent node may leave Y unnamed and give only Y_h.
+            if (node.Outputs.Length == 0 || (OnnxRecurrentOps.Handles(node.OpType) ? node.Outputs.All(o => o.Length == 0) : node.Outputs[0].Length == 0)) throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) has no output.");
             foreach (var i in node.Inputs)
-                if (i.Length > 0 && !defined.Contains(i))
+                if (notProduced.TryGetValue(i, out var producer)) throw OnnxOps.Unsupported(producer, $"its output '{i}' is read by node '{node.Name}', and GradFlow computes only the first output");
+                else if (i.Length > 0 && !defined.Contains(i))
                     throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) reads '{i}' before any node produces it (nodes must be in topological order).");
+            if (OnnxRecurrentOps.Handles(node.OpType)) OnnxRecurrentOps.Validate(node);
             if (node.OpType == "Constant") _values[node.Outputs[0]] = ConstantValue(node);
             else nodes.Add(node);
-            defined.UnionWith(node.Outputs.Where(o => o.Length > 0));
+            // Only the recurrent operators produce more than their first output here (Dropout's mask, for one, is not).
+            defined.UnionWith(OnnxRecurrentOps.Handles(node.OpType) ? node.Outputs.Take(node.OpType == "LSTM" ? 3 : 2).Where(o => o.Length > 0) : [node.Outputs[0]]);
+            foreach (var extra in node.Outputs.Skip(1).Where(o => o.Length > 0 && !defined.Contains(o))) notProduced[extra] = node;
         }
         if (!defined.Contains(OutputName)) throw new InvalidDataException($"ONNX: no node produces the graph output '{OutputName}'.");
         return nodes;

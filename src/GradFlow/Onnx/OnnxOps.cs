@@ -13,12 +13,15 @@ internal static class OnnxOps
     [
         "Identity", "Dropout", "Constant", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Exp", "Log", "Neg", "Abs", "Reciprocal",
         "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Softplus", "Softmax", "LogSoftmax", "Clip", "PRelu",
-        "Gemm", "MatMul", "Flatten", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Shape", "Gather", "Cast", "Where",
+        "Gemm", "MatMul", "Flatten", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Slice", "Shape", "ConstantOfShape", "Gather", "Cast", "Where",
         "Greater", "Less", "Equal", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
-        "BatchNormalization", "LayerNormalization", "InstanceNormalization", "ReduceMean",
+        "BatchNormalization", "LayerNormalization", "InstanceNormalization", "ReduceMean", "LSTM", "GRU", "RNN",
     ];
 
-    /// <summary>Runs <paramref name="node"/> on its inputs (null for an omitted optional input); returns its first output.</summary>
+    /// <summary>
+    /// Runs <paramref name="node"/> on its inputs (null for an omitted optional input); returns its first output.
+    /// The recurrent operators, which have several, run through <see cref="OnnxRecurrentOps.Run"/>.
+    /// </summary>
     public static Tensor Run(OnnxNode node, Tensor?[] x)
     {
         var a = node.Attributes;
@@ -30,7 +33,7 @@ internal static class OnnxOps
             case "Add": return In(0) + In(1);
             case "Sub": return In(0) - In(1);
             case "Mul": return In(0) * In(1);
-            case "Div": return In(0) / In(1);
+            case "Div": return In(0).DType == DType.Int64 && In(1).DType == DType.Int64 ? IntegerDivide(In(0), In(1), node) : In(0) / In(1);
             case "Pow": return In(1).Rank == 0 && In(1).NumEl == 1 ? In(0).Pow(In(1).Item()) : In(0).Pow(In(1));
             case "Sqrt": return In(0).Sqrt();
             case "Erf": return In(0).Erf();
@@ -82,6 +85,8 @@ internal static class OnnxOps
                     return t;
                 }
             case "Concat": return Tensor.Cat([.. x.Select((t, i) => t ?? In(i))], (int)Int(a, "axis", 0));
+            case "Slice": return Slice(node, In(0), Longs(In(1)), Longs(In(2)), Opt(3) is { } sliceAxes ? Longs(sliceAxes) : null, Opt(4) is { } sliceSteps ? Longs(sliceSteps) : null);
+            case "ConstantOfShape": return ConstantOfShape(node, Longs(In(0)));
             case "Shape": return Tensor.FromArray(In(0).Shape.ToArray().Select(d => (long)d).ToArray(), In(0).Rank);
             case "Gather": return Gather(node, In(0), In(1), (int)Int(a, "axis", 0));
             case "Cast": return In(0).To(ElementType(node, (int)Int(a, "to", 1)));
@@ -119,15 +124,15 @@ internal static class OnnxOps
         new($"ONNX: operator {node.OpType}{(node.Domain.Length > 0 ? $" (domain {node.Domain})" : "")} in node '{node.Name}' is not supported by GradFlow's importer" +
             (detail.Length > 0 ? $": {detail}." : "."));
 
-    private static float Float(Dictionary<string, OnnxAttributeValue> a, string name, float fallback) => a.TryGetValue(name, out var v) ? v.F : fallback;
+    internal static float Float(Dictionary<string, OnnxAttributeValue> a, string name, float fallback) => a.TryGetValue(name, out var v) ? v.F : fallback;
 
-    private static long Int(Dictionary<string, OnnxAttributeValue> a, string name, long fallback) => a.TryGetValue(name, out var v) ? v.I : fallback;
+    internal static long Int(Dictionary<string, OnnxAttributeValue> a, string name, long fallback) => a.TryGetValue(name, out var v) ? v.I : fallback;
 
-    private static long[]? Ints(Dictionary<string, OnnxAttributeValue> a, string name) => a.TryGetValue(name, out var v) ? v.Ints : null;
+    internal static long[]? Ints(Dictionary<string, OnnxAttributeValue> a, string name) => a.TryGetValue(name, out var v) ? v.Ints : null;
 
-    private static long[] Longs(Tensor t) => t.DType == DType.Int64 ? t.ToArray<long>() : [.. t.ToDoubleArray().Select(d => (long)d)];
+    internal static long[] Longs(Tensor t) => t.DType == DType.Int64 ? t.ToArray<long>() : [.. t.ToDoubleArray().Select(d => (long)d)];
 
-    private static int Axis(int axis, int rank, OnnxNode node)
+    internal static int Axis(int axis, int rank, OnnxNode node)
     {
         int ax = axis < 0 ? axis + rank : axis;
         if (ax < 0 || ax >= Math.Max(rank, 1)) throw new InvalidDataException($"ONNX: node '{node.Name}' ({node.OpType}) has axis {axis} for rank {rank}.");
@@ -180,6 +185,55 @@ internal static class OnnxOps
         }
         if (infer >= 0) shape[infer] = known == 0 ? 0 : (int)(t.NumEl / known);
         return t.Reshape(shape);
+    }
+
+    // ONNX's integer Div truncates (PyTorch's exporter computes head_dim = embed_dim / num_heads on shapes). Through
+    // doubles, exact for the shape arithmetic it serves (|values| below 2^53).
+    private static Tensor IntegerDivide(Tensor a, Tensor b, OnnxNode node)
+    {
+        var quotient = a.To(DType.Float64) / b.To(DType.Float64);
+        var q = quotient.ToDoubleArray();
+        if (q.Any(v => !double.IsFinite(v))) throw new InvalidDataException($"ONNX: node '{node.Name}' (Div) divides an integer by zero.");
+        return Tensor.FromArray([.. q.Select(v => (long)Math.Truncate(v))], quotient.Shape);
+    }
+
+    // ONNX's Slice: negative starts and ends count from the end, both are clamped to the axis, and a negative step
+    // walks backwards (an index list, as a strided view cannot).
+    private static Tensor Slice(OnnxNode node, Tensor t, long[] starts, long[] ends, long[]? axes, long[]? steps)
+    {
+        if (ends.Length != starts.Length || (axes is not null && axes.Length != starts.Length) || (steps is not null && steps.Length != starts.Length))
+            throw new InvalidDataException($"ONNX: node '{node.Name}' (Slice) has {starts.Length} starts, {ends.Length} ends, {axes?.Length ?? starts.Length} axes and {steps?.Length ?? starts.Length} steps.");
+        for (int i = 0; i < starts.Length; i++)
+        {
+            int d = Axis((int)Math.Clamp(axes?[i] ?? i, -MaxAxis, MaxAxis), t.Rank, node);
+            long step = steps?[i] ?? 1, size = t.Size(d);
+            if (step == 0) throw new InvalidDataException($"ONNX: node '{node.Name}' (Slice) has step 0.");
+            long start = starts[i] < 0 ? starts[i] + size : starts[i], end = ends[i] < 0 ? ends[i] + size : ends[i];
+            if (step > 0)
+            {
+                start = Math.Clamp(start, 0, size);
+                end = Math.Clamp(end, start, size);
+                t = t.Slice(d, (int)start, (int)end, (int)Math.Min(step, int.MaxValue));
+                continue;
+            }
+            start = Math.Clamp(start, -1, size - 1);
+            end = Math.Clamp(end, -1, size - 1);
+            var index = new List<long>();
+            for (long k = start; k > end; k += step) index.Add(k);
+            t = t.IndexSelect(d, Tensor.FromArray(index.ToArray(), index.Count));
+        }
+        return t;
+    }
+
+    private const int MaxAxis = 64;
+
+    private static Tensor ConstantOfShape(OnnxNode node, long[] dims)
+    {
+        var fill = node.Attributes.TryGetValue("value", out var v) && v.T is { } t ? t : null;
+        if (fill is not null && fill.NumEl != 1) throw new InvalidDataException($"ONNX: node '{node.Name}' (ConstantOfShape) has a value of {fill.NumEl} elements, not one.");
+        if (dims.Any(d => d < 0 || d > int.MaxValue)) throw new InvalidDataException($"ONNX: node '{node.Name}' (ConstantOfShape) has shape [{string.Join(", ", dims)}].");
+        int[] shape = [.. dims.Select(d => (int)d)];
+        return fill is null ? Tensor.Zeros(shape, DType.Float32) : Tensor.Full(shape, fill.ToDoubleArray()[0], fill.DType);
     }
 
     private static Tensor Gather(OnnxNode node, Tensor data, Tensor indices, int axis)

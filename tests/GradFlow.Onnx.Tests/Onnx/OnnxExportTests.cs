@@ -185,7 +185,7 @@ public class OnnxRecurrentExportTests
     public static TheoryData<string> Layers() =>
         ["RNN", "RNN(relu, 2 layers)", "LSTM", "LSTM(bidirectional, batch first)", "LSTM(2 layers, no bias)", "GRU", "GRU(bidirectional, 2 layers)", "GRU(batch first)"];
 
-    private static (Module, bool BatchFirst) Layer(string name)
+    internal static (Module, bool BatchFirst) Layer(string name)
     {
         var g = new Generator(31);
         return name switch

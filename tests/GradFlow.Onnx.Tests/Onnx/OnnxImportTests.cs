@@ -33,6 +33,16 @@ public class OnnxImportTests
     }
 
     [Theory]
+    [MemberData(nameof(Cases))]
+    public void OnnxRuntimeAgreesWithTheImport(string name)
+    {
+        var c = Fixture.Get(File, name);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", name + ".onnx"));
+        using (Autograd.NoGrad())
+            OnnxRuntimeCheck.AssertRelative(Load(name).Call(c["in.x"]), OnnxRuntimeCheck.Run(session, c["in.x"]), 1e-5, name);
+    }
+
+    [Theory]
     [MemberData(nameof(TrainableCases))]
     public void KeepsPyTorchsStateDictNames(string name)
     {
@@ -89,6 +99,18 @@ public class OnnxImportTests
     private sealed class Swish : Module
     {
         public override Tensor Forward(Tensor input) => input * input.Sigmoid();
+    }
+
+    [Fact]
+    public void ASecondOutputGradFlowDoesNotComputeIsRefusedAtLoad()
+    {
+        // Dropout's mask, cast and added to the output (tools/onnx/make_fixtures.py writes the graph).
+        string path = Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", "graphs", "dropout_mask.onnx");
+        var ex = Assert.Throws<NotSupportedException>(() => OnnxImporter.Load(path));
+        Assert.Contains("Dropout", ex.Message);
+        Assert.Contains("'dropout'", ex.Message);
+        Assert.Contains("'mask'", ex.Message);
+        Assert.Contains(path, ex.Message);
     }
 
     [Fact]

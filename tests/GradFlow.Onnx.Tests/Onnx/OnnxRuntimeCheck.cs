@@ -11,9 +11,10 @@ internal static class OnnxRuntimeCheck
     public static float[] Run(InferenceSession session, Tensor x)
     {
         var dims = x.Shape.ToArray();
+        string input = session.InputMetadata.Keys.Single();
         NamedOnnxValue value = x.DType == DType.Int64
-            ? NamedOnnxValue.CreateFromTensor("input", new DenseTensor<long>(x.ToArray<long>(), dims))
-            : NamedOnnxValue.CreateFromTensor("input", new DenseTensor<float>(x.ToArray<float>(), dims));
+            ? NamedOnnxValue.CreateFromTensor(input, new DenseTensor<long>(x.ToArray<long>(), dims))
+            : NamedOnnxValue.CreateFromTensor(input, new DenseTensor<float>(x.ToArray<float>(), dims));
         using var results = session.Run([value]);
         return [.. results.Single().AsTensor<float>()];
     }
@@ -35,19 +36,24 @@ internal static class OnnxRuntimeCheck
             var x = makeInput(batch);
             Tensor expected;
             using (Autograd.NoGrad()) expected = model.Call(x);
-            var actual = Run(session, x);
-            var e = expected.ToArray<float>();
-            Assert.Equal(e.Length, actual.Length);
-            double diff = 0, norm = 0;
-            for (int i = 0; i < e.Length; i++)
-            {
-                diff += (double)(e[i] - actual[i]) * (e[i] - actual[i]);
-                norm += (double)e[i] * e[i];
-            }
-            double rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-30);
-            Assert.True(rel <= tolerance, $"batch {batch}: relative error {rel:G3} > {tolerance:G3} ({model.TypeName})");
+            AssertRelative(expected, Run(session, x), tolerance, $"batch {batch} ({model.TypeName})");
         }
         return bytes;
+    }
+
+    /// <summary>Requires ||actual - expected|| / ||expected|| at most <paramref name="tolerance"/>.</summary>
+    public static void AssertRelative(Tensor expected, float[] actual, double tolerance, string what)
+    {
+        var e = expected.ToArray<float>();
+        Assert.Equal(e.Length, actual.Length);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < e.Length; i++)
+        {
+            diff += (double)(e[i] - actual[i]) * (e[i] - actual[i]);
+            norm += (double)e[i] * e[i];
+        }
+        double rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-30);
+        Assert.True(rel <= tolerance, $"{what}: relative error {rel:G3} > {tolerance:G3}");
     }
 
     // tools/onnx/check.sh sets this to collect every exported model for the onnx package's checker.

@@ -20,7 +20,7 @@ namespace GradFlow.Tests.Formats;
 /// </summary>
 internal sealed class DamagedFiles : IDisposable
 {
-    public static readonly string[] Readers = ["SafeTensors", "SafeTensorsAllTypes", "Checkpoint", "RunLog", "Idx", "IdxGzip", "Csv", "Onnx"];
+    public static readonly string[] Readers = ["SafeTensors", "SafeTensorsAllTypes", "Checkpoint", "RunLog", "Idx", "IdxGzip", "Csv", "Onnx", "OnnxRecurrent"];
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "gradflow-fuzz-" + Guid.NewGuid().ToString("N"));
     private readonly Dictionary<string, byte[]> _originals = [];
@@ -61,7 +61,7 @@ internal sealed class DamagedFiles : IDisposable
         {
             // A flipped digit can make a later schema version: documented as NotSupportedException.
         }
-        catch (NotSupportedException ex) when (reader == "Onnx" && ex.Message.Contains(path, StringComparison.Ordinal))
+        catch (NotSupportedException ex) when (reader is "Onnx" or "OnnxRecurrent" && ex.Message.Contains(path, StringComparison.Ordinal))
         {
             // A flipped letter in an op type or an opset number names an operator or opset GradFlow does not import:
             // documented as NotSupportedException naming the file (and the op and node).
@@ -78,7 +78,7 @@ internal sealed class DamagedFiles : IDisposable
         "Csv" => ".csv",
         "IdxGzip" => ".gz",
         "Idx" => ".idx",
-        "Onnx" => ".onnx",
+        "Onnx" or "OnnxRecurrent" => ".onnx",
         _ => ".safetensors",
     };
 
@@ -91,6 +91,7 @@ internal sealed class DamagedFiles : IDisposable
                 SafeTensors.Load(path);
                 break;
             case "Onnx":
+            case "OnnxRecurrent":
                 OnnxImporter.Load(path);
                 break;
             case "Checkpoint":
@@ -158,6 +159,12 @@ internal sealed class DamagedFiles : IDisposable
                 var model = new Sequential(new Conv2d(2, 3, 3, padding: 1, generator: g), new BatchNorm2d(3), new GELU(), new MaxPool2d(2), new Flatten(),
                     new Linear(12, 4, generator: g), new LayerNorm(4), new Softplus(2, 1), new Linear(4, 2, generator: g));
                 OnnxExporter.Export(model.Eval(), path, [1, 2, 4, 4]);
+                break;
+            case "OnnxRecurrent":
+                // Recurrent nodes: string-list attributes (the RNN's activations), gates re-ordered by Slice/Concat.
+                var r = new Generator(18);
+                OnnxExporter.Export(new Sequential(new GRU(3, 4, bidirectional: true, generator: r), new RNN(8, 3, relu: true, generator: r), new LSTM(3, 2, generator: r)).Eval(),
+                    path, [5, 1, 3], dynamicAxis: 1);
                 break;
             case "Checkpoint":
                 _checkpoint = TrainedCheckpoint();
