@@ -39,7 +39,7 @@ public sealed class Doctor : IDisposable
         _detectors =
         [
             new NonFiniteValues(), new ExplodingGradients(w, p), new VanishingGradients(w, p), new DeadRelu(w, p),
-            new SaturatedActivations(w, p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
+            new SaturatedActivations(p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
             new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p), new PoorInitialisation(), new GradientAccumulation(w, p), _zero = new ZeroGradient(w, p),
             new RanksDisagree(w, p),
             new NotLearning(w, p), // last: it stands aside when another detector has found a cause
@@ -113,6 +113,7 @@ public sealed class Doctor : IDisposable
     {
         ArgumentNullException.ThrowIfNull(monitor);
         var doctor = new Doctor(options) { _monitor = monitor };
+        doctor._run.DetailInterval = monitor.Options.DetailEvery; // offline it is learnt from the records' gaps
         monitor.StepRecorded += doctor.Observe;
         if (probes)
         {
