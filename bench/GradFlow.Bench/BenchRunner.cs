@@ -22,7 +22,7 @@ internal static class BenchRunner
     /// <summary>Monitor cases time each family of statistics separately (--split).</summary>
     public static bool Split { get; set; }
 
-    /// <summary>Plain training cases run with the full monitor on every step (--monitor), for a profiler to compare with a run without.</summary>
+    /// <summary>Plain training cases run with the default monitor attached (--monitor), for a profiler to compare with a run without.</summary>
     public static bool AlwaysMonitor { get; set; }
 
     public static string Run(IBenchCase benchCase, int repetitions, int warmup, int threads)
@@ -73,12 +73,14 @@ internal static class BenchRunner
 
     /// <summary>
     /// Short blocks of steps alternately without and with the monitor, on one model. The overhead is the median over
-    /// rounds of (median step with) / (median step without): neighbouring blocks see the same machine load, so the
-    /// ratio stays meaningful on a shared machine where the step time itself drifts.
+    /// rounds of (mean step with) / (mean step without): neighbouring blocks see the same machine load, so the
+    /// ratio stays meaningful on a shared machine where the step time itself drifts. A block spans whole periods of the
+    /// monitor's schedule (MonitorOptions.DetailEvery), so each "with" block holds its share of steps with details; a
+    /// block median would pick a step without them and hide their cost.
     /// </summary>
     private static string RunMonitored(MonitorCase c, int repetitions, int warmup, int threads)
     {
-        const int block = 3;
+        int block = Block(TrainingCase.FullMonitor);
         foreach (bool on in (bool[])[false, true])
         {
             c.Inner.SetMonitor(on);
@@ -87,6 +89,7 @@ internal static class BenchRunner
         var off = new List<double>();
         var with = new List<double>();
         var ratios = new List<double>();
+        var cpuRatios = new List<double>();
         long allocOff = 0, allocOn = 0;
         long start = Stopwatch.GetTimestamp();
         while (ratios.Count < repetitions || Stopwatch.GetElapsedTime(start).TotalSeconds < 3 * MinSeconds)
@@ -95,37 +98,43 @@ internal static class BenchRunner
             var blockOn = new List<double>();
             c.Inner.SetMonitor(false);
             long a0 = GC.GetAllocatedBytesForCurrentThread();
+            double t0 = ThreadCpu.NowMs();
             Repeat(c, block, 0, blockOff);
+            double t1 = ThreadCpu.NowMs();
             long a1 = GC.GetAllocatedBytesForCurrentThread();
             c.Inner.SetMonitor(true);
             long a2 = GC.GetAllocatedBytesForCurrentThread();
+            double t2 = ThreadCpu.NowMs();
             Repeat(c, block, 0, blockOn);
+            // The training thread's CPU time: at one thread, the same ratio without the time other processes held the core.
+            cpuRatios.Add((ThreadCpu.NowMs() - t2) / (t1 - t0));
             allocOff += a1 - a0;
             allocOn += GC.GetAllocatedBytesForCurrentThread() - a2;
             off.AddRange(blockOff);
             with.AddRange(blockOn);
-            ratios.Add(Median(blockOn) / Median(blockOff));
+            ratios.Add(blockOn.Average() / blockOff.Average());
             if (off.Count >= MaxReps) break;
         }
         c.Inner.SetMonitor(false);
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"ms\": {Median(with):F4}, \"ms_off\": {Median(off):F4}, " +
-            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"alloc_bytes_per_step\": {allocOn / with.Count}, \"alloc_bytes_per_step_off\": {allocOff / off.Count}, \"rounds\": {ratios.Count}}}");
+            $"\"overhead_pct\": {100 * (Median(ratios) - 1):F2}, \"overhead_p25_p75\": [{100 * (Percentile(ratios, 0.25) - 1):F2}, {100 * (Percentile(ratios, 0.75) - 1):F2}], " +
+            $"\"overhead_thread_cpu_pct\": {100 * (Median(cpuRatios) - 1):F2}, \"overhead_thread_cpu_p25_p75\": [{100 * (Percentile(cpuRatios, 0.25) - 1):F2}, {100 * (Percentile(cpuRatios, 0.75) - 1):F2}], \"alloc_bytes_per_step\": {allocOn / with.Count}, \"alloc_bytes_per_step_off\": {allocOff / off.Count}, \"rounds\": {ratios.Count}}}");
     }
 
     /// <summary>
-    /// Where the monitor's time goes (--split): blocks of steps round-robin over the monitor off, every statistic, and
-    /// every statistic but one family; each variant's overhead is the median over rounds of its block median over the
-    /// same round's monitor-off block median. Steps are timed in this thread's CPU time, not wall time: at one thread
+    /// Where the monitor's time goes (--split): blocks of steps round-robin over the monitor off, the default monitor, the
+    /// details on every step, and the default without one family; each variant's overhead is the median over rounds of its block mean over the
+    /// same round's monitor-off block mean. Steps are timed in this thread's CPU time, not wall time: at one thread
     /// the split then stays readable while other processes share the machine.
     /// </summary>
     private static string RunMonitorSplit(MonitorCase c, int repetitions, int warmup, int threads)
     {
-        const int block = 3;
         var full = TrainingCase.FullMonitor;
+        int block = Block(full);
         (string Name, GradFlow.Diagnostics.MonitorOptions? Options)[] variants =
         [
-            ("off", null), ("full", full), ("no_histograms", full with { Histograms = false }),
+            ("off", null), ("full", full), ("details_every_step", full with { DetailEvery = 1 }), ("no_histograms", full with { Histograms = false }),
             ("no_activations", full with { Activations = false }), ("no_flow", full with { Flow = false }),
             ("optimizer_pass_only", full with { Histograms = false, Activations = false, Flow = false }),
         ];
@@ -150,7 +159,7 @@ internal static class BenchRunner
                     c.Step();
                     times.Add(ThreadCpu.NowMs() - t);
                 }
-                round[v] = Median(times);
+                round[v] = times.Average(); // whole periods of the schedule: see RunMonitored
                 medians[v].AddRange(times);
             }
             for (int v = 0; v < variants.Length; v++) ratios[v].Add(round[v] / round[0]);
@@ -158,9 +167,16 @@ internal static class BenchRunner
         }
         c.Inner.SetMonitor(null);
         var parts = variants.Select((v, i) => string.Create(CultureInfo.InvariantCulture,
-            $"\"{v.Name}\": {{\"ms\": {Median(medians[i]):F4}, \"min_ms\": {medians[i].Min():F4}, \"overhead_pct\": {100 * (Median(ratios[i]) - 1):F2}}}"));
+            $"\"{v.Name}\": {{\"ms\": {Median(medians[i]):F4}, \"min_ms\": {medians[i].Min():F4}, \"overhead_pct\": {100 * (Median(ratios[i]) - 1):F2}, \"overhead_p25_p75\": [{100 * (Percentile(ratios[i], 0.25) - 1):F2}, {100 * (Percentile(ratios[i], 0.75) - 1):F2}]}}"));
         return string.Create(CultureInfo.InvariantCulture,
             $"{{\"impl\": \"gradflow\", \"case\": \"{c.Name}\", \"threads\": {threads}, \"split\": {{{string.Join(", ", parts)}}}, \"rounds\": {ratios[0].Count}}}");
+    }
+
+    /// <summary>Steps in an A/B block: whole periods of the monitor's schedule, at least 3.</summary>
+    private static int Block(GradFlow.Diagnostics.MonitorOptions options)
+    {
+        int period = options.Every * options.DetailEvery;
+        return period * (int)Math.Ceiling(3.0 / period);
     }
 
     /// <summary>Runs at least <paramref name="count"/> steps and at least <paramref name="seconds"/>; records each step's ms when asked. Returns the wall ms.</summary>

@@ -17,7 +17,7 @@ for (int i = 0; i < args.Length; i++)
             return 0;
         case "--seconds": BenchRunner.MinSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         case "--split": BenchRunner.Split = true; break;
-        case "--monitor": BenchRunner.AlwaysMonitor = true; break; // training cases with every statistic on every step (to profile)
+        case "--monitor": BenchRunner.AlwaysMonitor = true; break; // training cases with the default monitor on every step (to profile)
         case "--threads": Parallelism.NumThreads = int.Parse(args[++i]); break;
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;

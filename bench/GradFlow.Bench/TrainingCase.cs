@@ -59,13 +59,16 @@ internal abstract class TrainingCase : IBenchCase
     }
 
     /// <summary>
-    /// Attaches a <see cref="GradientMonitor"/> recording every statistic every step, or suspends it. One monitor
+    /// Attaches a <see cref="GradientMonitor"/> with its default options (<see cref="FullMonitor"/>), or suspends it. One monitor
     /// lives for the whole run and is suspended between blocks, as a user would attach it once: its first-step
     /// set-up (trackers, per-unit buffers) is not charged to every block.
     /// </summary>
     public void SetMonitor(bool on) => SetMonitor(on ? FullMonitor : null);
 
-    /// <summary>Every statistic, every step.</summary>
+    /// <summary>
+    /// The monitor as a user attaches it: every statistic, on its default schedule (the step signals every step, the
+    /// details every <see cref="MonitorOptions.DetailEvery"/>-th; --split also times details on every step).
+    /// </summary>
     public static readonly MonitorOptions FullMonitor = new();
 
     /// <summary>Resumes the monitor with these options (one monitor per options object), suspending any other; null: none.</summary>

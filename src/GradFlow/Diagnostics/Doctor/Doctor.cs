@@ -40,7 +40,7 @@ public sealed class Doctor : IDisposable
         [
             new NonFiniteValues(), new ExplodingGradients(w, p), new ExplodingThroughTime(w, p), new VanishingGradients(w, p),
             new DeadRelu(w, p),
-            new SaturatedActivations(w, p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
+            new SaturatedActivations(p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
             new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p),
             new VanishingThroughTime(w, p), // after the learning rate: it stands aside when steps too small to move any weight explain the symptom
             new PoorInitialisation(), new GradientAccumulation(w, p), _zero = new ZeroGradient(w, p),
@@ -116,6 +116,7 @@ public sealed class Doctor : IDisposable
     {
         ArgumentNullException.ThrowIfNull(monitor);
         var doctor = new Doctor(options) { _monitor = monitor };
+        doctor._run.DetailInterval = monitor.Options.DetailEvery; // offline it is learnt from the records' gaps
         monitor.StepRecorded += doctor.Observe;
         if (probes)
         {

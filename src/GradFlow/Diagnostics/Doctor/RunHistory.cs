@@ -48,6 +48,18 @@ internal sealed class Streak(int window)
     private readonly bool[] _hits = new bool[window];
     private int _next, _count, _seen;
 
+    /// <summary>The steps in the window.</summary>
+    public int Length => _hits.Length;
+
+    /// <summary>A streak over <paramref name="window"/> steps that has seen this one's latest hits (a schedule learnt late keeps them).</summary>
+    public Streak Resized(int window)
+    {
+        var resized = new Streak(window);
+        int keep = Math.Min(Math.Min(_seen, _hits.Length), window);
+        for (int back = keep - 1; back >= 0; back--) resized.Push(_hits[((_next - 1 - back) % _hits.Length + _hits.Length) % _hits.Length]);
+        return resized;
+    }
+
     public void Push(bool hit)
     {
         if (_hits[_next]) _count--;
@@ -126,6 +138,26 @@ internal sealed class RunHistory
     /// <summary>Kinds raised so far (by kind index): lets NotLearning stand aside when a gradient cause is known.</summary>
     public bool[] Raised { get; } = new bool[Enum.GetValues<FindingKind>().Length];
 
+    /// <summary>
+    /// The latest record with the monitor's detailed statistics (activations or flow; MonitorOptions.DetailEvery), the
+    /// current one when it has them; null before the first.
+    /// </summary>
+    public StepRecord? Detail { get; private set; }
+
+    /// <summary>
+    /// Records from one record with details to the next: the monitor's DetailEvery, seeded from it online and learnt from
+    /// the records' gaps offline (1 until two have been seen).
+    /// </summary>
+    public int DetailInterval { get; set; } = 1;
+
+    private long _detailAt;
+
+    /// <summary>
+    /// A window over the records with details that spans <see cref="Window"/> records, as the other rules' windows do (at
+    /// least 4 samples, so one unlucky batch cannot make a persistent condition): 20 records sampled every 5th are 4 samples.
+    /// </summary>
+    public int SampledWindow => Math.Max(4, (Window + DetailInterval - 1) / DetailInterval);
+
     public bool WarmedUp => Count >= Window;
     public double LatestSmoothed => Smoothed.Count > 0 ? Smoothed[0] : double.NaN;
     public double ChanceLoss => Options.Classes is { } c ? Math.Log(c) : double.NaN;
@@ -135,6 +167,12 @@ internal sealed class RunHistory
         Current = step;
         First ??= step;
         Count++;
+        if (step.Activations.Count > 0 || step.Flow.Count > 0)
+        {
+            if (Detail is not null) DetailInterval = (int)Math.Min(Count - _detailAt, Window);
+            Detail = step;
+            _detailAt = Count;
+        }
         double loss = step.Loss ?? double.NaN;
         Loss.Push(loss);
         if (double.IsFinite(loss) && _firstLossCount < SmoothOver)

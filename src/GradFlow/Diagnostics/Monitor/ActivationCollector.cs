@@ -23,6 +23,8 @@ internal sealed class ActivationCollector : IMonitorCollector
 
     public MonitorEvents Events => MonitorEvents.Forward;
 
+    public bool Detail => true;
+
     public void Sync(bool watching) => _arm.Sync(watching);
 
     public void OnForward(string op, string scope, int depth, Tensor output)
@@ -41,7 +43,7 @@ internal sealed class ActivationCollector : IMonitorCollector
         foreach (var t in _trackers.Values) if (t.SeenThisStep) seen++;
         var activations = new ActivationStats[seen];
         int k = 0;
-        foreach (var t in _trackers.Values) if (t.SeenThisStep) activations[k++] = t.Finish(_context.Options.DeadWindow);
+        foreach (var t in _trackers.Values) if (t.SeenThisStep) activations[k++] = t.Finish(_context.Options.DeadWindowSamples);
         MonitorContext.SortByDepth(activations, static a => a.Depth);
         record.Activations = activations;
     }
@@ -49,6 +51,6 @@ internal sealed class ActivationCollector : IMonitorCollector
     // A step dropped half-way (Suspend, Dispose) still closes the streaks of the trackers it saw.
     public void Reset()
     {
-        foreach (var t in _trackers.Values) if (t.SeenThisStep) t.Finish(_context.Options.DeadWindow);
+        foreach (var t in _trackers.Values) if (t.SeenThisStep) t.Finish(_context.Options.DeadWindowSamples);
     }
 }

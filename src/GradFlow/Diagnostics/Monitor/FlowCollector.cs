@@ -22,6 +22,8 @@ internal sealed class FlowCollector : IMonitorCollector
 
     public MonitorEvents Events => MonitorEvents.BackwardBegin | MonitorEvents.Backward;
 
+    public bool Detail => true;
+
     public void Sync(bool watching) => _arm.Sync(watching);
 
     public void OnBackwardBegin(ReadOnlySpan<Tensor> roots)

@@ -27,7 +27,25 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private readonly StepRecordBuilder _builder = new();
     // The collectors, all in the order added, and those that asked for each event (arrays: called inside every op).
     private IMonitorCollector[] _all = [];
-    private IMonitorCollector[] _forward = [], _backwardBegin = [], _backward = [], _updates = [];
+    private IMonitorCollector[] _forward = [], _backwardBegin = [], _backward = [], _updates = [], _complete = [];
+    // The same for a step without details (MonitorOptions.DetailEvery): the Detail collectors left out. SyncCollectors
+    // points the arrays above at one set or the other as each step begins.
+    private readonly EventTable _allEvents = new(), _lightEvents = new();
+
+    private sealed class EventTable
+    {
+        public IMonitorCollector[] Complete = [], Forward = [], BackwardBegin = [], Backward = [], Updates = [];
+
+        public void Add(IMonitorCollector c)
+        {
+            var events = c.Events;
+            Complete = [.. Complete, c];
+            if ((events & MonitorEvents.Forward) != 0) Forward = [.. Forward, c];
+            if ((events & MonitorEvents.BackwardBegin) != 0) BackwardBegin = [.. BackwardBegin, c];
+            if ((events & MonitorEvents.Backward) != 0) Backward = [.. Backward, c];
+            if ((events & MonitorEvents.ParameterUpdated) != 0) Updates = [.. Updates, c];
+        }
+    }
     private IDisposable? _registration;
     private IDisposable? _optimizerRegistration;
     private Optimizer? _optimizer;
@@ -64,13 +82,10 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     {
         ArgumentNullException.ThrowIfNull(collector);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var events = collector.Events;
         _all = [.. _all, collector];
-        if ((events & MonitorEvents.Forward) != 0) _forward = [.. _forward, collector];
-        if ((events & MonitorEvents.BackwardBegin) != 0) _backwardBegin = [.. _backwardBegin, collector];
-        if ((events & MonitorEvents.Backward) != 0) _backward = [.. _backward, collector];
-        if ((events & MonitorEvents.ParameterUpdated) != 0) _updates = [.. _updates, collector];
-        collector.Sync(Watching);
+        _allEvents.Add(collector);
+        if (!collector.Detail) _lightEvents.Add(collector);
+        SyncCollectors();
     }
 
     /// <summary>What the collectors share: parameters, layers, depths, the step.</summary>
@@ -174,7 +189,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         _context.Step++;
         var b = _builder;
         b.Clear();
-        foreach (var c in _all) c.Complete(b);
+        foreach (var c in _complete) c.Complete(b);
         b.Distributed = _ranks;
         var record = new StepRecord
         {
@@ -215,7 +230,11 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private void SyncCollectors()
     {
         bool watching = Watching;
-        foreach (var c in _all) c.Sync(watching);
+        _context.BeginStep();
+        bool detailed = _context.Detailed;
+        var events = detailed ? _allEvents : _lightEvents;
+        (_complete, _forward, _backwardBegin, _backward, _updates) = (events.Complete, events.Forward, events.BackwardBegin, events.Backward, events.Updates);
+        foreach (var c in _all) c.Sync(watching && (detailed || !c.Detail));
     }
 
     void IAutogradObserver.OnForward(string op, ReadOnlySpan<Tensor> inputs, Tensor output, Node? node)

@@ -17,6 +17,8 @@ internal sealed class HistogramCollector(MonitorContext context) : IMonitorColle
 
     public MonitorEvents Events => MonitorEvents.ParameterUpdated;
 
+    public bool Detail => true;
+
     public void OnParameterUpdated(int index, in ParameterUpdate update)
     {
         // Count the histogram now: the update pass has just streamed this gradient, so its sampled runs are still in

@@ -31,7 +31,7 @@ internal enum MonitorEvents
 /// recorded): the place to arm or disarm kernel measures (<see cref="Instrumentation"/>).</item>
 /// <item>the events, on the training thread, while the monitor is attached; they run inside every op and every
 /// backward node, so they must return quickly when there is nothing for them and must not allocate per step.</item>
-/// <item><see cref="Complete"/> at the end of a recorded step, in the order the collectors were added, to write its
+/// <item><see cref="Complete"/> at the end of a recorded step (for a <see cref="Detail"/> collector, of a step with details), in the order the collectors were added, to write its
 /// part of the record; then <see cref="Reset"/> after every step, recorded or not, and when the monitor is suspended or
 /// disposed.</item>
 /// </list>
@@ -43,6 +43,12 @@ internal interface IMonitorCollector
 {
     /// <summary>The events this collector handles (read once, when it is added).</summary>
     MonitorEvents Events { get; }
+
+    /// <summary>
+    /// True for a family of detailed statistics, gathered only on the steps <see cref="MonitorOptions.DetailEvery"/> names:
+    /// on the other recorded steps the monitor treats it as not watching (no events, no Complete; Reset still).
+    /// </summary>
+    bool Detail => false;
 
     /// <summary>
     /// Watching is on (<paramref name="watching"/>: attached and the coming step recorded) or off; called whenever that

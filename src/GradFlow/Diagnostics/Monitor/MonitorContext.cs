@@ -42,6 +42,15 @@ internal sealed class MonitorContext
     /// <summary>True when the current step is recorded (<see cref="MonitorOptions.Every"/>).</summary>
     public bool Recording => Step % Options.Every == 0;
 
+    /// <summary>
+    /// True when the step in progress (or, in Complete, the step being closed) measures the details
+    /// (<see cref="MonitorOptions.DetailEvery"/>); set by the monitor as each step begins.
+    /// </summary>
+    public bool Detailed { get; private set; }
+
+    /// <summary>Fixes <see cref="Detailed"/> for the coming step (Step steps ended so far).</summary>
+    public void BeginStep() => Detailed = Recording && Step / Options.Every % Options.DetailEvery == 0;
+
     /// <summary>Learns the depth of a scope a training forward op ran in; returns it.</summary>
     public int SeeScope(string scope)
     {

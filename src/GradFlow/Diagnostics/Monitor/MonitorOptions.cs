@@ -6,7 +6,19 @@ public sealed record MonitorOptions
     /// <summary>Record every N-th step (1: every step).</summary>
     public int Every { get; init; } = 1;
 
-    /// <summary>Keep log2 histograms of every parameter's gradient.</summary>
+    /// <summary>
+    /// Measure the detailed statistics (activation health, the backward flow, gradient histograms) on every N-th recorded
+    /// step only, the first recorded step included; 1: on every recorded step. The step-level signals are measured on every
+    /// recorded step whatever N: the loss, the global gradient norm, NaN/Inf counts, and each parameter's and layer's gradient,
+    /// weight and update statistics (they come from the optimiser's own update pass at a fraction of a percent of the
+    /// step). A step without the details has empty <see cref="StepRecord.Activations"/> and <see cref="StepRecord.Flow"/> and
+    /// no histograms. The default, 5, keeps the monitor and the doctor within 2% of the step on the bench cases
+    /// (docs/DOCTOR.md, "Cost"): activation health costs up to a tenth of a step on a deep sigmoid net or an LSTM, whose
+    /// activations are cheap ops over large outputs.
+    /// </summary>
+    public int DetailEvery { get; init; } = 5;
+
+    /// <summary>Keep log2 histograms of every parameter's gradient (on the steps with details, <see cref="DetailEvery"/>).</summary>
     public bool Histograms { get; init; } = true;
 
     /// <summary>
@@ -19,10 +31,10 @@ public sealed record MonitorOptions
     /// </summary>
     public int HistogramSampleSize { get; init; } = 32_768;
 
-    /// <summary>Measure activation health (dead and saturated units, mean and std) in forward.</summary>
+    /// <summary>Measure activation health (dead and saturated units, mean and std) in forward (on the steps with details, <see cref="DetailEvery"/>).</summary>
     public bool Activations { get; init; } = true;
 
-    /// <summary>Measure the gradient flowing into each layer's input in backward.</summary>
+    /// <summary>Measure the gradient flowing into each layer's input in backward (on the steps with details, <see cref="DetailEvery"/>).</summary>
     public bool Flow { get; init; } = true;
 
     /// <summary>
@@ -37,7 +49,10 @@ public sealed record MonitorOptions
     /// </summary>
     public double SaturationEpsilon { get; init; } = 0.01;
 
-    /// <summary>Steps in the sliding window over which a unit must stay dead to count in DeadWindowFraction.</summary>
+    /// <summary>
+    /// Recorded steps in the sliding window over which a unit must stay dead to count in DeadWindowFraction. Activations are
+    /// seen on every <see cref="DetailEvery"/>-th recorded step, so the streak counts those: ceil(DeadWindow / DetailEvery) of them.
+    /// </summary>
     public int DeadWindow { get; init; } = 10;
 
     /// <summary>
@@ -46,9 +61,13 @@ public sealed record MonitorOptions
     /// </summary>
     public long StartStep { get; init; }
 
+    /// <summary>The dead-unit streak, in steps with activations: <see cref="DeadWindow"/> recorded steps, at least one.</summary>
+    internal int DeadWindowSamples => (DeadWindow + DetailEvery - 1) / DetailEvery;
+
     internal void Validate()
     {
         if (StartStep < 0) throw new ArgumentException($"{nameof(MonitorOptions)}: StartStep must be 0 or positive, got {StartStep}.", nameof(StartStep));
+        if (DetailEvery < 1) throw new ArgumentException($"{nameof(MonitorOptions)}: DetailEvery must be at least 1, got {DetailEvery}.", nameof(DetailEvery));
         if (Every < 1) throw new ArgumentException($"{nameof(MonitorOptions)}: Every must be at least 1, got {Every}.", nameof(Every));
         if (!(SaturationEpsilon > 0 && SaturationEpsilon < 0.5))
             throw new ArgumentException($"{nameof(MonitorOptions)}: SaturationEpsilon must be in (0, 0.5), got {SaturationEpsilon}.", nameof(SaturationEpsilon));

@@ -12,6 +12,7 @@ namespace GradFlow.Diagnostics;
 /// </summary>
 internal sealed class ParameterCollector(MonitorContext context, HistogramCollector? histograms) : IMonitorCollector
 {
+    private readonly HistogramCollector? _histograms = histograms;
     private readonly double?[] _updateSquares = new double?[context.Params.Length];
     private readonly UpdateStats?[] _measured = new UpdateStats?[context.Params.Length];
     private readonly LayerSums[] _layerAcc = new LayerSums[context.LayerNames.Length]; // a step's per-layer sums (reused)
@@ -98,6 +99,7 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
     private (StatsAccumulator Acc, Log2Histogram? Hist) GradientStatistics(int index, Tensor g)
     {
         var acc = new StatsAccumulator();
+        var histograms = context.Detailed ? _histograms : null; // histograms are details (MonitorOptions.DetailEvery)
         if (_measured[index] is { } m && g.IsContiguous)
         {
             acc.Count = g.NumEl; acc.SumSquares = m.GradSumSq; acc.SumAbs = m.GradSumAbs; acc.MaxAbs = m.GradMaxAbs;

@@ -47,7 +47,7 @@ public sealed record RecurrentStepStats(string Layer, int Depth, int RecurrentLa
 /// <param name="Depth">Forward order of the layer.</param>
 /// <param name="Units">Units (features or channels) measured.</param>
 /// <param name="DeadFraction">ReLU family: fraction of units whose output was zero (or below) for every sample of the step.</param>
-/// <param name="DeadWindowFraction">ReLU family: fraction of units dead in every step of the sliding window.</param>
+/// <param name="DeadWindowFraction">ReLU family: fraction of units dead in every measured step of the sliding window (<see cref="MonitorOptions.DeadWindow"/>, sampled on the steps with details).</param>
 /// <param name="SaturatedFraction">Sigmoid/tanh: fraction of outputs within epsilon of a bound, where the derivative nearly vanishes.</param>
 /// <param name="Mean">Mean of the outputs.</param>
 /// <param name="Std">Standard deviation of the outputs.</param>

@@ -251,13 +251,42 @@ public class FusedMeasurementTests
     }
 
     [Fact]
+    public void DetailsAreMeasuredOnTheirScheduleAndTheStepSignalsOnEveryStep()
+    {
+        var g = new Generator(17);
+        var model = new Sequential(new Linear(4, 8, generator: g), new Sigmoid(), new Linear(8, 1, generator: g));
+        var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
+        var x = Tensor.Randn([3, 4], DType.Float32, g);
+        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { DetailEvery = 3 });
+        var records = new List<StepRecord>();
+        monitor.StepRecorded += records.Add;
+        var armed = new List<bool>();
+        for (int step = 0; step < 7; step++)
+        {
+            armed.Add(Instrumentation.ActivationsArmed);
+            opt.ZeroGrad();
+            model.Call(x).Sum().Backward();
+            armed[^1] &= Instrumentation.FlowArmed;
+            opt.Step();
+        }
+        bool[] detailed = [true, false, false, true, false, false, true];
+        Assert.Equal(detailed, armed);
+        Assert.Equal(7, records.Count);
+        Assert.Equal(detailed, records.Select(r => r.Activations.Count > 0));
+        Assert.Equal(detailed, records.Select(r => r.Flow.Count > 0));
+        Assert.Equal(detailed, records.Select(r => r.Parameters[0].Gradient!.Histogram is not null));
+        // The step's own signals do not wait for the details.
+        Assert.All(records, r => Assert.True(r.GlobalGradNorm > 0 && r.Loss is not null && r.Parameters.All(p => p.UpdateNorm > 0)));
+    }
+
+    [Fact]
     public void TheMonitorArmsTheKernelsOnlyWhileItRecords()
     {
         var g = new Generator(13);
         var model = new Sequential(new Linear(4, 8, generator: g), new Sigmoid(), new Linear(8, 1, generator: g));
         var x = Tensor.Randn([3, 4], DType.Float32, g);
         Assert.False(Instrumentation.ActivationsArmed || Instrumentation.FlowArmed);
-        var monitor = GradientMonitor.Attach(model, options: new MonitorOptions { Every = 2 });
+        var monitor = GradientMonitor.Attach(model, options: new MonitorOptions { Every = 2, DetailEvery = 1 });
         Assert.True(Instrumentation.ActivationsArmed); // step 0 is recorded
         model.Call(x).Sum().Backward();
         Assert.True(Instrumentation.FlowArmed);

@@ -52,7 +52,7 @@ public class GradientMonitorTests
     {
         var g = new Generator(3);
         var layers = new[] { MakeDense("0", 8, 16, g, bias: -100), MakeDense("1", 16, 4, g) };
-        using var monitor = new GradientMonitor(Named(layers), new MonitorOptions { DeadWindow = 3 });
+        using var monitor = new GradientMonitor(Named(layers), new MonitorOptions { DeadWindow = 3, DetailEvery = 1 });
         StepRecord? record = null;
         for (int step = 0; step < 3; step++)
         {
@@ -178,7 +178,7 @@ public class GradientMonitorModuleTests
         using var seeded = Generator.UseAsDefault(new Generator(11)); // not the shared default: tests run side by side
         var model = new GradFlow.NN.Sequential(new GradFlow.NN.Linear(6, 16), new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(16, 3));
         var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
-        using var monitor = GradientMonitor.Attach(model, opt);
+        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { DetailEvery = 1 }); // activations and flow on every step
         var records = new List<StepRecord>();
         monitor.StepRecorded += records.Add;
         var g = new Generator(2);
@@ -213,7 +213,7 @@ public class GradientMonitorSuspendTests
         using (Autograd.NoGrad()) first.Bias!.Fill(-100); // every unit of the ReLU dead, step after step
         var model = new GradFlow.NN.Sequential(first, new GradFlow.NN.ReLU(), new GradFlow.NN.Linear(8, 1));
         var opt = new GradFlow.Optim.SGD(model.Parameters(), lr: 0.01);
-        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { DeadWindow = 2 });
+        using var monitor = GradientMonitor.Attach(model, opt, new MonitorOptions { DeadWindow = 2, DetailEvery = 1 });
         var records = new List<StepRecord>();
         monitor.StepRecorded += records.Add;
         var x = Tensor.Randn([16, 4], DType.Float32, new Generator(4));

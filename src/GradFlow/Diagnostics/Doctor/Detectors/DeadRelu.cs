@@ -10,29 +10,41 @@ internal sealed class DeadRelu(int window, double persistence) : Detector
     internal const double DeadThreshold = 0.7;
     private readonly List<(string Layer, Streak Streak)> _layers = [];
 
+    private bool _holding;
+
     public override FindingKind Kind => FindingKind.DeadRelu;
 
-    public override Finding? Check(RunHistory run, StepRecord step)
+    private bool Judge(IReadOnlyList<ActivationStats> activations, int samples)
     {
         int k = 0;
         bool any = false;
-        for (int at = 0; at < step.Activations.Count; at++)
+        for (int at = 0; at < activations.Count; at++)
         {
-            var a = step.Activations[at];
+            var a = activations[at];
             if (a.Op != "Relu") continue;
             if (k == _layers.Count || _layers[k].Layer != a.Layer)
             {
                 if (k < _layers.Count) _layers.RemoveRange(k, _layers.Count - k);
-                _layers.Add((a.Layer, new Streak(window)));
+                _layers.Add((a.Layer, new Streak(samples)));
             }
+            else if (_layers[k].Streak.Length != samples) _layers[k] = (a.Layer, _layers[k].Streak.Resized(samples));
             bool hit = (a.DeadWindowFraction ?? a.DeadFraction ?? 0) >= DeadThreshold;
             _layers[k].Streak.Push(hit);
             any |= hit && _layers[k].Streak.Share >= persistence;
             k++;
         }
+        return any;
+    }
+
+    public override Finding? Check(RunHistory run, StepRecord step)
+    {
+        // Activations come on the records with details only (MonitorOptions.DetailEvery): the streaks count those, over a
+        // window as long in records as the other rules' (RunHistory.SampledWindow), and the verdict holds in between.
+        if (step.Activations.Count > 0) _holding = Judge(step.Activations, run.SampledWindow);
         // A run already found not to learn (constant inputs, shuffled labels) loses units as a consequence, not a new fault.
-        if (!any || !Unwell(run) || run.Raised[(int)FindingKind.NotLearning]) return null;
-        var dead = step.Activations.Where(a => a.Op == "Relu" && (a.DeadWindowFraction ?? a.DeadFraction ?? 0) >= DeadThreshold).ToList();
+        if (!_holding || !Unwell(run) || run.Raised[(int)FindingKind.NotLearning] || run.Detail is not { } detail) return null;
+        var dead = detail.Activations.Where(a => a.Op == "Relu" && (a.DeadWindowFraction ?? a.DeadFraction ?? 0) >= DeadThreshold).ToList();
+        if (dead.Count == 0) return null;
         var worst = dead.MaxBy(a => a.DeadWindowFraction ?? a.DeadFraction ?? 0)!;
         double ratio = run.MedianOf(run.MaxUpdateRatio, window);
         var fixes = new List<(string, string)>();

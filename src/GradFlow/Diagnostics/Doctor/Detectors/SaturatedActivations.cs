@@ -6,7 +6,7 @@ namespace GradFlow.Diagnostics;
 /// 50% of pre-activations with |x| &gt;= 5". Also the opposite failure: a layer whose outputs barely vary around the
 /// centre (sigmoid at 0.5, tanh at 0; output std below 0.02) passes the same value for every input. Gated on a symptom.
 /// </summary>
-internal sealed class SaturatedActivations(int window, double persistence) : Detector
+internal sealed class SaturatedActivations(double persistence) : Detector
 {
     internal const double SaturatedThreshold = 0.5;
     internal const double StuckStd = 0.02;
@@ -15,6 +15,29 @@ internal sealed class SaturatedActivations(int window, double persistence) : Det
     public override FindingKind Kind => FindingKind.SaturatedActivations;
 
     private int _lastLayerDepth = int.MaxValue;
+    private bool _holding;
+
+    private bool Judge(IReadOnlyList<ActivationStats> activations, int samples)
+    {
+        int k = 0;
+        bool any = false;
+        for (int at = 0; at < activations.Count; at++)
+        {
+            var a = activations[at];
+            if (!Saturating(a)) continue;
+            if (k == _layers.Count || _layers[k].Layer != a.Layer)
+            {
+                if (k < _layers.Count) _layers.RemoveRange(k, _layers.Count - k);
+                _layers.Add((a.Layer, new Streak(samples)));
+            }
+            else if (_layers[k].Streak.Length != samples) _layers[k] = (a.Layer, _layers[k].Streak.Resized(samples));
+            bool hit = Saturated(a) || Stuck(a);
+            _layers[k].Streak.Push(hit);
+            any |= hit && _layers[k].Streak.Share >= persistence;
+            k++;
+        }
+        return any;
+    }
 
     // A sigmoid after the last layer with parameters is the model's output (probabilities): confident predictions saturate it by design.
     private bool Saturating(ActivationStats a) => a.Op is "Sigmoid" or "Tanh" && a.Depth < _lastLayerDepth;
@@ -27,24 +50,12 @@ internal sealed class SaturatedActivations(int window, double persistence) : Det
     {
         _lastLayerDepth = int.MinValue;
         for (int at = 0; at < step.Layers.Count; at++) { var l = step.Layers[at]; if (l.Gradient.Count > 0) _lastLayerDepth = Math.Max(_lastLayerDepth, l.Depth); }
-        int k = 0;
-        bool any = false;
-        for (int at = 0; at < step.Activations.Count; at++)
-        {
-            var a = step.Activations[at];
-            if (!Saturating(a)) continue;
-            if (k == _layers.Count || _layers[k].Layer != a.Layer)
-            {
-                if (k < _layers.Count) _layers.RemoveRange(k, _layers.Count - k);
-                _layers.Add((a.Layer, new Streak(window)));
-            }
-            bool hit = Saturated(a) || Stuck(a);
-            _layers[k].Streak.Push(hit);
-            any |= hit && _layers[k].Streak.Share >= persistence;
-            k++;
-        }
-        if (!any || !Unwell(run)) return null;
-        var bad = step.Activations.Where(a => Saturating(a) && (Saturated(a) || Stuck(a))).ToList();
+        // Activations come on the records with details only (MonitorOptions.DetailEvery): the streaks count those, over a
+        // window as long in records as the other rules' (RunHistory.SampledWindow), and the verdict holds in between.
+        if (step.Activations.Count > 0) _holding = Judge(step.Activations, run.SampledWindow);
+        if (!_holding || !Unwell(run) || run.Detail is not { } detail) return null;
+        var bad = detail.Activations.Where(a => Saturating(a) && (Saturated(a) || Stuck(a))).ToList();
+        if (bad.Count == 0) return null;
         var saturated = bad.Where(Saturated).ToList();
         var stuck = bad.Where(a => !Saturated(a)).ToList();
         var evidence = new List<Evidence>();

@@ -28,10 +28,11 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         var layers = new List<string>();
         foreach (var layer in step.Layers)
             if (Dense(layer) && layer.Gradient.Rms < last!.Gradient.Rms * 1e-2) layers.Add(layer.Layer);
-        var saturating = step.Activations.Where(a => a.Op is "Sigmoid" or "Tanh").Select(a => a.Layer).Distinct().ToList();
+        var activations = run.Detail?.Activations ?? []; // the latest measured (MonitorOptions.DetailEvery)
+        var saturating = activations.Where(a => a.Op is "Sigmoid" or "Tanh").Select(a => a.Layer).Distinct().ToList();
         var fixes = new List<(string, string)>();
         if (saturating.Count > 0)
-            fixes.Add(($"replace {string.Join("/", step.Activations.Where(a => a.Op is "Sigmoid" or "Tanh").Select(a => a.Op).Distinct())} in {Names(saturating)} by ReLU with Kaiming (He) init",
+            fixes.Add(($"replace {string.Join("/", activations.Where(a => a.Op is "Sigmoid" or "Tanh").Select(a => a.Op).Distinct())} in {Names(saturating)} by ReLU with Kaiming (He) init",
                 "ReLU's derivative is 1 where it is active, where a sigmoid's is at most 0.25, so the gradient no longer shrinks at every layer"));
         fixes.Add(("add BatchNorm (or LayerNorm) after each hidden Linear/Conv layer", "it keeps each layer's pre-activations at unit scale, out of the flat regions"));
         fixes.Add(("add residual (skip) connections around blocks of layers", "the identity path carries the gradient back unchanged"));

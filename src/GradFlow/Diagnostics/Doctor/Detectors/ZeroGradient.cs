@@ -56,8 +56,8 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
 
-        // Dead on this step is enough here (the DeadRelu rule waits for the monitor's window to call it permanent).
-        var dead = step.Activations.Where(a => a.Op == "Relu" && Math.Max(a.DeadFraction ?? 0, a.DeadWindowFraction ?? 0) >= DeadRelu.DeadThreshold).Select(a => a.Layer).ToList();
+        // Dead on the latest measured step is enough here (the DeadRelu rule waits for the monitor's window to call it permanent).
+        var dead = (run.Detail?.Activations ?? []).Where(a => a.Op == "Relu" && Math.Max(a.DeadFraction ?? 0, a.DeadWindowFraction ?? 0) >= DeadRelu.DeadThreshold).Select(a => a.Layer).ToList();
         if (dead.Count == 0 && !_probed && Probe is { } probe)
         {
             _probed = true; // one Lanczos run per run: the probe's cost is paid once, when the condition first holds
