@@ -38,13 +38,7 @@ internal static partial class RunLogJson
         w.WriteNumber("rank", r.Rank);
         Number(w, "gradNorm", r.GradNorm);
         w.WriteNumber("nonFinite", r.NonFinite);
-        w.WriteStartArray("parameterNorms");
-        foreach (double v in r.ParameterNorms)
-        {
-            if (double.IsFinite(v)) w.WriteNumberValue(v);
-            else w.WriteStringValue(double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-        }
-        w.WriteEndArray();
+        Numbers(w, "parameterNorms", r.ParameterNorms);
         w.WriteStartArray("parameterNonFinite");
         foreach (long v in r.ParameterNonFinite) w.WriteNumberValue(v);
         w.WriteEndArray();

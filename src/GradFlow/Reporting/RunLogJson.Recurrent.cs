@@ -16,13 +16,7 @@ internal static partial class RunLogJson
             w.WriteNumber("depth", r.Depth);
             w.WriteNumber("recurrentLayer", r.RecurrentLayer);
             w.WriteBoolean("reverse", r.Reverse);
-            w.WriteStartArray("gradNorms");
-            foreach (double v in r.GradNorms)
-            {
-                if (double.IsFinite(v)) w.WriteNumberValue(v);
-                else w.WriteStringValue(double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-            }
-            w.WriteEndArray();
+            Numbers(w, "gradNorms", r.GradNorms);
         });
     }
 
