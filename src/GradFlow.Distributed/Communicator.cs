@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
+using System.Text;
 using GradFlow.Distributed.Native;
 using GradFlow.Kernels;
 
@@ -237,17 +238,27 @@ public sealed unsafe class Communicator : IDisposable
         catch (MpiException e) when (e.AllRanks)
         {
             // Every rank failed the same check at the same point: each says so and the job ends without killing anyone.
-            Console.Error.WriteLine($"rank {world.Rank} of {world.Size}: {e.Message}");
+            WriteError($"rank {world.Rank} of {world.Size}: {e.Message}\n");
             code = 1;
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"rank {world.Rank} of {world.Size}: {e.GetType().Name}: {e.Message}");
-            Console.Error.WriteLine(e.StackTrace);
+            WriteError($"rank {world.Rank} of {world.Size}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}\n");
             world.Abort(1);
         }
         world.Dispose();
         return code;
+    }
+
+    // Console.Error flushes every 256 characters, so a longer message would leave this process in several writes, and
+    // mpirun, which forwards every rank's stderr into one stream, may put another rank's words between them. One write
+    // of the whole message (a pipe keeps writes up to 4 KB whole) keeps each rank's message in one piece.
+    private static void WriteError(string message)
+    {
+        Console.Error.Flush();
+        using var stderr = Console.OpenStandardError();
+        stderr.Write(Encoding.UTF8.GetBytes(message));
+        stderr.Flush();
     }
 
     /// <summary>Finalises MPI (MPI_Finalize): after it no rank may call MPI again in this process.</summary>
