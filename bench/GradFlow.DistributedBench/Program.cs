@@ -1,7 +1,10 @@
 // Data-parallel figures, printed one line per measurement (bench/distributed.sh runs every configuration):
-//   throughput --case mlp|cnn [--blocks 7 --steps 10]   training steps per second of the bench case (bench/GradFlow.Bench's
-//       mlp and cnn, the same models and batches); under mpirun each rank trains its own batch with DistributedDataParallel,
-//       alone it trains without. Prints examples per second over all ranks (median and best of the blocks).
+//   throughput --case mlp|cnn [--blocks 7 --steps 10 --ddp 1 --bucket-mb 25]   training steps per second of the bench case
+//       (bench/GradFlow.Bench's mlp and cnn, the same models and batches); under mpirun each rank trains its own batch with
+//       DistributedDataParallel, alone it trains without. Prints examples per second over all ranks (median and best of the
+//       blocks). --ddp 0 under mpirun: every rank trains its own model without DistributedDataParallel (no collective but
+//       the barriers around each block), the ceiling two ranks could reach on this machine with communication for free.
+//       Under DistributedDataParallel a `ddp` line also counts, per step, the MPI calls and bytes (load-independent).
 //   allreduce [--min 4096 --max 67108864]   in-place float32 allreduce through GradFlow's binding (Communicator.Allreduce,
 //       MPI_Allreduce by P/Invoke) for buffers from --min to --max bytes; allreduce.c does the same in C for comparison.
 // Timing: every rank meets at a barrier before each block; a block's time is rank 0's, the slowest rank ends it.
@@ -19,15 +22,17 @@ int Int(string key, int fallback) => map.TryGetValue(key, out var v) ? int.Parse
 
 return Communicator.Run(world => mode switch
 {
-    "throughput" => Throughput(world, map.GetValueOrDefault("case", "mlp"), Int("blocks", 7), Int("steps", 10)),
+    "throughput" => Throughput(world, map.GetValueOrDefault("case", "mlp"), Int("blocks", 7), Int("steps", 10), Int("ddp", 1) == 1, Int("bucket-mb", 25)),
     "allreduce" => Allreduce(world, Int("min", 4096), Int("max", 64 << 20)),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 });
 
-static int Throughput(Communicator world, string name, int blocks, int steps)
+static int Throughput(Communicator world, string name, int blocks, int steps, bool useDdp, int bucketMegabytes)
 {
     var (model, optimizer, x, y) = Cases.Build(name);
-    using var ddp = world.Size > 1 ? new DistributedDataParallel(model, world) : null;
+    using var ddp = world.Size > 1 && useDdp
+        ? new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = (long)bucketMegabytes << 20 })
+        : null;
     var loss = new CrossEntropyLoss();
     var arena = new TensorArena();
     void Step()
@@ -46,6 +51,7 @@ static int Throughput(Communicator world, string name, int blocks, int steps)
     long allocated = GC.GetAllocatedBytesForCurrentThread();
     int[] collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
     long jitted = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false);
+    var calls = world.Counts;
     var jitTime = System.Runtime.JitInfo.GetCompilationTime(currentThread: false);
     for (int b = 0; b < blocks; b++)
     {
@@ -56,6 +62,7 @@ static int Throughput(Communicator world, string name, int blocks, int steps)
         times[b] = clock.Elapsed.TotalSeconds;
     }
     double perStep = (double)(GC.GetAllocatedBytesForCurrentThread() - allocated) / (blocks * steps);
+    var mpi = world.Counts - calls;
     long jittedDuring = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false) - jitted;
     double jitMs = (System.Runtime.JitInfo.GetCompilationTime(currentThread: false) - jitTime).TotalMilliseconds;
     string gcs = string.Join("/", collections.Select((c, g) => GC.CollectionCount(g) - c));
@@ -63,9 +70,22 @@ static int Throughput(Communicator world, string name, int blocks, int steps)
     double examples = (double)world.Size * x.Size(0) * steps;
     if (world.IsRoot)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"throughput case={name} ranks={world.Size} threads={Environment.GetEnvironmentVariable("GRADFLOW_NUM_THREADS") ?? "default"} examples_per_s_median={examples / times[blocks / 2]:F1} examples_per_s_best={examples / times[0]:F1}"));
+            $"throughput case={name} ranks={world.Size} ddp={(ddp is null ? 0 : 1)} threads={Environment.GetEnvironmentVariable("GRADFLOW_NUM_THREADS") ?? "default"} examples_per_s_median={examples / times[blocks / 2]:F1} examples_per_s_best={examples / times[0]:F1}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"process case={name} rank={world.Rank} cpus={Environment.ProcessorCount} kernel_threads={GradFlow.Kernels.Parallelism.NumThreads} os_threads={Process.GetCurrentProcess().Threads.Count} server_gc={System.Runtime.GCSettings.IsServerGC} alloc_bytes_per_step={perStep:F0} gc0/1/2={gcs} jit_methods_while_timed={jittedDuring} jit_ms_while_timed={jitMs:F0} warmup_blocks={warmBlocks}"));
+        $"process case={name} rank={world.Rank} ddp={(ddp is null ? 0 : 1)} cpus={Environment.ProcessorCount} kernel_threads={GradFlow.Kernels.Parallelism.NumThreads} os_threads={Process.GetCurrentProcess().Threads.Count} server_gc={System.Runtime.GCSettings.IsServerGC} alloc_bytes_per_step={perStep:F0} gc0/1/2={gcs} jit_methods_while_timed={jittedDuring} jit_ms_while_timed={jitMs:F0} warmup_blocks={warmBlocks}"));
+    if (ddp is not null)
+    {
+        // Per step, counted (the same on a loaded machine): MPI calls and bytes, and how many bytes the DDP itself moves
+        // through memory (copy into the bucket, the average back out: twice the gradient). The barriers around the blocks
+        // are the bench's, two per block.
+        double n = blocks * steps;
+        long gradientBytes = model.Parameters().Sum(p => (long)p.NumEl * p.DType.ElementSize());
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ddp case={name} rank={world.Rank} gradient_bytes={gradientBytes} buckets={ddp.Buckets.Count} overlapped={ddp.BucketsOverlapped} completed_during_backward={ddp.BucketsCompletedDuringBackward} " +
+            $"blocking_per_step={(mpi.BlockingCollectives - 2 * blocks) / n:F2} iallreduce_per_step={mpi.NonBlockingStarted / n:F2} tests_per_step={mpi.Tests / n:F2} " +
+            $"tests_completed_per_step={mpi.TestsCompleted / n:F2} waits_per_step={mpi.Waits / n:F2} reduced_bytes_per_step={mpi.ReducedBytes / n:F0} " +
+            $"other_bytes_per_step={mpi.OtherBytes / n:F0} ddp_copy_bytes_per_step={2 * gradientBytes}"));
+    }
     return 0;
 }
 

@@ -48,6 +48,22 @@ internal static class CliApp
             stderr.WriteLine($"gradflow: {e.Message}");
             return e.ExitCode;
         }
+        catch (GradFlow.Distributed.MpiException e) when (e.AllRanks)
+        {
+            // Under mpirun every rank raised this same error at the same collective (a checkpoint not confirmed, ranks not
+            // at the same step): each says so in one write, which mpirun cannot interleave with another rank's, and ends.
+            var world = GradFlow.Distributed.Communicator.World;
+            string line = $"gradflow: rank {world.Rank} of {world.Size}: {e.Message}{Environment.NewLine}";
+            if (ReferenceEquals(stderr, Console.Error))
+            {
+                Console.Error.Flush();
+                using var raw = Console.OpenStandardError();
+                raw.Write(System.Text.Encoding.UTF8.GetBytes(line));
+            }
+            else stderr.Write(line);
+            world.Dispose();
+            return 1;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException or FormatException)
         {
             // What a user can fix (a path, a file, a value): one line; the trace only when asked for.

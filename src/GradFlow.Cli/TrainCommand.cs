@@ -114,8 +114,9 @@ internal static class TrainCommand
         Communicator? world = nproc > 1 ? Communicator.World : null;
         if (world is { IsRoot: false })
         {
-            // Only rank 0 writes files and speaks; the others train their share silently.
-            outputs = outputs with { LogDir = null, TensorBoardDir = null, CheckpointDir = null, ReportPath = null, Doctor = false };
+            // Only rank 0 writes files and speaks; the others train their share silently. They keep the checkpoint
+            // directory: each checkpoint is collective (every rank confirms the file holds its own state).
+            outputs = outputs with { LogDir = null, TensorBoardDir = null, ReportPath = null, Doctor = false };
             console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
         }
 

@@ -295,7 +295,7 @@ internal sealed class Trainer
             double testAccuracy = Evaluate(_test);
             progress.Epoch(step, epoch + 1, _s.Epochs, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), testAccuracy);
             if (_o.CheckpointDir is { } dir && ((epoch + 1) % _o.CheckpointEvery == 0 || epoch + 1 == _s.Epochs))
-                progress.Line($"checkpoint: {SaveCheckpoint(step, _shuffle.GetState(), "epoch", dir)}");
+                progress.Line($"checkpoint: {(_ddp is null ? SaveCheckpoint(step, _shuffle.GetState(), "epoch", dir) : SaveCheckpointFromRoot(step, _shuffle.GetState(), "epoch", dir))}");
         }
         return 0;
     }
@@ -310,13 +310,14 @@ internal sealed class Trainer
         return path;
     }
 
-    // Collective: rank 0 writes (the others' outputs are off), every rank returns once the file exists.
+    // Collective: rank 0 writes, every rank captures its own state, and all return once the file holds every rank's state
+    // (or all fail alike: a failed write, ranks whose weights parted).
     private string SaveCheckpointFromRoot(long step, ulong[] shuffleState, string reason, string dir)
     {
         string path = Path.Combine(dir, CheckpointName(step));
         _ddp!.SaveCheckpoint(path, _ =>
         {
-            Directory.CreateDirectory(dir);
+            if (_world!.IsRoot) Directory.CreateDirectory(dir);
             return Capture(step, shuffleState, reason);
         });
         return path;

@@ -3,17 +3,20 @@ namespace GradFlow.Distributed;
 /// <summary>
 /// Groups parameters into buckets as PyTorch's DDP does: in reverse registration order (backward produces the last
 /// layer's gradients first, so the first bucket fills first), closing a bucket when the next parameter would take it
-/// past the size cap or has another dtype. The layout depends only on the model and the cap, so it is the same on every rank.
+/// past the size cap or has another dtype. A gradient of at least <c>inPlaceBytes</c> is reduced in its own storage, the
+/// others are packed into the bucket's buffer. The layout depends only on the model and the options, so it is the same on
+/// every rank.
 /// </summary>
 internal static class BucketLayout
 {
-    public static (GradientBucket[] Buckets, int[] BucketOf, int[] SlotOf) Build(Tensor[] parameters, long capBytes)
+    public static (GradientBucket[] Buckets, int[] BucketOf, int[] SlotOf) Build(Tensor[] parameters, long capBytes, long inPlaceBytes)
     {
         var buckets = new List<GradientBucket>();
         var bucketOf = new int[parameters.Length];
         var slotOf = new int[parameters.Length];
         var members = new List<int>();
         var offsets = new List<int>();
+        var inPlace = new List<bool>();
         long bytes = 0;
         int count = 0;
         DType dtype = DType.Float32;
@@ -26,9 +29,10 @@ internal static class BucketLayout
                 bucketOf[members[s]] = buckets.Count;
                 slotOf[members[s]] = s;
             }
-            buckets.Add(new GradientBucket(buckets.Count, dtype, [.. members], [.. offsets], count));
+            buckets.Add(new GradientBucket(buckets.Count, dtype, [.. members], [.. offsets], [.. inPlace], count));
             members.Clear();
             offsets.Clear();
+            inPlace.Clear();
             bytes = 0;
             count = 0;
         }
@@ -42,9 +46,10 @@ internal static class BucketLayout
                 throw new ArgumentException($"DistributedDataParallel: a bucket would hold more than {Array.MaxLength} elements; lower BucketBytes.");
             dtype = p.DType;
             members.Add(i);
-            offsets.Add(count);
-            count += p.NumEl;
             bytes += size;
+            inPlace.Add(size >= inPlaceBytes);
+            offsets.Add(size >= inPlaceBytes ? -1 : count);
+            if (size < inPlaceBytes) count += p.NumEl;
         }
         Close();
         return ([.. buckets], bucketOf, slotOf);

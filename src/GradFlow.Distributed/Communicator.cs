@@ -23,6 +23,7 @@ public sealed unsafe class Communicator : IDisposable
     private readonly MpiBinding _mpi;
     private readonly nint _comm;
     private bool _finalized;
+    private long _blocking, _started, _tests, _testsCompleted, _waits, _reducedBytes, _otherBytes;
 
     private Communicator(MpiBinding mpi, nint comm)
     {
@@ -90,11 +91,23 @@ public sealed unsafe class Communicator : IDisposable
 
     internal nint Handle => _comm;
 
+    /// <summary>The MPI calls and bytes this process has made through this communicator so far (subtract two snapshots for a step's).</summary>
+    public MpiCallCounts Counts => new(_blocking, _started, _tests, _testsCompleted, _waits, _reducedBytes, _otherBytes);
+
+    private static int SizeOf(MpiType type) => type switch
+    {
+        MpiType.Byte => 1,
+        MpiType.Int32 or MpiType.Float32 => 4,
+        _ => 8,
+    };
+
     /// <summary>Combines <paramref name="buffer"/> across all ranks element by element; every rank receives the result in place.</summary>
     public void Allreduce<T>(Span<T> buffer, ReduceOp op = ReduceOp.Sum) where T : unmanaged
     {
         var type = TypeOf<T>(nameof(Allreduce));
         ThrowIfFinalized();
+        _blocking++;
+        _reducedBytes += (long)buffer.Length * sizeof(T);
         fixed (T* p = buffer) Check(_mpi.Allreduce(p, p, buffer.Length, type, (MpiOp)op, _comm), "MPI_Allreduce");
     }
 
@@ -107,6 +120,8 @@ public sealed unsafe class Communicator : IDisposable
         var type = TypeOf<T>(nameof(StartAllreduce));
         ThrowIfFinalized();
         var pin = buffer.Pin();
+        _started++;
+        _reducedBytes += (long)buffer.Length * sizeof(T);
         try
         {
             Check(_mpi.Iallreduce(pin.Pointer, pin.Pointer, buffer.Length, type, (MpiOp)op, _comm, out nint request), "MPI_Iallreduce");
@@ -123,6 +138,8 @@ public sealed unsafe class Communicator : IDisposable
     internal nint StartAllreduce(void* buffer, int count, MpiType type, MpiOp op = MpiOp.Sum)
     {
         ThrowIfFinalized();
+        _started++;
+        _reducedBytes += (long)count * SizeOf(type);
         Check(_mpi.Iallreduce(buffer, buffer, count, type, op, _comm, out nint request), "MPI_Iallreduce");
         return request;
     }
@@ -131,6 +148,8 @@ public sealed unsafe class Communicator : IDisposable
     internal void Allreduce(void* buffer, int count, MpiType type, MpiOp op = MpiOp.Sum)
     {
         ThrowIfFinalized();
+        _blocking++;
+        _reducedBytes += (long)count * SizeOf(type);
         Check(_mpi.Allreduce(buffer, buffer, count, type, op, _comm), "MPI_Allreduce");
     }
 
@@ -138,6 +157,7 @@ public sealed unsafe class Communicator : IDisposable
     internal void Wait(ref nint request)
     {
         if (request == _mpi.RequestNull) return;
+        _waits++;
         Check(_mpi.Wait(ref request), "MPI_Wait");
     }
 
@@ -146,6 +166,8 @@ public sealed unsafe class Communicator : IDisposable
     {
         if (request == _mpi.RequestNull) return true;
         Check(_mpi.Test(ref request, out bool done), "MPI_Test");
+        _tests++;
+        if (done) _testsCompleted++;
         return done;
     }
 
@@ -157,6 +179,8 @@ public sealed unsafe class Communicator : IDisposable
         var type = TypeOf<T>(nameof(Broadcast));
         CheckRoot(root, nameof(Broadcast));
         ThrowIfFinalized();
+        _blocking++;
+        _otherBytes += (long)buffer.Length * sizeof(T);
         fixed (T* p = buffer) Check(_mpi.Bcast(p, buffer.Length, type, root, _comm), "MPI_Bcast");
     }
 
@@ -164,6 +188,7 @@ public sealed unsafe class Communicator : IDisposable
     public void Barrier()
     {
         ThrowIfFinalized();
+        _blocking++;
         Check(_mpi.Barrier(_comm), "MPI_Barrier");
     }
 
@@ -173,6 +198,8 @@ public sealed unsafe class Communicator : IDisposable
         var type = TypeOf<T>(nameof(AllGather));
         ThrowIfFinalized();
         var all = new T[Size];
+        _blocking++;
+        _otherBytes += (long)Size * sizeof(T);
         fixed (T* r = all) Check(_mpi.Allgather(&value, 1, type, r, 1, type, _comm), "MPI_Allgather");
         return all;
     }
@@ -183,6 +210,8 @@ public sealed unsafe class Communicator : IDisposable
         var type = TypeOf<T>(nameof(AllGather));
         if (all.Length != mine.Length * Size) throw new ArgumentException($"{nameof(AllGather)}: {Size} ranks of {mine.Length} elements need {mine.Length * Size}, got room for {all.Length}.", nameof(all));
         ThrowIfFinalized();
+        _blocking++;
+        _otherBytes += (long)all.Length * sizeof(T);
         fixed (T* s = mine)
         fixed (T* r = all)
             Check(_mpi.Allgather(s, mine.Length, type, r, mine.Length, type, _comm), "MPI_Allgather");
@@ -201,6 +230,8 @@ public sealed unsafe class Communicator : IDisposable
         }
         if (total > Array.MaxLength) throw new MpiException($"{nameof(AllGatherBytes)}: the ranks' data add up to {total} bytes, more than one array holds.");
         var all = new byte[total];
+        _blocking++;
+        _otherBytes += total;
         fixed (byte* s = mine)
         fixed (byte* r = all)
         fixed (int* c = lengths)

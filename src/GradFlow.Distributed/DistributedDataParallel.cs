@@ -45,6 +45,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private readonly RankComparison? _ranks;
     private readonly StepAgreement _agreement;
     private readonly BufferSynchronizer _bufferSync;
+    private readonly HashSet<string> _ownBuffers; // checkpoint entries that differ across ranks on purpose (BufferSync.None)
     private readonly HashSet<Node> _seen = new(ReferenceEqualityComparer.Instance);
     private readonly Stack<Node> _stack = new();
     private IDisposable? _registration;
@@ -57,6 +58,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private int _nextLaunch; // buckets start in index order on every rank
     private int _nextPoll;
     private int _overlapped;
+    private int _completedEarly;
     private int _thread;     // the thread running the armed backward: only it calls MPI (serialized)
 
     /// <summary>
@@ -85,10 +87,11 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         if (Options.BroadcastParameters || Options.Buffers != BufferSync.None) entries.AddRange(buffers.Select(b => ModelAgreement.Entry("buffer", b.Name, b.Buffer)));
         ModelAgreement.Check(Communicator, entries);
 
-        (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes);
+        (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes, Options.InPlaceBytes);
         _ready = new bool[_params.Length];
         _unreached = new bool[_params.Length];
         _agreement = new StepAgreement(Communicator, _buckets);
+        _ownBuffers = Options.Buffers == BufferSync.None ? buffers.Select(b => "model." + b.Name).ToHashSet() : [];
         _bufferSync = new BufferSynchronizer(Communicator, Options.Buffers, Options.Buffers == BufferSync.None ? [] : buffers);
         if (Options.WatchRanks) _ranks = new RankComparison(Communicator, _names, Options.DivergenceFactor);
         if (Options.BroadcastParameters)
@@ -119,6 +122,13 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     /// synchronised step: 0 when the whole model fits one bucket or without <see cref="DistributedDataParallelOptions.Overlap"/>.
     /// </summary>
     public int BucketsOverlapped { get; private set; }
+
+    /// <summary>
+    /// Buckets whose allreduce had completed before backward ended, in the latest synchronised step: MPI progressed them
+    /// during backward through the MPI_Test each later node makes (<see cref="Communicator.Counts"/> counts them), the rest
+    /// completed in the final wait. At most <see cref="BucketsOverlapped"/>.
+    /// </summary>
+    public int BucketsCompletedDuringBackward { get; private set; }
 
     /// <summary>The latest comparison of the ranks' gradients, or null before the first (or without <see cref="DistributedDataParallelOptions.WatchRanks"/>).</summary>
     public DistributedGradientStats? Latest { get; private set; }
@@ -186,29 +196,20 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     }
 
     /// <summary>
-    /// Writes a checkpoint of the model (and whatever else <paramref name="capture"/> adds) from rank 0 only, then waits
-    /// until it is written: every rank returns after the file exists, or every rank throws if rank 0 could not write it.
+    /// Writes a checkpoint of the model (and whatever else <paramref name="capture"/> adds: the optimiser, the step) from
+    /// rank 0 only and confirms it on every rank. Collective: every rank calls it at the same point and runs
+    /// <paramref name="capture"/> on its own state; rank 0 writes the file and reads it back, and every rank compares a
+    /// digest of its own state (a CRC-32C of each tensor and setting) with the file's. Every rank returns once the file
+    /// exists and holds every rank's state; otherwise every rank throws the same <see cref="MpiException"/>
+    /// (<see cref="MpiException.AllRanks"/>), naming the rank that failed to write or capture, or the ranks whose state
+    /// differs and the first tensor where it does. The file stays: it is rank 0's state, which a resumed run broadcasts.
+    /// Under <see cref="BufferSync.None"/> the buffers differ across ranks by design: the file holds rank 0's, unchecked.
     /// </summary>
     public void SaveCheckpoint(string path, Func<Module, GradFlow.Training.Checkpoint>? capture = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string? error = null;
-        if (Communicator.IsRoot)
-        {
-            try
-            {
-                (capture ?? (m => GradFlow.Training.Checkpoint.Capture(m)))(Module).Save(path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
-            {
-                error = $"{e.GetType().Name}: {e.Message}";
-            }
-        }
-        // A flag instead of a barrier: if rank 0 failed, the others learn it here rather than waiting on.
-        Span<int> failed = [error is null ? 0 : 1];
-        Communicator.Allreduce(failed, ReduceOp.Max);
-        if (failed[0] != 0)
-            throw new IOException($"DistributedDataParallel.SaveCheckpoint: rank 0 could not write '{path}'{(error is null ? "" : ": " + error)}.");
+        var take = capture ?? (m => GradFlow.Training.Checkpoint.Capture(m));
+        CheckpointAgreement.Save(Communicator, path, () => take(Module), _ownBuffers);
     }
 
     private void Broadcast(Tensor t)
@@ -251,7 +252,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;
         for (int i = 0; i < _params.Length; i++)
             if (!_ready[i]) _buckets[_bucketOf[i]].Pending++;
-        _nextLaunch = _nextPoll = _overlapped = 0;
+        _nextLaunch = _nextPoll = _overlapped = _completedEarly = 0;
         _armed = true;
     }
 
@@ -270,7 +271,11 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         else if (_nextPoll < _nextLaunch)
         {
             // Non-blocking collectives advance only inside MPI calls: nudge the oldest one at every node.
-            if (Communicator.Test(ref _buckets[_nextPoll].Request)) _nextPoll++;
+            if (_buckets[_nextPoll].Poll(Communicator))
+            {
+                _nextPoll++;
+                _completedEarly++;
+            }
         }
     }
 
@@ -311,25 +316,13 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         return true;
     }
 
-    private unsafe void LaunchReady()
+    private void LaunchReady()
     {
-        bool measure = _ranks is not null;
         while (_nextLaunch < _buckets.Length && _buckets[_nextLaunch].Pending == 0)
         {
             var bucket = _buckets[_nextLaunch++];
             if (!AllReady()) _overlapped++;
-            for (int s = 0; s < bucket.Parameters.Length; s++)
-            {
-                int p = bucket.Parameters[s];
-                var (sumSquares, nonFinite) = bucket.Pack(s, _params[p], measure);
-                _ranks?.Local(p, sumSquares, nonFinite);
-            }
-            if (Options.Overlap) bucket.Request = Communicator.StartAllreduce(bucket.Pointer, bucket.Count, bucket.MpiType);
-            else
-            {
-                Communicator.Allreduce(bucket.Pointer, bucket.Count, bucket.MpiType);
-                bucket.Request = Communicator.RequestNull;
-            }
+            bucket.Start(Communicator, _params, _ranks, Options.Overlap);
         }
     }
 
@@ -337,16 +330,12 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     {
         bool measure = _ranks is not null;
         double globalSquares = 0;
-        foreach (var bucket in _buckets)
-        {
-            Communicator.Wait(ref bucket.Request);
-            for (int s = 0; s < bucket.Parameters.Length; s++)
-                globalSquares += bucket.Unpack(s, _params[bucket.Parameters[s]], Communicator.Size, measure);
-        }
+        foreach (var bucket in _buckets) globalSquares += bucket.Complete(Communicator, _params, Communicator.Size, measure);
         _armed = _started = false;
         Array.Clear(_ready);
         SyncCount++;
         BucketsOverlapped = _overlapped;
+        BucketsCompletedDuringBackward = _completedEarly;
         if (_ranks is null) return;
         var stats = _ranks.Compare(SyncCount, Math.Sqrt(globalSquares), _bucketOrder ??= _buckets.SelectMany(b => b.Parameters).ToArray());
         Latest = stats;
@@ -367,7 +356,6 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     {
         _registration?.Dispose();
         _registration = null;
-        foreach (var b in _buckets)
-            if (b.Request != Communicator.RequestNull) Communicator.Wait(ref b.Request);
+        foreach (var b in _buckets) b.WaitAll(Communicator);
     }
 }

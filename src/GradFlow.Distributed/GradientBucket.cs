@@ -7,20 +7,31 @@ using GradFlow.Kernels;
 namespace GradFlow.Distributed;
 
 /// <summary>
-/// A run of parameters whose gradients travel together in one allreduce: a flat buffer on the pinned object heap (MPI
-/// reads it while backward goes on), each parameter at its offset. Parameters of one dtype only.
+/// A run of parameters whose gradients are averaged together, started when the last of them is ready. Small gradients
+/// are copied into one flat buffer on the pinned object heap (MPI reads it while backward goes on), each at its offset,
+/// and travel in one allreduce; a gradient of at least <see cref="DistributedDataParallelOptions.InPlaceBytes"/> is
+/// reduced where it lies, pinned for the duration, in an allreduce of its own: no copy in, no copy out, and no second
+/// buffer of its size competing for the cache. Parameters of one dtype only. Which parameter goes which way depends on
+/// the layout alone, so every rank starts the same allreduces in the same order.
 /// </summary>
 internal sealed unsafe class GradientBucket
 {
-    public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, int count)
+    private readonly nint[] _requests;   // in start order: each in-place gradient's, then the packed buffer's
+    private readonly GCHandle[] _pins;   // per slot: the in-place gradient's storage while its allreduce runs
+    private int _nextPoll;
+
+    public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, bool[] inPlace, int count)
     {
         Index = index;
         DType = dtype;
         Parameters = parameters;
         Offsets = offsets;
+        InPlace = inPlace;
         Count = count;
         if (dtype == DType.Float32) Floats = GC.AllocateArray<float>(count, pinned: true);
         else Doubles = GC.AllocateArray<double>(count, pinned: true);
+        _requests = new nint[inPlace.Count(x => x) + (count > 0 ? 1 : 0)];
+        _pins = new GCHandle[parameters.Length];
     }
 
     public int Index { get; }
@@ -29,10 +40,13 @@ internal sealed unsafe class GradientBucket
     /// <summary>Indices into the DDP's parameter list, in the order they sit in the buffer.</summary>
     public int[] Parameters { get; }
 
-    /// <summary>Each parameter's first element in the buffer.</summary>
+    /// <summary>Each packed parameter's first element in the buffer (unused for those reduced in place).</summary>
     public int[] Offsets { get; }
 
-    /// <summary>Elements in the buffer.</summary>
+    /// <summary>Per slot: reduced in its own storage rather than copied into the buffer.</summary>
+    public bool[] InPlace { get; }
+
+    /// <summary>Elements in the buffer (the packed parameters').</summary>
     public int Count { get; }
 
     public float[]? Floats { get; }
@@ -41,46 +55,146 @@ internal sealed unsafe class GradientBucket
     /// <summary>Parameters whose gradient this backward has not produced yet.</summary>
     public int Pending;
 
-    /// <summary>The allreduce in flight (MPI_REQUEST_NULL when none).</summary>
-    public nint Request;
-
     public MpiType MpiType => DType == DType.Float32 ? MpiType.Float32 : MpiType.Float64;
+
+    private int ElementSize => DType == DType.Float32 ? 4 : 8;
 
     public void* Pointer => DType == DType.Float32
         ? Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(Floats!))
         : Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(Doubles!));
 
     /// <summary>
+    /// Starts the bucket's allreduces (non-blocking with <paramref name="overlap"/>, else each completes before the next):
+    /// each in-place gradient's as soon as it is measured, then the packed buffer's once every small gradient is copied in.
+    /// With <paramref name="ranks"/>, each gradient's squared norm and NaN/Inf count are recorded before it is sent.
+    /// </summary>
+    public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap)
+    {
+        int r = 0;
+        _nextPoll = 0;
+        for (int s = 0; s < Parameters.Length; s++)
+        {
+            if (!InPlace[s]) continue;
+            int p = Parameters[s];
+            var grad = OwnGradient(parameters[p]);
+            if (ranks is not null)
+            {
+                var (squares, nonFinite) = Measure(grad);
+                ranks.Local(p, squares, nonFinite);
+            }
+            _pins[s] = GCHandle.Alloc(grad.Storage.RawData, GCHandleType.Pinned);
+            void* address = (byte*)_pins[s].AddrOfPinnedObject() + (long)grad.Offset * ElementSize;
+            Launch(comm, ref _requests[r++], address, grad.NumEl, overlap);
+        }
+        if (Count == 0) return;
+        for (int s = 0; s < Parameters.Length; s++)
+        {
+            if (InPlace[s]) continue;
+            var (squares, nonFinite) = Pack(s, parameters[Parameters[s]], ranks is not null);
+            ranks?.Local(Parameters[s], squares, nonFinite);
+        }
+        Launch(comm, ref _requests[r], Pointer, Count, overlap);
+    }
+
+    private void Launch(Communicator comm, ref nint request, void* address, int count, bool overlap)
+    {
+        if (overlap) request = comm.StartAllreduce(address, count, MpiType);
+        else
+        {
+            comm.Allreduce(address, count, MpiType);
+            request = comm.RequestNull;
+        }
+    }
+
+    /// <summary>Lets MPI progress the oldest allreduce still running (one MPI_Test); true once all have completed.</summary>
+    public bool Poll(Communicator comm)
+    {
+        if (_nextPoll < _requests.Length && comm.Test(ref _requests[_nextPoll])) _nextPoll++;
+        return _nextPoll == _requests.Length;
+    }
+
+    /// <summary>
+    /// Waits for the bucket's allreduces and writes each sum over ranks divided by <paramref name="worldSize"/> into the
+    /// gradients; returns the averaged gradients' squared norm when measured.
+    /// </summary>
+    public double Complete(Communicator comm, Tensor[] parameters, int worldSize, bool measure)
+    {
+        WaitAll(comm);
+        double squares = 0;
+        for (int s = 0; s < Parameters.Length; s++)
+        {
+            var parameter = parameters[Parameters[s]];
+            if (!InPlace[s])
+            {
+                squares += Unpack(s, parameter, worldSize, measure);
+                continue;
+            }
+            var grad = parameter.Grad!;
+            squares += DType == DType.Float32
+                ? AverageMeasured<float>(grad.Span<float>(), worldSize, grad.Span<float>(), measure)
+                : AverageMeasured<double>(grad.Span<double>(), worldSize, grad.Span<double>(), measure);
+            grad.BumpVersion();
+        }
+        return squares;
+    }
+
+    /// <summary>Waits for whatever is still running and unpins the gradients (also when a step is abandoned).</summary>
+    public void WaitAll(Communicator comm)
+    {
+        for (int i = 0; i < _requests.Length; i++)
+            if (_requests[i] != 0 && _requests[i] != comm.RequestNull) comm.Wait(ref _requests[i]);
+        for (int s = 0; s < _pins.Length; s++)
+            if (_pins[s].IsAllocated) _pins[s].Free();
+    }
+
+    // The gradient an in-place allreduce may write into: the parameter's own when it is contiguous, else a new one holding
+    // its values (zeros when it has none), which becomes the parameter's gradient, as the average would make it anyway.
+    private Tensor OwnGradient(Tensor parameter)
+    {
+        var grad = parameter.Grad;
+        if (grad is not null && grad.IsContiguous) return grad;
+        using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
+        var own = Tensor.Zeros(parameter.ShapeArray, DType);
+        if (grad is not null)
+            using (Autograd.NoGrad())
+                own.CopyFrom(grad);
+        parameter.Grad = own;
+        return own;
+    }
+
+    private (double SumSquares, long NonFinite) Measure(Tensor grad)
+    {
+        var acc = new StatsAccumulator();
+        if (DType == DType.Float32) Statistics.Accumulate(grad.Span<float>(), ref acc, default);
+        else Statistics.Accumulate(grad.Span<double>(), ref acc, default);
+        return (acc.SumSquares, acc.NaNs + acc.Infs);
+    }
+
+    /// <summary>
     /// Copies a parameter's gradient (zeros when it has none) into its slot; with <paramref name="measure"/>, returns its
     /// squared norm over the finite values and its NaN/Inf count, taken from the slot while it is in cache.
     /// </summary>
-    public (double SumSquares, long NonFinite) Pack(int slot, Tensor parameter, bool measure)
+    private (double SumSquares, long NonFinite) Pack(int slot, Tensor parameter, bool measure)
     {
         int offset = Offsets[slot], n = parameter.NumEl;
         var grad = parameter.Grad;
+        if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
         if (DType == DType.Float32)
-        {
-            var dst = Floats.AsSpan(offset, n);
-            if (grad is null) dst.Clear();
-            else if (grad.IsContiguous) grad.Span<float>().CopyTo(dst);
-            else grad.Detach().Contiguous().Span<float>().CopyTo(dst);
-            return measure ? Measure(dst) : default;
-        }
-        else
-        {
-            var dst = Doubles.AsSpan(offset, n);
-            if (grad is null) dst.Clear();
-            else if (grad.IsContiguous) grad.Span<double>().CopyTo(dst);
-            else grad.Detach().Contiguous().Span<double>().CopyTo(dst);
-            return measure ? Measure(dst) : default;
-        }
+            return grad is null ? Zero(Floats.AsSpan(offset, n)) : CopyMeasured(grad.Span<float>(), Floats.AsSpan(offset, n), measure);
+        return grad is null ? Zero(Doubles.AsSpan(offset, n)) : CopyMeasured(grad.Span<double>(), Doubles.AsSpan(offset, n), measure);
+    }
+
+    private static (double, long) Zero<T>(Span<T> slot) where T : unmanaged
+    {
+        slot.Clear();
+        return default;
     }
 
     /// <summary>
     /// Writes the slot's sum over ranks divided by <paramref name="worldSize"/> into the parameter's gradient (allocating
     /// one the first time); returns the averaged gradient's squared norm when measured.
     /// </summary>
-    public double Unpack(int slot, Tensor parameter, int worldSize, bool measure)
+    private double Unpack(int slot, Tensor parameter, int worldSize, bool measure)
     {
         int offset = Offsets[slot], n = parameter.NumEl;
         var grad = parameter.Grad;
@@ -89,34 +203,51 @@ internal sealed unsafe class GradientBucket
             using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
             parameter.Grad = grad = Tensor.Empty(parameter.ShapeArray, DType);
         }
-        if (DType == DType.Float32)
-        {
-            var dst = grad.Span<float>();
-            Average(Floats.AsSpan(offset, n), worldSize, dst);
-            grad.BumpVersion();
-            return measure ? Measure(dst).SumSquares : 0;
-        }
-        else
-        {
-            var dst = grad.Span<double>();
-            Average(Doubles.AsSpan(offset, n), worldSize, dst);
-            grad.BumpVersion();
-            return measure ? Measure(dst).SumSquares : 0;
-        }
+        double squares = DType == DType.Float32
+            ? AverageMeasured<float>(Floats.AsSpan(offset, n), worldSize, grad.Span<float>(), measure)
+            : AverageMeasured<double>(Doubles.AsSpan(offset, n), worldSize, grad.Span<double>(), measure);
+        grad.BumpVersion();
+        return squares;
     }
 
-    private static (double SumSquares, long NonFinite) Measure(ReadOnlySpan<float> x)
+    // Statistics.Accumulate sums float32 in blocks of this many values: chunks of the same size give the same bits as
+    // one call over the whole span, and a chunk just written (16 KB of float32) is still in L1 when it is measured, so
+    // the measure costs no second pass over memory (the gradient is megabytes; a separate pass read it all again).
+    private const int Chunk = 4096;
+
+    private static (double SumSquares, long NonFinite) CopyMeasured<T>(ReadOnlySpan<T> source, Span<T> slot, bool measure) where T : unmanaged
     {
+        if (!measure)
+        {
+            source.CopyTo(slot);
+            return default;
+        }
         var acc = new StatsAccumulator();
-        Statistics.Accumulate(x, ref acc, default);
+        for (int start = 0; start < source.Length; start += Chunk)
+        {
+            int length = Math.Min(Chunk, source.Length - start);
+            source.Slice(start, length).CopyTo(slot.Slice(start, length));
+            Accumulate<T>(slot.Slice(start, length), ref acc);
+        }
         return (acc.SumSquares, acc.NaNs + acc.Infs);
     }
 
-    private static (double SumSquares, long NonFinite) Measure(ReadOnlySpan<double> x)
+    private static double AverageMeasured<T>(ReadOnlySpan<T> sum, int worldSize, Span<T> grad, bool measure) where T : unmanaged, INumber<T>
     {
         var acc = new StatsAccumulator();
-        Statistics.Accumulate(x, ref acc, default);
-        return (acc.SumSquares, acc.NaNs + acc.Infs);
+        for (int start = 0; start < sum.Length; start += Chunk)
+        {
+            int length = Math.Min(Chunk, sum.Length - start);
+            Average(sum.Slice(start, length), worldSize, grad.Slice(start, length));
+            if (measure) Accumulate<T>(grad.Slice(start, length), ref acc);
+        }
+        return acc.SumSquares;
+    }
+
+    private static void Accumulate<T>(Span<T> x, ref StatsAccumulator acc) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) Statistics.Accumulate(MemoryMarshal.Cast<T, float>(x), ref acc, default);
+        else Statistics.Accumulate(MemoryMarshal.Cast<T, double>(x), ref acc, default);
     }
 
     // sum / N, the mean over ranks of their mean-over-batch gradients: with equal batches, the gradient of the mean

@@ -58,6 +58,36 @@ public sealed class DistributedTrainTests : IDisposable
     }
 
     [Fact]
+    public async Task AnEpochCheckpointRank0CannotWriteEndsEveryRankWithTheSameError()
+    {
+        // Every epoch checkpoint is collective: a directory in the way of the first one (step 23) fails rank 0's write,
+        // and both ranks report it in one line each and end, rather than rank 1 training on into a collective alone.
+        Directory.CreateDirectory(Path.Combine(P("blocked"), "step-00000023.safetensors"));
+        string cli = Path.Combine(AppContext.BaseDirectory, "GradFlow.Cli.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string[] args = [cli, .. s_run, "--nproc", "2", "--checkpoint-dir", P("blocked")];
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var child = Process.Start(psi)!;
+        var stderrRead = child.StandardError.ReadToEndAsync();
+        string stdout = child.StandardOutput.ReadToEnd();
+        using var safetyNet = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            await child.WaitForExitAsync(safetyNet.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            child.Kill(entireProcessTree: true);
+            Assert.Fail("the job did not end after the failed checkpoint (a hang)");
+        }
+        string stderr = await stderrRead;
+        Assert.True(child.ExitCode == 1, $"exit code {child.ExitCode}:\n{stdout}{stderr}");
+        string what = $"DistributedDataParallel.SaveCheckpoint: checkpoint '{Path.Combine(P("blocked"), "step-00000023.safetensors")}' is not confirmed: rank 0 could not write it (";
+        for (int r = 0; r < 2; r++) Assert.Contains($"gradflow: rank {r} of 2: {what}", stderr);
+        Assert.DoesNotContain("epoch 2/2", stdout);
+    }
+
+    [Fact]
     public void SigUsr1ToMpirunStopsEveryRankAfterTheSameStepAndRank0SavesACheckpoint()
     {
         // mpirun forwards SIGUSR1 to every rank. The run is far too long to end by itself, so the job ends only through the

@@ -59,11 +59,16 @@ public sealed class DataParallelTests : IDisposable
         Train("other-thread", "--thread", "1");
         Assert.Contains("rank 1: 6 buckets, 5 started during backward", Train("one-per-bucket", "--bucket-bytes", "1").Stdout);
         Assert.Contains("rank 0: 6 buckets, 0 started during backward", Train("blocking", "--overlap", "0", "--bucket-bytes", "1").Stdout);
+        // Every gradient reduced where it lies (pinned) instead of copied into the bucket: in one bucket, and one per bucket.
+        Train("in-place", "--in-place-bytes", "1");
+        Train("in-place-split", "--in-place-bytes", "1", "--bucket-bytes", "1");
         AssertSameBits("default.rank0", "again.rank0");
         AssertSameBits("default.rank1", "other-thread.rank1");
         AssertSameBits("default.rank0", "one-per-bucket.rank0");
         AssertSameBits("default.rank0", "blocking.rank0");
         AssertSameBits("default.rank1", "blocking.rank1");
+        AssertSameBits("default.rank0", "in-place.rank0");
+        AssertSameBits("default.rank1", "in-place-split.rank1");
     }
 
     [Fact]
@@ -116,6 +121,30 @@ public sealed class DataParallelTests : IDisposable
         Assert.True(File.Exists(Out("signal.checkpoint")));
         Assert.Contains("rank 1: checkpoint matches", result.Stdout);
         AssertSameBits("signal.rank0", "signal.rank1");
+    }
+
+    [Fact]
+    public void ACheckpointWhoseStateDiffersOnOneRankIsRefusedByEveryRankNotAHang()
+    {
+        // Rank 1 moves one weight by one ulp before the collective checkpoint: the file holds rank 0's state, and every
+        // rank, comparing the digests of all, throws the same error naming rank 1 and the tensor; the job ends by itself.
+        var result = MpiJob.Run(2, "train", "--out", Out("parted"), "--part-rank", "1");
+        Assert.Equal(1, result.ExitCode);
+        const string what = "holds rank 0's state, which differs from rank 1's at 'model.4.bias' (CRC-32C";
+        for (int r = 0; r < 2; r++)
+            Assert.Contains($"rank {r} of 2: DistributedDataParallel.SaveCheckpoint: checkpoint '{Out("parted.checkpoint")}' {what}", result.Stderr);
+        Assert.DoesNotContain("checkpoint matches", result.Stdout);
+    }
+
+    [Fact]
+    public void ACheckpointRank0CannotWriteIsTheSameErrorOnEveryRank()
+    {
+        // A directory where the file should go: rank 0's write fails, and the other rank learns it at the same collective.
+        Directory.CreateDirectory(Out("blocked.checkpoint"));
+        var result = MpiJob.Run(2, "train", "--out", Out("blocked"));
+        Assert.Equal(1, result.ExitCode);
+        for (int r = 0; r < 2; r++)
+            Assert.Contains($"rank {r} of 2: DistributedDataParallel.SaveCheckpoint: checkpoint '{Out("blocked.checkpoint")}' is not confirmed: rank 0 could not write it (", result.Stderr);
     }
 
     [Theory]

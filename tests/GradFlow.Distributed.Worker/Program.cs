@@ -15,6 +15,7 @@
 //          --skip-nosync-rank R (rank R ignores --accumulate's NoSync scopes and synchronises every micro-batch)
 //          --stop-rank R --stop-step S (rank R alone calls RequestStop before step S) --signal 1 (SIGUSR1 calls RequestStop,
 //          and training runs, cycling through its data, until a stop is requested: "rank 0: training" says it began)
+//          --in-place-bytes X (DistributedDataParallelOptions.InPlaceBytes) --part-rank R (rank R moves one weight by one ulp before the checkpoint, which every rank must then refuse)
 using System.Globalization;
 using GradFlow;
 using GradFlow.Diagnostics;
@@ -45,7 +46,7 @@ static int Train(Communicator world, Options o)
     var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank), o.BatchNorm); // different on each rank: DDP's broadcast makes them equal
     // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
     Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
-    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, Overlap = o.Overlap, Buffers = o.Buffers });
+    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, InPlaceBytes = o.InPlaceBytes, Overlap = o.Overlap, Buffers = o.Buffers });
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     using var monitor = GradientMonitor.Attach(model, optimizer);
     ddp.Watch(monitor);
@@ -109,7 +110,16 @@ static int Train(Communicator world, Options o)
     if (o.Out is not null)
     {
         Model.WriteBits(model, $"{o.Out}.rank{world.Rank}");
-        ddp.SaveCheckpoint(o.Out + ".checkpoint");
+        if (world.Rank == o.PartRank)
+            using (Autograd.NoGrad())
+            {
+                var bias = model.NamedParameters().Last().Parameter; // the weights part: one value moves by one ulp
+                var v = bias.ToArray<float>();
+                v[0] = MathF.BitIncrement(v[0]);
+                bias.CopyFrom(Tensor.FromArray(v, v.Length));
+            }
+        // Collective: every rank's model and optimiser state is checked against what rank 0 wrote.
+        ddp.SaveCheckpoint(o.Out + ".checkpoint", m => GradFlow.Training.Checkpoint.Capture(m, optimizer, step: ddp.SyncCount));
         // Every rank reads the file rank 0 wrote after the barrier and checks it holds its own weights.
         var saved = GradFlow.Training.Checkpoint.Load(o.Out + ".checkpoint").Model;
         foreach (var (name, p) in model.NamedParameters())
@@ -202,7 +212,7 @@ static int Die(Communicator world, Options o)
 }
 
 internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread,
-    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal)
+    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal, int PartRank, long InPlaceBytes)
 {
     public static Options Parse(string[] args)
     {
@@ -215,7 +225,8 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
             Int("nan-rank", -1), Int("nan-step", -1), Int("accumulate", 1), Int("halves", 2), Int("scale-rank", -1),
             double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1",
             Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1),
-            Int("stop-rank", -1), Int("stop-step", -1), Get("signal", "0") == "1");
+            Int("stop-rank", -1), Int("stop-step", -1), Get("signal", "0") == "1", Int("part-rank", -1),
+            long.Parse(Get("in-place-bytes", (256L << 10).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture));
     }
 }
 
