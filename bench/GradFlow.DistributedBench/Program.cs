@@ -75,16 +75,16 @@ static int Throughput(Communicator world, string name, int blocks, int steps, bo
         $"process case={name} rank={world.Rank} ddp={(ddp is null ? 0 : 1)} cpus={Environment.ProcessorCount} kernel_threads={GradFlow.Kernels.Parallelism.NumThreads} os_threads={Process.GetCurrentProcess().Threads.Count} server_gc={System.Runtime.GCSettings.IsServerGC} alloc_bytes_per_step={perStep:F0} gc0/1/2={gcs} jit_methods_while_timed={jittedDuring} jit_ms_while_timed={jitMs:F0} warmup_blocks={warmBlocks}"));
     if (ddp is not null)
     {
-        // Per step, counted (the same on a loaded machine): MPI calls and bytes, and how many bytes the DDP itself moves
-        // through memory (copy into the bucket, the average back out: twice the gradient). The barriers around the blocks
-        // are the bench's, two per block.
+        // Per step, counted (the same on a loaded machine): MPI calls and bytes, and the gradient bytes the DDP copies
+        // into bucket buffers and back out (the small gradients; large ones are reduced in place). The barriers around
+        // the blocks are the bench's, two per block, and are not counted.
         double n = blocks * steps;
         long gradientBytes = model.Parameters().Sum(p => (long)p.NumEl * p.DType.ElementSize());
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ddp case={name} rank={world.Rank} gradient_bytes={gradientBytes} buckets={ddp.Buckets.Count} overlapped={ddp.BucketsOverlapped} completed_during_backward={ddp.BucketsCompletedDuringBackward} " +
             $"blocking_per_step={(mpi.BlockingCollectives - 2 * blocks) / n:F2} iallreduce_per_step={mpi.NonBlockingStarted / n:F2} tests_per_step={mpi.Tests / n:F2} " +
             $"tests_completed_per_step={mpi.TestsCompleted / n:F2} waits_per_step={mpi.Waits / n:F2} reduced_bytes_per_step={mpi.ReducedBytes / n:F0} " +
-            $"other_bytes_per_step={mpi.OtherBytes / n:F0} ddp_copy_bytes_per_step={2 * gradientBytes}"));
+            $"other_bytes_per_step={mpi.OtherBytes / n:F0} ddp_copy_bytes_per_step={2 * ddp.CopiedGradientBytes}"));
     }
     return 0;
 }

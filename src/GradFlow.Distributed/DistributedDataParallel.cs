@@ -114,6 +114,12 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     /// <summary>The buckets' parameter names, in the order their allreduces start.</summary>
     public IReadOnlyList<IReadOnlyList<string>> Buckets => _buckets.Select(b => (IReadOnlyList<string>)b.Parameters.Select(i => _names[i]).ToArray()).ToArray();
 
+    /// <summary>
+    /// Bytes of gradient each synchronised step copies into bucket buffers (and the average back out): the gradients
+    /// smaller than <see cref="DistributedDataParallelOptions.InPlaceBytes"/>; the others are reduced where they lie.
+    /// </summary>
+    public long CopiedGradientBytes => _buckets.Sum(b => (long)b.Count * (b.DType == DType.Float32 ? 4 : 8));
+
     /// <summary>Synchronised backward passes completed so far (the steps of <see cref="DistributedGradientStats"/>).</summary>
     public long SyncCount { get; private set; }
 
