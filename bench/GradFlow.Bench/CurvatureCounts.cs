@@ -7,38 +7,97 @@ namespace GradFlow.Bench;
 /// <summary>
 /// Counts, not times: how many Hessian-vector products Lanczos and power iteration need to bring lambda_max within
 /// 1% and 0.1% of its converged value on the bench models, where the default stopping rules (Spectrum's 1e-3 and
-/// SharpnessProbe's 1e-2 residual) stop, and what the probe spends cold and warm-started 100 training steps later. One JSON line per measurement; docs/CURVATURE.md
-/// quotes them. Run with <c>GradFlow.Bench --curvature-counts</c>.
+/// SharpnessProbe's 1e-2 residual) stop, and what a probe every 100 steps spends (cold at step 100, warm-started at
+/// steps 200-500), with its cost in training steps from the idle-machine HVP/step ratios of bench/RESULTS.md; for Adam
+/// also the probe with the plain sharpness (the old default), and the probe on half and a quarter of the batch. One
+/// JSON line per measurement; docs/CURVATURE.md quotes them. Run with <c>GradFlow.Bench --curvature-counts</c>.
 /// </summary>
 internal static class CurvatureCounts
 {
     private const int ReferenceSteps = 40; // Lanczos steps for the reference value (or until its residual is 1e-7 relative)
     private const int PowerSteps = 100;    // PyHessian's budget
+    private const int Every = 100, Probes = 5;
+
+    // Idle-machine times in training steps (bench/RESULTS.md, 3 Dec 2026): one full product (the forward, the gradient
+    // with createGraph and the double backward) and one more product on the kept gradient graph.
+    private static (double Full, double Kept) Ratios(string model) => model == "mlp" ? (3.6, 2.1) : (3.2, 2.0);
+
+    /// <summary>A probe of K products costs one full product and K - 1 kept ones; at batch fraction f, f times that (the work is linear in the batch).</summary>
+    internal static double ProbeSteps(string model, long products, double batchFraction = 1)
+    {
+        var (full, kept) = Ratios(model);
+        return products == 0 ? 0 : batchFraction * (full + (kept * (products - 1)));
+    }
 
     public static void Run()
     {
         foreach (var c in new TrainingCase[] { new MlpCase(), new CnnCase() })
         {
             c.Setup();
-            for (int i = 0; i < 100; i++) c.Step();
-            var probe = new SharpnessProbe(c.BatchLoss, c.BuiltModel, c.BuiltOptimizer, every: 100);
+            for (int i = 0; i < Every; i++) c.Step();
+            var probe = new SharpnessProbe(c.BatchLoss, c.BuiltModel, c.BuiltOptimizer, Every);
+            var plain = c.BuiltOptimizer is GradFlow.Optim.Adam ? new SharpnessProbe(c.BatchLoss, c.BuiltModel, c.BuiltOptimizer, Every, plainSharpness: true) : null;
             double[] previous;
             using (var op = CurvatureOperator.Hessian(c.BatchLoss, c.BuiltModel))
             {
                 previous = Lanczos(c.Name, "cold", op, StartVector(op.Dimension));
                 Power(c.Name, op);
             }
-            Probe(c.Name, probe.Run(100)); // cold: random start vectors
-            for (int i = 0; i < 100; i++) c.Step();
-            using (var op = CurvatureOperator.Hessian(c.BatchLoss, c.BuiltModel))
-                Lanczos(c.Name, "warm_after_100_steps", op, previous);
-            Probe(c.Name, probe.Run(200)); // warm: started from the step-100 probe's vectors
+            var warm = new List<long>();
+            var warmPlain = new List<long>();
+            for (int k = 1; k <= Probes; k++)
+            {
+                long step = k * Every;
+                if (k > 1)
+                {
+                    for (int i = 0; i < Every; i++) c.Step();
+                    if (k == 2)
+                        using (var op = CurvatureOperator.Hessian(c.BatchLoss, c.BuiltModel))
+                            Lanczos(c.Name, "warm_after_100_steps", op, previous);
+                }
+                var r = Probe(c.Name, "sharpness_probe", probe.Run(step), 1);
+                if (k > 1) warm.Add(r.HvpCount);
+                if (plain is not null)
+                {
+                    var rp = Probe(c.Name, "sharpness_probe_with_plain", plain.Run(step), 1);
+                    if (k > 1) warmPlain.Add(rp.HvpCount);
+                }
+            }
+            Budget(c.Name, "sharpness_probe", warm);
+            if (plain is not null) Budget(c.Name, "sharpness_probe_with_plain", warmPlain);
+            SubBatches(c);
         }
     }
 
-    private static void Probe(string model, SharpnessProbeResult r) =>
-        Print(model, "sharpness_probe", $"\"step\":{r.Step},\"optimizer\":\"{r.Optimizer}\",\"sharpness\":{F(r.Sharpness)}," +
-            $"\"preconditioned\":{(r.PreconditionedSharpness is { } p ? F(p) : "null")},\"ratio\":{F(r.Ratio!.Value)},\"hvps\":{r.HvpCount},\"converged\":{(r.Converged ? "true" : "false")}");
+    // The products of the warm probes (steps 200-500), their mean and largest cost per 100 training steps.
+    private static void Budget(string model, string what, List<long> products) =>
+        Print(model, what + "_budget", $"\"warm_probes\":{products.Count},\"products\":[{string.Join(",", products)}],\"mean_products\":{F(products.Average())}," +
+            $"\"mean_percent_of_{Every}_steps\":{F(products.Average(p => ProbeSteps(model, p)) * 100 / Every)},\"max_percent_of_{Every}_steps\":{F(products.Max(p => ProbeSteps(model, p)) * 100 / Every)}");
+
+    // The same probe on the first half and quarter of the batch: a different Hessian (the sub-batch's), at a fraction of the cost.
+    private static void SubBatches(TrainingCase c)
+    {
+        long step = Probes * Every;
+        var full = new SharpnessProbe(c.BatchLoss, c.BuiltModel, c.BuiltOptimizer, Every, tolerance: 1e-6, maxIterations: ReferenceSteps).Run(step);
+        double reference = full.PreconditionedSharpness ?? full.Sharpness!.Value;
+        foreach (int divisor in new[] { 2, 4 })
+        {
+            int examples = c.BatchSize / divisor;
+            var sub = new SharpnessProbe(() => c.BatchLoss(examples), c.BuiltModel, c.BuiltOptimizer, Every, tolerance: 1e-6, maxIterations: ReferenceSteps).Run(step);
+            double value = sub.PreconditionedSharpness ?? sub.Sharpness!.Value;
+            Print(c.Name, "sub_batch", $"\"step\":{step},\"examples\":{examples},\"of\":{c.BatchSize},\"sharpness\":{F(value)},\"full_batch\":{F(reference)}," +
+                $"\"relative_difference\":{F((value - reference) / reference)},\"ratio\":{F(sub.Ratio!.Value)},\"full_batch_ratio\":{F(full.Ratio!.Value)}");
+        }
+    }
+
+    private static SharpnessProbeResult Probe(string model, string what, SharpnessProbeResult r, double batchFraction)
+    {
+        double steps = ProbeSteps(model, r.HvpCount, batchFraction);
+        Print(model, what, $"\"step\":{r.Step},\"optimizer\":\"{r.Optimizer}\",\"sharpness\":{(r.Sharpness is { } s ? F(s) : "null")}," +
+            $"\"preconditioned\":{(r.PreconditionedSharpness is { } p ? F(p) : "null")},\"ratio\":{F(r.Ratio!.Value)},\"hvps\":{r.HvpCount},\"converged\":{(r.Converged ? "true" : "false")}," +
+            $"\"training_steps\":{F(steps)},\"percent_of_{Every}_steps\":{F(steps * 100 / Every)}");
+        return r;
+    }
 
     private static double[] StartVector(int n)
     {

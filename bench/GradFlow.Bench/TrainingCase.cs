@@ -34,6 +34,15 @@ internal abstract class TrainingCase : IBenchCase
     /// <summary>Forward and loss of the case's batch, outside any arena step.</summary>
     internal Tensor BatchLoss() => Loss();
 
+    /// <summary>Forward and loss of the first <paramref name="examples"/> examples of the case's batch (curvature on a sub-batch).</summary>
+    internal Tensor BatchLoss(int examples) => Loss(examples);
+
+    /// <summary>The case's batch size, for <see cref="BatchLoss(int)"/>.</summary>
+    internal virtual int BatchSize => throw new NotSupportedException($"{Name} has no sub-batch loss.");
+
+    /// <summary>Forward and loss of the first examples of the batch; cases the curvature counts use override it.</summary>
+    protected virtual Tensor Loss(int examples) => throw new NotSupportedException($"{Name} has no sub-batch loss.");
+
     /// <summary>The model, its optimiser and (in fields of the subclass) the batch.</summary>
     protected abstract (Module Model, Optimizer Optimizer) Build();
 

@@ -26,4 +26,8 @@ internal sealed class MlpCase : TrainingCase
     }
 
     protected override Tensor Loss() => _lossFn.Call(_model.Call(_x), _y);
+
+    internal override int BatchSize => Batch;
+
+    protected override Tensor Loss(int examples) => _lossFn.Call(_model.Call(_x.Narrow(0, 0, examples)), _y.Narrow(0, 0, examples));
 }

@@ -9,8 +9,12 @@ namespace GradFlow.Reporting;
 /// </summary>
 public static class RunLog
 {
-    /// <summary>The schema version every line carries in its "schema" field.</summary>
-    public const string Schema = SchemaFamily + "1";
+    /// <summary>
+    /// The schema version every line carries in its "schema" field. Version 2 made the curvature's "sharpness"
+    /// optional (an Adam or RMSprop probe measures the preconditioned sharpness only); a version 1 log is a valid
+    /// version 2 log, so readers accept both.
+    /// </summary>
+    public const string Schema = SchemaFamily + "2";
 
     /// <summary>The default line limit of writers and readers: 64 MiB.</summary>
     public const int DefaultMaxLineBytes = 64 << 20;

@@ -91,7 +91,7 @@ internal static partial class RunLogJson
         w.WriteString("optimizer", c.Optimizer);
         Number(w, "learningRate", c.LearningRate);
         Number(w, "loss", c.Loss);
-        Number(w, "sharpness", c.Sharpness);
+        Optional(w, "sharpness", c.Sharpness);
         Optional(w, "preconditionedSharpness", c.PreconditionedSharpness);
         Optional(w, "stabilityThreshold", c.StabilityThreshold);
         w.WriteString("rule", c.Rule);
@@ -220,12 +220,15 @@ internal static partial class RunLogJson
     {
         if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"expected a JSON object, found {root.ValueKind}.");
         string schema = String(root, "schema");
+        int version = 0;
         if (schema != RunLog.Schema)
         {
-            // Only a later version number of this family is a newer writer; anything else is damage.
-            if (schema.StartsWith(RunLog.SchemaFamily, StringComparison.Ordinal)
-                && int.TryParse(schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int version)
-                && version > CurrentVersion)
+            bool family = schema.StartsWith(RunLog.SchemaFamily, StringComparison.Ordinal)
+                && int.TryParse(schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version)
+                && version >= 1;
+            // Every earlier version is a subset of the current one (docs/RUNLOG.md); only a later number is a newer writer.
+            if (family && version < CurrentVersion) return String(root, "type");
+            if (family)
                 throw new NotSupportedException($"schema '{schema}' is not supported: this GradFlow reads '{RunLog.Schema}'. A newer GradFlow wrote this log; upgrade to read it.");
             throw new InvalidDataException($"schema '{schema}' is not a GradFlow run log ('{RunLog.Schema}').");
         }
@@ -308,7 +311,7 @@ internal static partial class RunLogJson
         if (c.ValueKind != JsonValueKind.Object) throw Expected("curvature", "an object", c);
         var converged = Required(c, "converged");
         if (converged.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Expected("converged", "true or false", converged);
-        return new SharpnessProbeResult(step, String(c, "optimizer"), Double(c, "learningRate"), Double(c, "loss"), Double(c, "sharpness"),
+        return new SharpnessProbeResult(step, String(c, "optimizer"), Double(c, "learningRate"), Double(c, "loss"), OptionalDouble(c, "sharpness"),
             OptionalDouble(c, "preconditionedSharpness"), OptionalDouble(c, "stabilityThreshold"), String(c, "rule"), OptionalDouble(c, "ratio"),
             Long(c, "hvpCount"), converged.GetBoolean());
     }

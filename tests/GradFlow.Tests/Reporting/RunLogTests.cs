@@ -45,7 +45,7 @@ public sealed class RunLogTests : IDisposable
         var lines = File.ReadAllLines(WriteLog(3));
         Assert.Equal(4, lines.Length);
         var docs = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        Assert.All(docs, d => Assert.Equal("gradflow.runlog/1", d.GetProperty("schema").GetString()));
+        Assert.All(docs, d => Assert.Equal("gradflow.runlog/2", d.GetProperty("schema").GetString()));
         Assert.Equal(["header", "step", "step", "step"], docs.Select(d => d.GetProperty("type").GetString()));
         // Histograms are [exponent, count] pairs of the non-empty buckets only.
         var hist = docs[1].GetProperty("parameters")[0].GetProperty("gradient").GetProperty("histogram");
@@ -214,16 +214,31 @@ public sealed class RunLogTests : IDisposable
     }
 
     [Fact]
+    public void AVersion1LogIsRead()
+    {
+        // Version 2 only made the curvature's "sharpness" optional, so a version 1 log reads as written.
+        string path = WriteLog(3);
+        List<StepRecord> expected;
+        using (var current = RunLog.Open(path)) expected = current.ReadRecords().ToList();
+        File.WriteAllLines(path, File.ReadAllLines(path).Select(l => l.Replace("\"gradflow.runlog/2\"", "\"gradflow.runlog/1\"", StringComparison.Ordinal)));
+        Assert.Contains("gradflow.runlog/1", File.ReadAllText(path));
+        using var reader = RunLog.Open(path);
+        var read = reader.ReadRecords().ToList();
+        Assert.Equal(expected.Count, read.Count);
+        Assert.Equal(expected.Select(r => r.Curvature), read.Select(r => r.Curvature));
+    }
+
+    [Fact]
     public void FutureSchemaVersionGivesAClearError()
     {
-        string header = "{\"schema\":\"gradflow.runlog/2\",\"type\":\"header\"}\n";
+        string header = "{\"schema\":\"gradflow.runlog/3\",\"type\":\"header\"}\n";
         var e = Assert.Throws<NotSupportedException>(() => new RunLogReader(new MemoryStream(Encoding.UTF8.GetBytes(header))));
+        Assert.Contains("gradflow.runlog/3", e.Message);
         Assert.Contains("gradflow.runlog/2", e.Message);
-        Assert.Contains("gradflow.runlog/1", e.Message);
         Assert.Contains("line 1", e.Message);
 
         var lines = File.ReadAllLines(WriteLog(2)).ToList();
-        lines.Add(lines[^1].Replace("gradflow.runlog/1", "gradflow.runlog/7"));
+        lines.Add(lines[^1].Replace("gradflow.runlog/2", "gradflow.runlog/7"));
         string path = NewPath();
         File.WriteAllLines(path, lines);
         using var reader = RunLog.Open(path);

@@ -11,14 +11,14 @@ namespace GradFlow.Diagnostics;
 /// <param name="Optimizer">The optimiser's type name ("SGD", "Adam", ...).</param>
 /// <param name="LearningRate">The learning rate in force.</param>
 /// <param name="Loss">The loss on the probe's batch.</param>
-/// <param name="Sharpness">lambda_max of the loss Hessian (plus L2 weight decay, which the update adds to it).</param>
+/// <param name="Sharpness">lambda_max of the loss Hessian (plus L2 weight decay, which the update adds to it); null for Adam and RMSprop unless the plain sharpness was asked for (a second Lanczos run).</param>
 /// <param name="PreconditionedSharpness">lambda_max(P^-1 (H + wd I)) for an adaptive optimiser (P its diagonal preconditioner), else null.</param>
 /// <param name="StabilityThreshold">The largest (preconditioned) sharpness the update is stable at, or null when GradFlow knows no rule for the optimiser.</param>
 /// <param name="Rule">How the threshold was computed ("2/lr", "2(1+momentum)/lr", ...).</param>
 /// <param name="Ratio">(Preconditioned) sharpness over the threshold: near 1 at the edge of stability, above 1 unstable; null without a threshold.</param>
 /// <param name="HvpCount">Hessian-vector products spent.</param>
 /// <param name="Converged">Whether Lanczos met its tolerance.</param>
-public sealed record SharpnessProbeResult(long Step, string Optimizer, double LearningRate, double Loss, double Sharpness, double? PreconditionedSharpness,
+public sealed record SharpnessProbeResult(long Step, string Optimizer, double LearningRate, double Loss, double? Sharpness, double? PreconditionedSharpness,
     double? StabilityThreshold, string Rule, double? Ratio, long HvpCount, bool Converged);
 
 /// <summary>
@@ -39,16 +39,20 @@ public static class Stability
     /// <param name="maxIterations">Lanczos steps at most.</param>
     /// <param name="start">A start vector (the previous probe's eigenvector), or null for a random one.</param>
     /// <param name="seed">Seed of the random start vector.</param>
+    /// <param name="plainSharpness">
+    /// For Adam and RMSprop, also the plain lambda_max(H + wd I): a second Lanczos run on the same operator, which about
+    /// doubles the products. The threshold judges the preconditioned sharpness only, so it is off by default.
+    /// </param>
     /// <exception cref="ArgumentException">A parameter is not in the optimiser, or groups differ in hyper-parameters.</exception>
     /// <exception cref="InvalidOperationException">An adaptive optimiser has no state for a parameter yet (probe after its first step).</exception>
     public static SharpnessProbeResult Measure(CurvatureOperator op, Optimizer optimizer, long step = 0, double tolerance = Spectrum.DefaultTolerance,
-        int maxIterations = Spectrum.DefaultMaxIterations, IReadOnlyList<double>? start = null, ulong seed = 0) =>
-        Measure(op, optimizer, step, tolerance, maxIterations, start, null, seed, out _, out _);
+        int maxIterations = Spectrum.DefaultMaxIterations, IReadOnlyList<double>? start = null, ulong seed = 0, bool plainSharpness = false) =>
+        Measure(op, optimizer, step, tolerance, maxIterations, start, null, seed, plainSharpness, out _, out _);
 
-    // plainStart warm-starts the plain sharpness of an adaptive optimiser (a second Lanczos run); plainVector is its
-    // eigenvector, null when the sharpness is itself the measured one.
+    // plainStart warm-starts the plain sharpness of an adaptive optimiser (a second Lanczos run, when plainSharpness);
+    // plainVector is its eigenvector, null when the plain sharpness is the measured one or was not measured.
     internal static SharpnessProbeResult Measure(CurvatureOperator op, Optimizer optimizer, long step, double tolerance, int maxIterations,
-        IReadOnlyList<double>? start, IReadOnlyList<double>? plainStart, ulong seed, out double[] vector, out double[]? plainVector)
+        IReadOnlyList<double>? start, IReadOnlyList<double>? plainStart, ulong seed, bool plainSharpness, out double[] vector, out double[]? plainVector)
     {
         plainVector = null;
         const string Name = nameof(Stability) + "." + nameof(Measure);
@@ -62,8 +66,7 @@ public static class Stability
         if (group.Options.TryGetValue("maximize", out var max) && max != 0)
             Guard.ThrowArg(Name, nameof(optimizer), $"{type} maximises; its stability is that of the negated loss.");
         long before = op.ProductCount;
-        double sharpness;
-        double? preconditioned = null, threshold;
+        double? sharpness = null, preconditioned = null, threshold;
         string rule;
         bool converged;
         switch (optimizer)
@@ -85,9 +88,13 @@ public static class Stability
                     var scale = InversePreconditionerRoot(op, optimizer, group, adam, Name);
                     var top = Spectrum.TopEigenvalues(op.Scaled(scale, decay), 1, tolerance, maxIterations, seed, start);
                     (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
-                    // The plain sharpness as well: the Rayleigh quotient of H along the preconditioned direction would not do.
-                    var plain = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), decay), 1, tolerance, maxIterations, seed, plainStart);
-                    (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
+                    // The plain sharpness only on request: its own Lanczos run (the Rayleigh quotient of H along the
+                    // preconditioned direction would not do), and the threshold does not judge it.
+                    if (plainSharpness)
+                    {
+                        var plain = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), decay), 1, tolerance, maxIterations, seed, plainStart);
+                        (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
+                    }
                     if (adam)
                     {
                         double b1 = group["beta1"];

@@ -135,7 +135,7 @@ internal sealed class RunView
         var result = new List<Series>
         {
             new(preconditioned ? "λmax(P⁻¹H), preconditioned sharpness" : "λmax, sharpness", x,
-                probes.Select(p => p.PreconditionedSharpness ?? p.Sharpness).ToArray()),
+                probes.Select(p => p.PreconditionedSharpness ?? p.Sharpness ?? double.NaN).ToArray()),
         };
         if (probes.Any(p => p.StabilityThreshold is not null))
             result.Add(new Series($"stability threshold ({probes.First(p => p.StabilityThreshold is not null).Rule})", x,

@@ -37,7 +37,7 @@ public class HtmlReportTests
         using var doc = System.Text.Json.JsonDocument.Parse(data.Groups[1].Value);
         Assert.Equal([10.0, 20, 30], doc.RootElement.GetProperty("x")[0].EnumerateArray().Select(e => e.GetDouble()));
         var charted = doc.RootElement.GetProperty("y")[0].EnumerateArray().Select(e => e.GetDouble()).ToArray();
-        for (int i = 0; i < probed.Count; i++) Assert.Equal(probed[i].Curvature!.Sharpness, charted[i], probed[i].Curvature!.Sharpness * 1e-5); // 6 digits in the page
+        for (int i = 0; i < probed.Count; i++) Assert.Equal(probed[i].Curvature!.Sharpness!.Value, charted[i], probed[i].Curvature!.Sharpness!.Value * 1e-5); // 6 digits in the page
         Assert.All(doc.RootElement.GetProperty("y")[1].EnumerateArray(), e => Assert.Equal(38, e.GetDouble(), 6));
         // A run without curvature has none of these charts.
         var plain = HtmlReport.Render([ReportTestRuns.Trained("relu", sigmoid: false)]);
