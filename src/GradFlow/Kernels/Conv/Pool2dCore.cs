@@ -115,12 +115,19 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
 
     // The common 2x2 / stride 2 window without clipping or a window loop; the same winner as WindowMax
     // (the first maximum in row-major order; a NaN replaces the running max). Float rows of at least 4 outputs
-    // take the AVX-512 path (Pool2dVector); narrower rows, doubles and other CPUs the scalar chain.
+    // take the AVX-512 path (Pool2dVector), or its AVX2 / SSE twin; narrower rows, doubles and other CPUs the scalar chain.
     private static void MaxForward2x2(in Pool2dGeometry g, ReadOnlySpan<T> input, Span<T> output, Span<int> indices)
     {
         if (typeof(T) == typeof(float) && g.OW >= Pool2dVector.Width && Pool2dVector.IsSupported)
         {
             Pool2dVector.MaxForward2x2(g, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(input),
+                System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(output), indices);
+            return;
+        }
+
+        if (typeof(T) == typeof(float) && Pool2dVector.NoAvx512IsSupported(g.OW))
+        {
+            Pool2dVector.MaxForward2x2NoAvx512(g, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(input),
                 System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(output), indices);
             return;
         }

@@ -12,6 +12,8 @@ namespace GradFlow.Kernels;
 /// "take b when b &gt; a or b is NaN" picks the last NaN if any, else the first maximum in row-major order, and
 /// that choice is associative, so ((x00, x01), (x10, x11)) picks what the scalar chain x00, x01, x10, x11 picks.
 /// A row's last step starts at OW - 8 and recomputes a few outputs instead of a scalar tail.
+/// Without AVX-512, <see cref="MaxForward2x2Avx2"/> and <see cref="MaxForward2x2Sse"/> do the same with 256-bit
+/// (8 outputs) or 128-bit (4 outputs) in-lane shuffles and the scalar chain's order of steps.
 /// </summary>
 internal static unsafe class Pool2dVector
 {
@@ -120,5 +122,125 @@ internal static unsafe class Pool2dVector
         Vector128<float> take2 = Vector128.GreaterThan(second, first) | ~Vector128.Equals(second, second);
         Vector128.ConditionalSelect(take2, second, first).Store(y);
         Vector128.ConditionalSelect(take2.AsInt32(), pairAt.GetUpper(), pairAt.GetLower()).Store(idx);
+    }
+
+    /// <summary>Whether <see cref="MaxForward2x2NoAvx512"/> takes rows of <paramref name="ow"/> outputs.</summary>
+    public static bool NoAvx512IsSupported(int ow) => (Avx2.IsSupported && ow >= 8) || (Sse.IsSupported && ow >= 4);
+
+    /// <summary>
+    /// AVX2 or SSE 2x2 / stride-2 max pooling (rows of at least 8 or 4 outputs). Each step takes the window's four
+    /// taps as four vectors (even and odd columns of the top and bottom rows, split by <c>shufps</c>) and runs the
+    /// scalar chain x00, x01, x10, x11 ("take when greater or NaN") lane-wise, so it picks the scalar path's winners.
+    /// The cnn bench's first pooling (64 x 32 planes of 26 x 26): 5.3 ms scalar, where a data-dependent branch per
+    /// tap mispredicts about half the time, on a Zen core without AVX-512.
+    /// </summary>
+    public static void MaxForward2x2NoAvx512(in Pool2dGeometry g, ReadOnlySpan<float> input, Span<float> output, Span<int> indices)
+    {
+        if (Avx2.IsSupported && g.OW >= 8)
+        {
+            MaxForward2x2Avx2(g, input, output, indices);
+        }
+        else
+        {
+            MaxForward2x2Sse(g, input, output, indices);
+        }
+    }
+
+    private static void MaxForward2x2Avx2(in Pool2dGeometry g, ReadOnlySpan<float> input, Span<float> output, Span<int> indices)
+    {
+        int w = g.W, plane = g.H * w, ow = g.OW;
+
+        // shufps works within 128-bit lanes: from columns 0-15 the even taps come out as windows 0 1 4 5 | 2 3 6 7.
+        // The offsets of x00 follow that order, and one 64-bit permute (0xD8) puts outputs and indices back in order.
+        var lanes = Vector256.Create(0, 2, 8, 10, 4, 6, 12, 14);
+        fixed (float* xBase = input, yBase = output)
+        fixed (int* iBase = indices)
+        {
+            float* y = yBase;
+            int* idx = iBase;
+            for (int p = 0; p < g.Planes; p++)
+            {
+                float* x = xBase + ((long)p * plane);
+                for (int oy = 0; oy < g.OH; oy++, y += ow, idx += ow)
+                {
+                    int r0 = 2 * oy * w;
+                    for (int ox = 0; ; ox += 8)
+                    {
+                        ox = Math.Min(ox, ow - 8);
+                        float* top = x + r0 + (2 * ox);
+                        Vector256<float> t0 = Avx.LoadVector256(top), t1 = Avx.LoadVector256(top + 8);
+                        Vector256<float> b0 = Avx.LoadVector256(top + w), b1 = Avx.LoadVector256(top + w + 8);
+                        Vector256<int> at = lanes + Vector256.Create(r0 + (2 * ox));
+                        Vector256<float> max = Avx.Shuffle(t0, t1, 0b10_00_10_00);
+                        Vector256<int> best = at;
+                        Take(Avx.Shuffle(t0, t1, 0b11_01_11_01), at + Vector256<int>.One, ref max, ref best);
+                        Take(Avx.Shuffle(b0, b1, 0b10_00_10_00), at + Vector256.Create(w), ref max, ref best);
+                        Take(Avx.Shuffle(b0, b1, 0b11_01_11_01), at + Vector256.Create(w + 1), ref max, ref best);
+                        Avx2.Permute4x64(max.AsDouble(), 0xD8).AsSingle().Store(y + ox);
+                        Avx2.Permute4x64(best.AsInt64(), 0xD8).AsInt32().Store(idx + ox);
+                        if (ox == ow - 8)
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void MaxForward2x2Sse(in Pool2dGeometry g, ReadOnlySpan<float> input, Span<float> output, Span<int> indices)
+    {
+        int w = g.W, plane = g.H * w, ow = g.OW;
+        var lanes = Vector128.Create(0, 2, 4, 6);
+        fixed (float* xBase = input, yBase = output)
+        fixed (int* iBase = indices)
+        {
+            float* y = yBase;
+            int* idx = iBase;
+            for (int p = 0; p < g.Planes; p++)
+            {
+                float* x = xBase + ((long)p * plane);
+                for (int oy = 0; oy < g.OH; oy++, y += ow, idx += ow)
+                {
+                    int r0 = 2 * oy * w;
+                    for (int ox = 0; ; ox += 4)
+                    {
+                        ox = Math.Min(ox, ow - 4);
+                        float* top = x + r0 + (2 * ox);
+                        Vector128<float> t0 = Sse.LoadVector128(top), t1 = Sse.LoadVector128(top + 4);
+                        Vector128<float> b0 = Sse.LoadVector128(top + w), b1 = Sse.LoadVector128(top + w + 4);
+                        Vector128<int> at = lanes + Vector128.Create(r0 + (2 * ox));
+                        Vector128<float> max = Sse.Shuffle(t0, t1, 0b10_00_10_00);
+                        Vector128<int> best = at;
+                        Take(Sse.Shuffle(t0, t1, 0b11_01_11_01), at + Vector128<int>.One, ref max, ref best);
+                        Take(Sse.Shuffle(b0, b1, 0b10_00_10_00), at + Vector128.Create(w), ref max, ref best);
+                        Take(Sse.Shuffle(b0, b1, 0b11_01_11_01), at + Vector128.Create(w + 1), ref max, ref best);
+                        max.Store(y + ox);
+                        best.Store(idx + ox);
+                        if (ox == ow - 4)
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // One link of the chain: lanes where v > max or v is NaN take v and its offset.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(Vector256<float> v, Vector256<int> at, ref Vector256<float> max, ref Vector256<int> best)
+    {
+        Vector256<float> take = Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v);
+        max = Vector256.ConditionalSelect(take, v, max);
+        best = Vector256.ConditionalSelect(take.AsInt32(), at, best);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(Vector128<float> v, Vector128<int> at, ref Vector128<float> max, ref Vector128<int> best)
+    {
+        Vector128<float> take = Vector128.GreaterThan(v, max) | ~Vector128.Equals(v, v);
+        max = Vector128.ConditionalSelect(take, v, max);
+        best = Vector128.ConditionalSelect(take.AsInt32(), at, best);
     }
 }
