@@ -195,12 +195,14 @@ public sealed class SequenceClassifier : Module
 /// <summary>A transformer classifier: embedding, encoder layers, mean over positions, a linear head.</summary>
 public sealed class TokenClassifier : Module
 {
-    public TokenClassifier(int vocab, int dModel, int heads, int layers, int classes, ulong seed)
+    public TokenClassifier(int vocab, int dModel, int heads, int layers, int classes, ulong seed, bool normFirst = false,
+        TransformerActivation activation = TransformerActivation.Relu)
     {
         var gen = new Generator(seed);
         Embed = RegisterModule("embed", new Embedding(vocab, dModel, generator: gen));
         Encoder = RegisterModule("encoder", new TransformerEncoder(
-            () => new TransformerEncoderLayer(dModel, heads, dimFeedforward: 2 * dModel, dropout: 0, batchFirst: true, generator: gen), layers));
+            () => new TransformerEncoderLayer(dModel, heads, dimFeedforward: 2 * dModel, dropout: 0, activation: activation, batchFirst: true,
+                normFirst: normFirst, generator: gen), layers));
         Head = RegisterModule("head", new Linear(dModel, classes, generator: gen));
     }
 

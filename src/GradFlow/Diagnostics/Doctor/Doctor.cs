@@ -210,6 +210,7 @@ public sealed class Doctor : IDisposable
         {
             foreach (var (_, make) in _probe.Pending) Raise(make(step.Step));
             _probe.Pending.Clear();
+            _run.OutputActivationScopes.UnionWith(_probe.OutputActivationScopes);
             if (_probe.Done && _probeRegistration is not null)
             {
                 _probeRegistration.Dispose();

@@ -10,6 +10,7 @@ internal sealed class GraphProbe : IAutogradObserver
 {
     internal const double InputScale = 4;      // |mean| or std of the input above this: unnormalised
     internal const double InputTooSmall = 1e-2; // std below this (for data that is not constant)
+    private const int MaxLossNodes = 512;       // the ops between a loss and the model's last layer are a handful; bounds a model with no parameters
     private static readonly HashSet<string> s_firstLayers = ["Linear", "Conv2d", "Lstm", "MatMul"];
     private readonly int _steps;
     private int _backwards;
@@ -19,6 +20,12 @@ internal sealed class GraphProbe : IAutogradObserver
     public GraphProbe(int steps) => _steps = steps;
 
     public bool Done => _backwards >= _steps;
+
+    /// <summary>
+    /// Scopes of the Sigmoid/Tanh ops that lie between the loss and the nearest op with a parameter: the model's output
+    /// activation or the loss's own (a hand-written BCE), not hidden layers. Learnt from the recorded graph at each backward.
+    /// </summary>
+    public HashSet<string> OutputActivationScopes { get; } = [];
 
     /// <summary>Findings made since the last drain (the doctor raises them at the next recorded step).</summary>
     public List<(FindingKind Kind, Func<long, Finding> Make)> Pending { get; } = [];
@@ -53,6 +60,27 @@ internal sealed class GraphProbe : IAutogradObserver
         if (Autograd.IsInBackward) return;
         _backwards++;
         _sigmoidOut = _softmaxOut = _negOfSigmoid = null; // references only within a step
+        if (roots.Length > 0 && roots[0].GradFn is { } loss) FindOutputActivations(loss);
+    }
+
+    // Walks back from the loss and stops at every op with a parameter input (an AccumulateGrad edge): the activations
+    // passed on the way feed no layer, so saturating them is a confident prediction, not a hidden layer gone flat.
+    private void FindOutputActivations(Node loss)
+    {
+        var pending = new Stack<Node>();
+        var seen = new HashSet<Node>(ReferenceEqualityComparer.Instance);
+        pending.Push(loss);
+        while (pending.Count > 0 && seen.Count < MaxLossNodes)
+        {
+            var node = pending.Pop();
+            if (!seen.Add(node)) continue;
+            var next = node.NextEdges;
+            bool parameterised = false;
+            foreach (var e in next) parameterised |= e.Function is AccumulateGrad;
+            if (parameterised) continue;
+            if (node.Name is "SigmoidBackward" or "TanhBackward") OutputActivationScopes.Add(node.Scope ?? "");
+            foreach (var e in next) if (e.Function is { } f) pending.Push(f);
+        }
     }
 
     // Every example of the batch equal to the first: the output cannot depend on the input.

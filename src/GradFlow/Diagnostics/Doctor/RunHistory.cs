@@ -124,6 +124,10 @@ internal sealed class RunHistory
     public int RisingSteps { get; private set; }
     private readonly Streak _rising = new(5);
     public double? LearningRate => Current.LearningRate;
+    /// <summary>The largest learning rate recorded so far (0 when none was): a schedule's peak.</summary>
+    public double PeakLearningRate { get; private set; }
+    /// <summary>The peak learning rate / the current one: how far a schedule has cut the rate (1 without a record or a cut).</summary>
+    public double RateCut => LearningRate is { } lr && PeakLearningRate > 0 ? (lr > 0 ? PeakLearningRate / lr : double.PositiveInfinity) : 1;
     /// <summary>The latest setup the monitor recorded (shapes, fans, optimiser settings), or null.</summary>
     public RunSetup? Setup { get; private set; }
     /// <summary>
@@ -135,6 +139,11 @@ internal sealed class RunHistory
     /// <summary>True when a recurrent layer (a weight_hh parameter) is watched.</summary>
     public bool Recurrent { get; private set; }
     public CurvatureSample? Curvature { get; set; }
+    /// <summary>
+    /// Scopes whose Sigmoid/Tanh lies between the loss and the model's last layer with parameters (from the live graph probe;
+    /// empty offline, where forward depth alone tells the output activation).
+    /// </summary>
+    public HashSet<string> OutputActivationScopes { get; } = [];
     /// <summary>Kinds raised so far (by kind index): lets NotLearning stand aside when a gradient cause is known.</summary>
     public bool[] Raised { get; } = new bool[Enum.GetValues<FindingKind>().Length];
 
@@ -196,6 +205,7 @@ internal sealed class RunHistory
             Recurrent = setup.Parameters.Any(p => p.Name.Contains("weight_hh", StringComparison.Ordinal));
         }
         DecayShare.Push(Decay(step, Math.Sqrt(weightSq)));
+        if (step.LearningRate is { } rate && double.IsFinite(rate)) PeakLearningRate = Math.Max(PeakLearningRate, rate);
         if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
         double maxRatio = double.NaN, outRatio = double.NaN;
         for (int at = 0; at < step.Layers.Count; at++)

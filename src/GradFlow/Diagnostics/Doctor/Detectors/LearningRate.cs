@@ -117,6 +117,7 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
 {
     internal const double RatioThreshold = 1e-5;
     internal const double MovementThreshold = 1e-2;
+    internal const double RateCutThreshold = 100;
     private readonly Streak _streak = new(window);
 
     public override FindingKind Kind => FindingKind.LearningRateTooLow;
@@ -125,12 +126,16 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
     {
         double ratio = run.OutputUpdateRatio.Count > 0 ? run.OutputUpdateRatio[0] : double.NaN;
         bool barelyMoved = run.Count >= 2 * window && run.OutputMovement < MovementThreshold;
-        bool hit = ratio < RatioThreshold || barelyMoved;
+        // A schedule that cut the rate 100x below its own peak while the loss is still near its start: the decay came before the
+        // learning (a StepLR stepped per batch). Stalled only: annealing after the loss fell is what a schedule is for.
+        bool cut = run.RateCut >= RateCutThreshold && (run.Symptoms & Symptoms.Stalled) != 0;
+        bool hit = ratio < RatioThreshold || barelyMoved || cut;
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
         if (run.Raised[(int)FindingKind.DeadRelu] || run.Raised[(int)FindingKind.ZeroGradient]) return null;
         double median = run.MedianOf(run.OutputUpdateRatio, window);
         string suggestion = run.LearningRate is { } lr ? RunHistory.Round1(lr * Math.Min(1000, 1e-3 / median)) : "10 to 100 times the current one";
+        bool scheduled = run.RateCut >= RateCutThreshold;
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning,
@@ -140,14 +145,20 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
             [
                 new Evidence("update/weight ratio of the layer nearest the loss (median over the window)", median, RatioThreshold, "DeepDiagnosis ICSE'22 lower bound; Karpathy's healthy 1e-3"),
                 new Evidence($"sum of that ratio over all {run.Count} steps (bound on how far the layer moved)", run.OutputMovement, MovementThreshold, "derivation: ten steps at the healthy 1e-3 (DOCTOR.md)"),
+                new Evidence("peak learning rate so far / current one", run.RateCut, RateCutThreshold, "two orders of magnitude, as DeepDiagnosis' 1e-5 lies below the healthy 1e-3 (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = "The weights change by a tiny fraction of their size each step, so after many steps they have hardly moved and " +
                           "the loss has hardly fallen. Gradient descent is working; it is just taking steps far too small to get anywhere.",
-            Fixes = Fixes(
-                ($"raise the learning rate to {suggestion}", "it brings the update/weight ratio of the last layer to about 1e-3"),
-                ("use the LR finder (LRFinder) to choose it", "it sweeps the rate and picks the steepest descent of the loss"),
-                ("use Adam with lr 1e-3", "its step size is set by lr directly, nearly independent of the gradient's scale")),
+            Fixes = scheduled
+                ? Fixes(
+                    ($"check the scheduler: the rate is {run.RateCut:G2}x below its peak {RunHistory.Round1(run.PeakLearningRate)} while the loss has hardly fallen; a step size meant in epochs but stepped every batch decays it that fast",
+                        "the schedule should decay the rate after the loss has come down, not before"),
+                    ($"keep the rate near {RunHistory.Round1(run.PeakLearningRate)} until the loss stops falling (StepLR/CosineAnnealingLR over the whole run's steps)", "the rate that worked at the start is still needed"))
+                : Fixes(
+                    ($"raise the learning rate to {suggestion}", "it brings the update/weight ratio of the last layer to about 1e-3"),
+                    ("use the LR finder (LRFinder) to choose it", "it sweeps the rate and picks the steepest descent of the loss"),
+                    ("use Adam with lr 1e-3", "its step size is set by lr directly, nearly independent of the gradient's scale")),
         };
     }
 }

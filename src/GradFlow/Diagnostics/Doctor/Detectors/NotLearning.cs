@@ -24,6 +24,8 @@ internal sealed class NotLearning(int window, double persistence) : Detector
         _streak.Push(stalled);
         if (!stalled || _streak.Share < persistence || run.Count < 2 * window) return null;
         foreach (var k in s_causes) if (run.Raised[(int)k]) return null;
+        // "The weights move" is this finding's premise: a schedule that cut the rate 100x explains the stall (LearningRateTooLow).
+        if (run.RateCut >= LearningRateTooLow.RateCutThreshold) return null;
         var evidence = new List<Evidence> { run.SymptomEvidence() };
         if (double.IsFinite(run.ChanceLoss))
             evidence.Add(new Evidence("smoothed loss / chance level ln(classes)", run.LatestSmoothed / run.ChanceLoss, 1, "a classifier that guesses uniformly"));
@@ -171,7 +173,11 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
         double start = run.FirstWeightNorm;
         bool collapsed = norms[0] < Collapsed * start;
         // With the optimiser's settings recorded, the update itself says so: its decay part outweighs its gradient part.
-        bool dominant = share > DominantShare && _dominant.Share >= persistence;
+        // Decoupled decay (AdamW) takes exactly lr*wd of the weights a step: if that cannot remove MinDrop over a window it
+        // cannot be what stalls the loss, however small the gradient's part of the update (a saturated output passes none).
+        bool bites = run.Setup?.Optimizer is not { DecoupledWeightDecay: true, WeightDecay: var wd } o
+                     || 1 - Math.Pow(1 - (run.LearningRate ?? o.LearningRate) * wd, window) >= MinDrop;
+        bool dominant = bites && share > DominantShare && _dominant.Share >= persistence;
         if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed && !dominant) return null;
         double perStep = collapsed && !(drop > MinDrop) ? 1 - Math.Pow(norms[0] / start, 1.0 / run.Count) : 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
         var settings = run.Setup?.Optimizer;

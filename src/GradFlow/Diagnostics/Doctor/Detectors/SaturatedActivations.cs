@@ -15,6 +15,7 @@ internal sealed class SaturatedActivations(double persistence) : Detector
     public override FindingKind Kind => FindingKind.SaturatedActivations;
 
     private int _lastLayerDepth = int.MaxValue;
+    private IReadOnlySet<string> _outputs = new HashSet<string>();
     private bool _holding;
 
     private bool Judge(IReadOnlyList<ActivationStats> activations, int samples)
@@ -39,8 +40,10 @@ internal sealed class SaturatedActivations(double persistence) : Detector
         return any;
     }
 
-    // A sigmoid after the last layer with parameters is the model's output (probabilities): confident predictions saturate it by design.
-    private bool Saturating(ActivationStats a) => a.Op is "Sigmoid" or "Tanh" && a.Depth < _lastLayerDepth;
+    // A sigmoid after the last layer with parameters is the model's output (probabilities): confident predictions saturate it
+    // by design. By depth, and by the recorded graph (RunHistory.OutputActivationScopes) for one taken outside the model, in
+    // the loss, whose scope may have been seen first (the training loop's own ops run in the root scope before the model's).
+    private bool Saturating(ActivationStats a) => a.Op is "Sigmoid" or "Tanh" && a.Depth < _lastLayerDepth && !_outputs.Contains(a.Layer);
 
     private static bool Saturated(ActivationStats a) => (a.SaturatedFraction ?? 0) > SaturatedThreshold;
 
@@ -48,6 +51,7 @@ internal sealed class SaturatedActivations(double persistence) : Detector
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
+        _outputs = run.OutputActivationScopes;
         _lastLayerDepth = int.MinValue;
         for (int at = 0; at < step.Layers.Count; at++) { var l = step.Layers[at]; if (l.Gradient.Count > 0) _lastLayerDepth = Math.Max(_lastLayerDepth, l.Depth); }
         // Activations come on the records with details only (MonitorOptions.DetailEvery): the streaks count those, over a
