@@ -215,14 +215,14 @@ internal static partial class RunLogJson
 
     private static readonly int CurrentVersion = int.Parse(RunLog.Schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Reads a line's "schema" and "type"; throws NotSupportedException for another version of the schema.</summary>
+    /// <summary>Reads a line's "schema" and "type"; an earlier version of the schema is read, a later one throws NotSupportedException.</summary>
     public static string LineType(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"expected a JSON object, found {root.ValueKind}.");
         string schema = String(root, "schema");
-        int version = 0;
         if (schema != RunLog.Schema)
         {
+            int version = 0;
             bool family = schema.StartsWith(RunLog.SchemaFamily, StringComparison.Ordinal)
                 && int.TryParse(schema.AsSpan(RunLog.SchemaFamily.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version)
                 && version >= 1;
