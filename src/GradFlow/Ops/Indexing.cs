@@ -11,7 +11,16 @@ public sealed partial class Tensor
         var y = Empty(index.ShapeArray, DType);
         var idx = index.ContiguousRaw().Span<long>();
         var src = ContiguousRaw();
-        ForEachIndexed(index.ShapeArray, d, idx, ShapeArray, nameof(Gather), (outPos, srcPos) => CopyElement(src, srcPos, y, outPos));
+        if (AlongRows(index.ShapeArray, d, ShapeArray))
+        {
+            switch (DType)
+            {
+                case DType.Float32: GatherRows(src.Span<float>(), idx, y.Span<float>(), ShapeArray[d], index.ShapeArray[d], d); break;
+                case DType.Float64: GatherRows(src.Span<double>(), idx, y.Span<double>(), ShapeArray[d], index.ShapeArray[d], d); break;
+                default: GatherRows(src.Span<long>(), idx, y.Span<long>(), ShapeArray[d], index.ShapeArray[d], d); break;
+            }
+        }
+        else ForEachIndexed(index.ShapeArray, d, idx, ShapeArray, nameof(Gather), (outPos, srcPos) => CopyElement(src, srcPos, y, outPos));
         return Autograd.Record(OpNames.Gather, y, Autograd.NeedsGrad(this) ? new GatherBackward(ShapeArray, d, index) : null, this);
     }
 
@@ -31,10 +40,22 @@ public sealed partial class Tensor
         var y = CloneRaw();
         var s = src.ContiguousRaw();
         var idx = index.ContiguousRaw().Span<long>();
-        ForEachIndexed(index.ShapeArray, d, idx, ShapeArray, op, (idxPos, outPos) =>
+        if (AlongRows(index.ShapeArray, d, ShapeArray))
         {
-            if (accumulate) AddElement(s, idxPos, y, outPos); else CopyElement(s, idxPos, y, outPos);
-        });
+            switch (DType)
+            {
+                case DType.Float32: ScatterRows(s.Span<float>(), idx, y.Span<float>(), ShapeArray[d], index.ShapeArray[d], d, accumulate, op); break;
+                case DType.Float64: ScatterRows(s.Span<double>(), idx, y.Span<double>(), ShapeArray[d], index.ShapeArray[d], d, accumulate, op); break;
+                default: ScatterRows(s.Span<long>(), idx, y.Span<long>(), ShapeArray[d], index.ShapeArray[d], d, accumulate, op); break;
+            }
+        }
+        else
+        {
+            ForEachIndexed(index.ShapeArray, d, idx, ShapeArray, op, (idxPos, outPos) =>
+            {
+                if (accumulate) AddElement(s, idxPos, y, outPos); else CopyElement(s, idxPos, y, outPos);
+            });
+        }
         var node = Autograd.NeedsGrad(this, src) ? new ScatterBackward(d, index, accumulate) : null;
         return Autograd.Record(op, y, node, this, src);
     }
@@ -125,6 +146,46 @@ public sealed partial class Tensor
             if (idx[i] < 0) idx[i] += size;
         }
         return idx;
+    }
+
+    // Along the last dim, with the index as large as the target in every other dim, index row r meets target row r:
+    // typed loops over rows instead of a visit per element (MaxPool2d's createGraph backward and its own backward
+    // scatter and gather this way, once per curvature product). Same positions in the same order as ForEachIndexed.
+    private static bool AlongRows(int[] idxShape, int d, int[] targetShape)
+    {
+        if (d != idxShape.Length - 1) return false;
+        for (int k = 0; k < d; k++)
+            if (idxShape[k] != targetShape[k]) return false;
+        return true;
+    }
+
+    private static void GatherRows<T>(ReadOnlySpan<T> src, ReadOnlySpan<long> idx, Span<T> dst, int size, int width, int d)
+    {
+        for (int r = 0, p = 0; p < idx.Length; r++)
+        {
+            var row = src.Slice(r * size, size);
+            for (int end = p + width; p < end; p++) dst[p] = row[(int)RowIndex(idx[p], size, d, nameof(Gather))];
+        }
+    }
+
+    private static void ScatterRows<T>(ReadOnlySpan<T> src, ReadOnlySpan<long> idx, Span<T> dst, int size, int width, int d,
+        bool accumulate, string op) where T : System.Numerics.INumber<T>
+    {
+        for (int r = 0, p = 0; p < idx.Length; r++)
+        {
+            var row = dst.Slice(r * size, size);
+            for (int end = p + width; p < end; p++)
+            {
+                ref T target = ref row[(int)RowIndex(idx[p], size, d, op)];
+                target = accumulate ? target + src[p] : src[p];
+            }
+        }
+    }
+
+    private static long RowIndex(long j, int size, int d, string op)
+    {
+        if (j < -size || j >= size) Guard.ThrowArg(op, "index", $"index {j} is out of range for dim {d} of size {size}.");
+        return j < 0 ? j + size : j;
     }
 
     /// <summary>

@@ -130,40 +130,28 @@ public sealed partial class Tensor
         _ => Array.ConvertAll(CopyElements<long>(), x => (double)x),
     };
 
-    /// <summary>The elements as doubles, row-major, written into <paramref name="destination"/> (of exactly <see cref="NumEl"/> entries).</summary>
-    internal void CopyToDoubles(Span<double> destination)
+    /// <summary>
+    /// The elements as doubles, row-major, written into <paramref name="destination"/> (of exactly <see cref="NumEl"/>
+    /// entries); true when every element is finite (the conversion's own pass says so, no second scan).
+    /// </summary>
+    internal bool CopyToDoubles(Span<double> destination)
     {
         Debug.Assert(destination.Length == NumEl);
-        if (!IsContiguous)
-        {
-            ToDoubleArray().CopyTo(destination);
-            return;
-        }
-        switch (DType)
-        {
-            case DType.Float32:
-                var f = Span<float>();
-                for (int i = 0; i < f.Length; i++) destination[i] = f[i];
-                break;
-            case DType.Float64: Span<double>().CopyTo(destination); break;
-            default:
-                var l = Span<long>();
-                for (int i = 0; i < l.Length; i++) destination[i] = l[i];
-                break;
-        }
+        if (IsContiguous && DType == DType.Float32) return PrecisionConversion.Widen(Span<float>(), destination);
+        if (IsContiguous && DType == DType.Float64) return PrecisionConversion.Copy(Span<double>(), destination);
+        ToDoubleArray().CopyTo(destination);
+        return PrecisionConversion.AllFinite(destination);
     }
 
-    /// <summary>A new contiguous floating tensor holding <paramref name="source"/> (rounded to float32 for a float32 one).</summary>
-    internal static Tensor FromDoubles(ReadOnlySpan<double> source, int[] shape, DType dtype)
+    /// <summary>
+    /// A new contiguous floating tensor holding <paramref name="source"/> (rounded to float32 for a float32 one);
+    /// <paramref name="finite"/> says whether every source value was finite.
+    /// </summary>
+    internal static Tensor FromDoubles(ReadOnlySpan<double> source, int[] shape, DType dtype, out bool finite)
     {
         Debug.Assert(dtype.IsFloatingPoint() && source.Length == Shapes.Count(shape));
         var t = Empty(shape, dtype);
-        if (dtype == DType.Float64) source.CopyTo(t.Span<double>());
-        else
-        {
-            var f = t.Span<float>();
-            for (int i = 0; i < f.Length; i++) f[i] = (float)source[i];
-        }
+        finite = dtype == DType.Float64 ? PrecisionConversion.Copy(source, t.Span<double>()) : PrecisionConversion.Narrow(source, t.Span<float>());
         return t;
     }
 

@@ -1,3 +1,4 @@
+using GradFlow.Kernels;
 using GradFlow.NN;
 
 namespace GradFlow.Diagnostics;
@@ -240,21 +241,25 @@ public sealed class CurvatureOperator : IDisposable
     {
         if (v.Length != Dimension || result.Length != Dimension)
             Guard.ThrowArg(Op, nameof(v), $"vectors must have {Dimension} entries (one per parameter element); got {v.Length} in, {result.Length} out.");
-        foreach (var x in v)
-            if (!double.IsFinite(x)) Guard.ThrowArg(Op, nameof(v), "the vector has a non-finite entry.");
         if (_memory.Disposed) throw new ObjectDisposedException(Op, "this operator (or the one it is a scaled view of) was disposed; make a new one.");
         for (int p = 0; p < _params.Length; p++)
             if (_params[p].Version != _versions[p])
                 Guard.ThrowInvalid(Op, $"parameter '{_names[p]}' was changed in place (an optimiser step?) after the operator was made; " +
                     "its recorded graph is for the old weights, so make a new operator.");
+        // v's finiteness is checked by the pass that converts it to the model's dtype (GradOutputs), or by the scaling.
+        bool scaledFinite = true;
         if (_scale is not null)
         {
             var scaled = _scaledInput ??= new double[Dimension];
-            for (int i = 0; i < Dimension; i++) scaled[i] = _scale[i] * v[i];
+            double sum = 0;
+            for (int i = 0; i < Dimension; i++) (scaled[i], sum) = (_scale[i] * v[i], sum + (v[i] - v[i]));
+            scaledFinite = sum == 0;
             v = scaled;
         }
+        if (!scaledFinite || (_differentiable.Length == 0 && !PrecisionConversion.AllFinite(v))) ThrowNonFiniteVector();
         // The vector's blocks, the backward's intermediates and the products are rented from the operator's arena
         // and go back to it when the step ends, after the products are copied out: a product allocates no tensors.
+        bool finite = true;
         using (_memory.Arena.Step())
         using (Autograd.EnableGrad())
         {
@@ -262,14 +267,17 @@ public sealed class CurvatureOperator : IDisposable
             for (int p = 0; p < _params.Length; p++)
             {
                 var dst = result.Slice(_offsets[p], _params[p].NumEl);
-                if (products[p] is { } block) block.CopyToDoubles(dst);
+                if (products[p] is { } block) finite &= block.CopyToDoubles(dst);
                 else dst.Clear();
             }
         }
         _counter.Products++;
         if (_scale is not null)
+        {
             for (int i = 0; i < Dimension; i++) result[i] = (result[i] + _shift * v[i]) * _scale[i];
-        CheckFinite(result);
+            finite = PrecisionConversion.AllFinite(result);
+        }
+        if (!finite) ThrowNonFiniteProduct(result);
     }
 
     /// <summary>The product with a flat vector, as a new array.</summary>
@@ -322,13 +330,19 @@ public sealed class CurvatureOperator : IDisposable
     private Tensor?[] GradOutputs(ReadOnlySpan<double> v)
     {
         var gradOutputs = new Tensor?[_differentiable.Length];
+        bool finite = true;
         for (int i = 0; i < gradOutputs.Length; i++)
         {
             var p = _params[_differentiableIndex[i]];
-            gradOutputs[i] = Tensor.FromDoubles(v.Slice(_offsets[_differentiableIndex[i]], p.NumEl), (int[])p.ShapeArray.Clone(), p.DType);
+            gradOutputs[i] = Tensor.FromDoubles(v.Slice(_offsets[_differentiableIndex[i]], p.NumEl), (int[])p.ShapeArray.Clone(), p.DType, out bool blockFinite);
+            finite &= blockFinite;
         }
+        // A block of a parameter whose gradient is constant is not read, and its entries must be finite too.
+        if (!finite || (gradOutputs.Length < _params.Length && !PrecisionConversion.AllFinite(v))) ThrowNonFiniteVector();
         return gradOutputs;
     }
+
+    private static void ThrowNonFiniteVector() => Guard.ThrowArg(Op, "v", "the vector has a non-finite entry.");
 
     // G v = J^T (H_L (J v)): J v by differentiating J^T u with respect to u, H_L by double backward of the loss alone.
     private Tensor?[] GaussNewtonProduct(ReadOnlySpan<double> v)
@@ -418,11 +432,11 @@ public sealed class CurvatureOperator : IDisposable
     {
         var flat = new double[Dimension];
         for (int p = 0; p < _params.Length; p++)
-            grads[p]?.CopyToDoubles(flat.AsSpan(_offsets[p], _params[p].NumEl));
+            _ = grads[p]?.CopyToDoubles(flat.AsSpan(_offsets[p], _params[p].NumEl));
         return flat;
     }
 
-    private void CheckFinite(ReadOnlySpan<double> result)
+    private void ThrowNonFiniteProduct(ReadOnlySpan<double> result)
     {
         for (int p = 0; p < _params.Length; p++)
         {
