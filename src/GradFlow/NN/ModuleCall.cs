@@ -48,6 +48,9 @@ public abstract partial class Module
     private protected bool HasNoHooks =>
         _preHooks is not { Count: > 0 } && _forwardHooks is not { Count: > 0 } && _backwardHooks is not { Count: > 0 };
 
+    /// <summary>True when no hook of any kind is registered (for containers deciding about their children).</summary>
+    internal bool HookFree => HasNoHooks;
+
     /// <summary>
     /// The call pipeline every Call overload uses: forward pre-hooks (may replace inputs), backward-hook
     /// identity nodes on the inputs, <paramref name="forward"/> inside <c>Autograd.Scope(ScopeName)</c>, forward
