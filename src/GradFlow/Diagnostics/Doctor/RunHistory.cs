@@ -136,6 +136,12 @@ internal sealed class RunHistory
     /// NaN without decay or a setup.
     /// </summary>
     public Ring DecayShare { get; } = new(Capacity);
+    /// <summary>
+    /// How much of the step's update pointed at the origin: (previous weight norm - current) / the update's norm, the cosine
+    /// between the update and -W to first order. Near 1 when a pull towards zero (decay, an L2 term in the loss) is the
+    /// whole update; near 0 for a data gradient, whose direction in many dimensions is nearly orthogonal to W. NaN without updates.
+    /// </summary>
+    public Ring Inward { get; } = new(Capacity);
     /// <summary>True when a recurrent layer (a weight_hh parameter) is watched.</summary>
     public bool Recurrent { get; private set; }
     public CurvatureSample? Curvature { get; set; }
@@ -205,6 +211,7 @@ internal sealed class RunHistory
             Recurrent = setup.Parameters.Any(p => p.Name.Contains("weight_hh", StringComparison.Ordinal));
         }
         DecayShare.Push(Decay(step, Math.Sqrt(weightSq)));
+        Inward.Push(InwardShare(step));
         if (step.LearningRate is { } rate && double.IsFinite(rate)) PeakLearningRate = Math.Max(PeakLearningRate, rate);
         if (Count == 1) FirstWeightNorm = Math.Sqrt(weightSq);
         double maxRatio = double.NaN, outRatio = double.NaN;
@@ -222,6 +229,14 @@ internal sealed class RunHistory
         // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
         _rising.Push(double.IsFinite(loss) && (Symptoms & Symptoms.Diverging) != 0 && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));
         RisingSteps = (int)Math.Round(_rising.Share * 5);
+    }
+
+    private double InwardShare(StepRecord step)
+    {
+        if (WeightNorm.Count < 2) return double.NaN;
+        double updateSq = 0;
+        for (int at = 0; at < step.Parameters.Count; at++) { var p = step.Parameters[at]; if (p.UpdateNorm is { } u) updateSq += u * u; }
+        return updateSq > 0 ? (WeightNorm[1] - WeightNorm[0]) / Math.Sqrt(updateSq) : double.NaN;
     }
 
     private double Decay(StepRecord step, double weightNorm)

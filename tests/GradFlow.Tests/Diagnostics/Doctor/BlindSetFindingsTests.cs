@@ -66,6 +66,32 @@ public class BlindSetFindingsTests
         Assert.Equal(dominates, findings.Any(f => f.Kind == FindingKind.RegularisationDominates));
     }
 
+    // SGD without weight decay; the weights' norm falls 3% a step for 40 steps, the update norm `inwardCosine` x larger than
+    // the fall would need (1: every update points at the origin), and the loss sits at chance.
+    private static IEnumerable<StepRecord> Pulled(double inwardCosine) => Enumerable.Range(1, 80).Select(t =>
+    {
+        double norm = 8 * Math.Pow(0.97, Math.Min(t, 40)), fall = t <= 40 ? norm / 0.97 - norm : 0.01 * norm;
+        double update = t <= 40 ? fall / inwardCosine : fall;
+        return new StepRecord
+        {
+            Step = t, Loss = 2.3, LearningRate = 0.05, GlobalGradNorm = 0.1,
+            Parameters = [new ParameterStats("0.weight", "0", Grad(0.1 / 64, 4096), norm, update)],
+            Layers = [new LayerGradientStats("0", 0, Grad(0.1 / 64, 4096), norm, update)], Flow = [], Activations = [],
+            Setup = t == 1 ? new RunSetup([new("0.weight", [64, 64], 64, 64, "Linear")], s_sgd) : null,
+        };
+    });
+
+    [Theory]
+    [InlineData(1.0, true)]  // the whole update is the pull to zero: an L2 term in the loss
+    [InlineData(0.3, false)] // the weights shrink, but most of each update goes elsewhere (a data gradient)
+    public void APullToZeroWithoutWeightDecayIsAPenaltyInTheLoss(double inwardCosine, bool dominates)
+    {
+        var findings = Doctor.Diagnose(Pulled(inwardCosine), s_options);
+        var f = findings.SingleOrDefault(f => f.Kind == FindingKind.RegularisationDominates);
+        Assert.Equal(dominates, f is not null);
+        if (f is not null) Assert.Contains("penalty added to the loss", f.Fixes[0].Action);
+    }
+
     [Fact]
     public void ASigmoidTakenInTheLossIsAnOutputNotAHiddenLayer()
     {

@@ -155,7 +155,10 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     internal const double MinDrop = 0.1;
     internal const double Collapsed = 0.5;
     internal const double DominantShare = 0.5; // the decay is the larger part of the update
-    private readonly Streak _falling = new(window), _dominant = new(window);
+    internal const double InwardCosine = 0.7071; // 1/sqrt(2): the pull to zero is the larger of two orthogonal parts of the update
+    private readonly Streak _falling = new(window), _dominant = new(window), _inward = new(window);
+    private bool _pulled; // a window on which the updates pointed at the origin, while the weights fell by MinDrop
+    private double _pulledShare;
 
     public override FindingKind Kind => FindingKind.RegularisationDominates;
 
@@ -163,8 +166,14 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     {
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
-        // With the optimiser's settings recorded and no weight decay, there is no regularisation to dominate.
-        if (run.Setup?.Optimizer is { WeightDecay: 0 }) return null;
+        _inward.Push(run.Inward[0] > InwardCosine);
+        // A penalty in the loss (an L2 term written by hand) pulls like decay but is no optimiser setting: seen as updates that
+        // point at the origin on 80% of a window while the weights fall by a tenth over it.
+        if (run.Count > window && _inward.Share >= persistence && norms.Count > window && norms[0] < (1 - MinDrop) * norms[window])
+            (_pulled, _pulledShare) = (true, Math.Max(_pulledShare, _inward.Share));
+        // With the optimiser's settings recorded and no weight decay, only such a pull is regularisation.
+        bool noDecay = run.Setup?.Optimizer is { WeightDecay: 0 };
+        if (noDecay && !_pulled) return null;
         double share = run.DecayShare[0];
         _dominant.Push(share > DominantShare);
         if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
@@ -177,8 +186,9 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
         // cannot be what stalls the loss, however small the gradient's part of the update (a saturated output passes none).
         bool bites = run.Setup?.Optimizer is not { DecoupledWeightDecay: true, WeightDecay: var wd } o
                      || 1 - Math.Pow(1 - (run.LearningRate ?? o.LearningRate) * wd, window) >= MinDrop;
-        bool dominant = bites && share > DominantShare && _dominant.Share >= persistence;
+        bool dominant = !noDecay && bites && share > DominantShare && _dominant.Share >= persistence;
         if (!(drop > MinDrop && _falling.Share >= persistence) && !collapsed && !dominant) return null;
+        bool inLoss = noDecay || run.Setup?.Optimizer is null && _pulled;
         double perStep = collapsed && !(drop > MinDrop) ? 1 - Math.Pow(norms[0] / start, 1.0 / run.Count) : 1 - Math.Pow(norms[0] / norms[window], 1.0 / window);
         var settings = run.Setup?.Optimizer;
         string implied = settings is { WeightDecay: > 0 } known ? $" (weight decay {RunHistory.Round1(known.WeightDecay)} with {known.Name})"
@@ -198,11 +208,20 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
                 new Evidence("weights' total norm / at the first step", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
                 new Evidence("share of the window's steps on which it fell", _falling.Share, persistence, "persistence (DOCTOR.md)"),
                 new Evidence("weight decay's part of the update: wd|W| / (wd|W| + |g|) (AdamW: lr wd|W| / |update|)", share, DominantShare, "derivation: the decay is the larger part (DOCTOR.md)"),
+                new Evidence("share of the window's updates pointing at the origin (fall of |W| / |update| above 1/sqrt(2)), at its highest", _pulledShare, persistence, "derivation: the pull to zero is the larger part (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
-            Explanation = $"Weight decay pulls every weight towards zero each step. Here that pull is stronger than the loss's gradient{implied}: " +
-                          "the weights keep shrinking and the model cannot hold on to what it learns.",
-            Fixes = Fixes(
+            Explanation = inLoss
+                ? "Something pulls every weight towards zero each step, and the optimiser has no weight decay: a penalty in the loss (an " +
+                  $"L2 term) does. Its pull is stronger than the data's gradient{implied}: the weights keep shrinking and the model cannot hold on to what it learns."
+                : $"Weight decay pulls every weight towards zero each step. Here that pull is stronger than the loss's gradient{implied}: " +
+                  "the weights keep shrinking and the model cannot hold on to what it learns.",
+            Fixes = inLoss
+                ? Fixes(
+                    ("check the penalty added to the loss: its coefficient, and that it is a mean over the weights rather than a sum (a sum grows with the model's size)",
+                        "the penalty then only trims weights the data does not need"),
+                    ($"or drop it and use the optimiser's weight decay, about {suggestion}", "the doctor can then weigh it against the gradient"))
+                : Fixes(
                 ($"lower the weight decay to {suggestion} (1e-4 to 5e-4 is usual for SGD; AdamW 1e-2)", "the penalty then only trims weights the loss does not need"),
                 ("with Adam, use AdamW (decoupled weight decay)", "Adam's L2 penalty is rescaled per parameter and can dominate small gradients")),
         };
