@@ -49,7 +49,7 @@ public class MonitorAllocationTests
         return (model, new Adam(model.Parameters(), lr: 1e-3), () => lossFn.Call(head.Call(gru.Call(x).Select(0, 11)), y));
     }
 
-    public static TheoryData<string> Models => ["deep_sigmoid", "relu_mlp"];
+    public static TheoryData<string> Models => ["deep_sigmoid", "relu_mlp", "gru"];
 
     [Theory]
     [MemberData(nameof(Models))]
