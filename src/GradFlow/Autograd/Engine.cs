@@ -230,6 +230,7 @@ internal static class Engine
         Tensor?[] gradInputs = [];
         if (anyGradient && !(captureMode && node is AccumulateGrad))
         {
+            if (Instrumentation.RecurrentStepsArmed) Instrumentation.BeforeBackward(node, grads);
             using (new GradModeScope(createGraph))
             {
                 Autograd.t_backwardDepth++;

@@ -104,10 +104,40 @@ internal static partial class Instrumentation
     /// <summary>A listener wants dL/dh_t measured per time step (balanced by <see cref="DisarmRecurrentSteps"/>, on the same thread).</summary>
     public static void ArmRecurrentSteps() => t_stepsArmed++;
 
-    /// <summary>Undoes one <see cref="ArmRecurrentSteps"/>; the last one also drops a measurement nobody took.</summary>
+    /// <summary>Undoes one <see cref="ArmRecurrentSteps"/>; the last one also drops a measurement nobody took, and the marks.</summary>
     public static void DisarmRecurrentSteps()
     {
-        if (t_stepsArmed > 0 && --t_stepsArmed == 0) t_steps = default;
+        if (t_stepsArmed > 0 && --t_stepsArmed == 0)
+        {
+            t_steps = default;
+            ClearRecurrentStepMarks();
+        }
+    }
+
+    // The nodes that made a step-by-step recurrent layer's hidden states, while armed: node -> (its output h_t, the
+    // sequence, t). Entries leave as backward measures them; a forward whose graph is dropped unused leaves them until
+    // the listener clears them (at the end of its step) or disarms.
+    [ThreadStatic] private static Dictionary<Node, (int OutputNr, RecurrentStepSquares Sequence, int T)>? t_stepMarks;
+
+    /// <summary>Marked nodes not yet measured on this thread.</summary>
+    public static int RecurrentStepMarks => t_stepMarks?.Count ?? 0;
+
+    /// <summary>Marks <paramref name="node"/>: its output <paramref name="outputNr"/> is step <paramref name="t"/>'s hidden state of <paramref name="sequence"/>.</summary>
+    public static void MarkRecurrentStep(Node node, int outputNr, RecurrentStepSquares sequence, int t) =>
+        (t_stepMarks ??= new(ReferenceEqualityComparer.Instance))[node] = (outputNr, sequence, t);
+
+    /// <summary>Forgets the marks of graphs that never ran backward (a listener's step ended).</summary>
+    public static void ClearRecurrentStepMarks() => t_stepMarks?.Clear();
+
+    /// <summary>
+    /// The engine is about to run <paramref name="node"/> with <paramref name="gradOutputs"/> complete: a marked node's
+    /// incoming gradient is dL/dh_t, measured now (the node's backward may reuse that buffer).
+    /// </summary>
+    public static void BeforeBackward(Node node, Tensor?[] gradOutputs)
+    {
+        var marks = t_stepMarks;
+        if (marks is null || marks.Count == 0 || !marks.Remove(node, out var mark)) return;
+        mark.Sequence.Add(node, mark.T, mark.OutputNr < gradOutputs.Length ? gradOutputs[mark.OutputNr] : null);
     }
 
     /// <summary>A per-thread buffer of at least <paramref name="steps"/> values, the first <paramref name="steps"/> zeroed (reused: no allocation per sequence).</summary>
@@ -134,6 +164,9 @@ internal static partial class Instrumentation
         t_steps = default;
         return m;
     }
+
+    /// <summary>The last per-step measurement of this thread if <paramref name="node"/> recorded it, removed; else null (and it stays).</summary>
+    public static RecurrentStepMeasure? TakeRecurrentSteps(Node node) => ReferenceEquals(t_steps.Node, node) ? TakeRecurrentSteps() : null;
 }
 
 /// <summary>
@@ -143,8 +176,6 @@ internal static partial class Instrumentation
 /// </summary>
 internal readonly record struct RecurrentStepMeasure(Node Node, int Layer, bool Reverse, double[] Squares, int Steps);
 
-/// <summary>A node whose backward measures dL/dh_t per time step when <see cref="Instrumentation.RecurrentStepsArmed"/>.</summary>
-internal interface IMeasuresRecurrentSteps;
 
 /// <summary>
 /// A listener's answer to "what should this activation kernel measure?" (<see cref="Instrumentation.ArmActivations"/>).

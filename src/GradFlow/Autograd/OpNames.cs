@@ -125,9 +125,6 @@ public static class OpNames
     /// <summary>an LSTM layer direction over a whole sequence, one node.</summary>
     public const string Lstm = "Lstm";
 
-    /// <summary>the identity a step-by-step recurrent layer puts after each step's hidden state while per-step gradients are measured.</summary>
-    public const string RecurrentStep = "RecurrentStep";
-
     /// <summary>2-d convolution.</summary>
     public const string Conv2d = "Conv2d";
 

@@ -85,7 +85,7 @@ internal readonly record struct LstmSizes(int Steps, int Batch, int Hidden, bool
     public int TimeAt(int s) => Reverse ? Steps - 1 - s : s;
 }
 
-internal sealed class LstmBackward : Node, IMeasuresRecurrentSteps
+internal sealed class LstmBackward : Node
 {
     private readonly bool _reverse, _hasBias;
     private readonly int _layer;

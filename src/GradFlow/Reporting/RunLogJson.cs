@@ -165,8 +165,8 @@ internal static partial class RunLogJson
         if (s.Histogram is { } h)
         {
             w.WriteStartObject("histogram");
-            Buckets(w, "positive", h.Positive);
-            Buckets(w, "negative", h.Negative);
+            Buckets(w, "positive", h, negative: false);
+            Buckets(w, "negative", h, negative: true);
             w.WriteNumber("zero", h.Zero);
             w.WriteNumber("nonFinite", h.NonFinite);
             w.WriteEndObject();
@@ -175,15 +175,16 @@ internal static partial class RunLogJson
     }
 
     // Only the non-empty buckets, as [exponent, count] pairs: a typical gradient fills 10 to 20 of the 56.
-    private static void Buckets(Utf8JsonWriter w, string name, long[] counts)
+    private static void Buckets(Utf8JsonWriter w, string name, Log2Histogram h, bool negative)
     {
         w.WriteStartArray(name);
-        for (int i = 0; i < counts.Length; i++)
+        for (int i = 0; i < Log2Histogram.BucketCount; i++)
         {
-            if (counts[i] == 0) continue;
+            long count = h.At(negative, i); // read in place: Positive and Negative would expand the compact counts
+            if (count == 0) continue;
             w.WriteStartArray();
             w.WriteNumberValue(Log2Histogram.MinExponent + i);
-            w.WriteNumberValue(counts[i]);
+            w.WriteNumberValue(count);
             w.WriteEndArray();
         }
         w.WriteEndArray();

@@ -38,11 +38,11 @@ public sealed class Doctor : IDisposable
         double p = Options.Persistence;
         _detectors =
         [
-            new NonFiniteValues(), new ExplodingGradients(w, p), new ExplodingThroughTime(w, p), new VanishingGradients(w, p),
+            new NonFiniteValues(), new ExplodingGradients(w, p), new ExplodingThroughTime(p), new VanishingGradients(w, p),
             new DeadRelu(w, p),
             new SaturatedActivations(p), new RegularisationDominates(w, p), // before the learning rate: collapsed weights inflate the update ratio
             new LearningRateTooHigh(w, p), new LearningRateTooLow(w, p),
-            new VanishingThroughTime(w, p), // after the learning rate: it stands aside when steps too small to move any weight explain the symptom
+            new VanishingThroughTime(p), // after the learning rate: it stands aside when steps too small to move any weight explain the symptom
             new PoorInitialisation(), new GradientAccumulation(w, p), _zero = new ZeroGradient(w, p),
             new RanksDisagree(w, p),
             new NotLearning(w, p), // last: it stands aside when another detector has found a cause

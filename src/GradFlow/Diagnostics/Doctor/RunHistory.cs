@@ -154,7 +154,7 @@ internal sealed class RunHistory
     public bool[] Raised { get; } = new bool[Enum.GetValues<FindingKind>().Length];
 
     /// <summary>
-    /// The latest record with the monitor's detailed statistics (activations or flow; MonitorOptions.DetailEvery), the
+    /// The latest record with the monitor's detailed statistics (activations, flow or per-time-step norms; MonitorOptions.DetailEvery), the
     /// current one when it has them; null before the first.
     /// </summary>
     public StepRecord? Detail { get; private set; }
@@ -182,7 +182,7 @@ internal sealed class RunHistory
         Current = step;
         First ??= step;
         Count++;
-        if (step.Activations.Count > 0 || step.Flow.Count > 0)
+        if (step.Activations.Count > 0 || step.Flow.Count > 0 || step.RecurrentSteps.Count > 0)
         {
             if (Detail is not null) DetailInterval = (int)Math.Min(Count - _detailAt, Window);
             Detail = step;

@@ -7,12 +7,13 @@ public sealed record MonitorOptions
     public int Every { get; init; } = 1;
 
     /// <summary>
-    /// Measure the detailed statistics (activation health, the backward flow, gradient histograms) on every N-th recorded
+    /// Measure the detailed statistics (activation health, the backward flow, gradient histograms, the gradient per time step
+    /// in recurrent layers) on every N-th recorded
     /// step only, the first recorded step included; 1: on every recorded step. The step-level signals are measured on every
     /// recorded step whatever N: the loss, the global gradient norm, NaN/Inf counts, and each parameter's and layer's gradient,
     /// weight and update statistics (they come from the optimiser's own update pass at a fraction of a percent of the
-    /// step). A step without the details has empty <see cref="StepRecord.Activations"/> and <see cref="StepRecord.Flow"/> and
-    /// no histograms. The default, 5, keeps the monitor and the doctor within 2% of the step on the bench cases
+    /// step). A step without the details has empty <see cref="StepRecord.Activations"/>, <see cref="StepRecord.Flow"/> and
+    /// <see cref="StepRecord.RecurrentSteps"/> and no histograms. The default, 5, keeps the monitor and the doctor within 2% of the step on the bench cases
     /// (docs/DOCTOR.md, "Cost"): activation health costs up to a tenth of a step on a deep sigmoid net or an LSTM, whose
     /// activations are cheap ops over large outputs.
     /// </summary>
@@ -38,8 +39,9 @@ public sealed record MonitorOptions
     public bool Flow { get; init; } = true;
 
     /// <summary>
-    /// Measure ||dL/dh_t|| at every time step inside recurrent layers (<see cref="StepRecord.RecurrentSteps"/>): the fused
-    /// LSTM sums the squares in its own backward pass; RNN and GRU, run step by step, get an identity node per step.
+    /// Measure ||dL/dh_t|| at every time step inside recurrent layers (<see cref="StepRecord.RecurrentSteps"/>, on the steps
+    /// with details, <see cref="DetailEvery"/>): the fused LSTM sums the squares in its own backward pass; for RNN and GRU,
+    /// run step by step, the engine reads the gradient reaching each step's hidden state before passing it on.
     /// </summary>
     public bool RecurrentSteps { get; init; } = true;
 

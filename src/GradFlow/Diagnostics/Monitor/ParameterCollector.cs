@@ -16,12 +16,16 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
     private readonly double?[] _updateSquares = new double?[context.Params.Length];
     private readonly UpdateStats?[] _measured = new UpdateStats?[context.Params.Length];
     private readonly LayerSums[] _layerAcc = new LayerSums[context.LayerNames.Length]; // a step's per-layer sums (reused)
+    // Each layer's histogram counts, summed over its parameters at full width (negative then positive; reused): the
+    // record's layer histogram is made once from them, in the compact form.
+    private readonly long[] _layerHist = new long[context.LayerNames.Length * 2 * Log2Histogram.BucketCount];
+    private readonly long[] _layerHistZero = new long[context.LayerNames.Length * 2];
     private double? _clipBefore, _clipAfter;
 
     private struct LayerSums
     {
         public StatsAccumulator Acc;
-        public Log2Histogram? Hist;
+        public bool HasHist;
         public double ParamSq;
         public double? UpdateSq;
     }
@@ -49,6 +53,7 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
         var parameters = new ParameterStats[ps.Length];
         var layerAcc = _layerAcc;
         Array.Clear(layerAcc);
+        const int width = 2 * Log2Histogram.BucketCount;
         var global = new StatsAccumulator();
         for (int i = 0; i < ps.Length; i++)
         {
@@ -62,7 +67,19 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
                 gradStats = TensorStats.From(acc, hist);
                 Merge(ref la.Acc, acc);
                 Merge(ref global, acc);
-                if (hist is not null) (la.Hist ??= new Log2Histogram()).Add(hist);
+                if (hist is not null)
+                {
+                    int l = context.LayerOf[i];
+                    if (!la.HasHist)
+                    {
+                        Array.Clear(_layerHist, l * width, width);
+                        _layerHistZero[2 * l] = _layerHistZero[2 * l + 1] = 0;
+                        la.HasHist = true;
+                    }
+                    hist.AddTo(_layerHist.AsSpan(l * width, width));
+                    _layerHistZero[2 * l] += hist.Zero;
+                    _layerHistZero[2 * l + 1] += hist.NonFinite;
+                }
             }
             // After the step: the optimiser's pass summed the new parameter's squares.
             double paramNorm = _measured[i] is { } m ? Math.Sqrt(m.ParamSumSq) : ParamNorm(p);
@@ -75,7 +92,8 @@ internal sealed class ParameterCollector(MonitorContext context, HistogramCollec
         {
             ref var la = ref layerAcc[l];
             string name = context.LayerNames[l];
-            layers[l] = new LayerGradientStats(name, context.DepthOf(name), TensorStats.From(la.Acc, la.Hist),
+            var hist = la.HasHist ? Log2Histogram.FromCounts(_layerHist.AsSpan(l * width, width), _layerHistZero[2 * l], _layerHistZero[2 * l + 1]) : null;
+            layers[l] = new LayerGradientStats(name, context.DepthOf(name), TensorStats.From(la.Acc, hist),
                 Math.Sqrt(la.ParamSq), la.UpdateSq is { } u ? Math.Sqrt(u) : null);
         }
         MonitorContext.SortByDepth(layers, static l => l.Depth);

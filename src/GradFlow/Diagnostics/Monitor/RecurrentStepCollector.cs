@@ -3,8 +3,10 @@ namespace GradFlow.Diagnostics;
 /// <summary>
 /// The gradient through time inside recurrent layers: ||dL/dh_t|| for every time step of every layer and direction,
 /// measured by the recurrent backward itself (<see cref="Instrumentation.ArmRecurrentSteps"/>: the fused LSTM in its
-/// own pass, RNN and GRU by an identity after each step) and taken here in OnBackward of the node that measured it.
-/// Several backwards of one layer in a step (gradient accumulation) add their squares.
+/// own pass, RNN and GRU by the engine as it reaches each step's marked node) and taken here in OnBackward of the node
+/// that completed it. Several backwards of one layer in a step (gradient accumulation) add their squares. A detail
+/// (<see cref="MonitorOptions.DetailEvery"/>): the step-by-step layers mark a node per time step, and the measure
+/// reads every h_t's gradient once more.
 /// </summary>
 internal sealed class RecurrentStepCollector(MonitorContext context) : IMonitorCollector
 {
@@ -13,11 +15,13 @@ internal sealed class RecurrentStepCollector(MonitorContext context) : IMonitorC
 
     public MonitorEvents Events => MonitorEvents.Backward;
 
+    public bool Detail => true;
+
     public void Sync(bool watching) => _arm.Sync(watching);
 
     public void OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs)
     {
-        if (node is not IMeasuresRecurrentSteps || Instrumentation.TakeRecurrentSteps() is not { } m || !ReferenceEquals(m.Node, node)) return;
+        if (Instrumentation.TakeRecurrentSteps(node) is not { } m) return;
         var key = (node.Scope ?? "", m.Layer, m.Reverse);
         if (!_squares.TryGetValue(key, out var sums) || sums.Length != m.Steps) _squares[key] = sums = new double[m.Steps];
         for (int t = 0; t < m.Steps; t++) sums[t] += m.Squares[t];
@@ -39,5 +43,9 @@ internal sealed class RecurrentStepCollector(MonitorContext context) : IMonitorC
         record.RecurrentSteps = stats;
     }
 
-    public void Reset() => _squares.Clear();
+    public void Reset()
+    {
+        _squares.Clear();
+        Instrumentation.ClearRecurrentStepMarks(); // a forward of this step that never ran backward keeps no graph alive
+    }
 }

@@ -72,7 +72,7 @@ public abstract class RNNBase : Module
 
     /// <summary>
     /// A sequence as one <paramref name="cell"/> call per step, from the state and the step's input projection. While a
-    /// listener measures per-step gradients, each step's hidden state passes through a probe that measures dL/dh_t.
+    /// listener measures per-step gradients, each step's hidden state is marked for the engine to measure dL/dh_t.
     /// </summary>
     private protected static (Tensor Seq, Tensor H, Tensor? C) StepByStep(Tensor proj, Tensor h, Tensor? c, bool reverse, int layer,
         Func<Tensor, Tensor, Tensor?, (Tensor H, Tensor? C)> cell)
@@ -85,7 +85,7 @@ public abstract class RNNBase : Module
         {
             int t = reverse ? steps - 1 - s : s;
             (h, c) = cell(slices[t].Squeeze(0), h, c);
-            if (probe is not null) h = Tensor.RecurrentStepProbe(h, probe, t);
+            probe?.Mark(h, t);
             outputs[t] = h;
         }
         return (Tensor.Stack(outputs), h, c);

@@ -115,26 +115,14 @@ public class RecurrentStepTests
         using (var off = GradientMonitor.Attach(rnn, options: new MonitorOptions { RecurrentSteps = false }))
         {
             var y = rnn.Call(x);
-            Assert.DoesNotContain(Nodes(y.GradFn!), n => n is IMeasuresRecurrentSteps and not LstmBackward);
+            Assert.Equal(0, Instrumentation.RecurrentStepMarks);
             y.Sum().Backward();
             Assert.Empty(off.EndStep()!.RecurrentSteps);
         }
-        // Without a listener the step-by-step layers record no probe either.
-        Assert.DoesNotContain(Nodes(rnn.Call(x).GradFn!), n => n is RecurrentStepBackward);
+        // Without a listener the step-by-step layers mark nothing either.
+        rnn.Call(x);
+        Assert.Equal(0, Instrumentation.RecurrentStepMarks);
         Assert.False(Instrumentation.RecurrentStepsArmed);
-    }
-
-    private static IEnumerable<Node> Nodes(Node root)
-    {
-        var seen = new HashSet<Node>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<Node>([root]);
-        while (stack.Count > 0)
-        {
-            var n = stack.Pop();
-            if (!seen.Add(n)) continue;
-            yield return n;
-            foreach (var e in n.NextEdges) if (e.Function is { } f) stack.Push(f);
-        }
     }
 
     [Fact]
@@ -143,13 +131,35 @@ public class RecurrentStepTests
         var g = new Generator(9);
         var lstm = new LSTM(2, 4, dtype: DType.Float64, generator: g);
         var x = Tensor.Randn([6, 3, 2], DType.Float64, g);
-        using var monitor = GradientMonitor.Attach(lstm);
+        using var monitor = GradientMonitor.Attach(lstm, options: new MonitorOptions { DetailEvery = 1 });
         lstm.Call(x).Sum().Backward();
         lstm.Call(x).Sum().Backward();
         var twice = monitor.EndStep()!.RecurrentSteps.Single().GradNorms.ToArray();
         lstm.Call(x).Sum().Backward();
         var once = monitor.EndStep()!.RecurrentSteps.Single().GradNorms;
         for (int t = 0; t < twice.Length; t++) Assert.Equal(Math.Sqrt(2) * once[t], twice[t], 12);
+    }
+
+    [Fact]
+    public void StepByStepLayersAreMeasuredOnTheStepsWithDetailsOnly()
+    {
+        var g = new Generator(11);
+        var gru = new GRU(2, 3, generator: g);
+        var x = Tensor.Randn([5, 2, 2], DType.Float32, g);
+        using var monitor = GradientMonitor.Attach(gru, options: new MonitorOptions { DetailEvery = 2 });
+        var counts = new List<int>();
+        for (int step = 0; step < 4; step++)
+        {
+            var y = gru.Call(x);
+            counts.Add(Instrumentation.RecurrentStepMarks); // one marked node per time step, on the detailed steps only
+            y.Sum().Backward();
+            Assert.Equal(0, Instrumentation.RecurrentStepMarks); // backward measured and unmarked every one
+            Assert.Equal(step % 2 == 0 ? 5 : 0, monitor.EndStep()!.RecurrentSteps.SingleOrDefault()?.GradNorms.Count ?? 0);
+        }
+        Assert.Equal([5, 0, 5, 0], counts);
+        gru.Call(x); // a forward whose graph never runs backward: its marks go when the step ends
+        monitor.EndStep();
+        Assert.Equal(0, Instrumentation.RecurrentStepMarks);
     }
 
     [Fact]

@@ -66,28 +66,59 @@ internal readonly record struct TimeProfile(RecurrentStepStats Layer, int Steps,
 }
 
 /// <summary>
+/// Whether a through-time condition persists. The per-time-step norms come on the records with details only
+/// (MonitorOptions.DetailEvery), so the streak counts those records, over a window as long in records as the other
+/// rules' (<see cref="RunHistory.SampledWindow"/>), and the verdict and the profile it was drawn from hold in between. A
+/// verdict holds only if the rule's gate was open at its sample too: a ratio judged before the run could be judged (the
+/// first window, no symptom yet) says nothing of the steps after it, up to DetailEvery - 1 of which it would stand for.
+/// </summary>
+internal sealed class SampledTimeCondition(double persistence)
+{
+    private Streak _streak = new(1);
+
+    public bool Holding { get; private set; }
+    public double Share => _streak.Share;
+    public TimeProfile? Profile { get; private set; }
+
+    /// <summary>Updates from <paramref name="step"/> if it carries per-time-step norms: <paramref name="hit"/> judges its profile.</summary>
+    public void Update(RunHistory run, StepRecord step, bool smallest, Func<TimeProfile, bool> hit, bool gateOpen)
+    {
+        if (step.RecurrentSteps.Count == 0) return;
+        int samples = run.SampledWindow;
+        if (_streak.Length != samples) _streak = _streak.Resized(samples);
+        var profile = TimeProfile.Extreme(step, smallest);
+        bool now = profile is { } p && hit(p);
+        _streak.Push(now);
+        Holding = now && _streak.Share >= persistence && gateOpen;
+        Profile = profile;
+    }
+}
+
+/// <summary>
 /// Vanishing through time: in a recurrent layer the first steps run receive under 1e-3 of the gradient the last steps
 /// receive. Bengio et al. (1994) and Pascanu et al. (ICML 2013) show dL/dh_t shrinks geometrically, by about
 /// ||diag(f'(a)) W_hh|| per step, once that norm stays below 1 (a spectral radius of W_hh under 1/gamma, gamma = 1 for
 /// tanh, 1/4 for sigmoid): the first steps then cannot learn from the loss. The 1e-3 is AUTOTRAINER's (ICSE'21)
-/// first/last ratio, applied to the network unrolled through time. Gated on a loss symptom and held over the window; it
+/// first/last ratio, applied to the network unrolled through time. Gated on a loss symptom and held over the window (of
+/// sampled records, <see cref="SampledTimeCondition"/>); it
 /// stands aside once the learning rate was found too low: updates too small to move any weight explain the symptom then
 /// (an LSTM at its default init already keeps only about half of dL/dh per step, so its ratio over 16 steps is ~2e-4).
 /// </summary>
-internal sealed class VanishingThroughTime(int window, double persistence) : Detector
+internal sealed class VanishingThroughTime(double persistence) : Detector
 {
     internal const double RatioThreshold = 1e-3;
-    private readonly Streak _streak = new(window);
+    private readonly SampledTimeCondition _condition = new(persistence);
+    private static readonly Func<TimeProfile, bool> Vanishing = p => p.Ratio < RatioThreshold;
 
     public override FindingKind Kind => FindingKind.VanishingGradients;
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
-        var profile = TimeProfile.Extreme(step, smallest: true);
-        bool hit = profile is { } p && p.Ratio < RatioThreshold;
-        _streak.Push(hit);
-        if (!hit || _streak.Share < persistence || !Unwell(run) || run.Raised[(int)FindingKind.LearningRateTooLow]) return null;
-        var v = profile!.Value;
+        bool gate = Unwell(run) && !run.Raised[(int)FindingKind.LearningRateTooLow];
+        _condition.Update(run, step, smallest: true, Vanishing, gate);
+        if (!_condition.Holding || !gate) return null;
+        var v = _condition.Profile!.Value;
+        double share = _condition.Share;
         double factor = v.PerStep;
         // Steps over which the gradient keeps 1e-3 of its size at this per-step factor: a truncation that still learns.
         int reach = factor is > 0 and < 1 ? Math.Max(1, (int)Math.Floor(Math.Log(RatioThreshold) / Math.Log(factor))) : v.Steps;
@@ -96,13 +127,13 @@ internal sealed class VanishingThroughTime(int window, double persistence) : Det
             Kind = Kind, Severity = Severity.Warning,
             Title = $"vanishing gradients through time: in {v.Name} the first steps run ({v.Range(true)}) get {v.Ratio:G2} of the gradient of the last ({v.Range(false)})",
             Layers = [v.Layer.Layer], TimeSteps = v.TimeSteps(first: true), FirstStep = step.Step, LastStep = step.Step,
-            Confidence = Confidence(_streak.Share, true),
+            Confidence = Confidence(share, true),
             Evidence =
             [
                 new Evidence($"||dL/dh|| at {v.Range(true)} / at {v.Range(false)} in {v.Name}", v.Ratio, RatioThreshold,
                     "AUTOTRAINER ICSE'21 first/last ratio on the network unrolled through time (DOCTOR.md)"),
                 new Evidence("gradient factor per time step", factor, 1, "Bengio et al. 1994, Pascanu et al. ICML'13: below 1 the gradient shrinks geometrically"),
-                new Evidence("share of the window the ratio held", _streak.Share, persistence, "persistence (DOCTOR.md)"),
+                new Evidence("share of the window's records with per-time-step norms on which the ratio held", share, persistence, "persistence (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = $"Backpropagation through time multiplies the gradient by the recurrent weights and the activation's derivative at every " +
@@ -117,23 +148,23 @@ internal sealed class VanishingThroughTime(int window, double persistence) : Det
 /// Exploding through time: the first steps run receive over 70 times the gradient of the last steps. Pascanu et al.
 /// (ICML 2013): a spectral radius of the recurrent Jacobian above 1 is necessary for dL/dh_t to grow geometrically
 /// back through time; the 70 is AUTOTRAINER's (ICSE'21) exploding first/last ratio on the unrolled network. Gated on a
-/// loss symptom (or divergence) and held over the window.
+/// loss symptom (or divergence) and held over the window (of sampled records, <see cref="SampledTimeCondition"/>).
 /// </summary>
-internal sealed class ExplodingThroughTime(int window, double persistence) : Detector
+internal sealed class ExplodingThroughTime(double persistence) : Detector
 {
     internal const double RatioThreshold = 70;
-    private readonly Streak _streak = new(window);
+    private readonly SampledTimeCondition _condition = new(persistence);
+    private static readonly Func<TimeProfile, bool> Exploding = p => p.Ratio > RatioThreshold;
 
     public override FindingKind Kind => FindingKind.ExplodingGradients;
 
     public override Finding? Check(RunHistory run, StepRecord step)
     {
-        var profile = TimeProfile.Extreme(step, smallest: false);
-        bool hit = profile is { } p && p.Ratio > RatioThreshold;
-        _streak.Push(hit);
         bool diverging = (run.Symptoms & Symptoms.Diverging) != 0;
-        if (!hit || _streak.Share < persistence || !(Unwell(run) || diverging)) return null;
-        var v = profile!.Value;
+        _condition.Update(run, step, smallest: false, Exploding, Unwell(run) || diverging);
+        if (!_condition.Holding || !(Unwell(run) || diverging)) return null;
+        var v = _condition.Profile!.Value;
+        double share = _condition.Share;
         double factor = v.PerStep;
         int reach = factor > 1 ? Math.Max(1, (int)Math.Floor(Math.Log(RatioThreshold) / Math.Log(factor))) : v.Steps;
         return new Finding
@@ -141,13 +172,13 @@ internal sealed class ExplodingThroughTime(int window, double persistence) : Det
             Kind = Kind, Severity = diverging ? Severity.Error : Severity.Warning,
             Title = $"exploding gradients through time: in {v.Name} the first steps run ({v.Range(true)}) get {v.Ratio:G3}x the gradient of the last ({v.Range(false)})",
             Layers = [v.Layer.Layer], TimeSteps = v.TimeSteps(first: true), FirstStep = step.Step, LastStep = step.Step,
-            Confidence = Confidence(_streak.Share, true),
+            Confidence = Confidence(share, true),
             Evidence =
             [
                 new Evidence($"||dL/dh|| at {v.Range(true)} / at {v.Range(false)} in {v.Name}", v.Ratio, RatioThreshold,
                     "AUTOTRAINER ICSE'21 exploding ratio on the network unrolled through time (DOCTOR.md)"),
                 new Evidence("gradient factor per time step", factor, 1, "Pascanu et al. ICML'13: above 1 the gradient can grow geometrically"),
-                new Evidence("share of the window the ratio held", _streak.Share, persistence, "persistence (DOCTOR.md)"),
+                new Evidence("share of the window's records with per-time-step norms on which the ratio held", share, persistence, "persistence (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
             Explanation = $"Backpropagation through time multiplies the gradient by the recurrent weights at every time step. Here each step " +
