@@ -1,7 +1,7 @@
 namespace GradFlow.Onnx;
 
 /// <summary>
-/// Reads an ONNX model (opsets 13-17, one input, one output) into an <see cref="OnnxModule"/> that runs and trains
+/// Reads an ONNX model (opsets 13-17, one or more inputs, one output) into an <see cref="OnnxModule"/> that runs and trains
 /// in GradFlow. A damaged file is an InvalidDataException naming the file and the byte offset; an operator outside
 /// the imported set is a NotSupportedException naming the operator type and the node.
 /// </summary>
