@@ -1,4 +1,6 @@
+using GradFlow.Diagnostics;
 using GradFlow.NN;
+using GradFlow.Optim;
 using GradFlow.Tests.Fixtures;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -130,6 +132,35 @@ public class OnnxMultiInputImportTests
             var g = grads[key] ?? throw new InvalidOperationException($"{key} has no gradient");
             Assert.True(g.Abs().Max().Item() > 0, $"{key}: zero gradient");
             Fixture.AssertClose(p.Grad!, g, "d" + key, rtol: 1e-4, atol: 1e-6);
+        }
+    }
+
+    [Fact]
+    public void FineTunesWithTheMonitorAttachedAlongTheOriginalsLossCurve()
+    {
+        // The original (eval mode: no dropout, as the file) and the import take the same SGD steps on a padded batch.
+        var model = Build("layer", batchFirst: false);
+        var imported = Import(model, batchFirst: false);
+        const int n = 3;
+        var x = Tensor.Randn(Shape(false, n), DType.Float32, new Generator(102));
+        var mask = Mask(Hidden(n), n);
+        var target = Tensor.Randn(Shape(false, n), DType.Float32, new Generator(103));
+        var (sgd, sgdImported) = (new SGD(model.Parameters(), lr: 0.05), new SGD(imported.Parameters(), lr: 0.05));
+        using var monitor = GradientMonitor.Attach(imported, sgdImported);
+        for (int step = 0; step < 3; step++)
+        {
+            sgd.ZeroGrad();
+            sgdImported.ZeroGrad();
+            var loss = Functional.MseLoss(Original(model, x, mask), target);
+            var lossImported = Functional.MseLoss(imported.Call(x, mask), target);
+            loss.Backward();
+            lossImported.Backward();
+            sgd.Step();
+            sgdImported.Step();
+            Assert.True(Math.Abs(loss.Item() - lossImported.Item()) <= 1e-5 * Math.Abs(loss.Item()), $"step {step}: loss {lossImported.Item():R}, original {loss.Item():R}");
+            var record = monitor.Latest!;
+            Assert.Equal(imported.Parameters().Count(), record.Parameters.Count);
+            Assert.True(record.GlobalGradNorm > 0 && double.IsFinite(record.GlobalGradNorm), $"step {step}: gradient norm {record.GlobalGradNorm}");
         }
     }
 
