@@ -11,6 +11,24 @@ internal abstract class Detector
 
     public abstract Finding? Check(RunHistory run, StepRecord step);
 
+    private Finding? _held;
+
+    /// <summary>
+    /// Judges the step: the severity of the finding when the condition holds now, else null. The finding itself comes
+    /// from <see cref="Build"/>, which the doctor calls only when someone will see it (first raised, escalated, read):
+    /// a detector whose finding holds step after step overrides both to keep the step's figures in fields and write
+    /// the text later. By default the finding is built here.
+    /// </summary>
+    public virtual Severity? Hold(RunHistory run, StepRecord step)
+    {
+        if (Check(run, step) is not { } finding) return null;
+        _held = finding;
+        return finding.Severity;
+    }
+
+    /// <summary>The finding of the latest step on which <see cref="Hold"/> held.</summary>
+    public virtual Finding Build() => _held ?? throw new InvalidOperationException($"{GetType().Name}: no finding held");
+
     /// <summary>A gradient rule's gate: a loss symptom (AUTOTRAINER), after the first window.</summary>
     protected static bool Unwell(RunHistory run, Symptoms which = Symptoms.Diverging | Symptoms.Stalled | Symptoms.Slow) =>
         run.WarmedUp && (run.Symptoms & which) != 0;

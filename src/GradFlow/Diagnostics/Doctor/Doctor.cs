@@ -8,16 +8,16 @@ namespace GradFlow.Diagnostics;
 /// (offline with <see cref="Diagnose"/>, online with <see cref="Attach"/>) and runs one small detector per
 /// <see cref="FindingKind"/>. Gradient rules fire only while the loss shows a symptom (diverging, stalled, slow) and
 /// after their condition has held over a window, judged against the run's own history; the thresholds and their
-/// sources are in docs/DOCTOR.md. Per step the doctor does O(layers) work on fixed-size rings; it allocates only when
-/// a condition holds. A finding is raised once per kind (later steps update it) and raised again one severity up when
-/// it persists (<see cref="DoctorOptions.EscalateAfterWindows"/>).
+/// sources are in docs/DOCTOR.md. Per step the doctor does O(layers) work on fixed-size rings; while a condition
+/// holds, the finding's text is written only when it is raised, escalates or is read. A finding is raised once per
+/// kind (later steps update it) and raised again one severity up when it persists (<see cref="DoctorOptions.EscalateAfterWindows"/>).
 /// </summary>
 public sealed class Doctor : IDisposable
 {
     private readonly RunHistory _run;
     private readonly Detector[] _detectors;
     private readonly ZeroGradient _zero;
-    private readonly Dictionary<FindingKind, (Finding Finding, long Held)> _findings = [];
+    private readonly Dictionary<FindingKind, Known> _findings = [];
     private readonly List<FindingKind> _order = [];
     private GradientMonitor? _monitor;
     private GraphProbe? _probe;
@@ -56,7 +56,30 @@ public sealed class Doctor : IDisposable
     public event Action<Finding>? FindingRaised;
 
     /// <summary>The findings so far, one per kind (its latest evidence), in the order they were first raised.</summary>
-    public IReadOnlyList<Finding> Findings => _order.Select(k => _findings[k].Finding).Concat(_actions).ToArray();
+    public IReadOnlyList<Finding> Findings => _order.Select(k => Latest(_findings[k])).Concat(_actions).ToArray();
+
+    /// <summary>
+    /// A finding raised so far. While its condition keeps holding only the count, the severity and the detector that
+    /// can write its latest finding change: the text is written when it is read (a steady step allocates nothing).
+    /// </summary>
+    private sealed class Known(Finding finding)
+    {
+        public Finding? Finding = finding;
+        public Detector? Pending;
+        public readonly long FirstStep = finding.FirstStep;
+        public Severity Severity = finding.Severity;
+        public long Held = 1;
+    }
+
+    private static Finding Latest(Known known)
+    {
+        if (known.Pending is { } detector)
+        {
+            known.Finding = detector.Build() with { FirstStep = known.FirstStep, Severity = known.Severity };
+            known.Pending = null;
+        }
+        return known.Finding!;
+    }
 
     /// <summary>
     /// Lets the doctor apply the safe remedies itself (opt-in): roll back to the last healthy in-memory state after a
@@ -159,13 +182,13 @@ public sealed class Doctor : IDisposable
         DrainProbes(step);
         Array.Clear(_heldNow);
         foreach (var detector in _detectors)
-            if (detector.Check(_run, step) is { } finding)
+            if (detector.Hold(_run, step) is { } severity)
             {
-                _heldNow[(int)finding.Kind] = true;
-                Raise(finding);
+                _heldNow[(int)detector.Kind] = true;
+                Raise(detector.Kind, severity, detector, null);
             }
         if (_autoFix?.After(_run, step, _heldNow[(int)FindingKind.ExplodingGradients], _heldNow[(int)FindingKind.LearningRateTooHigh]) is { } action)
-            Raise(action);
+            Raise(action.Kind, action.Severity, null, action);
         if (_findings.ContainsKey(FindingKind.NonFiniteValues) && !_anomalyUsed && _probe is not null) ArmAnomaly();
     }
 
@@ -173,42 +196,51 @@ public sealed class Doctor : IDisposable
     public void Report(Finding finding)
     {
         ArgumentNullException.ThrowIfNull(finding);
-        Raise(finding);
+        Raise(finding.Kind, finding.Severity, null, finding);
     }
 
-    private void Raise(Finding finding)
+    /// <summary>A finding of <paramref name="kind"/> holds now: given, or for <paramref name="source"/> to write when it is seen.</summary>
+    private void Raise(FindingKind kind, Severity found, Detector? source, Finding? finding)
     {
-        _run.Raised[(int)finding.Kind] = true;
-        if (finding.Kind == FindingKind.AutoFixApplied)
+        _run.Raised[(int)kind] = true;
+        if (kind == FindingKind.AutoFixApplied)
         {
-            _actions.Add(finding); // each action is its own finding
-            FindingRaised?.Invoke(finding);
+            _actions.Add(finding!); // each action is its own finding
+            FindingRaised?.Invoke(finding!);
             return;
         }
-        if (!_findings.TryGetValue(finding.Kind, out var known))
+        if (!_findings.TryGetValue(kind, out var known))
         {
-            _findings[finding.Kind] = (finding, 1);
-            _order.Add(finding.Kind);
+            finding ??= source!.Build();
+            _findings[kind] = new Known(finding);
+            _order.Add(kind);
             FindingRaised?.Invoke(finding);
             return;
         }
         long held = known.Held + 1;
-        var severity = known.Finding.Severity;
+        var severity = known.Severity;
         // Only a fault escalates: an Info finding (a minimum reached, the effect of a fault another finding names) stays Info.
-        bool escalate = finding.Kind != FindingKind.AutoFixApplied && severity == Severity.Warning
+        bool escalate = kind != FindingKind.AutoFixApplied && severity == Severity.Warning
                         && held >= (long)Options.EscalateAfterWindows * Options.Window * ((int)severity + 1);
-        if (finding.Severity > severity) (severity, escalate) = (finding.Severity, true);
+        if (found > severity) (severity, escalate) = (found, true);
         else if (escalate) severity++;
-        var updated = finding with { FirstStep = known.Finding.FirstStep, Severity = severity };
-        _findings[finding.Kind] = (updated, held);
-        if (escalate) FindingRaised?.Invoke(updated);
+        known.Held = held;
+        known.Severity = severity;
+        if (finding is null && !escalate)
+        {
+            known.Pending = source; // written when read
+            return;
+        }
+        known.Finding = (finding ?? source!.Build()) with { FirstStep = known.FirstStep, Severity = severity };
+        known.Pending = null;
+        if (escalate) FindingRaised?.Invoke(known.Finding);
     }
 
     private void DrainProbes(StepRecord step)
     {
         if (_probe is not null)
         {
-            foreach (var (_, make) in _probe.Pending) Raise(make(step.Step));
+            foreach (var (_, make) in _probe.Pending) Report(make(step.Step));
             _probe.Pending.Clear();
             _run.OutputActivationScopes.UnionWith(_probe.OutputActivationScopes);
             if (_probe.Done && _probeRegistration is not null)
@@ -225,14 +257,15 @@ public sealed class Doctor : IDisposable
             if (reports.Count > 0 && _findings.TryGetValue(FindingKind.NonFiniteValues, out var known))
             {
                 var r = reports[0];
-                var evidence = known.Finding.Evidence.Append(new Evidence($"{r.Phase} op {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made {r.NaNCount} NaN and {r.InfCount} Inf" +
+                var latest = Latest(known);
+                var evidence = latest.Evidence.Append(new Evidence($"{r.Phase} op {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made {r.NaNCount} NaN and {r.InfCount} Inf" +
                     (r.Inputs.Count > 0 ? $" from {string.Join("; ", r.Inputs)}" : ""), r.NaNCount + r.InfCount, 0, "AnomalyMode, armed for the step after the first non-finite one")).ToList();
-                _findings[FindingKind.NonFiniteValues] = (known.Finding with
+                known.Finding = latest with
                 {
                     Evidence = evidence,
-                    Layers = r.Module is null ? known.Finding.Layers : [r.Module],
-                    Title = $"{known.Finding.Title}; {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made the first one",
-                }, known.Held);
+                    Layers = r.Module is null ? latest.Layers : [r.Module],
+                    Title = $"{latest.Title}; {r.Op}{(r.Module is null ? "" : $" in {r.Module}")} made the first one",
+                };
             }
         }
     }

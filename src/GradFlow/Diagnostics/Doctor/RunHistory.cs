@@ -337,13 +337,10 @@ internal sealed class RunHistory
     }
 
     /// <summary>The symptoms as evidence, for a finding's record.</summary>
-    public Evidence SymptomEvidence()
-    {
-        string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
-        bool diverging = (Symptoms & Symptoms.Diverging) != 0;
-        return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
-            LatestSmoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
-    }
+    public Evidence SymptomEvidence() => SymptomNow.ToEvidence();
+
+    /// <summary>The figures behind <see cref="SymptomEvidence"/>, kept by a detector that writes its finding later.</summary>
+    public SymptomState SymptomNow => new(Symptoms, LatestSmoothed, InitialLoss, ReferenceLoss);
 
     /// <summary>A value rounded to one significant digit, as a person would type it ("3e-3").</summary>
     public static string Round1(double value)
@@ -353,5 +350,17 @@ internal sealed class RunHistory
         double mant = Math.Round(value / Math.Pow(10, exp));
         if (mant >= 10) { mant = 1; exp++; }
         return exp is >= -2 and <= 3 ? (mant * Math.Pow(10, exp)).ToString("G3", System.Globalization.CultureInfo.InvariantCulture) : $"{mant}e{exp}";
+    }
+}
+
+/// <summary>The loss symptoms of one step and the losses they were judged on.</summary>
+internal readonly record struct SymptomState(Symptoms Symptoms, double Smoothed, double InitialLoss, double ReferenceLoss)
+{
+    public Evidence ToEvidence()
+    {
+        string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
+        bool diverging = (Symptoms & Symptoms.Diverging) != 0;
+        return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
+            Smoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
     }
 }

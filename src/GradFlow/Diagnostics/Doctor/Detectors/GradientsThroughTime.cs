@@ -112,13 +112,28 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
 
     public override FindingKind Kind => FindingKind.VanishingGradients;
 
-    public override Finding? Check(RunHistory run, StepRecord step)
+    // The figures of the latest step on which the condition held: Build writes the finding from them.
+    private TimeProfile _profile;
+    private long _at;
+    private double _share;
+    private SymptomState _symptoms;
+    private RunSetup? _setup;
+
+    public override Finding? Check(RunHistory run, StepRecord step) => Hold(run, step) is null ? null : Build();
+
+    public override Severity? Hold(RunHistory run, StepRecord step)
     {
         bool gate = Unwell(run) && !run.Raised[(int)FindingKind.LearningRateTooLow];
         _condition.Update(run, step, smallest: true, Vanishing, gate);
         if (!_condition.Holding || !gate) return null;
-        var v = _condition.Profile!.Value;
-        double share = _condition.Share;
+        (_profile, _at, _share, _symptoms, _setup) = (_condition.Profile!.Value, step.Step, _condition.Share, run.SymptomNow, run.Setup);
+        return Severity.Warning;
+    }
+
+    public override Finding Build()
+    {
+        var v = _profile;
+        double share = _share;
         double factor = v.PerStep;
         // Steps over which the gradient keeps 1e-3 of its size at this per-step factor: a truncation that still learns.
         int reach = factor is > 0 and < 1 ? Math.Max(1, (int)Math.Floor(Math.Log(RatioThreshold) / Math.Log(factor))) : v.Steps;
@@ -126,7 +141,7 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
         {
             Kind = Kind, Severity = Severity.Warning,
             Title = $"vanishing gradients through time: in {v.Name} the first steps run ({v.Range(true)}) get {v.Ratio:G2} of the gradient of the last ({v.Range(false)})",
-            Layers = [v.Layer.Layer], TimeSteps = v.TimeSteps(first: true), FirstStep = step.Step, LastStep = step.Step,
+            Layers = [v.Layer.Layer], TimeSteps = v.TimeSteps(first: true), FirstStep = _at, LastStep = _at,
             Confidence = Confidence(share, true),
             Evidence =
             [
@@ -134,12 +149,12 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
                     "AUTOTRAINER ICSE'21 first/last ratio on the network unrolled through time (DOCTOR.md)"),
                 new Evidence("gradient factor per time step", factor, 1, "Bengio et al. 1994, Pascanu et al. ICML'13: below 1 the gradient shrinks geometrically"),
                 new Evidence("share of the window's records with per-time-step norms on which the ratio held", share, persistence, "persistence (DOCTOR.md)"),
-                run.SymptomEvidence(),
+                _symptoms.ToEvidence(),
             ],
             Explanation = $"Backpropagation through time multiplies the gradient by the recurrent weights and the activation's derivative at every " +
                           $"time step. Here each step keeps about {factor:G2} of it, so after {v.Steps} steps the first inputs of the sequence " +
                           "receive almost nothing: the layer cannot learn to use information from the start of the sequence.",
-            Fixes = Fixes([.. RecurrentFixes.For(run, v.Layer.Layer, exploding: false, reach, v.Steps)]),
+            Fixes = Fixes([.. RecurrentFixes.For(_setup, null, v.Layer.Layer, exploding: false, reach, v.Steps)]),
         };
     }
 }
@@ -184,7 +199,7 @@ internal sealed class ExplodingThroughTime(double persistence) : Detector
             Explanation = $"Backpropagation through time multiplies the gradient by the recurrent weights at every time step. Here each step " +
                           $"multiplies it by about {factor:G3}, so the first steps of the sequence get a gradient {v.Ratio:G3} times that of the last, " +
                           "and the updates it drives jump far past any minimum.",
-            Fixes = Fixes([.. RecurrentFixes.For(run, v.Layer.Layer, exploding: true, reach, v.Steps)]),
+            Fixes = Fixes([.. RecurrentFixes.For(run.Setup, run, v.Layer.Layer, exploding: true, reach, v.Steps)]),
         };
     }
 }
@@ -192,13 +207,14 @@ internal sealed class ExplodingThroughTime(double persistence) : Detector
 /// <summary>What to change in a recurrent layer whose gradient vanishes or explodes through time.</summary>
 internal static class RecurrentFixes
 {
-    public static IEnumerable<(string, string)> For(RunHistory run, string layer, bool exploding, int reach, int steps)
+    /// <summary>The fixes; <paramref name="run"/> (for the clip norm from its baseline) is needed only when exploding.</summary>
+    public static IEnumerable<(string, string)> For(RunSetup? setup, RunHistory? run, string layer, bool exploding, int reach, int steps)
     {
-        string type = run.Setup?.Parameters.FirstOrDefault(p => GradientMonitor.LayerOf(p.Name) == layer)?.LayerType ?? "";
+        string type = setup?.Parameters.FirstOrDefault(p => GradientMonitor.LayerOf(p.Name) == layer)?.LayerType ?? "";
         string name = layer.Length == 0 ? "(root)" : layer;
         if (exploding)
         {
-            double clip = RunHistory.Quantile(run.BaselineNorms.Take(run.BaselineCount), 0.9);
+            double clip = RunHistory.Quantile(run!.BaselineNorms.Take(run.BaselineCount), 0.9);
             yield return ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} steps' norms",
                 "it caps the step the largest per-time-step products can drive, keeping its direction");
         }

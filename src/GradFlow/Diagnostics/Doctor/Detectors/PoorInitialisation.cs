@@ -20,15 +20,27 @@ internal sealed class PoorInitialisation : Detector
 
     public override FindingKind Kind => FindingKind.PoorInitialisation;
 
-    public override Finding? Check(RunHistory run, StepRecord step)
+    // The latest step on which it held, and its symptoms: Build writes the finding from them.
+    private long _at;
+    private SymptomState _symptoms;
+
+    public override Finding? Check(RunHistory run, StepRecord step) => Hold(run, step) is null ? null : Build();
+
+    public override Severity? Hold(RunHistory run, StepRecord step)
     {
         if (ReferenceEquals(step, run.First)) Inspect(step, run.ChanceLoss);
         if (_evidence is null || !Unwell(run)) return null;
-        var evidence = new List<Evidence>(_evidence) { run.SymptomEvidence() };
+        (_at, _symptoms) = (step.Step, run.SymptomNow);
+        return Severity.Warning;
+    }
+
+    public override Finding Build()
+    {
+        var evidence = new List<Evidence>(_evidence!) { _symptoms.ToEvidence() };
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning, Title = $"poor initialisation: {_summary} at the first step",
-            Layers = _layers, FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(1, true),
+            Layers = _layers, FirstStep = _at, LastStep = _at, Confidence = Confidence(1, true),
             Evidence = evidence,
             Explanation = "At the very first step, before any learning, the signal already dies out (or blows up) on its way through the " +
                           "layers. Each layer's weights scale its input; if that scale is not matched to the layer's fan-in and activation, " +

@@ -15,7 +15,15 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
 
     public override FindingKind Kind => FindingKind.VanishingGradients;
 
-    public override Finding? Check(RunHistory run, StepRecord step)
+    // The figures of the latest step on which the condition held: Build writes the finding from them.
+    private StepRecord? _at, _detail;
+    private double _ratio, _threshold, _share;
+    private bool _flat;
+    private SymptomState _symptoms;
+
+    public override Finding? Check(RunHistory run, StepRecord step) => Hold(run, step) is null ? null : Build();
+
+    public override Severity? Hold(RunHistory run, StepRecord step)
     {
         var (first, last, n) = Ends(step);
         double ratio = n >= 3 && first!.Gradient.Rms is var f && last!.Gradient.Rms is var l && l > 0 ? f / l : double.NaN;
@@ -25,10 +33,20 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold);
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run)) return null;
+        (_at, _detail, _ratio, _threshold, _share, _flat, _symptoms) = (step, run.Detail, ratio, threshold, _streak.Share, flat, run.SymptomNow);
+        return Severity.Warning;
+    }
+
+    public override Finding Build()
+    {
+        var step = _at!;
+        var (first, last, _) = Ends(step);
+        double ratio = _ratio, threshold = _threshold;
+        bool flat = _flat;
         var layers = new List<string>();
         foreach (var layer in step.Layers)
             if (Dense(layer) && layer.Gradient.Rms < last!.Gradient.Rms * 1e-2) layers.Add(layer.Layer);
-        var activations = run.Detail?.Activations ?? []; // the latest measured (MonitorOptions.DetailEvery)
+        var activations = _detail?.Activations ?? []; // the latest measured (MonitorOptions.DetailEvery)
         var saturating = activations.Where(a => a.Op is "Sigmoid" or "Tanh").Select(a => a.Layer).Distinct().ToList();
         var fixes = new List<(string, string)>();
         if (saturating.Count > 0)
@@ -40,14 +58,14 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning, Title = $"vanishing gradients: {Names(layers)} get{(layers.Count == 1 ? "s" : "")} {ratio:G2} of the last layer's gradient",
-            Layers = layers, FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
+            Layers = layers, FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_share, true),
             Evidence =
             [
                 new Evidence($"gradient RMS of {Label(first!.Layer)} / {Label(last!.Layer)}", ratio, threshold,
                     flat ? "AUTOTRAINER ICSE'21 ratio 1e-3, relaxed to 1e-2 while the loss is flat (DOCTOR.md)" : "AUTOTRAINER ICSE'21 first/last gradient ratio"),
                 new Evidence($"mean |g| of {Label(first.Layer)}", first.Gradient.MeanAbs, AbsoluteThreshold, "DeepDiagnosis ICSE'22"),
-                new Evidence("share of the window the ratio held", _streak.Share, persistence, "persistence (DOCTOR.md)"),
-                run.SymptomEvidence(),
+                new Evidence("share of the window the ratio held", _share, persistence, "persistence (DOCTOR.md)"),
+                _symptoms.ToEvidence(),
             ],
             Explanation = $"Backpropagation multiplies the gradient by each layer's weights and activation derivative on the way back. Here it " +
                           $"shrinks so much that the first layers receive about {ratio:G2} of what the last layer gets, so they barely change " +
