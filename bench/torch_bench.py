@@ -112,14 +112,19 @@ def transformer():
     return model, opt, lambda: ce(head(layer(x).mean(1)), y), flops
 
 
+def hvp_operands(build):
+    """The model's loss closure, its parameters and the product's vector, seeded as GradFlow's HVP cases."""
+    torch.manual_seed(0)
+    model, _, loss_fn, _ = build()
+    params = list(model.parameters())
+    gen = torch.Generator().manual_seed(1)
+    return loss_fn, params, [torch.randn(p.shape, generator=gen) for p in params]
+
+
 def hvp(build):
     """One exact Hessian-vector product as GradFlow's HvpCase: forward, grad with create_graph, double backward."""
     def setup():
-        torch.manual_seed(0)
-        model, _, loss_fn, _ = build()
-        params = list(model.parameters())
-        gen = torch.Generator().manual_seed(1)
-        vs = [torch.randn(p.shape, generator=gen) for p in params]
+        loss_fn, params, vs = hvp_operands(build)
 
         def step():
             grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
@@ -131,11 +136,7 @@ def hvp(build):
 def hvp_kept(build):
     """One HVP on a kept graph as GradFlow's HvpKeptCase: the create_graph gradients made once, a step is the double backward."""
     def setup():
-        torch.manual_seed(0)
-        model, _, loss_fn, _ = build()
-        params = list(model.parameters())
-        gen = torch.Generator().manual_seed(1)
-        vs = [torch.randn(p.shape, generator=gen) for p in params]
+        loss_fn, params, vs = hvp_operands(build)
         grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
 
         def step():
