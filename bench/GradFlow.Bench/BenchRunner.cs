@@ -192,13 +192,13 @@ internal static class BenchRunner
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 
-    private static double Percentile(List<double> times, double q)
+    internal static double Percentile(List<double> times, double q)
     {
         var sorted = times.Order().ToArray();
         return sorted[(int)Math.Round(q * (sorted.Length - 1))];
     }
 
-    private static double Median(List<double> times)
+    internal static double Median(List<double> times)
     {
         var sorted = times.Order().ToArray();
         return sorted[(sorted.Length - 1) / 2];

@@ -1,10 +1,10 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | [--rounds N] --ab A B
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
-int reps = 9, warmup = 3;
+int reps = 9, warmup = 3, rounds = 100;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -19,11 +19,14 @@ for (int i = 0; i < args.Length; i++)
         case "--split": BenchRunner.Split = true; break;
         case "--monitor": BenchRunner.AlwaysMonitor = true; break; // training cases with the default monitor on every step (to profile)
         case "--threads": Parallelism.NumThreads = int.Parse(args[++i]); break;
-        case "--hvp-profile": // per-op time and bytes of kept-graph HVPs (profiling only)
-            HvpProfile.Run(new GradFlow.Bench.Cases.MlpCase(), 20);
-            HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 20);
+        case "--hvp-profile": // per-op time, GEMM work and bytes of a training step, an HVP operator's making and a kept product (profiling only)
+            HvpProfile.Run(new GradFlow.Bench.Cases.MlpCase(), 10);
+            HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 10);
             return 0;
         case "--conv-gemm": ConvGemmProbe.Run(); return 0;
+        case "--ab": // two sides alternated in one process (AbRunner): "case", "DIR:case" (another build) or ".:case" (a second copy of this one)
+            return AbRunner.Run(args[++i], args[++i], rounds, Parallelism.NumThreads);
+        case "--rounds": rounds = int.Parse(args[++i]); break;
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace GradFlow.Bench;
+
+/// <summary>
+/// A/B in one process, for a shared machine where absolute times are noise: two sides, each a bench case run by this
+/// build or by another build of the bench (its output directory, loaded into an <see cref="AssemblyLoadContext"/> of
+/// its own with its own GradFlow.dll), step by step in turn, the order swapped every round. Each round gives the ratio
+/// B/A of the two steps' thread CPU times and of their wall times; the medians and quartiles of those ratios are
+/// printed as one JSON line. A side "DIR:case" runs DIR's build; ".:case" runs a second copy of this build (a null
+/// control against "case": same code, separately loaded); "case" runs this build. Usage:
+/// <c>GradFlow.Bench --threads 1 --ab A B [--rounds N]</c>.
+/// </summary>
+internal static class AbRunner
+{
+    public static int Run(string a, string b, int rounds, int threads)
+    {
+        var sideA = Load(a, threads);
+        var sideB = Load(b, threads);
+        for (int i = 0; i < 5; i++) (_, _) = (sideA(), sideB());
+        var cpu = new List<double>();
+        var wall = new List<double>();
+        var (cpuA, cpuB, wallA, wallB) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+        for (int r = 0; r < rounds; r++)
+        {
+            (double Cpu, double Wall) ta, tb;
+            if (r % 2 == 0) (ta, tb) = (Time(sideA), Time(sideB));
+            else (tb, ta) = (Time(sideB), Time(sideA));
+            cpu.Add(tb.Cpu / ta.Cpu);
+            wall.Add(tb.Wall / ta.Wall);
+            cpuA.Add(ta.Cpu); cpuB.Add(tb.Cpu); wallA.Add(ta.Wall); wallB.Add(tb.Wall);
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"a\": \"{a}\", \"b\": \"{b}\", \"rounds\": {rounds}, \"threads\": {threads}, " +
+            $"\"cpu_ratio\": {BenchRunner.Median(cpu):F4}, \"cpu_ratio_q25_q75\": [{BenchRunner.Percentile(cpu, 0.25):F4}, {BenchRunner.Percentile(cpu, 0.75):F4}], " +
+            $"\"wall_ratio\": {BenchRunner.Median(wall):F4}, \"wall_ratio_q25_q75\": [{BenchRunner.Percentile(wall, 0.25):F4}, {BenchRunner.Percentile(wall, 0.75):F4}], " +
+            $"\"a_cpu_ms\": {BenchRunner.Median(cpuA):F3}, \"b_cpu_ms\": {BenchRunner.Median(cpuB):F3}, \"a_wall_ms\": {BenchRunner.Median(wallA):F3}, \"b_wall_ms\": {BenchRunner.Median(wallB):F3}}}"));
+        return 0;
+    }
+
+    private static (double Cpu, double Wall) Time(Func<double> step)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        double cpu = step();
+        return (cpu, Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+    }
+
+    // A side's step, timed in thread CPU milliseconds.
+    private static Func<double> Load(string spec, int threads)
+    {
+        int colon = spec.LastIndexOf(':');
+        if (colon < 0) return Prepare(spec, threads);
+        string dir = spec[..colon], name = spec[(colon + 1)..];
+        if (dir == ".") dir = AppContext.BaseDirectory;
+        var context = new SideContext(Path.GetFullPath(dir));
+        var bench = context.LoadFromAssemblyPath(Path.Combine(Path.GetFullPath(dir), "GradFlow.Bench.dll"));
+        var prepare = bench.GetType("GradFlow.Bench.AbRunner", throwOnError: true)!
+            .GetMethod(nameof(Prepare), BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)!;
+        return (Func<double>)prepare.Invoke(null, [name, threads])!;
+    }
+
+    /// <summary>Sets up the named case in this build and returns its step, timed in thread CPU ms (called by reflection in another build).</summary>
+    internal static Func<double> Prepare(string name, int threads)
+    {
+        Kernels.Parallelism.NumThreads = threads;
+        var benchCase = CaseRegistry.All().FirstOrDefault(c => c.Name == name)
+            ?? throw new ArgumentException($"no case named {name}");
+        benchCase.Setup();
+        for (int i = 0; i < 3; i++) benchCase.Step();
+        return () =>
+        {
+            double t0 = ThreadCpu.NowMs();
+            benchCase.Step();
+            return ThreadCpu.NowMs() - t0;
+        };
+    }
+
+    private sealed class SideContext(string dir) : AssemblyLoadContext(isCollectible: false)
+    {
+        protected override Assembly? Load(AssemblyName name)
+        {
+            var path = Path.Combine(dir, name.Name + ".dll");
+            return name.Name is "GradFlow" or "GradFlow.Bench" && File.Exists(path) ? LoadFromAssemblyPath(path) : null;
+        }
+    }
+}
