@@ -223,6 +223,23 @@ public class HessianVectorProductTests
     }
 
     [Fact]
+    public void GradientNormIsTheNormOfTheGradientAtEveryScale()
+    {
+        // float32: the vectorised pass against the float64 sum of the flat gradient's squares (several 4096-blocks and a tail).
+        var x = Tensor.Randn([5000], DType.Float32, new Generator(3), requiresGrad: true);
+        var op = CurvatureOperator.Hessian(() => (x * x * x).Sum(), [x]);
+        double expected = Math.Sqrt(op.Gradient.Sum(g => g * g));
+        Assert.True(Math.Abs(op.GradientNorm - expected) <= 1e-6 * expected, $"float32: {op.GradientNorm:R} against {expected:R}");
+        // float64 with entries whose squares overflow: the scaled scan still gives the finite norm.
+        var w = Tensor.FromArray(new[] { 1e-100, 2e-100 }, 2).RequireGrad();
+        var c = Tensor.FromArray(new[] { 3e200, 4e200 }, 2);
+        var big = CurvatureOperator.Hessian(() => (w * c).Sum() + (w * w).Sum(), [w]);
+        Assert.Equal(5e200, big.GradientNorm, 5e186);
+        var y = Tensor.FromArray(new[] { 3.0, 4.0 }, 2).RequireGrad();
+        Assert.Equal(5.0, CurvatureOperator.Hessian(() => (y * y).Sum() * 0.5, [y]).GradientNorm, 15);
+    }
+
+    [Fact]
     public void WrongVectorLengthIsRejected()
     {
         var w = Tensor.Randn([3], DType.Float64, new Generator(1), requiresGrad: true);
