@@ -7,7 +7,8 @@ namespace GradFlow.Bench;
 /// beside a training step of the same model: the training step, the operator's making (forward and the gradient with
 /// createGraph), and a product on the kept graph. An observer stamps each event and charges the thread CPU time since
 /// the previous event to it; it also counts each MatMul's and Linear's multiply-accumulates (m k n, from the shapes),
-/// which do not depend on the machine's load. Profiling only: the observer itself costs time.
+/// which do not depend on the machine's load. HVP_TRACE=1 also prints the last repeat's events in order, nodes with their gradients'
+/// shapes (T: strided). Profiling only: the observer itself costs time.
 /// </summary>
 internal static class HvpProfile
 {
@@ -15,6 +16,7 @@ internal static class HvpProfile
     {
         public readonly Dictionary<string, (double Ms, long Bytes, int Calls, long Macs)> Totals = [];
         public long Macs, Gemms;
+        public bool Trace;
         private double _t = ThreadCpu.NowMs();
         private long _b = GC.GetAllocatedBytesForCurrentThread();
 
@@ -33,6 +35,7 @@ internal static class HvpProfile
             long b = GC.GetAllocatedBytesForCurrentThread();
             var (ms, bytes, calls, m) = Totals.GetValueOrDefault(name);
             Totals[name] = (ms + (t - _t), bytes + (b - _b), calls + 1, m + macs);
+            if (Trace) Console.WriteLine($"    trace {t - _t,8:F3} ms  {name}");
             Restart();
         }
 
@@ -44,7 +47,10 @@ internal static class HvpProfile
             Charge($"op {op} {shapes} -> {string.Join("x", output.ShapeArray)}{(node is null ? "" : " (recorded)")}", macs);
         }
 
-        public void OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs) => Charge("node " + node.Name);
+        public void OnBackward(Node node, ReadOnlySpan<Tensor?> gradOutputs, ReadOnlySpan<Tensor?> gradInputs) =>
+            Charge("node " + node.Name + " [" + string.Join(" ", gradOutputs.ToArray().Select(S)) + "] -> [" + string.Join(" ", gradInputs.ToArray().Select(S)) + "]");
+
+        private static string S(Tensor? t) => t is null ? "-" : string.Join("x", t.ShapeArray) + (t.IsContiguous ? "" : "T");
     }
 
     // Multiply-accumulates of a matrix product op, from its operands' shapes (0 for other ops).
@@ -90,6 +96,7 @@ internal static class HvpProfile
         long macs = 0, gemms = 0;
         for (int r = 0; r < repeats; r++)
         {
+            stamps.Trace = r == repeats - 1 && Environment.GetEnvironmentVariable("HVP_TRACE") == "1";
             using (Autograd.AddObserver(stamps))
             {
                 stamps.Reset();
