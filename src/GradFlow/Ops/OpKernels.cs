@@ -108,17 +108,24 @@ public sealed partial class Tensor
     /// </summary>
     internal static Tensor? FusedGrad<TOp>(Tensor g, Tensor y) where TOp : struct, IBinaryOp
     {
-        if (Autograd.IsGradEnabled || g.DType != y.DType || !g.DType.IsFloatingPoint() || !Shapes.Equal(g.ShapeArray, y.ShapeArray)
-            || !g.IsContiguous || !y.IsContiguous)
-            return null;
+        if (Autograd.IsGradEnabled || !FusibleGrad(g, y)) return null;
+        if (g.DType != DType.Float32 || !Instrumentation.FlowArmed) return RawGrad<TOp>(g, y);
+        var dx = EmptyLike(g);
+        var (gs, ds) = StatisticsParallel.GradAndSquares<TOp>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
+        Instrumentation.RecordFlow(g, gs, dx, ds);
+        return dx;
+    }
+
+    /// <summary>Whether <see cref="RawGrad{TOp}"/> takes g and y: contiguous float tensors of one shape and dtype.</summary>
+    internal static bool FusibleGrad(Tensor g, Tensor y) =>
+        g.DType == y.DType && g.DType.IsFloatingPoint() && Shapes.Equal(g.ShapeArray, y.ShapeArray) && g.IsContiguous && y.IsContiguous;
+
+    /// <summary>op(g, y) in one pass, recorded by no graph and measured for no listener; g and y as <see cref="FusibleGrad"/> requires.</summary>
+    internal static Tensor RawGrad<TOp>(Tensor g, Tensor y) where TOp : struct, IBinaryOp
+    {
         var dx = EmptyLike(g);
         const int grain = ElementwiseParallel.MinPerThreadActivationGrad;
-        if (g.DType == DType.Float32 && Instrumentation.FlowArmed)
-        {
-            var (gs, ds) = StatisticsParallel.GradAndSquares<TOp>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl);
-            Instrumentation.RecordFlow(g, gs, dx, ds);
-        }
-        else if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
+        if (g.DType == DType.Float32) ElementwiseParallel.Binary<TOp, float>(g.Data<float>(), g.Offset, y.Data<float>(), y.Offset, dx.Data<float>(), 0, dx.NumEl, grain);
         else ElementwiseParallel.Binary<TOp, double>(g.Data<double>(), g.Offset, y.Data<double>(), y.Offset, dx.Data<double>(), 0, dx.NumEl, grain);
         return dx;
     }

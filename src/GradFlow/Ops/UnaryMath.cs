@@ -68,6 +68,18 @@ public sealed partial class Tensor
         return Autograd.Record(OpNames.Relu, y, Autograd.NeedsGrad(this) ? new ReluBackward(y) : null, this);
     }
 
+    /// <summary>
+    /// ReLU's input gradient g [y &gt; 0], recorded when grad mode is on (a createGraph backward) as one op and one
+    /// kernel pass, not measured for the monitor: a composed g * mask cost a mask tensor kept by the graph and two
+    /// passes, and its double backward a multiply by that mask. Strided operands take the composed form.
+    /// </summary>
+    internal static Tensor ReluGrad(Tensor g, Tensor y)
+    {
+        if (!FusibleGrad(g, y)) return g * MapScalar<GtOp>(y, 0, false, OpNames.Relu); // the 0/1 mask made raw: a Bool comparison would cost two conversions
+        var dx = RawGrad<ReluGradOp>(g, y);
+        return Autograd.Record(OpNames.ThresholdBackward, dx, Autograd.NeedsGrad(g) ? new ThresholdBackwardBackward(y) : null, g);
+    }
+
     /// <summary>The sign of x (-1, 0 or 1); its gradient is zero.</summary>
     public Tensor Sign()
     {
@@ -154,12 +166,16 @@ internal sealed class ReluBackward : Node, IMeasuresFlow
 {
     public ReluBackward(Tensor y) => Save(y);
     // The gradient passes where the output is positive; 0 at 0, as in PyTorch.
-    protected internal override Tensor?[] Backward(Tensor?[] g)
-    {
-        var y = Saved(0);
-        // Recorded (createGraph): g times a 0/1 mask in y's dtype, made raw; a Bool comparison would cost two conversions.
-        return [Tensor.FusedGrad<ReluGradOp>(g[0]!, y) ?? g[0]! * Tensor.MapScalar<GtOp>(y, 0, false, OpNames.Relu)];
-    }
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [Tensor.FusedGrad<ReluGradOp>(g[0]!, Saved(0)) ?? Tensor.ReluGrad(g[0]!, Saved(0))];
+}
+
+// The node of ReluGrad, recorded under createGraph: g [y > 0] is linear in g with a constant mask (y gets no gradient:
+// the step's derivative is zero almost everywhere), so its backward is ReluGrad again (PyTorch's threshold_backward).
+internal sealed class ThresholdBackwardBackward : Node
+{
+    public ThresholdBackwardBackward(Tensor y) => Save(y);
+
+    protected internal override Tensor?[] Backward(Tensor?[] g) => [Tensor.ReluGrad(g[0]!, Saved(0))];
 }
 
 internal sealed class ClampBackward : Node

@@ -49,6 +49,30 @@ public class ActivationGradKernelTests
     }
 
     [Fact]
+    public void ReluCreateGraphBackwardIsOneOpAndItsDerivativesCheck()
+    {
+        // Away from 0, where ReLU is twice differentiable (its second derivative is zero there).
+        var x = Tensor.FromArray(new[] { 0.5, -1.25, 2.0, -0.75, 1.5, -2.5, 0.25, 3.0 }, 2, 4).RequireGrad();
+        var gy = Tensor.FromArray(new[] { 1.0, 2.0, -3.0, 4.0, 0.5, -1.0, 2.5, -0.5 }, 2, 4).RequireGrad();
+        var gx = Autograd.Grad([x.Relu()], [x], [gy], createGraph: true)[0]!;
+        Assert.Equal("ThresholdBackwardBackward", gx.GradFn!.Name); // one node, not a multiply by a kept mask
+        Assert.Equal(new[] { 1.0, 0, -3.0, 0, 0.5, 0, 2.5, -0.5 }, gx.ToArray<double>());
+        // d(gx)/d(gy) is the same mask, with and without a graph (the third order's path).
+        var v = Tensor.FromArray(new[] { 1.0, 1, 1, 1, -2, -2, -2, -2 }, 2, 4).RequireGrad();
+        var plain = Autograd.Grad([gx], [gy], [v], retainGraph: true)[0]!;
+        var recorded = Autograd.Grad([gx], [gy], [v], createGraph: true)[0]!;
+        Assert.Equal(new[] { 1.0, 0, 1, 0, -2, 0, -2, -2 }, plain.ToArray<double>());
+        Assert.Equal(plain.ToArray<double>(), recorded.ToArray<double>());
+        Assert.Equal("ThresholdBackwardBackward", recorded.GradFn!.Name);
+        Tensor F(Tensor[] t) => (t[0].Relu() * t[0]).Tanh();
+        Assert.True(GradCheck.Check(F, [x]));
+        Assert.True(GradCheck.CheckSecondOrder(F, [x]));
+        // Third order: the gradient recorded with createGraph, checked to second order as a function of x and gy.
+        Tensor G(Tensor[] t) => Autograd.Grad([F([t[0]])], [t[0]], [t[1]], createGraph: true)[0]!;
+        Assert.True(GradCheck.CheckSecondOrder(G, [x, gy]));
+    }
+
+    [Fact]
     public void NonContiguousGradientTakesTheComposedPath()
     {
         var x = Tensor.FromArray(Values(12, 5, 2), 3, 4).RequireGrad();
