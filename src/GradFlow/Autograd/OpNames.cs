@@ -137,6 +137,9 @@ public static class OpNames
     /// <summary>2-d max pooling.</summary>
     public const string MaxPool2d = "MaxPool2d";
 
+    /// <summary>2-d max pooling's input gradient (recorded under createGraph).</summary>
+    public const string MaxPool2dBackward = "MaxPool2dBackward";
+
     /// <summary>ReLU's input gradient, g where the output is positive (recorded under createGraph; PyTorch's threshold_backward).</summary>
     public const string ThresholdBackward = "ThresholdBackward";
 

@@ -106,26 +106,66 @@ internal sealed class MaxPool2dBackward(int[] inputShape, Window2d g, Tensor ind
     internal static Span<int> Offsets(Tensor storage, int count) =>
         System.Runtime.InteropServices.MemoryMarshal.Cast<long, int>(storage.Span<long>())[..count];
 
-    // Each output's gradient goes to its window's winner: a scatter-add into each input plane. Without
-    // createGraph it is the span kernel; with it, ScatterAdd, which is itself differentiable (its backward gathers).
+    // Each output's gradient goes to its window's winner: a scatter-add into each input plane, by the span kernel. With
+    // createGraph the kernel's result is recorded as an op whose backward gathers at the winners
+    // (MaxPool2dGradBackward); a strided gradient takes ScatterAdd, itself differentiable (its backward gathers).
     protected internal override Tensor?[] Backward(Tensor?[] grads)
     {
         var gy = grads[0]!;
         int n = inputShape[0], c = inputShape[1];
         ReadOnlySpan<int> offsets = Offsets(indices, count);
-        if (!Autograd.IsGradEnabled && gy.IsContiguous)
+        if (gy.IsContiguous)
         {
             var gx = Tensor.Empty(inputShape, gy.DType);
             if (gy.DType == DType.Float32)
                 Pool2dKernels.MaxPool2dBackward(gy.Span<float>(), offsets, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<float>());
             else
                 Pool2dKernels.MaxPool2dBackward(gy.Span<double>(), offsets, n, c, g.H, g.W, g.Kh, g.Kw, g.Sh, g.Sw, g.Ph, g.Pw, gx.Span<double>());
-            return [gx];
+            if (!Autograd.IsGradEnabled) return [gx];
+            return [Autograd.Record(OpNames.MaxPool2dBackward, gx, Autograd.NeedsGrad(gy) ? new MaxPool2dGradBackward(inputShape, g, indices, count) : null, gy)];
         }
-        var index = Tensor.Empty([n * c, g.OutH * g.OutW], DType.Int64); // rented like any tensor of the backward
-        var wide = index.Span<long>();
-        for (int i = 0; i < count; i++) wide[i] = offsets[i];
-        var planes = Tensor.Zeros([n * c, g.H * g.W], gy.DType).ScatterAdd(1, index, gy.Reshape(n * c, g.OutH * g.OutW));
+        var planes = Tensor.Zeros([n * c, g.H * g.W], gy.DType).ScatterAdd(1, Index(n, c, g, indices, count), gy.Reshape(n * c, g.OutH * g.OutW));
         return [planes.Reshape(inputShape)];
+    }
+
+    // The winners' plane offsets as the int64 index of Gather/ScatterAdd along the flattened planes (rented like any tensor of the backward).
+    internal static Tensor Index(int n, int c, Window2d g, Tensor indices, int count)
+    {
+        var index = Tensor.Empty([n * c, g.OutH * g.OutW], DType.Int64);
+        var wide = index.Span<long>();
+        ReadOnlySpan<int> offsets = Offsets(indices, count);
+        for (int i = 0; i < count; i++) wide[i] = offsets[i];
+        return index;
+    }
+}
+
+// The node of max pooling's input gradient, recorded under createGraph: gx is linear in gy (each output's gradient
+// copied to its window's winner, the winners fixed by the forward), so d/dgy reads the incoming gradient at the
+// winners: a typed gather without a graph, Gather on the int64 index when recording (third order) or strided.
+internal sealed class MaxPool2dGradBackward(int[] inputShape, Window2d g, Tensor indices, int count) : Node
+{
+    protected internal override Tensor?[] Backward(Tensor?[] grads)
+    {
+        var ggx = grads[0]!;
+        int n = inputShape[0], c = inputShape[1];
+        if (Autograd.IsGradEnabled || !ggx.IsContiguous)
+        {
+            var planes = ggx.Reshape(n * c, g.H * g.W);
+            return [planes.Gather(1, MaxPool2dBackward.Index(n, c, g, indices, count)).Reshape(n, c, g.OutH, g.OutW)];
+        }
+        var ggy = Tensor.Empty([n, c, g.OutH, g.OutW], ggx.DType);
+        ReadOnlySpan<int> offsets = MaxPool2dBackward.Offsets(indices, count);
+        if (ggx.DType == DType.Float32) GatherWinners(ggx.Span<float>(), offsets, g.H * g.W, g.OutH * g.OutW, ggy.Span<float>());
+        else GatherWinners(ggx.Span<double>(), offsets, g.H * g.W, g.OutH * g.OutW, ggy.Span<double>());
+        return [ggy];
+    }
+
+    private static void GatherWinners<T>(ReadOnlySpan<T> planes, ReadOnlySpan<int> offsets, int plane, int outPlane, Span<T> dst)
+    {
+        for (int p = 0, o = 0; o < dst.Length; p++)
+        {
+            var src = planes.Slice(p * plane, plane);
+            for (int end = o + outPlane; o < end; o++) dst[o] = src[offsets[o]];
+        }
     }
 }

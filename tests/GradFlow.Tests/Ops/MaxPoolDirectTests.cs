@@ -36,4 +36,41 @@ public class MaxPoolDirectTests
         Assert.True(GradCheck.Check(F, [x]));
         Assert.True(GradCheck.CheckSecondOrder(F, [x]));
     }
+
+    [Theory]
+    [InlineData(2, 2, 0)]
+    [InlineData(3, 2, 1)] // overlapping windows: a winner may take several outputs' gradients
+    public void CreateGraphBackwardIsTheKernelAndItsBackwardGathers(int k, int stride, int pad)
+    {
+        var x = Tensor.Randn([2, 3, 7, 6], DType.Float64, new Generator(11)).RequireGrad();
+        var y = Functional.MaxPool2d(x, (k, k), (stride, stride), (pad, pad));
+        var gy = Tensor.Randn(y.Shape, DType.Float64, new Generator(12)).RequireGrad();
+        var plain = Autograd.Grad([y], [x], [gy.Detach()], retainGraph: true)[0]!;
+        var gx = Autograd.Grad([y], [x], [gy], createGraph: true)[0]!;
+        Assert.Equal("MaxPool2dGradBackward", gx.GradFn!.Name);
+        Assert.Equal(plain.ToArray<double>(), gx.ToArray<double>());
+        // The composed form (a strided gradient takes ScatterAdd) gives the same gradient and the same second derivative.
+        var gyStrided = gy.Transpose(2, 3).Contiguous().Transpose(2, 3);
+        var gxComposed = Autograd.Grad([y], [x], [gyStrided], createGraph: true)[0]!;
+        Assert.Equal(gx.ToArray<double>(), gxComposed.ToArray<double>());
+        var v = Tensor.Randn(x.Shape, DType.Float64, new Generator(13));
+        var gathered = Autograd.Grad([gx], [gy], [v], retainGraph: true)[0]!;
+        var recorded = Autograd.Grad([gx], [gy], [v], createGraph: true)[0]!;
+        var composed = Autograd.Grad([gxComposed], [gy], [v])[0]!;
+        Assert.Equal(composed.ToArray<double>(), gathered.ToArray<double>());
+        Assert.Equal(composed.ToArray<double>(), recorded.ToArray<double>());
+    }
+
+    [Fact]
+    public void GradChecksToThirdOrderWithOverlappingWindows()
+    {
+        var x = Tensor.Randn([1, 2, 7, 7], DType.Float64, new Generator(5)).RequireGrad();
+        var gy = Tensor.Randn([1, 2, 4, 4], DType.Float64, new Generator(6)).RequireGrad();
+        Tensor F(Tensor[] t) => Functional.MaxPool2d(t[0], (3, 3), (2, 2), (1, 1)).Tanh();
+        Assert.True(GradCheck.CheckSecondOrder(F, [x]));
+        // The gradient recorded with createGraph, as a function of x and gy, checked to second order.
+        Tensor G(Tensor[] t) => Autograd.Grad([F([t[0]])], [t[0]], [t[1]], createGraph: true)[0]!;
+        Assert.True(GradCheck.Check(G, [x, gy]));
+        Assert.True(GradCheck.CheckSecondOrder(G, [x, gy]));
+    }
 }
