@@ -100,6 +100,15 @@ internal static unsafe class GemmPacking
             dst += blocked * width;
             kc -= blocked;
         }
+        else if (typeof(T) == typeof(float) && count == width && (width == 4 || width == 6 || width % 8 == 0) && Avx.IsSupported
+            && GemmTranspose.Pack8Enabled)
+        {
+            int blocked = kc & ~7;
+            GemmTranspose.Pack8((float*)src, ld, count, blocked, (float*)dst);
+            src += blocked;
+            dst += blocked * width;
+            kc -= blocked;
+        }
 
         for (int p = 0; p < kc; p++, dst += width)
         {
