@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | --conv-batch ROUNDS | --conv-ab ROUNDS
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3;
@@ -24,6 +24,9 @@ for (int i = 0; i < args.Length; i++)
             HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 20);
             return 0;
         case "--conv-gemm": ConvGemmProbe.Run(); return 0;
+        case "--conv-batch": ConvBatchProbe.Kernels(int.Parse(args[++i])); return 0; // batched vs per-image conv GEMMs, A/B
+        case "--conv-packs": ConvBatchProbe.Packs(int.Parse(args[++i])); return 0;
+        case "--conv-ab": ConvBatchProbe.Model(int.Parse(args[++i])); return 0; // the same on the cnn step and kept HVP
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

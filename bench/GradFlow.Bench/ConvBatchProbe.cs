@@ -1,0 +1,152 @@
+using GradFlow.Bench.Cases;
+using GradFlow.Kernels;
+
+namespace GradFlow.Bench;
+
+/// <summary>
+/// A/B of the conv kernels' batched GEMM (<see cref="Conv2dBatching"/>) against the per-image one, in one process:
+/// the two alternate block by block, the order swapped every round, and each round gives a new/old ratio; a null
+/// control pits the old path against itself. Times are the thread's CPU (run with --threads 1). <c>--conv-batch</c>: the kernels alone on a range of layer shapes (to
+/// choose the size rule); <c>--conv-ab</c>: the cnn bench's training step (forward, backward) and kept-graph HVP.
+/// </summary>
+internal static class ConvBatchProbe
+{
+    // n, c, h, w, outC, k, pad: the cnn's conv2 and conv1, then output planes from 8x8 to 56x56.
+    private static readonly int[][] Shapes =
+    [
+        [64, 32, 13, 13, 64, 3, 0], [64, 1, 28, 28, 32, 3, 0], [64, 64, 8, 8, 128, 3, 1], [64, 16, 16, 16, 32, 3, 1],
+        [64, 32, 24, 24, 32, 3, 1], [64, 16, 32, 32, 32, 3, 1], [32, 8, 56, 56, 16, 3, 1], [8, 32, 13, 13, 64, 3, 0],
+    ];
+
+    public static void Kernels(int rounds)
+    {
+        string? chunk = Environment.GetEnvironmentVariable("CONV_CHUNK"), only = Environment.GetEnvironmentVariable("CONV_SHAPES");
+        if (chunk is not null) Conv2dBatched<float>.MaxChunkElements = int.Parse(chunk);
+        for (int si = 0; si < Shapes.Length; si++)
+        {
+            int[] s = Shapes[si];
+            if (only is not null && !only.Split(',').Contains(si.ToString())) continue;
+            var g = Conv2dGeometry.Create("Conv2d", s[0], s[1], s[2], s[3], s[4], s[5], s[5], 1, 1, s[6], s[6], 1, 1, 1);
+            var gen = new Generator(1);
+            float[] x = Fill(gen, g.InputLength), w = Fill(gen, g.WeightLength), b = Fill(gen, g.OutC), dy = Fill(gen, g.OutputLength);
+            float[] y = new float[g.OutputLength], dx = new float[g.InputLength];
+            int reps = Math.Max(1, (int)(2e8 / (2.0 * g.OutputLength * g.ColRows)));
+            double Fwd(bool batched) => Time(reps, () => Conv2dKernels.ForwardCore<float>(x, w, b, y, g, true, batched));
+            double Bwd(bool batched) => Time(reps, () => Conv2dKernels.BackwardInputCore<float>(dy, w, dx, g, batched));
+            string name = $"[{s[0]},{s[1]},{s[2]},{s[3]}]->{s[4]} k{s[5]} p{s[6]} L={g.ColCols}";
+            Console.WriteLine($"{name} forward       {Ab(rounds, Fwd)}  null {Ab(rounds, _ => Fwd(false))}");
+            Console.WriteLine($"{name} input grad    {Ab(rounds, Bwd)}  null {Ab(rounds, _ => Bwd(false))}");
+        }
+    }
+
+    /// <summary>conv2's per-image GEMMs with each operand's pack contiguous or transposing (the same products).</summary>
+    public static void Packs(int rounds)
+    {
+        const int m = 64, l = 121, k = 288, n = 64;
+        var gen = new Generator(1);
+        float[] w = Fill(gen, m * k), wt = Fill(gen, m * k), col = Fill(gen, k * l), colT = Fill(gen, k * l), dy = Fill(gen, m * l), dyT = Fill(gen, m * l);
+        float[] y = new float[m * l], dw = new float[m * k];
+        double Fwd(bool contiguous) => Time(n, () =>
+        {
+            if (contiguous) GemmOf<float>.Run(true, false, m, l, k, 1f, wt, m, col, l, 0f, y, l);
+            else GemmOf<float>.Run(false, false, m, l, k, 1f, w, k, col, l, 0f, y, l);
+        });
+        double Wgt(bool contiguous) => Time(n, () =>
+        {
+            if (contiguous) GemmOf<float>.Run(true, false, m, k, l, 1f, dyT, m, colT, k, 1f, dw, k);
+            else GemmOf<float>.Run(false, true, m, k, l, 1f, dy, l, col, l, 1f, dw, k);
+        });
+        Console.WriteLine($"forward GEMM, contiguous/transposing packs {Ab(rounds, Fwd)}");
+        GemmTranspose.Pack8Enabled = false;
+        Console.WriteLine($"weight GEMM, contiguous/transposing scalar packs {Ab(rounds, Wgt)}");
+        GemmTranspose.Pack8Enabled = true;
+        Console.WriteLine($"weight GEMM, contiguous/transposing packs {Ab(rounds, Wgt)}");
+    }
+
+    public static void Model(int rounds)
+    {
+        // CONV_AB=pack: the AVX transposing pack (GemmTranspose.Pack8) instead of the batched conv GEMM.
+        bool pack = Environment.GetEnvironmentVariable("CONV_AB") == "pack";
+        void Use(bool on)
+        {
+            if (pack) GemmTranspose.Pack8Enabled = on;
+            else Conv2dBatching.Enabled = on;
+        }
+        var step = new CnnCase();
+        step.Setup();
+        var kept = new HvpKeptCase(new CnnCase());
+        kept.Setup();
+        (double F, double B) Steps(bool batched)
+        {
+            Use(batched);
+            double f = 0, bw = 0;
+            for (int i = 0; i < 3; i++)
+            {
+                var (a, c) = step.TimedStep();
+                (f, bw) = (f + a, bw + c);
+            }
+            return (f, bw);
+        }
+        double Hvp(bool batched)
+        {
+            Use(batched);
+            return Time(3, kept.Step);
+        }
+        for (int i = 0; i < 3; i++) { Steps(true); Steps(false); Hvp(true); Hvp(false); }
+        var fwd = new List<double>(); var bwd = new List<double>(); var nullFwd = new List<double>(); var nullBwd = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            bool swap = r % 2 == 1;
+            (double F, double B) o, n;
+            if (swap) (n, o) = (Steps(true), Steps(false));
+            else (o, n) = (Steps(false), Steps(true));
+            fwd.Add(n.F / o.F);
+            bwd.Add(n.B / o.B);
+            var (o2, n2) = (Steps(false), Steps(false));
+            nullFwd.Add(n2.F / o2.F);
+            nullBwd.Add(n2.B / o2.B);
+        }
+        Console.WriteLine($"cnn step forward   {Summary(fwd)}  null {Summary(nullFwd)}");
+        Console.WriteLine($"cnn step backward  {Summary(bwd)}  null {Summary(nullBwd)}");
+        Console.WriteLine($"hvp_kept_cnn       {Ab(rounds, Hvp)}  null {Ab(rounds, _ => Hvp(false))}");
+        Use(true);
+    }
+
+    // new/old per round, the order of the two swapped every round.
+    private static string Ab(int rounds, Func<bool, double> run)
+    {
+        run(false);
+        run(true);
+        var ratios = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            double o, n;
+            if (r % 2 == 0) (o, n) = (run(false), run(true));
+            else (n, o) = (run(true), run(false));
+            ratios.Add(n / o);
+        }
+        return Summary(ratios);
+    }
+
+    private static string Summary(List<double> ratios)
+    {
+        ratios.Sort();
+        double Q(double q) => ratios[(int)Math.Round(q * (ratios.Count - 1))];
+        return $"new/old median {Q(0.5):F3} (q25-q75 {Q(0.25):F3}-{Q(0.75):F3}, {ratios.Count} rounds)";
+    }
+
+    // The calling thread's CPU time: run with --threads 1 so that all the work is on it.
+    private static double Time(int reps, Action action)
+    {
+        double t = ThreadCpu.NowMs();
+        for (int i = 0; i < reps; i++) action();
+        return ThreadCpu.NowMs() - t;
+    }
+
+    private static float[] Fill(Generator gen, int n)
+    {
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)gen.NextNormal();
+        return a;
+    }
+}
