@@ -60,21 +60,39 @@ internal static class ConvBatchProbe
         GemmTranspose.Pack8Enabled = false;
         Console.WriteLine($"weight GEMM, contiguous/transposing scalar packs {Ab(rounds, Wgt)}");
         GemmTranspose.Pack8Enabled = true;
+        double Runs(bool on, Func<bool, double> gemm)
+        {
+            GemmPacking.SmallRunsEnabled = on;
+            return gemm(false);
+        }
+        Console.WriteLine($"forward GEMM, vector/memmove short runs {Ab(rounds, on => Runs(on, Fwd))}");
+        Console.WriteLine($"weight GEMM, vector/memmove short runs {Ab(rounds, on => Runs(on, Wgt))}");
+        double Input(bool on)
+        {
+            GemmPacking.SmallRunsEnabled = on;
+            return Time(n, () => GemmOf<float>.Run(true, false, k, l, m, 1f, w, k, dy, l, 0f, colT, l));
+        }
+        Console.WriteLine($"input-gradient GEMM, vector/memmove short runs {Ab(rounds, Input)}");
+        GemmPacking.SmallRunsEnabled = true;
         Console.WriteLine($"weight GEMM, contiguous/transposing packs {Ab(rounds, Wgt)}");
     }
 
     public static void Model(int rounds)
     {
-        // CONV_AB=pack: the AVX transposing pack (GemmTranspose.Pack8) instead of the batched conv GEMM.
-        bool pack = Environment.GetEnvironmentVariable("CONV_AB") == "pack";
+        // CONV_AB=pack: the AVX transposing pack (GemmTranspose.Pack8); =runs: the vector copies of short panel runs;
+        // =all: the three together; otherwise the batched conv GEMM.
+        string? toggle = Environment.GetEnvironmentVariable("CONV_AB");
         void Use(bool on)
         {
-            if (pack) GemmTranspose.Pack8Enabled = on;
-            else Conv2dBatching.Enabled = on;
+            if (toggle is "pack" or "all") GemmTranspose.Pack8Enabled = on;
+            if (toggle is "runs" or "all") GemmPacking.SmallRunsEnabled = on;
+            if (toggle is null or "batch" or "all") Conv2dBatching.Enabled = on;
         }
-        var step = new CnnCase();
+        // CONV_AB_CASE=mlp: the mlp bench model instead (its GEMMs use the same packs).
+        bool mlp = Environment.GetEnvironmentVariable("CONV_AB_CASE") == "mlp";
+        TrainingCase step = mlp ? new MlpCase() : new CnnCase();
         step.Setup();
-        var kept = new HvpKeptCase(new CnnCase());
+        var kept = new HvpKeptCase(mlp ? new MlpCase() : new CnnCase());
         kept.Setup();
         (double F, double B) Steps(bool batched)
         {
@@ -106,9 +124,9 @@ internal static class ConvBatchProbe
             nullFwd.Add(n2.F / o2.F);
             nullBwd.Add(n2.B / o2.B);
         }
-        Console.WriteLine($"cnn step forward   {Summary(fwd)}  null {Summary(nullFwd)}");
-        Console.WriteLine($"cnn step backward  {Summary(bwd)}  null {Summary(nullBwd)}");
-        Console.WriteLine($"hvp_kept_cnn       {Ab(rounds, Hvp)}  null {Ab(rounds, _ => Hvp(false))}");
+        Console.WriteLine($"{step.Name} step forward   {Summary(fwd)}  null {Summary(nullFwd)}");
+        Console.WriteLine($"{step.Name} step backward  {Summary(bwd)}  null {Summary(nullBwd)}");
+        Console.WriteLine($"{kept.Name}       {Ab(rounds, Hvp)}  null {Ab(rounds, _ => Hvp(false))}");
         Use(true);
     }
 

@@ -48,12 +48,13 @@ public unsafe class GemmTransposeTests
         for (int i = width * kc; i < dst.Length; i++) Assert.True(float.IsNaN(dst[i]), $"wrote past the panel at {i}");
     }
 
-    // Transposed operands of every size class against the scalar gather, bit for bit: the pack only moves values.
+    // Operands of every size class and orientation against the scalar gather and memmove runs, bit for bit: packing
+    // only moves values.
     [Theory]
     [InlineData(64, 288, 121)]
     [InlineData(13, 37, 29)]
     [InlineData(7, 45, 8)]
-    public void SgemmWithAndWithoutPack8AgreeExactly(int m, int n, int k)
+    public void SgemmWithAndWithoutVectorPacksAgreeExactly(int m, int n, int k)
     {
         var random = new Random(m * n + k);
         float[] Fill(int len) { var v = new float[len]; for (int i = 0; i < len; i++) v[i] = (float)(random.NextDouble() - 0.5); return v; }
@@ -63,6 +64,7 @@ public unsafe class GemmTransposeTests
             float[] fast = new float[m * n], slow = new float[m * n];
             Gemm.Sgemm(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, fast, n);
             GemmTranspose.Pack8Enabled = false;
+            GemmPacking.SmallRunsEnabled = false;
             try
             {
                 Gemm.Sgemm(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, slow, n);
@@ -70,6 +72,7 @@ public unsafe class GemmTransposeTests
             finally
             {
                 GemmTranspose.Pack8Enabled = true;
+                GemmPacking.SmallRunsEnabled = true;
             }
 
             Assert.Equal(slow, fast);
