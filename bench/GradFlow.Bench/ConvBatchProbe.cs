@@ -4,41 +4,14 @@ using GradFlow.Kernels;
 namespace GradFlow.Bench;
 
 /// <summary>
-/// A/B of the conv kernels' batched GEMM (<see cref="Conv2dBatching"/>) against the per-image one, in one process:
-/// the two alternate block by block, the order swapped every round, and each round gives a new/old ratio; a null
-/// control pits the old path against itself. Times are the thread's CPU (run with --threads 1). <c>--conv-batch</c>: the kernels alone on a range of layer shapes (to
-/// choose the size rule); <c>--conv-ab</c>: the cnn bench's training step (forward, backward) and kept-graph HVP.
+/// A/B of the GEMM packs that conv2 of the cnn bench spends on (<see cref="GemmTranspose.Pack8"/>, the vector copies of
+/// short panel runs) against the scalar gather and memmove, in one process: the two alternate block by block, the
+/// order swapped every round, each round a new/old ratio; a null control pits the old path against itself. Times are
+/// the thread's CPU (run with --threads 1). <c>--conv-packs</c>: conv2's GEMMs alone; <c>--conv-ab</c>: the cnn (or
+/// mlp) bench's training step (forward, backward) and kept-graph HVP.
 /// </summary>
 internal static class ConvBatchProbe
 {
-    // n, c, h, w, outC, k, pad: the cnn's conv2 and conv1, then output planes from 8x8 to 56x56.
-    private static readonly int[][] Shapes =
-    [
-        [64, 32, 13, 13, 64, 3, 0], [64, 1, 28, 28, 32, 3, 0], [64, 64, 8, 8, 128, 3, 1], [64, 16, 16, 16, 32, 3, 1],
-        [64, 32, 24, 24, 32, 3, 1], [64, 16, 32, 32, 32, 3, 1], [32, 8, 56, 56, 16, 3, 1], [8, 32, 13, 13, 64, 3, 0],
-    ];
-
-    public static void Kernels(int rounds)
-    {
-        string? chunk = Environment.GetEnvironmentVariable("CONV_CHUNK"), only = Environment.GetEnvironmentVariable("CONV_SHAPES");
-        if (chunk is not null) Conv2dBatched<float>.MaxChunkElements = int.Parse(chunk);
-        for (int si = 0; si < Shapes.Length; si++)
-        {
-            int[] s = Shapes[si];
-            if (only is not null && !only.Split(',').Contains(si.ToString())) continue;
-            var g = Conv2dGeometry.Create("Conv2d", s[0], s[1], s[2], s[3], s[4], s[5], s[5], 1, 1, s[6], s[6], 1, 1, 1);
-            var gen = new Generator(1);
-            float[] x = Fill(gen, g.InputLength), w = Fill(gen, g.WeightLength), b = Fill(gen, g.OutC), dy = Fill(gen, g.OutputLength);
-            float[] y = new float[g.OutputLength], dx = new float[g.InputLength];
-            int reps = Math.Max(1, (int)(2e8 / (2.0 * g.OutputLength * g.ColRows)));
-            double Fwd(bool batched) => Time(reps, () => Conv2dKernels.ForwardCore<float>(x, w, b, y, g, true, batched));
-            double Bwd(bool batched) => Time(reps, () => Conv2dKernels.BackwardInputCore<float>(dy, w, dx, g, batched));
-            string name = $"[{s[0]},{s[1]},{s[2]},{s[3]}]->{s[4]} k{s[5]} p{s[6]} L={g.ColCols}";
-            Console.WriteLine($"{name} forward       {Ab(rounds, Fwd)}  null {Ab(rounds, _ => Fwd(false))}");
-            Console.WriteLine($"{name} input grad    {Ab(rounds, Bwd)}  null {Ab(rounds, _ => Bwd(false))}");
-        }
-    }
-
     /// <summary>conv2's per-image GEMMs with each operand's pack contiguous or transposing (the same products).</summary>
     public static void Packs(int rounds)
     {
@@ -79,14 +52,13 @@ internal static class ConvBatchProbe
 
     public static void Model(int rounds)
     {
-        // CONV_AB=pack: the AVX transposing pack (GemmTranspose.Pack8); =runs: the vector copies of short panel runs;
-        // =all: the three together; otherwise the batched conv GEMM.
+        // CONV_AB=pack: the AVX transposing pack (GemmTranspose.Pack8) alone; =runs: the vector copies of short panel
+        // runs alone; otherwise both.
         string? toggle = Environment.GetEnvironmentVariable("CONV_AB");
         void Use(bool on)
         {
-            if (toggle is "pack" or "all") GemmTranspose.Pack8Enabled = on;
-            if (toggle is "runs" or "all") GemmPacking.SmallRunsEnabled = on;
-            if (toggle is null or "batch" or "all") Conv2dBatching.Enabled = on;
+            if (toggle is null or "pack") GemmTranspose.Pack8Enabled = on;
+            if (toggle is null or "runs") GemmPacking.SmallRunsEnabled = on;
         }
         // CONV_AB_CASE=mlp: the mlp bench model instead (its GEMMs use the same packs).
         bool mlp = Environment.GetEnvironmentVariable("CONV_AB_CASE") == "mlp";

@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | --conv-batch ROUNDS | --conv-ab ROUNDS
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3;
@@ -24,9 +24,8 @@ for (int i = 0; i < args.Length; i++)
             HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 20);
             return 0;
         case "--conv-gemm": ConvGemmProbe.Run(); return 0;
-        case "--conv-batch": ConvBatchProbe.Kernels(int.Parse(args[++i])); return 0; // batched vs per-image conv GEMMs, A/B
-        case "--conv-packs": ConvBatchProbe.Packs(int.Parse(args[++i])); return 0;
-        case "--conv-ab": ConvBatchProbe.Model(int.Parse(args[++i])); return 0; // the same on the cnn step and kept HVP
+        case "--conv-packs": ConvBatchProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
+        case "--conv-ab": ConvBatchProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

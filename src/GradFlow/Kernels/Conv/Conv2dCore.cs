@@ -4,7 +4,7 @@ using System.Numerics;
 namespace GradFlow.Kernels;
 
 /// <summary>
-/// Conv2d as unfold + GEMM, per image (or per chunk of images, <see cref="Conv2dBatched{T}"/>) and channel group g (W_g: [OutC/G, ColRows], col: [ColRows, OH*OW]):
+/// Conv2d as unfold + GEMM, per image and channel group g (W_g: [OutC/G, ColRows], col: [ColRows, OH*OW]):
 ///   forward          out_g   = W_g col                    (+ bias per output channel)
 ///   backward-input   dcol    = W_g^T dout_g, then fold dcol into dinput
 ///   backward-weight  dW_g   += dout_g col^T               (summed over the batch), dbias = sum of dout
@@ -15,8 +15,7 @@ namespace GradFlow.Kernels;
 /// </summary>
 internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
 {
-    public static void Forward(in Conv2dGeometry g, T* input, T* weight, T* bias, T* output, bool allowDirect = true,
-        bool allowBatched = true)
+    public static void Forward(in Conv2dGeometry g, T* input, T* weight, T* bias, T* output, bool allowDirect = true)
     {
         if (allowDirect && typeof(T) == typeof(float) && Conv2dDirect.Applies(g))
         {
@@ -24,24 +23,12 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
             return;
         }
 
-        if (allowBatched && Conv2dBatching.Applies(g))
-        {
-            Conv2dBatched<T>.Forward(g, input, weight, bias, output);
-            return;
-        }
-
         var body = new ForwardBody(g, input, weight, bias, output);
         Parallelism.For(g.N, ref body);
     }
 
-    public static void BackwardInput(in Conv2dGeometry g, T* gradOutput, T* weight, T* gradInput, bool allowBatched = true)
+    public static void BackwardInput(in Conv2dGeometry g, T* gradOutput, T* weight, T* gradInput)
     {
-        if (allowBatched && Conv2dBatching.Applies(g))
-        {
-            Conv2dBatched<T>.BackwardInput(g, gradOutput, weight, gradInput);
-            return;
-        }
-
         var body = new BackwardInputBody(g, gradOutput, weight, gradInput);
         Parallelism.For(g.N, ref body);
     }
@@ -98,7 +85,7 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
             return image;
         }
 
-        Im2Col.Unfold(g, image, colBuffer, g.ColCols);
+        Im2Col.Unfold(g, image, colBuffer);
         return colBuffer;
     }
 
@@ -207,12 +194,12 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
                         new ReadOnlySpan<T>(gradOutput + OutputOffset(g, b, grp), k * n), n, T.Zero, new Span<T>(dcol, m * n), n);
                     if (narrow)
                     {
-                        Im2Col.FoldNarrow(g, (float*)dcol, g.ColCols, (float*)dx, (float*)imageEnd);
+                        Im2Col.FoldNarrow(g, (float*)dcol, (float*)dx, (float*)imageEnd);
                     }
                     else if (!g.IsPointwise)
                     {
                         new Span<T>(dx, g.InPerGroup * g.H * g.W).Clear();
-                        Im2Col.FoldAdd(g, dcol, g.ColCols, dx);
+                        Im2Col.FoldAdd(g, dcol, dx);
                     }
                 }
             }

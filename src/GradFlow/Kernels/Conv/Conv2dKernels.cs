@@ -62,9 +62,9 @@ public static class Conv2dKernels
         BackwardWeightCore(input, gradOutput, gradWeight, gradBias,
             Conv2dGeometry.Create("Conv2d backward", n, c, h, w, outC, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups));
 
-    /// <summary>Forward with the direct kernel and the batched GEMM allowed or not (tests compare the paths).</summary>
+    /// <summary>Forward with the direct kernel allowed or not (tests compare the two paths).</summary>
     internal static unsafe void ForwardCore<T>(ReadOnlySpan<T> input, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias,
-        Span<T> output, Conv2dGeometry g, bool allowDirect = true, bool allowBatched = true) where T : unmanaged, INumber<T>
+        Span<T> output, Conv2dGeometry g, bool allowDirect = true) where T : unmanaged, INumber<T>
     {
         const string op = "Conv2d";
         g.RequireLength(op, nameof(input), input.Length, g.InputLength);
@@ -77,13 +77,12 @@ public static class Conv2dKernels
         g.RequireLength(op, nameof(output), output.Length, g.OutputLength);
         fixed (T* x = input, wt = weight, b = bias, y = output)
         {
-            Conv2dCore<T>.Forward(g, x, wt, bias.IsEmpty ? null : b, y, allowDirect, allowBatched);
+            Conv2dCore<T>.Forward(g, x, wt, bias.IsEmpty ? null : b, y, allowDirect);
         }
     }
 
-    /// <summary>Backward-input with the batched GEMM allowed or not (tests compare the two paths).</summary>
-    internal static unsafe void BackwardInputCore<T>(ReadOnlySpan<T> gradOutput, ReadOnlySpan<T> weight,
-        Span<T> gradInput, Conv2dGeometry g, bool allowBatched = true) where T : unmanaged, INumber<T>
+    private static unsafe void BackwardInputCore<T>(ReadOnlySpan<T> gradOutput, ReadOnlySpan<T> weight,
+        Span<T> gradInput, Conv2dGeometry g) where T : unmanaged, INumber<T>
     {
         const string op = "Conv2d backward";
         g.RequireLength(op, nameof(gradOutput), gradOutput.Length, g.OutputLength);
@@ -91,7 +90,7 @@ public static class Conv2dKernels
         g.RequireLength(op, nameof(gradInput), gradInput.Length, g.InputLength);
         fixed (T* dy = gradOutput, wt = weight, dx = gradInput)
         {
-            Conv2dCore<T>.BackwardInput(g, dy, wt, dx, allowBatched);
+            Conv2dCore<T>.BackwardInput(g, dy, wt, dx);
         }
     }
 

@@ -13,15 +13,12 @@ namespace GradFlow.Kernels;
 /// </summary>
 internal static unsafe class Im2Col
 {
-    /// <summary>
-    /// col[row, oy*OW + ox] = image[ch, iy, ix] (0 where (iy, ix) falls in the padding). Rows of col are
-    /// <paramref name="ld"/> apart (ColCols for one image; more when several images' columns sit side by side).
-    /// </summary>
-    public static void Unfold<T>(in Conv2dGeometry g, T* image, T* col, nint ld) where T : unmanaged, INumber<T>
+    /// <summary>col[row, oy*OW + ox] = image[ch, iy, ix] (0 where (iy, ix) falls in the padding).</summary>
+    public static void Unfold<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
     {
         if (g.PadH == 0 && g.PadW == 0 && g.StrideW == 1 && Vector256.IsHardwareAccelerated && g.OW >= Vector256<T>.Count)
         {
-            UnfoldDense(g, image, col, ld);
+            UnfoldDense(g, image, col);
             return;
         }
 
@@ -29,7 +26,7 @@ internal static unsafe class Im2Col
         {
             for (int ki = 0; ki < g.KH; ki++)
             {
-                for (int kj = 0; kj < g.KW; kj++, col += ld)
+                for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
                 {
                     UnfoldRow(g, image + (ch * g.H * g.W), ki, kj, col);
                 }
@@ -40,7 +37,7 @@ internal static unsafe class Im2Col
     // Without padding every window is inside the image: each unfolded row is OH copies of OW contiguous values,
     // 256-bit steps with the last one overlapping; no clipping, no clears, sizes in locals (conv2 of the cnn bench:
     // 288 rows x 11 copies of 11 values per image, where the general path's per-row bookkeeping cost more than the copy).
-    private static void UnfoldDense<T>(in Conv2dGeometry g, T* image, T* col, nint ld) where T : unmanaged, INumber<T>
+    private static void UnfoldDense<T>(in Conv2dGeometry g, T* image, T* col) where T : unmanaged, INumber<T>
     {
         int oh = g.OH, ow = g.OW, w = g.W, rowStep = g.StrideH * g.W, last = ow - Vector256<T>.Count;
         for (int ch = 0; ch < g.InPerGroup; ch++)
@@ -50,18 +47,15 @@ internal static unsafe class Im2Col
                 for (int kj = 0; kj < g.KW; kj++)
                 {
                     T* src = image + (ch * g.H * w) + (ki * g.DilH * w) + (kj * g.DilW);
-                    T* dst = col;
-                    for (int oy = 0; oy < oh; oy++, src += rowStep, dst += ow)
+                    for (int oy = 0; oy < oh; oy++, src += rowStep, col += ow)
                     {
                         for (int i = 0; i < last; i += Vector256<T>.Count)
                         {
-                            Vector256.Load(src + i).Store(dst + i);
+                            Vector256.Load(src + i).Store(col + i);
                         }
 
-                        Vector256.Load(src + last).Store(dst + last);
+                        Vector256.Load(src + last).Store(col + last);
                     }
-
-                    col += ld;
                 }
             }
         }
@@ -84,9 +78,9 @@ internal static unsafe class Im2Col
     /// 16 - W zeros into the next row, which is written after it; stores that would pass <paramref name="end"/> go
     /// through a scratch row. col needs <see cref="NarrowSlack"/> readable floats before and after it.
     /// </summary>
-    public static void FoldNarrow(in Conv2dGeometry g, float* col, nint ld, float* image, float* end)
+    public static void FoldNarrow(in Conv2dGeometry g, float* col, float* image, float* end)
     {
-        int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW;
+        int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW, cols = g.ColCols;
         Vector512<float>* masks = stackalloc Vector512<float>[kw];
         float* scratch = stackalloc float[16];
         for (int kj = 0; kj < kw; kj++)
@@ -110,8 +104,8 @@ internal static unsafe class Im2Col
                         continue;
                     }
 
-                    float* row = col + (((ch * kh) + ki) * kw * ld) + (oy * ow);
-                    for (int kj = 0; kj < kw; kj++, row += ld)
+                    float* row = col + (((ch * kh) + ki) * kw * cols) + (oy * ow);
+                    for (int kj = 0; kj < kw; kj++, row += cols)
                     {
                         acc += Vector512.Load(row - (kj * dilW)) & masks[kj];
                     }
@@ -131,14 +125,14 @@ internal static unsafe class Im2Col
         }
     }
 
-    /// <summary>image[ch, iy, ix] += col[row, oy*OW + ox], rows of col <paramref name="ld"/> apart: the adjoint of <see cref="Unfold"/>.</summary>
-    public static void FoldAdd<T>(in Conv2dGeometry g, T* col, nint ld, T* image) where T : unmanaged, INumber<T>
+    /// <summary>image[ch, iy, ix] += col[row, oy*OW + ox]: the adjoint of <see cref="Unfold"/>.</summary>
+    public static void FoldAdd<T>(in Conv2dGeometry g, T* col, T* image) where T : unmanaged, INumber<T>
     {
         for (int ch = 0; ch < g.InPerGroup; ch++)
         {
             for (int ki = 0; ki < g.KH; ki++)
             {
-                for (int kj = 0; kj < g.KW; kj++, col += ld)
+                for (int kj = 0; kj < g.KW; kj++, col += g.ColCols)
                 {
                     FoldRow(g, col, image + (ch * g.H * g.W), ki, kj);
                 }
