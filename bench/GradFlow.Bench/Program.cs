@@ -24,8 +24,8 @@ for (int i = 0; i < args.Length; i++)
             HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 20);
             return 0;
         case "--conv-gemm": ConvGemmProbe.Run(); return 0;
-        case "--conv-packs": ConvBatchProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
-        case "--conv-ab": ConvBatchProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
+        case "--conv-packs": ConvPackProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
+        case "--conv-ab": ConvPackProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

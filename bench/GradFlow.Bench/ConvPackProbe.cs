@@ -10,7 +10,7 @@ namespace GradFlow.Bench;
 /// the thread's CPU (run with --threads 1). <c>--conv-packs</c>: conv2's GEMMs alone; <c>--conv-ab</c>: the cnn (or
 /// mlp) bench's training step (forward, backward) and kept-graph HVP.
 /// </summary>
-internal static class ConvBatchProbe
+internal static class ConvPackProbe
 {
     /// <summary>conv2's per-image GEMMs with each operand's pack contiguous or transposing (the same products).</summary>
     public static void Packs(int rounds)
