@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | [--rounds N] --ab A B
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | [--rounds N] --ab A B
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3, rounds = 100;
@@ -27,6 +27,8 @@ for (int i = 0; i < args.Length; i++)
         case "--ab": // two sides alternated in one process (AbRunner): "case", "DIR:case" (another build) or ".:case" (a second copy of this one)
             return AbRunner.Run(args[++i], args[++i], rounds, Parallelism.NumThreads);
         case "--rounds": rounds = int.Parse(args[++i]); break;
+        case "--conv-packs": ConvPackProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
+        case "--conv-ab": ConvPackProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }

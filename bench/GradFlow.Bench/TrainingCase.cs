@@ -59,6 +59,25 @@ internal abstract class TrainingCase : IBenchCase
         using (_arena.Step()) Once();
     }
 
+    /// <summary>
+    /// One arena step as <see cref="Step"/>, in two parts of the thread's CPU ms: zero-grad + forward + loss, then
+    /// backward + optimiser step (with one thread, all of the step's work).
+    /// </summary>
+    internal (double ForwardMs, double BackwardMs) TimedStep()
+    {
+        using (_arena.Step())
+        {
+            double t0 = ThreadCpu.NowMs();
+            _optimizer.ZeroGrad();
+            var loss = Loss();
+            double t1 = ThreadCpu.NowMs();
+            loss.Backward();
+            _optimizer.Step();
+            double t2 = ThreadCpu.NowMs();
+            return (t1 - t0, t2 - t1);
+        }
+    }
+
     private void Once()
     {
         _optimizer.ZeroGrad();

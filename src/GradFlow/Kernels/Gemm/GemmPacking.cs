@@ -48,8 +48,8 @@ internal static unsafe class GemmPacking
         }
     }
 
-    // Source element (p, i) at src[p * ld + i]: each k step is one contiguous run. Full runs of a 512-bit
-    // kernel are two vectors (128 bytes): copied as vectors, since a memmove call per run cost as much as the copy.
+    // Source element (p, i) at src[p * ld + i]: each k step is one contiguous run. Full runs of the kernels' panels
+    // are copied as vectors, since a memmove call per run cost as much as the copy.
     private static void PackRunsAlongPanel<T>(T* src, nint ld, int count, int kc, int width, T* dst)
         where T : unmanaged
     {
@@ -75,6 +75,16 @@ internal static unsafe class GemmPacking
             return;
         }
 
+        if (count == width && bytes is 16 or 24 or 32 or 64 && Vector128.IsHardwareAccelerated && SmallRunsEnabled)
+        {
+            // Panels of the AVX2 and 128-bit kernels: 6 or 16 floats (24, 64 bytes), 4 or 8 (16, 32), 8 doubles (64).
+            for (int p = 0; p < kc; p++, src += ld, dst += width)
+            {
+                CopyRun((byte*)src, (byte*)dst, bytes);
+            }
+            return;
+        }
+
         for (int p = 0; p < kc; p++, src += ld, dst += width)
         {
             Unsafe.CopyBlockUnaligned(dst, src, (uint)bytes);
@@ -82,6 +92,32 @@ internal static unsafe class GemmPacking
             {
                 new Span<T>(dst + count, width - count).Clear();
             }
+        }
+    }
+
+    /// <summary>Off to copy the AVX2 and 128-bit kernels' panel runs with memmove again (the bench's A/B in one process).</summary>
+    internal static bool SmallRunsEnabled { get; set; } = true;
+
+    // 16 to 64 bytes in 128-bit moves (an 8-byte move for the 24-byte runs of 6 floats).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRun(byte* src, byte* dst, nint bytes)
+    {
+        Vector128.Store(Vector128.Load(src), dst);
+        if (bytes == 24)
+        {
+            Unsafe.WriteUnaligned(dst + 16, Unsafe.ReadUnaligned<ulong>(src + 16));
+            return;
+        }
+
+        if (bytes >= 32)
+        {
+            Vector128.Store(Vector128.Load(src + 16), dst + 16);
+        }
+
+        if (bytes == 64)
+        {
+            Vector128.Store(Vector128.Load(src + 32), dst + 32);
+            Vector128.Store(Vector128.Load(src + 48), dst + 48);
         }
     }
 
@@ -96,6 +132,15 @@ internal static unsafe class GemmPacking
         {
             int blocked = kc & ~15;
             GemmTranspose.Pack16((float*)src, ld, count, blocked, (float*)dst);
+            src += blocked;
+            dst += blocked * width;
+            kc -= blocked;
+        }
+        else if (typeof(T) == typeof(float) && count == width && (width == 4 || width == 6 || width % 8 == 0) && Avx.IsSupported
+            && GemmTranspose.Pack8Enabled)
+        {
+            int blocked = kc & ~7;
+            GemmTranspose.Pack8((float*)src, ld, count, blocked, (float*)dst);
             src += blocked;
             dst += blocked * width;
             kc -= blocked;

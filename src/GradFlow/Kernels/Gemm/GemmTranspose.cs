@@ -5,13 +5,72 @@ using System.Runtime.Intrinsics.X86;
 namespace GradFlow.Kernels;
 
 /// <summary>
-/// The transposing pack of float panels with AVX-512: 16 source rows x 16 depth steps are loaded as 16
+/// The transposing pack of float panels, with AVX-512 (<see cref="Pack16"/>) or AVX (<see cref="Pack8"/>): 16 source rows x 16 depth steps are loaded as 16
 /// vectors and transposed in registers (unpack ps, unpack pd, two 128-bit lane shuffles: 64 shuffles for
 /// 256 elements), then written one depth step per store. The scalar gather it replaces did one load and
-/// one store per element, with every load 'ld' elements from the last.
+/// one store per element, with every load 'ld' elements from the last. Without AVX-512 the same in 8 x 8 blocks
+/// (unpack, shuffle, 128-bit lane permute: 24 shuffles for 64 elements).
 /// </summary>
 internal static unsafe class GemmTranspose
 {
+    /// <summary>Off to pack with the scalar gather where <see cref="Pack8"/> would apply (the bench's A/B in one process).</summary>
+    internal static bool Pack8Enabled { get; set; } = true;
+
+    /// <summary>
+    /// dst[p * width + i] = src[i * ld + p] for i &lt; width, p &lt; kc; width is 4, 6 or a multiple of 8 (the AVX2 and
+    /// 128-bit kernels' MR and NR), kc a multiple of 8.
+    /// </summary>
+    public static void Pack8(float* src, nint ld, int width, int kc, float* dst)
+    {
+        for (int p = 0; p < kc; p += 8)
+        {
+            for (int i = 0; i < width; i += 8)
+            {
+                Block8(src + (i * ld) + p, ld, Math.Min(8, width - i), dst + (p * width) + i, width);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Row8(float* src, nint ld, int i, int rows) =>
+        i < rows ? Vector256.Load(src + (i * ld)) : Vector256<float>.Zero;
+
+    // rows is 8, 6 or 4: rows past 'rows' are zeros and only 'rows' lanes of each column are stored.
+    private static void Block8(float* src, nint ld, int rows, float* dst, nint stride)
+    {
+        var r0 = Row8(src, ld, 0, rows); var r1 = Row8(src, ld, 1, rows); var r2 = Row8(src, ld, 2, rows); var r3 = Row8(src, ld, 3, rows);
+        var r4 = Row8(src, ld, 4, rows); var r5 = Row8(src, ld, 5, rows); var r6 = Row8(src, ld, 6, rows); var r7 = Row8(src, ld, 7, rows);
+
+        // Interleave pairs of rows, then pairs of pairs: each 128-bit half holds one column of 4 rows (columns j, j + 4).
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        r0 = Avx.Shuffle(t0, t2, 0x44); r1 = Avx.Shuffle(t0, t2, 0xee); r2 = Avx.Shuffle(t1, t3, 0x44); r3 = Avx.Shuffle(t1, t3, 0xee);
+        r4 = Avx.Shuffle(t4, t6, 0x44); r5 = Avx.Shuffle(t4, t6, 0xee); r6 = Avx.Shuffle(t5, t7, 0x44); r7 = Avx.Shuffle(t5, t7, 0xee);
+
+        // Rows 0-3 and 4-7 of a column meet in one vector.
+        Store8(Avx.Permute2x128(r0, r4, 0x20), dst, 0, stride, rows); Store8(Avx.Permute2x128(r1, r5, 0x20), dst, 1, stride, rows);
+        Store8(Avx.Permute2x128(r2, r6, 0x20), dst, 2, stride, rows); Store8(Avx.Permute2x128(r3, r7, 0x20), dst, 3, stride, rows);
+        Store8(Avx.Permute2x128(r0, r4, 0x31), dst, 4, stride, rows); Store8(Avx.Permute2x128(r1, r5, 0x31), dst, 5, stride, rows);
+        Store8(Avx.Permute2x128(r2, r6, 0x31), dst, 6, stride, rows); Store8(Avx.Permute2x128(r3, r7, 0x31), dst, 7, stride, rows);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store8(Vector256<float> column, float* dst, int p, nint stride, int rows)
+    {
+        float* d = dst + (p * stride);
+        if (rows == 8)
+        {
+            column.Store(d);
+            return;
+        }
+
+        column.GetLower().Store(d);
+        if (rows == 6)
+        {
+            Unsafe.WriteUnaligned(d + 4, column.GetUpper().AsUInt64().ToScalar());
+        }
+    }
+
     /// <summary>
     /// dst[p * width + i] = src[i * ld + p] for i &lt; width, p &lt; kc; width is 12 or a multiple of 16,
     /// kc a multiple of 16.
