@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | [--rounds N] --ab A B
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --probe-rules [mlp|cnn]... | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | [--rounds N] --ab A B
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3, rounds = 100;
@@ -30,6 +30,7 @@ for (int i = 0; i < args.Length; i++)
         case "--conv-packs": ConvPackProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
         case "--conv-ab": ConvPackProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
+        case "--probe-rules": ProbeRules.Run(args[(i + 1)..]); return 0; // a warm probe's stopping rules and start vectors, counts and errors
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }

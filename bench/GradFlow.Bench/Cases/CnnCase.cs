@@ -7,7 +7,9 @@ namespace GradFlow.Bench.Cases;
 /// Conv2d(1,32,3) ReLU MaxPool2 Conv2d(32,64,3) ReLU MaxPool2 Flatten Linear(1600,128) ReLU Linear(128,10);
 /// batch 64 of 1x28x28, cross entropy, Adam; torch twin "cnn".
 /// </summary>
-internal sealed class CnnCase : TrainingCase
+/// <param name="seed">The initialisation's seed (0: the torch twin's).</param>
+/// <param name="optimizer">Another optimiser than the twin's (the curvature experiments), or null.</param>
+internal sealed class CnnCase(int seed = 0, Func<IEnumerable<Tensor>, Optimizer>? optimizer = null) : TrainingCase
 {
     private const int Batch = 64;
     private Sequential _model = null!;
@@ -21,14 +23,14 @@ internal sealed class CnnCase : TrainingCase
 
     protected override (Module, Optimizer) Build()
     {
-        var g = new Generator(0);
+        var g = new Generator((ulong)seed);
         _model = new Sequential(
             new Conv2d(1, 32, 3, generator: g), new ReLU(), new MaxPool2d(2),
             new Conv2d(32, 64, 3, generator: g), new ReLU(), new MaxPool2d(2),
             new Flatten(), new Linear(1600, 128, generator: g), new ReLU(), new Linear(128, 10, generator: g));
         _x = BenchData.Wave(0, Batch, 1, 28, 28);
         _y = BenchData.Labels(Batch, 10);
-        return (_model, new Adam(_model.Parameters(), lr: 1e-3));
+        return (_model, optimizer?.Invoke(_model.Parameters()) ?? new Adam(_model.Parameters(), lr: 1e-3));
     }
 
     protected override Tensor Loss() => _lossFn.Call(_model.Call(_x), _y);

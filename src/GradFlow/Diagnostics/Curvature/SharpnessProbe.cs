@@ -25,7 +25,8 @@ public sealed class SharpnessProbe
     private double[]? _previous, _previousPlain;
 
     /// <summary>
-    /// The probe's default Lanczos tolerance: a residual of at most 1% of lambda_max. The Ritz value is a lower bound
+    /// The probe's default Lanczos tolerance: a residual of at most 1% of lambda_max (of the top Ritz value itself, not of
+    /// the largest |eigenvalue|, so a large negative end does not loosen it). The Ritz value is a lower bound
     /// of lambda_max and within the residual of it, so the ratio reads at most 1% low and a verdict against the
     /// threshold can only be wrong for a reading in [0.99, 1), the width of the edge of stability's own oscillation;
     /// in practice the error is about the residual squared over the gap (below 1e-3 on the bench models). Looser is
@@ -42,7 +43,7 @@ public sealed class SharpnessProbe
     /// <param name="model">The module whose trainable parameters are probed.</param>
     /// <param name="optimizer">The optimiser training them.</param>
     /// <param name="every">Probe every this many steps.</param>
-    /// <param name="tolerance">Lanczos's relative tolerance.</param>
+    /// <param name="tolerance">Lanczos's tolerance: the top Ritz pair's residual relative to the top Ritz value.</param>
     /// <param name="maxIterations">Lanczos steps at most per run (memory: one parameter-sized vector of doubles a step).</param>
     /// <param name="plainSharpness">For Adam and RMSprop, also measure the plain sharpness (a second Lanczos run, about twice the products).</param>
     public SharpnessProbe(Func<Tensor> loss, Module model, Optimizer optimizer, int every = 100, double tolerance = DefaultTolerance, int maxIterations = DefaultMaxIterations,

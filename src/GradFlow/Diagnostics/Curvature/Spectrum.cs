@@ -153,21 +153,29 @@ public static class Spectrum
         return new SpectralDensity(nodes, weights, most, op.ProductCount - before);
     }
 
-    private static EigenPairs Ends(CurvatureOperator op, int k, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start, bool top, string name)
+    // The sharpness probe's rule: the top pair's residual at most tolerance times the top Ritz value itself (when
+    // positive), so "within 1% of lambda_max" holds even where the negative end of the spectrum is the larger in
+    // magnitude; TopEigenvalues measures against the largest |Ritz value|.
+    internal static EigenPairs TopEigenvalue(CurvatureOperator op, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start) =>
+        Ends(op, 1, tolerance, maxIterations, seed, start, top: true, nameof(TopEigenvalues), relativeToTop: true);
+
+    private static EigenPairs Ends(CurvatureOperator op, int k, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start, bool top, string name,
+        bool relativeToTop = false)
     {
         CheckCommon(op, tolerance, maxIterations, name);
         if (k < 1 || k > op.Dimension) Guard.ThrowArg(name, nameof(k), $"must be 1 to the dimension ({op.Dimension}), got {k}.");
         if (k > maxIterations) Guard.ThrowArg(name, nameof(k), $"{k} eigenpairs need at least as many iterations; maxIterations is {maxIterations}.");
         long before = op.ProductCount;
         var (lz, values, y, converged) = Run(op, Start(op, seed, start, name), tolerance, maxIterations,
-            m => m < k ? [] : [.. Enumerable.Range(0, k).Select(i => top ? m - 1 - i : i)]);
+            m => m < k ? [] : [.. Enumerable.Range(0, k).Select(i => top ? m - 1 - i : i)], relativeToTop);
         int count = Math.Min(k, values.Length);
         var idx = Enumerable.Range(0, count).Select(i => top ? values.Length - 1 - i : i).ToArray();
         return new EigenPairs([.. idx.Select(i => values[i])], [.. idx.Select(i => lz.RitzVector(y, i))], [.. idx.Select(i => lz.Residual(y, i))],
             lz.Steps, op.ProductCount - before, converged && count == k);
     }
 
-    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, double[] start, double tolerance, int maxIterations, Func<int, int[]> wanted)
+    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, double[] start, double tolerance, int maxIterations, Func<int, int[]> wanted,
+        bool relativeToTop = false)
     {
         var lz = new Lanczos(op, start);
         while (true)
@@ -175,7 +183,7 @@ public static class Spectrum
             lz.Step();
             var (values, y) = lz.Ritz();
             var idx = wanted(values.Length);
-            double scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
+            double scale = relativeToTop && values[^1] > 0 ? values[^1] : Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
             bool converged = idx.Length > 0 && idx.All(i => lz.Residual(y, i) <= tolerance * scale);
             if (converged || lz.Exhausted || lz.Steps >= maxIterations) return (lz, values, y, converged || (lz.Exhausted && idx.Length > 0));
         }

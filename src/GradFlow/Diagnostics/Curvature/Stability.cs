@@ -35,7 +35,7 @@ public static class Stability
     /// <param name="op">The Hessian at the current weights; its parameters must all be in <paramref name="optimizer"/>, in groups with one set of hyper-parameters.</param>
     /// <param name="optimizer">The optimiser whose step is judged.</param>
     /// <param name="step">The training step, recorded in the result.</param>
-    /// <param name="tolerance">Lanczos's relative tolerance.</param>
+    /// <param name="tolerance">Lanczos's relative tolerance: the top Ritz pair's residual at most this times the top Ritz value (the sharpness itself, not the largest |eigenvalue|).</param>
     /// <param name="maxIterations">Lanczos steps at most.</param>
     /// <param name="start">A start vector (the previous probe's eigenvector), or null for a random one.</param>
     /// <param name="seed">Seed of the random start vector.</param>
@@ -74,7 +74,7 @@ public static class Stability
             case SGD:
                 {
                     double mu = group["momentum"], d = group["dampening"];
-                    var top = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), wd), 1, tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), wd), tolerance, maxIterations, seed, start);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = mu == 0 ? (2 / lr, "2/lr")
                         : group.Flag("nesterov") ? (2 * (1 + mu) / ((1 + 2 * mu) * lr), "2(1+momentum)/((1+2 momentum) lr), Nesterov")
@@ -86,13 +86,13 @@ public static class Stability
                     bool adam = optimizer is Adam;
                     double decay = optimizer is AdamW ? 0 : wd;
                     var scale = InversePreconditionerRoot(op, optimizer, group, adam, Name);
-                    var top = Spectrum.TopEigenvalues(op.Scaled(scale, decay), 1, tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Scaled(scale, decay), tolerance, maxIterations, seed, start);
                     (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     // The plain sharpness only on request: its own Lanczos run (the Rayleigh quotient of H along the
                     // preconditioned direction would not do), and the threshold does not judge it.
                     if (plainSharpness)
                     {
-                        var plain = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), decay), 1, tolerance, maxIterations, seed, plainStart);
+                        var plain = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), decay), tolerance, maxIterations, seed, plainStart);
                         (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
                     }
                     if (adam)
@@ -109,7 +109,7 @@ public static class Stability
                 }
             default:
                 {
-                    var top = Spectrum.TopEigenvalues(op.Scaled(Ones(op.Dimension), wd), 1, tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), wd), tolerance, maxIterations, seed, start);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = (null, $"no stability rule for {type}");
                     break;
