@@ -114,6 +114,18 @@ public sealed class SharedMemoryReductionTests : IDisposable
     }
 
     [Fact]
+    public void MachinesWithDifferentRankCountsFallBackToMpiOnEveryRankAlike()
+    {
+        // Three ranks as "machines" of two and one: the rails would not pair up, so every rank keeps MPI's allreduce.
+        var machines = new Dictionary<string, string?> { ["GRADFLOW_SHM_RANKS_PER_NODE"] = "2" };
+        var result = Train(3, "uneven", machines, "--dtype", "f64");
+        Reference("ref", "--ranks", "3", "--halves", "1", "--dtype", "f64");
+        for (int r = 0; r < 3; r++) Assert.Contains($"rank {r}: shared memory False", result.Stdout);
+        AssertSameBits("uneven.rank0", "uneven.rank2");
+        AssertClose(MpiJob.ReadWeights(Out("uneven.rank0")), MpiJob.ReadWeights(Out("ref")), 1e-10);
+    }
+
+    [Fact]
     public void TheSameSeedGivesTheSameRunThroughTheSharedWindow()
     {
         Train(2, "a", null, "--bucket-bytes", "1");
