@@ -8,7 +8,7 @@
 //   ab --case mlp|cnn [--rounds 15 --steps 10 --bucket-mb 25]   A/B in one job, under mpirun -np 2: four sides trained in
 //       turn by blocks of steps, each on its own copy of the model (the order rotating every round): solo (rank 0 trains
 //       alone, rank 1 sleeps), none (both ranks train without communication), mpi and shm (DistributedDataParallel with
-//       GradientReduction.Mpi and .SharedMemory). Prints the medians over rounds of each side's throughput against solo's
+//       GradientReduction.Mpi and .SharedMemory; mpi-blocking, .Mpi without overlap). Prints the medians over rounds of each side's throughput against solo's
 //       in the same round (the 1.8x goal is 2 ranks / 1 process), and each DDP's per-step time breakdown on each rank.
 //   reducers [--bytes 7454760 --rounds 15 --iterations 10]   one buffer (the mlp's gradient by default) averaged by
 //       MPI_Allreduce, MPI_Iallreduce + MPI_Wait and the shared-memory window in turn (Reducers.cs).
