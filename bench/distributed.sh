@@ -26,6 +26,10 @@ for case in mlp cnn; do
   GRADFLOW_NUM_THREADS=1 dotnet "$app" throughput --case "$case"
   GRADFLOW_NUM_THREADS=2 dotnet "$app" throughput --case "$case"
   GRADFLOW_NUM_THREADS=1 taskset -c 0 dotnet "$app" throughput --case "$case"
+  # A/B in one job: rank 0 alone, two ranks without communication, MPI's allreduce and the shared window, alternated by
+  # blocks (medians of per-round ratios), and each DDP's per-step time breakdown on each rank.
+  mpirun -np 2 --map-by slot:PE=1 "${root[@]}" -x GRADFLOW_NUM_THREADS=1 dotnet "$app" ab --case "$case"
 done
+mpirun -np 2 --map-by slot:PE=1 "${root[@]}" dotnet "$app" reducers
 mpirun -np 2 --oversubscribe "${root[@]}" dotnet "$app" allreduce
 mpirun -np 2 --oversubscribe "${root[@]}" "$cc_out"

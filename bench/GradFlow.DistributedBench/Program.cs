@@ -5,6 +5,13 @@
 //       blocks). --ddp 0 under mpirun: every rank trains its own model without DistributedDataParallel (no collective but
 //       the barriers around each block), the ceiling two ranks could reach on this machine with communication for free.
 //       Under DistributedDataParallel a `ddp` line also counts, per step, the MPI calls and bytes (load-independent).
+//   ab --case mlp|cnn [--rounds 15 --steps 10 --bucket-mb 25]   A/B in one job, under mpirun -np 2: four sides trained in
+//       turn by blocks of steps, each on its own copy of the model (the order rotating every round): solo (rank 0 trains
+//       alone, rank 1 sleeps), none (both ranks train without communication), mpi and shm (DistributedDataParallel with
+//       GradientReduction.Mpi and .SharedMemory; mpi-blocking, .Mpi without overlap). Prints the medians over rounds of each side's throughput against solo's
+//       in the same round (the 1.8x goal is 2 ranks / 1 process), and each DDP's per-step time breakdown on each rank.
+//   reducers [--bytes 7454760 --rounds 15 --iterations 10]   one buffer (the mlp's gradient by default) averaged by
+//       MPI_Allreduce, MPI_Iallreduce + MPI_Wait and the shared-memory window in turn (Reducers.cs).
 //   allreduce [--min 4096 --max 67108864]   in-place float32 allreduce through GradFlow's binding (Communicator.Allreduce,
 //       MPI_Allreduce by P/Invoke) for buffers from --min to --max bytes; allreduce.c does the same in C for comparison.
 // Timing: every rank meets at a barrier before each block; a block's time is rank 0's, the slowest rank ends it.
@@ -22,16 +29,19 @@ int Int(string key, int fallback) => map.TryGetValue(key, out var v) ? int.Parse
 
 return Communicator.Run(world => mode switch
 {
-    "throughput" => Throughput(world, map.GetValueOrDefault("case", "mlp"), Int("blocks", 7), Int("steps", 10), Int("ddp", 1) == 1, Int("bucket-mb", 25)),
+    "throughput" => Throughput(world, map.GetValueOrDefault("case", "mlp"), Int("blocks", 7), Int("steps", 10), Int("ddp", 1) == 1, Int("bucket-mb", 25),
+        map.GetValueOrDefault("reduction", "shm") == "mpi" ? GradientReduction.Mpi : GradientReduction.SharedMemory),
+    "reducers" => Reducers.Run(world, long.Parse(map.GetValueOrDefault("bytes", "7454760"), CultureInfo.InvariantCulture), Int("rounds", 15), Int("iterations", 10)),
+    "ab" => AB.Run(world, map.GetValueOrDefault("case", "mlp"), Int("rounds", 15), Int("steps", 10), Int("bucket-mb", 25)),
     "allreduce" => Allreduce(world, Int("min", 4096), Int("max", 64 << 20)),
     _ => throw new ArgumentException($"unknown mode '{mode}'"),
 });
 
-static int Throughput(Communicator world, string name, int blocks, int steps, bool useDdp, int bucketMegabytes)
+static int Throughput(Communicator world, string name, int blocks, int steps, bool useDdp, int bucketMegabytes, GradientReduction reduction)
 {
     var (model, optimizer, x, y) = Cases.Build(name);
     using var ddp = world.Size > 1 && useDdp
-        ? new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = (long)bucketMegabytes << 20 })
+        ? new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = (long)bucketMegabytes << 20, Reduction = reduction })
         : null;
     var loss = new CrossEntropyLoss();
     var arena = new TensorArena();

@@ -9,8 +9,26 @@ namespace GradFlow.Distributed;
 /// </summary>
 internal static class BucketLayout
 {
-    public static (GradientBucket[] Buckets, int[] BucketOf, int[] SlotOf) Build(Tensor[] parameters, long capBytes, long inPlaceBytes)
+    /// <summary>Bytes of the largest bucket when every gradient is packed (the shared-memory reduction's segment).</summary>
+    public static long LargestPackedBucket(Tensor[] parameters, long capBytes)
     {
+        long largest = 0, bytes = 0;
+        DType? dtype = null;
+        for (int i = parameters.Length - 1; i >= 0; i--)
+        {
+            var p = parameters[i];
+            long size = (long)p.NumEl * (p.DType == DType.Float32 ? 4 : 8);
+            if (dtype is not null && (p.DType != dtype || bytes + size > capBytes)) bytes = 0; // the same closing rule as Build
+            dtype = p.DType;
+            bytes += size;
+            largest = Math.Max(largest, bytes);
+        }
+        return largest;
+    }
+
+    public static (GradientBucket[] Buckets, int[] BucketOf, int[] SlotOf) Build(Tensor[] parameters, long capBytes, long inPlaceBytes, SharedMemoryAllreduce? shared = null)
+    {
+        if (shared is not null) inPlaceBytes = long.MaxValue; // every gradient goes through the shared segment
         var buckets = new List<GradientBucket>();
         var bucketOf = new int[parameters.Length];
         var slotOf = new int[parameters.Length];
@@ -29,7 +47,7 @@ internal static class BucketLayout
                 bucketOf[members[s]] = buckets.Count;
                 slotOf[members[s]] = s;
             }
-            buckets.Add(new GradientBucket(buckets.Count, dtype, [.. members], [.. offsets], [.. inPlace], count));
+            buckets.Add(new GradientBucket(buckets.Count, dtype, [.. members], [.. offsets], [.. inPlace], count, shared));
             members.Clear();
             offsets.Clear();
             inPlace.Clear();

@@ -153,6 +153,15 @@ public sealed unsafe class Communicator : IDisposable
         Check(_mpi.Allreduce(buffer, buffer, count, type, op, _comm), "MPI_Allreduce");
     }
 
+    /// <summary>An in-place allreduce on another communicator made from this one (a shared-memory reduction's rail between machines).</summary>
+    internal void AllreduceOn(nint comm, void* buffer, int count, MpiType type)
+    {
+        ThrowIfFinalized();
+        _blocking++;
+        _reducedBytes += (long)count * SizeOf(type);
+        Check(_mpi.Allreduce(buffer, buffer, count, type, MpiOp.Sum, comm), "MPI_Allreduce");
+    }
+
     /// <summary>Waits for a request; it reads as MPI_REQUEST_NULL after.</summary>
     internal void Wait(ref nint request)
     {

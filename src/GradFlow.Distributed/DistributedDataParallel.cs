@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using GradFlow.Diagnostics;
 using GradFlow.NN;
 
@@ -60,6 +61,8 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private int _overlapped;
     private int _completedEarly;
     private int _thread;     // the thread running the armed backward: only it calls MPI (serialized)
+    private readonly SharedMemoryAllreduce? _shared;
+    private long _timedSteps, _tHeader, _tImbalance, _tLaunch, _tWait, _tAverage, _tCompare; // Stopwatch ticks
 
     /// <summary>
     /// Wraps <paramref name="module"/> for data-parallel training on <paramref name="communicator"/> (the MPI world by
@@ -87,7 +90,9 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         if (Options.BroadcastParameters || Options.Buffers != BufferSync.None) entries.AddRange(buffers.Select(b => ModelAgreement.Entry("buffer", b.Name, b.Buffer)));
         ModelAgreement.Check(Communicator, entries);
 
-        (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes, Options.InPlaceBytes);
+        if (Options.Reduction == GradientReduction.SharedMemory && Communicator.Size > 1)
+            _shared = SharedMemoryAllreduce.TryCreate(Communicator, BucketLayout.LargestPackedBucket(_params, Options.BucketBytes));
+        (_buckets, _bucketOf, _slotOf) = BucketLayout.Build(_params, Options.BucketBytes, Options.InPlaceBytes, _shared);
         _ready = new bool[_params.Length];
         _unreached = new bool[_params.Length];
         _agreement = new StepAgreement(Communicator, _buckets);
@@ -119,6 +124,26 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     /// smaller than <see cref="DistributedDataParallelOptions.InPlaceBytes"/>; the others are reduced where they lie.
     /// </summary>
     public long CopiedGradientBytes => _buckets.Sum(b => (long)b.Count * (b.DType == DType.Float32 ? 4 : 8));
+
+    /// <summary>
+    /// Whether the gradients are reduced through a shared-memory window (<see cref="GradientReduction.SharedMemory"/> and
+    /// more than one rank, with the same number of ranks on every machine) rather than by MPI's allreduce.
+    /// </summary>
+    public bool SharedMemoryReduction => _shared is not null;
+
+    /// <summary>Time this rank spent in each data-parallel phase of the synchronised steps so far (always counted; the
+    /// imbalance only with <see cref="DistributedDataParallelOptions.Profile"/>).</summary>
+    public DistributedStepTimes StepTimes
+    {
+        get
+        {
+            double f = 1.0 / Stopwatch.Frequency;
+            if (_shared is not { } sh) return new(_timedSteps, _tHeader * f, _tImbalance * f, _tLaunch * f, _tWait * f, 0, _tAverage * f, _tCompare * f);
+            // The shared-memory reduction runs whole when a bucket starts: its phases are told apart inside it.
+            return new(_timedSteps, _tHeader * f, _tImbalance * f, sh.CopyInTicks * f, (_tWait + sh.MeetTicks) * f, sh.ReduceTicks * f,
+                (_tAverage + sh.CopyOutTicks) * f, _tCompare * f);
+        }
+    }
 
     /// <summary>Synchronised backward passes completed so far (the steps of <see cref="DistributedGradientStats"/>).</summary>
     public long SyncCount { get; private set; }
@@ -250,9 +275,11 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             _armed = false;
             return;
         }
+        long t0 = Stopwatch.GetTimestamp();
         StopRequested = _agreement.Check(SyncCount + 1, _localPasses, _stopAsked);
         _localPasses = 0;
         _bufferSync.Synchronize();
+        _tHeader += Stopwatch.GetTimestamp() - t0;
         _thread = Environment.CurrentManagedThreadId;
         Array.Copy(_unreached, _ready, _ready.Length);
         for (int b = 0; b < _buckets.Length; b++) _buckets[b].Pending = 0;
@@ -326,9 +353,17 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     {
         while (_nextLaunch < _buckets.Length && _buckets[_nextLaunch].Pending == 0)
         {
+            if (_nextLaunch == 0 && Options.Profile)
+            {
+                long t = Stopwatch.GetTimestamp();
+                Communicator.Barrier();
+                _tImbalance += Stopwatch.GetTimestamp() - t;
+            }
             var bucket = _buckets[_nextLaunch++];
             if (!AllReady()) _overlapped++;
+            long t0 = Stopwatch.GetTimestamp();
             bucket.Start(Communicator, _params, _ranks, Options.Overlap);
+            _tLaunch += Stopwatch.GetTimestamp() - t0;
         }
     }
 
@@ -336,7 +371,14 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     {
         bool measure = _ranks is not null;
         double globalSquares = 0;
+        long t0 = Stopwatch.GetTimestamp();
+        foreach (var bucket in _buckets) bucket.WaitAll(Communicator);
+        long t1 = Stopwatch.GetTimestamp();
         foreach (var bucket in _buckets) globalSquares += bucket.Complete(Communicator, _params, Communicator.Size, measure);
+        long t2 = Stopwatch.GetTimestamp();
+        _tWait += t1 - t0;
+        _tAverage += t2 - t1;
+        _timedSteps++;
         _armed = _started = false;
         Array.Clear(_ready);
         SyncCount++;
@@ -344,6 +386,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         BucketsCompletedDuringBackward = _completedEarly;
         if (_ranks is null) return;
         var stats = _ranks.Compare(SyncCount, Math.Sqrt(globalSquares), _bucketOrder ??= _buckets.SelectMany(b => b.Parameters).ToArray());
+        _tCompare += Stopwatch.GetTimestamp() - t2;
         Latest = stats;
         _monitor?.ObserveRanks(stats);
         RanksCompared?.Invoke(stats);
@@ -357,11 +400,15 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             if (!_ready[i]) yield return $"'{_names[i]}'";
     }
 
-    /// <summary>Stops listening to backward (MPI stays up: the <see cref="Communicator"/> is not disposed).</summary>
+    /// <summary>
+    /// Stops listening to backward (MPI stays up: the <see cref="Communicator"/> is not disposed). With the shared-memory
+    /// reduction it also frees the window, which is collective: every rank disposes its DDP at the same point.
+    /// </summary>
     public void Dispose()
     {
         _registration?.Dispose();
         _registration = null;
         foreach (var b in _buckets) b.WaitAll(Communicator);
+        _shared?.Dispose();
     }
 }

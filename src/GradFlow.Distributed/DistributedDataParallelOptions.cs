@@ -25,6 +25,20 @@ public sealed class DistributedDataParallelOptions
     /// </summary>
     public bool Overlap { get; init; } = true;
 
+    /// <summary>
+    /// How the ranks on one machine add their gradients: <see cref="GradientReduction.SharedMemory"/> (the default) through
+    /// an MPI-3 shared-memory window, each rank reducing its share straight from the others' memory, with MPI's allreduce
+    /// only between machines; <see cref="GradientReduction.Mpi"/> by MPI's allreduce throughout. The averaged bits are the
+    /// same on two ranks; with more, both add in a fixed order, not necessarily the same one.
+    /// </summary>
+    public GradientReduction Reduction { get; init; } = GradientReduction.SharedMemory;
+
+    /// <summary>
+    /// Time the data-parallel phases of each step (<see cref="DistributedDataParallel.StepTimes"/>) with one extra barrier
+    /// before the first bucket, which separates waiting for a slower rank from the reduction itself. For benchmarks.
+    /// </summary>
+    public bool Profile { get; init; }
+
     /// <summary>Copy rank 0's parameters and buffers to every rank at the start, so all ranks begin from the same model.</summary>
     public bool BroadcastParameters { get; init; } = true;
 
@@ -51,11 +65,12 @@ public sealed class DistributedDataParallelOptions
     {
         if (InPlaceBytes <= 0) throw new ArgumentOutOfRangeException(nameof(InPlaceBytes), $"DistributedDataParallel: InPlaceBytes must be positive, got {InPlaceBytes}.");
         if (BucketBytes <= 0) throw new ArgumentOutOfRangeException(nameof(BucketBytes), $"DistributedDataParallel: BucketBytes must be positive, got {BucketBytes}.");
+        if (!Enum.IsDefined(Reduction)) throw new ArgumentOutOfRangeException(nameof(Reduction), $"DistributedDataParallel: Reduction must be SharedMemory or Mpi, got {Reduction}.");
         if (!Enum.IsDefined(Buffers)) throw new ArgumentOutOfRangeException(nameof(Buffers), $"DistributedDataParallel: Buffers must be Broadcast, Average or None, got {Buffers}.");
         if (!(DivergenceFactor > 1) || double.IsInfinity(DivergenceFactor))
             throw new ArgumentOutOfRangeException(nameof(DivergenceFactor), $"DistributedDataParallel: DivergenceFactor must be a finite number above 1, got {DivergenceFactor}.");
     }
 
     // The options that decide which collectives run, in the form every rank compares.
-    internal string Describe() => $"options bucketBytes={BucketBytes} inPlaceBytes={InPlaceBytes} overlap={Overlap} watchRanks={WatchRanks} broadcast={BroadcastParameters} buffers={Buffers}";
+    internal string Describe() => $"options bucketBytes={BucketBytes} inPlaceBytes={InPlaceBytes} overlap={Overlap} watchRanks={WatchRanks} broadcast={BroadcastParameters} buffers={Buffers} reduction={Reduction} profile={Profile}";
 }

@@ -19,22 +19,31 @@ internal sealed unsafe class GradientBucket
     private readonly nint[] _requests;   // in start order: each in-place gradient's, then the packed buffer's
     private readonly GCHandle[] _pins;   // per slot: the in-place gradient's storage while its allreduce runs
     private int _nextPoll;
+    private double _sharedSquares; // the averaged gradients' squared norm, taken by the shared-memory reduction at start
 
-    public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, bool[] inPlace, int count)
+    public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, bool[] inPlace, int count, SharedMemoryAllreduce? shared = null)
     {
+        Shared = shared;
         Index = index;
         DType = dtype;
         Parameters = parameters;
         Offsets = offsets;
         InPlace = inPlace;
         Count = count;
-        if (dtype == DType.Float32) Floats = GC.AllocateArray<float>(count, pinned: true);
-        else Doubles = GC.AllocateArray<double>(count, pinned: true);
-        _requests = new nint[inPlace.Count(x => x) + (count > 0 ? 1 : 0)];
+        if (shared is not null) _requests = []; // packed into the shared segment: no buffer of its own, no MPI request
+        else
+        {
+            if (dtype == DType.Float32) Floats = GC.AllocateArray<float>(count, pinned: true);
+            else Doubles = GC.AllocateArray<double>(count, pinned: true);
+            _requests = new nint[inPlace.Count(x => x) + (count > 0 ? 1 : 0)];
+        }
         _pins = new GCHandle[parameters.Length];
     }
 
     public int Index { get; }
+
+    /// <summary>The machine's shared window the bucket is reduced through, or null for MPI's allreduce.</summary>
+    public SharedMemoryAllreduce? Shared { get; }
     public DType DType { get; }
 
     /// <summary>Indices into the DDP's parameter list, in the order they sit in the buffer.</summary>
@@ -70,6 +79,13 @@ internal sealed unsafe class GradientBucket
     /// </summary>
     public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap)
     {
+        if (Shared is not null)
+        {
+            _sharedSquares = DType == DType.Float32
+                ? ReduceShared<float>(Shared, comm.Size, parameters, ranks)
+                : ReduceShared<double>(Shared, comm.Size, parameters, ranks);
+            return;
+        }
         int r = 0;
         _nextPoll = 0;
         for (int s = 0; s < Parameters.Length; s++)
@@ -119,6 +135,7 @@ internal sealed unsafe class GradientBucket
     /// </summary>
     public double Complete(Communicator comm, Tensor[] parameters, int worldSize, bool measure)
     {
+        if (Shared is not null) return _sharedSquares;
         WaitAll(comm);
         double squares = 0;
         for (int s = 0; s < Parameters.Length; s++)
@@ -136,6 +153,53 @@ internal sealed unsafe class GradientBucket
             grad.BumpVersion();
         }
         return squares;
+    }
+
+    /// <summary>
+    /// The whole allreduce through the machine's shared window, done now: every gradient is copied into this rank's segment
+    /// (measured on the way), the ranks reduce a share each, and each gradient is copied back from the shares' owners
+    /// (the averaged norm measured on the way, in the same chunks as <see cref="Complete"/>, so the same bits).
+    /// </summary>
+    private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks) where T : unmanaged, INumber<T>
+    {
+        T* segment = (T*)shared.Mine;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int s = 0; s < Parameters.Length; s++)
+        {
+            int p = Parameters[s];
+            var slot = new Span<T>(segment + Offsets[s], parameters[p].NumEl);
+            var grad = parameters[p].Grad;
+            if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
+            var (squares, nonFinite) = grad is null ? Zero(slot) : CopyMeasured<T>(grad.Span<T>(), slot, ranks is not null);
+            ranks?.Local(p, squares, nonFinite);
+        }
+        shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        shared.Reduce<T>(Count, worldSize);
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+        double total = 0;
+        for (int s = 0; s < Parameters.Length; s++)
+        {
+            var parameter = parameters[Parameters[s]];
+            var grad = parameter.Grad;
+            if (grad is null || !grad.IsContiguous)
+            {
+                using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
+                parameter.Grad = grad = Tensor.Empty(parameter.ShapeArray, DType);
+            }
+            var target = grad.Span<T>();
+            var acc = new StatsAccumulator();
+            for (int start = 0; start < target.Length; start += Chunk)
+            {
+                var chunk = target.Slice(start, Math.Min(Chunk, target.Length - start));
+                shared.CopyAveraged(Offsets[s] + start, Count, chunk);
+                if (ranks is not null) Accumulate<T>(chunk, ref acc);
+            }
+            grad.BumpVersion();
+            total += acc.SumSquares;
+        }
+        shared.CopyOutTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+        shared.Release();
+        return total;
     }
 
     /// <summary>Waits for whatever is still running and unpins the gradients (also when a step is abandoned).</summary>

@@ -36,4 +36,15 @@ public sealed class BucketLayoutTests
         Assert.Equal([0, -1, 5], bucket.Offsets);
         Assert.Equal(15, bucket.Count);
     }
+
+    [Fact]
+    public void TheSharedSegmentHoldsTheLargestBucketWithEveryGradientPacked()
+    {
+        // Buckets [40], [30, 20], [10] floats under a 239-byte cap (as above): the largest packed is 50 floats, 200 bytes;
+        // a dtype change closes a bucket as Build does, and a parameter above the cap is a bucket of its own.
+        Assert.Equal(200, BucketLayout.LargestPackedBucket([P(10), P(20), P(30), P(40)], capBytes: 239));
+        Assert.Equal(4000, BucketLayout.LargestPackedBucket([P(2), P(2, DType.Float64), P(1000), P(3)], capBytes: 64));
+        Assert.Equal(16, BucketLayout.LargestPackedBucket([P(2), P(2, DType.Float64), P(1)], capBytes: 1 << 20));
+        Assert.Equal(0, BucketLayout.LargestPackedBucket([], capBytes: 64));
+    }
 }

@@ -15,6 +15,8 @@
 //          --skip-nosync-rank R (rank R ignores --accumulate's NoSync scopes and synchronises every micro-batch)
 //          --stop-rank R --stop-step S (rank R alone calls RequestStop before step S) --signal 1 (SIGUSR1 calls RequestStop,
 //          and training runs, cycling through its data, until a stop is requested: "rank 0: training" says it began)
+//          --reduction shm|mpi (DistributedDataParallelOptions.Reduction; "rank r: shared memory True" says which ran)
+//          --ranks N (reference: the global batch of N ranks, N*B rows a step)
 //          --in-place-bytes X (DistributedDataParallelOptions.InPlaceBytes) --part-rank R (rank R moves one weight by one ulp before the checkpoint, which every rank must then refuse)
 using System.Globalization;
 using GradFlow;
@@ -30,7 +32,7 @@ return mode switch
 {
     "train" => Communicator.Run(world => Train(world, options)),
     "reference" => Reference(options),
-    "mismatch" => Communicator.Run(world => Mismatch(world)),
+    "mismatch" => Communicator.Run(world => Mismatch(world, options)),
     "collectives" => Communicator.Run(world => Collectives(world)),
     "die" => Communicator.Run(world => Die(world, options)),
     "threads" => Communicator.Run(world =>
@@ -46,7 +48,7 @@ static int Train(Communicator world, Options o)
     var net = Model.Build(o.DType, hidden: 32, seed: (ulong)(1000 + world.Rank), o.BatchNorm); // different on each rank: DDP's broadcast makes them equal
     // With --unused 1 the model also holds a layer the forward never calls: backward cannot reach it.
     Module model = o.Unused ? new Sequential(net, new Linear(4, 4, dtype: o.DType, generator: new Generator((ulong)world.Rank))) : net;
-    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, InPlaceBytes = o.InPlaceBytes, Overlap = o.Overlap, Buffers = o.Buffers });
+    var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { BucketBytes = o.BucketBytes, InPlaceBytes = o.InPlaceBytes, Overlap = o.Overlap, Buffers = o.Buffers, Reduction = o.Reduction });
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
     using var monitor = GradientMonitor.Attach(model, optimizer);
     ddp.Watch(monitor);
@@ -107,6 +109,7 @@ static int Train(Communicator world, Options o)
     if (o.Unused)
         Console.WriteLine($"rank {world.Rank}: unused layer unchanged {((Sequential)model)[1].Parameters().Select(p => p.ToDoubleArray()).Zip(unusedBefore).All(z => z.First.SequenceEqual(z.Second))}");
     Console.WriteLine($"rank {world.Rank}: {ddp.Buckets.Count} buckets, {ddp.BucketsOverlapped} started during backward");
+    Console.WriteLine($"rank {world.Rank}: shared memory {ddp.SharedMemoryReduction}");
     if (o.Out is not null)
     {
         Model.WriteBits(model, $"{o.Out}.rank{world.Rank}");
@@ -134,7 +137,7 @@ static int Reference(Options o)
 {
     var model = Model.Build(o.DType, hidden: 32, seed: 1000, o.BatchNorm); // rank 0's initial weights
     var optimizer = new SGD(model.Parameters(), lr: 0.1, momentum: 0.9);
-    int global = 2 * o.Batch; // what two ranks of --batch rows take per step
+    int global = o.Ranks * o.Batch; // what --ranks ranks of --batch rows take per step
     var data = Model.Data(o.DType, o.Steps * global);
     int parts = o.Halves;
     int rows = global / parts;
@@ -167,10 +170,10 @@ static int Reference(Options o)
     return 0;
 }
 
-static int Mismatch(Communicator world)
+static int Mismatch(Communicator world, Options o)
 {
     var model = Model.Build(DType.Float32, hidden: world.Rank == 1 ? 48 : 32, seed: 1);
-    using var ddp = new DistributedDataParallel(model, world);
+    using var ddp = new DistributedDataParallel(model, world, new DistributedDataParallelOptions { Reduction = o.Reduction });
     return 0;
 }
 
@@ -212,7 +215,8 @@ static int Die(Communicator world, Options o)
 }
 
 internal sealed record Options(string? Out, int Steps, int Batch, DType DType, long BucketBytes, bool Overlap, int NanRank, int NanStep, int Accumulate, int Halves, int ScaleRank, double Scale, bool Unused, bool OtherThread,
-    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal, int PartRank, long InPlaceBytes)
+    bool BatchNorm, BufferSync Buffers, int SkipNoSyncRank, int StopRank, int StopStep, bool Signal, int PartRank, long InPlaceBytes,
+    GradientReduction Reduction, int Ranks)
 {
     public static Options Parse(string[] args)
     {
@@ -226,7 +230,8 @@ internal sealed record Options(string? Out, int Steps, int Batch, DType DType, l
             double.Parse(Get("scale", "1"), CultureInfo.InvariantCulture), Get("unused", "0") == "1", Get("thread", "0") == "1",
             Get("batchnorm", "0") == "1", Enum.Parse<BufferSync>(Get("buffers", "broadcast"), ignoreCase: true), Int("skip-nosync-rank", -1),
             Int("stop-rank", -1), Int("stop-step", -1), Get("signal", "0") == "1", Int("part-rank", -1),
-            long.Parse(Get("in-place-bytes", (256L << 10).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture));
+            long.Parse(Get("in-place-bytes", (256L << 10).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture),
+            Get("reduction", "shm") == "mpi" ? GradientReduction.Mpi : GradientReduction.SharedMemory, Int("ranks", 2));
     }
 }
 

@@ -59,6 +59,22 @@ internal abstract unsafe class MpiBinding
     public abstract int Allgather(void* send, int sendCount, MpiType sendType, void* receive, int receiveCount, MpiType receiveType, nint comm);
     public abstract int Allgatherv(void* send, int sendCount, MpiType sendType, void* receive, int* receiveCounts, int* displacements, MpiType receiveType, nint comm);
     public abstract int Abort(nint comm, int errorCode);
+
+    // Node-local shared memory (MPI-3): the ranks on one machine, and a window each of them can load from and store to.
+    /// <summary>MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, key, MPI_INFO_NULL): the ranks that share this machine's memory.</summary>
+    public abstract int CommSplitShared(nint comm, int key, out nint node);
+    /// <summary>MPI_Comm_split; a negative <paramref name="color"/> means MPI_UNDEFINED (the result is MPI_COMM_NULL).</summary>
+    public abstract int CommSplit(nint comm, int color, int key, out nint result);
+    public abstract int CommFree(ref nint comm);
+    /// <summary>MPI_COMM_NULL.</summary>
+    public abstract nint CommNull { get; }
+    public abstract int WinAllocateShared(long bytes, nint comm, out void* baseAddress, out nint window);
+    public abstract int WinSharedQuery(nint window, int rank, out long bytes, out void* baseAddress);
+    /// <summary>MPI_Win_lock_all(MPI_MODE_NOCHECK): one passive-target epoch for the window's lifetime, inside which loads and stores are synchronised by <see cref="WinSync"/> and barriers.</summary>
+    public abstract int WinLockAll(nint window);
+    public abstract int WinUnlockAll(nint window);
+    public abstract int WinSync(nint window);
+    public abstract int WinFree(ref nint window);
     public abstract string ErrorString(int code);
 
     /// <summary>

@@ -33,6 +33,14 @@ internal sealed unsafe class OpenMpiBinding : MpiBinding
     private readonly delegate* unmanaged<void*, int, nint, void*, int*, int*, nint, nint, int> _allgatherv;
     private readonly delegate* unmanaged<nint, int, int> _abort;
     private readonly delegate* unmanaged<int, byte*, int*, int> _errorString;
+    private readonly nint _commNull, _infoNull;
+    private readonly delegate* unmanaged<nint, int, int, nint, nint*, int> _commSplitType;
+    private readonly delegate* unmanaged<nint, int, int, nint*, int> _commSplit;
+    private readonly delegate* unmanaged<nint*, int> _commFree, _winFree;
+    private readonly delegate* unmanaged<nint, int, nint, nint, void**, nint*, int> _winAllocateShared;
+    private readonly delegate* unmanaged<nint, int, nint*, int*, void**, int> _winSharedQuery;
+    private readonly delegate* unmanaged<int, nint, int> _winLockAll;
+    private readonly delegate* unmanaged<nint, int> _winUnlockAll, _winSync;
 
     public OpenMpiBinding(nint library, string name)
     {
@@ -62,6 +70,17 @@ internal sealed unsafe class OpenMpiBinding : MpiBinding
         _allgatherv = (delegate* unmanaged<void*, int, nint, void*, int*, int*, nint, nint, int>)Export("MPI_Allgatherv");
         _abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         _errorString = (delegate* unmanaged<int, byte*, int*, int>)Export("MPI_Error_string");
+        _commNull = Export("ompi_mpi_comm_null");
+        _infoNull = Export("ompi_mpi_info_null");
+        _commSplitType = (delegate* unmanaged<nint, int, int, nint, nint*, int>)Export("MPI_Comm_split_type");
+        _commSplit = (delegate* unmanaged<nint, int, int, nint*, int>)Export("MPI_Comm_split");
+        _commFree = (delegate* unmanaged<nint*, int>)Export("MPI_Comm_free");
+        _winFree = (delegate* unmanaged<nint*, int>)Export("MPI_Win_free");
+        _winAllocateShared = (delegate* unmanaged<nint, int, nint, nint, void**, nint*, int>)Export("MPI_Win_allocate_shared");
+        _winSharedQuery = (delegate* unmanaged<nint, int, nint*, int*, void**, int>)Export("MPI_Win_shared_query");
+        _winLockAll = (delegate* unmanaged<int, nint, int>)Export("MPI_Win_lock_all");
+        _winUnlockAll = (delegate* unmanaged<nint, int>)Export("MPI_Win_unlock_all");
+        _winSync = (delegate* unmanaged<nint, int>)Export("MPI_Win_sync");
     }
 
     public override string Name => $"Open MPI ({_library})";
@@ -154,6 +173,70 @@ internal sealed unsafe class OpenMpiBinding : MpiBinding
         _allgatherv(send, sendCount, _types[(int)sendType], receive, receiveCounts, displacements, _types[(int)receiveType], comm);
 
     public override int Abort(nint comm, int errorCode) => _abort(comm, errorCode);
+
+    private const int CommTypeShared = 0;  // MPI_COMM_TYPE_SHARED, the first of Open MPI's split types (MPICH: 1)
+    private const int Undefined = -32766;  // MPI_UNDEFINED (MPICH: -32766 as well)
+    private const int ModeNoCheck = 1;     // MPI_MODE_NOCHECK (MPICH: 1024)
+
+    public override nint CommNull => _commNull;
+
+    public override int CommSplitShared(nint comm, int key, out nint node)
+    {
+        nint n;
+        int rc = _commSplitType(comm, CommTypeShared, key, _infoNull, &n);
+        node = n;
+        return rc;
+    }
+
+    public override int CommSplit(nint comm, int color, int key, out nint result)
+    {
+        nint n;
+        int rc = _commSplit(comm, color < 0 ? Undefined : color, key, &n);
+        result = n;
+        return rc;
+    }
+
+    public override int CommFree(ref nint comm)
+    {
+        nint c = comm;
+        int rc = _commFree(&c);
+        comm = c;
+        return rc;
+    }
+
+    // MPI_Aint is ptrdiff_t in Open MPI: nint on 64-bit Linux. disp_unit 1: offsets are in bytes.
+    public override int WinAllocateShared(long bytes, nint comm, out void* baseAddress, out nint window)
+    {
+        void* b;
+        nint w;
+        int rc = _winAllocateShared((nint)bytes, 1, _infoNull, comm, &b, &w);
+        baseAddress = b;
+        window = w;
+        return rc;
+    }
+
+    public override int WinSharedQuery(nint window, int rank, out long bytes, out void* baseAddress)
+    {
+        nint size;
+        int unit;
+        void* b;
+        int rc = _winSharedQuery(window, rank, &size, &unit, &b);
+        bytes = size;
+        baseAddress = b;
+        return rc;
+    }
+
+    public override int WinLockAll(nint window) => _winLockAll(ModeNoCheck, window);
+    public override int WinUnlockAll(nint window) => _winUnlockAll(window);
+    public override int WinSync(nint window) => _winSync(window);
+
+    public override int WinFree(ref nint window)
+    {
+        nint w = window;
+        int rc = _winFree(&w);
+        window = w;
+        return rc;
+    }
 
     public override string ErrorString(int code)
     {

@@ -1,0 +1,31 @@
+namespace GradFlow.Distributed;
+
+/// <summary>
+/// Where a <see cref="DistributedDataParallel"/>'s synchronised steps spent their time on this rank, in seconds summed
+/// over the steps so far (<see cref="DistributedDataParallel.StepTimes"/>; subtract two snapshots for a span of steps).
+/// Everything outside these phases is the rank's own forward, backward and optimiser step.
+/// </summary>
+/// <param name="Steps">Synchronised backward passes counted.</param>
+/// <param name="Header">The step header's allgather and the buffers' sync at the start of backward (includes waiting for
+/// ranks whose forward ended later).</param>
+/// <param name="Imbalance">With <see cref="DistributedDataParallelOptions.Profile"/>: a barrier before the first bucket
+/// starts, i.e. waiting for the rank whose backward produced its gradients last; 0 otherwise.</param>
+/// <param name="Launch">Measuring the gradients, copying them into buckets (the small ones, or all into the shared
+/// segment), starting the reductions (and, without overlap, running them).</param>
+/// <param name="Wait">Waiting for the reductions still running when backward ended (MPI_Wait: MPI's own copies and
+/// additions), or the shared-memory reduction's barriers (waiting for the other ranks).</param>
+/// <param name="Reduce">The shared-memory reduction adding this rank's share from every segment; 0 with MPI's allreduce,
+/// where it is part of <paramref name="Wait"/>.</param>
+/// <param name="Average">Writing the average into the gradients (sum / N, or the shares' averages copied out of the
+/// window) and the averaged gradient's norm.</param>
+/// <param name="Compare">The ranks' gradient-norm comparison (one small allreduce).</param>
+public readonly record struct DistributedStepTimes(long Steps, double Header, double Imbalance, double Launch, double Wait, double Reduce, double Average, double Compare)
+{
+    /// <summary>All the phases together: the data-parallel part of the steps.</summary>
+    public double Total => Header + Imbalance + Launch + Wait + Reduce + Average + Compare;
+
+    /// <summary>The steps between <paramref name="before"/> and <paramref name="after"/>.</summary>
+    public static DistributedStepTimes operator -(DistributedStepTimes after, DistributedStepTimes before) => new(
+        after.Steps - before.Steps, after.Header - before.Header, after.Imbalance - before.Imbalance, after.Launch - before.Launch,
+        after.Wait - before.Wait, after.Reduce - before.Reduce, after.Average - before.Average, after.Compare - before.Compare);
+}

@@ -1,0 +1,204 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using GradFlow.Distributed.Native;
+
+namespace GradFlow.Distributed;
+
+/// <summary>
+/// The gradient allreduce of the ranks on one machine through memory they all map (MPI-3: MPI_Comm_split_type with
+/// MPI_COMM_TYPE_SHARED, MPI_Win_allocate_shared), instead of MPI messages. Each rank owns a segment of the window; a
+/// bucket is written into it, and after a barrier each rank reduces its share of the bucket (1/L of the elements on L
+/// local ranks) by loading that share from every rank's segment, adding them in rank order (fixed, so every run and every
+/// rank get the same bits) and dividing by the world size; after a second barrier every rank copies each share from its
+/// owner's segment. No message is built and no data is copied twice: Open MPI's shared-memory transport (vader, with
+/// Linux CMA) copies the peer's half into a temporary and the result back on the receiving rank's core.
+/// <para>
+/// Across machines (the world larger than one machine's ranks) the reduction is hierarchical: after the machine-local
+/// sum, each rank allreduces its share with the ranks of the same local number on the other machines (MPI_Allreduce on
+/// that "rail"), so every local rank drives the network at once, then divides. This needs the same number of ranks on
+/// every machine; <see cref="TryCreate"/> returns null otherwise (on every rank alike) and the DDP keeps MPI's allreduce.
+/// </para>
+/// </summary>
+internal sealed unsafe class SharedMemoryAllreduce : IDisposable
+{
+    /// <summary>Groups the ranks into "machines" of this many consecutive ranks instead of asking MPI which share memory: for tests of the hierarchical path on one machine.</summary>
+    public const string RanksPerNodeVariable = "GRADFLOW_SHM_RANKS_PER_NODE";
+
+    private const int Align = 64; // shares start on cache lines of their own: no two ranks write one line
+    private readonly Communicator _world;
+    private readonly MpiBinding _mpi;
+    private readonly byte*[] _segments;
+    private nint _node, _rail, _window;
+
+    private SharedMemoryAllreduce(Communicator world, nint node, nint rail, nint window, byte*[] segments, int localRank, long bytes)
+    {
+        _world = world;
+        _mpi = world.Binding;
+        _node = node;
+        _rail = rail;
+        _window = window;
+        _segments = segments;
+        LocalRank = localRank;
+        SegmentBytes = bytes;
+    }
+
+    /// <summary>Stopwatch ticks spent copying gradients into the segment, meeting the other ranks (waiting for them), adding the shares, and copying the averages out.</summary>
+    public long CopyInTicks, MeetTicks, ReduceTicks, CopyOutTicks;
+
+    /// <summary>This rank's number among the ranks of its machine.</summary>
+    public int LocalRank { get; }
+
+    /// <summary>Ranks on this machine.</summary>
+    public int LocalSize => _segments.Length;
+
+    /// <summary>Bytes of each rank's segment: the largest bucket.</summary>
+    public long SegmentBytes { get; }
+
+    /// <summary>True when the world spans several machines (the shares then also travel between them by MPI).</summary>
+    public bool Hierarchical => _rail != _mpi.CommNull;
+
+    /// <summary>This rank's segment, where a bucket is written before <see cref="Reduce{T}"/>.</summary>
+    public void* Mine => _segments[LocalRank];
+
+    /// <summary>
+    /// Collective over the world: splits it into machines, allocates a segment of <paramref name="bytes"/> per rank and
+    /// maps every segment of the machine. Null, on every rank alike, when the machines hold different numbers of ranks.
+    /// </summary>
+    public static SharedMemoryAllreduce? TryCreate(Communicator world, long bytes)
+    {
+        var mpi = world.Binding;
+        nint node;
+        string? grouping = Environment.GetEnvironmentVariable(RanksPerNodeVariable);
+        if (int.TryParse(grouping, out int perNode) && perNode > 0) world.Check(mpi.CommSplit(world.Handle, world.Rank / perNode, world.Rank, out node), "MPI_Comm_split");
+        else world.Check(mpi.CommSplitShared(world.Handle, world.Rank, out node), "MPI_Comm_split_type");
+        world.Check(mpi.CommRank(node, out int localRank), "MPI_Comm_rank");
+        world.Check(mpi.CommSize(node, out int localSize), "MPI_Comm_size");
+        int[] sizes = world.AllGather(localSize);
+        if (sizes.Any(s => s != localSize))
+        {
+            world.Check(mpi.CommFree(ref node), "MPI_Comm_free");
+            return null;
+        }
+        nint rail = mpi.CommNull;
+        if (localSize < world.Size) world.Check(mpi.CommSplit(world.Handle, localRank, world.Rank, out rail), "MPI_Comm_split");
+        long rounded = Math.Max(Align, (bytes + Align - 1) / Align * Align);
+        world.Check(mpi.WinAllocateShared(rounded, node, out _, out nint window), "MPI_Win_allocate_shared");
+        var segments = new byte*[localSize];
+        for (int r = 0; r < localSize; r++)
+        {
+            world.Check(mpi.WinSharedQuery(window, r, out _, out void* address), "MPI_Win_shared_query");
+            segments[r] = (byte*)address;
+        }
+        world.Check(mpi.WinLockAll(window), "MPI_Win_lock_all");
+        return new SharedMemoryAllreduce(world, node, rail, window, segments, localRank, rounded);
+    }
+
+    /// <summary>The first element and the end of local rank <paramref name="rank"/>'s share of <paramref name="count"/> elements.</summary>
+    public (int Start, int End) Share<T>(int rank, int count) where T : unmanaged
+    {
+        int perLine = Align / sizeof(T);
+        int share = (count + LocalSize - 1) / LocalSize;
+        share = (share + perLine - 1) / perLine * perLine;
+        int start = Math.Min(count, rank * share);
+        return (start, Math.Min(count, start + share));
+    }
+
+    /// <summary>
+    /// Copies the averaged elements from <paramref name="index"/> on (of a bucket of <paramref name="count"/>) into
+    /// <paramref name="destination"/>, each from its share owner's segment, after <see cref="Reduce{T}"/>.
+    /// </summary>
+    public void CopyAveraged<T>(int index, int count, Span<T> destination) where T : unmanaged
+    {
+        int share = Math.Max(1, Share<T>(0, count).End);
+        int done = 0;
+        while (done < destination.Length)
+        {
+            int at = index + done, owner = at / share;
+            int run = Math.Min(destination.Length - done, (owner + 1) * share - at);
+            new ReadOnlySpan<T>((T*)_segments[owner] + at, run).CopyTo(destination.Slice(done, run));
+            done += run;
+        }
+    }
+
+    /// <summary>
+    /// Collective over the machine (and the world when hierarchical): every rank has written <paramref name="count"/>
+    /// elements into <see cref="Mine"/>; on return each segment's share holds the sum over all ranks divided by
+    /// <paramref name="worldSize"/>, readable through <see cref="CopyAveraged{T}"/> until <see cref="Release"/>.
+    /// </summary>
+    public void Reduce<T>(int count, int worldSize) where T : unmanaged, INumber<T>
+    {
+        if ((long)count * sizeof(T) > SegmentBytes) throw new ArgumentOutOfRangeException(nameof(count), $"{nameof(SharedMemoryAllreduce)}: {count} elements exceed the segment of {SegmentBytes} bytes.");
+        Meet();
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        var (start, end) = Share<T>(LocalRank, count);
+        T* mine = (T*)Mine;
+        bool divide = !Hierarchical;
+        const int Block = 1024; // a block of the share stays in L1 while the segments are added into it
+        // Ranks 0 and 1 may add into their own segment (each element is read before it is written); a rank above them
+        // would overwrite its own contribution with rank 0's and 1's before adding it, so it adds in a scratch block.
+        Span<T> scratch = LocalRank >= 2 ? stackalloc T[Block] : default;
+        for (int b = start; b < end; b += Block)
+        {
+            int n = Math.Min(Block, end - b);
+            var dst = new Span<T>(mine + b, n);
+            var sum = LocalRank >= 2 ? scratch[..n] : dst;
+            if (LocalSize > 1) Add(new Span<T>((T*)_segments[0] + b, n), new Span<T>((T*)_segments[1] + b, n), sum);
+            for (int r = 2; r < LocalSize; r++) Add(sum, new Span<T>((T*)_segments[r] + b, n), sum);
+            if (LocalRank >= 2) sum.CopyTo(dst);
+            if (divide) Divide(dst, worldSize);
+        }
+        if (!divide && end > start)
+        {
+            _world.AllreduceOn(_rail, mine + start, end - start, Communicator.TypeOf<T>(nameof(Reduce)));
+            for (int b = start; b < end; b += Block) Divide(new Span<T>(mine + b, Math.Min(Block, end - b)), worldSize);
+        }
+        ReduceTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        Meet();
+    }
+
+    /// <summary>Collective over the machine: every rank has read the averages, so the segments may be written again.</summary>
+    public void Release() => Meet();
+
+    // Stores before the barrier are seen by every rank's loads after it: MPI_Win_sync orders this rank's memory accesses
+    // against the window (a full fence in Open MPI's osc/sm), the barrier orders the ranks.
+    private void Meet()
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        _world.Check(_mpi.WinSync(_window), "MPI_Win_sync");
+        _world.Check(_mpi.Barrier(_node), "MPI_Barrier");
+        _world.Check(_mpi.WinSync(_window), "MPI_Win_sync");
+        MeetTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+    }
+
+    private static void Add<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+                (new Vector<T>(a[i..]) + new Vector<T>(b[i..])).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) dst[i] = a[i] + b[i];
+    }
+
+    // A division, as the MPI path's average does, so both give the same bits.
+    private static void Divide<T>(Span<T> x, int worldSize) where T : unmanaged, INumber<T>
+    {
+        T n = T.CreateChecked(worldSize);
+        var vn = new Vector<T>(n);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+                (new Vector<T>(x[i..]) / vn).CopyTo(x[i..]);
+        for (; i < x.Length; i++) x[i] /= n;
+    }
+
+    /// <summary>Frees the window and the communicators (collective over the machine).</summary>
+    public void Dispose()
+    {
+        if (_window == 0) return;
+        _mpi.WinUnlockAll(_window);
+        _mpi.WinFree(ref _window);
+        _window = 0;
+        if (_rail != _mpi.CommNull) _mpi.CommFree(ref _rail);
+        _mpi.CommFree(ref _node);
+    }
+}
