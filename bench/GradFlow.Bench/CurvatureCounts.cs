@@ -18,9 +18,9 @@ internal static class CurvatureCounts
     private const int PowerSteps = 100;    // PyHessian's budget
     private const int Every = 100, Probes = 5;
 
-    // Idle-machine times in training steps (bench/RESULTS.md, 3 Dec 2026): one full product (the forward, the gradient
-    // with createGraph and the double backward) and one more product on the kept gradient graph.
-    private static (double Full, double Kept) Ratios(string model) => model == "mlp" ? (3.6, 2.1) : (3.2, 2.0);
+    // Idle-machine times in training steps, 1 thread (bench/RESULTS.md, "After the fourth session's merges"): one full
+    // product (the forward, the gradient with createGraph and the double backward) and one more on the kept graph.
+    private static (double Full, double Kept) Ratios(string model) => model == "mlp" ? (3.08, 1.87) : (3.04, 1.86);
 
     // The products' goal (branch hvpfast): a full product 2.7 steps, a kept one 1.7, on both models.
     private static readonly (double Full, double Kept) s_goal = (2.7, 1.7);
