@@ -62,7 +62,8 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
 
     /// <summary>
     /// Collective over the world: splits it into machines, allocates a segment of <paramref name="bytes"/> per rank and
-    /// maps every segment of the machine. Null, on every rank alike, when the machines hold different numbers of ranks.
+    /// maps every segment of the machine. Null, on every rank alike, when the machines hold different numbers of ranks or
+    /// a machine's shared memory cannot hold its segments.
     /// </summary>
     public static SharedMemoryAllreduce? TryCreate(Communicator world, long bytes)
     {
@@ -79,9 +80,17 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
             world.Check(mpi.CommFree(ref node), "MPI_Comm_free");
             return null;
         }
+        long rounded = Math.Max(Align, (bytes + Align - 1) / Align * Align);
+        // Open MPI backs the window with a file in /dev/shm; where that cannot hold the machine's segments (a container's
+        // small --shm-size) the allocation would end the job, so every rank keeps MPI's allreduce instead, all alike.
+        int[] fits = world.AllGather(WindowFits(rounded * localSize, FreeBytes(SharedMemoryDirectory)) ? 1 : 0);
+        if (fits.Any(f => f == 0))
+        {
+            world.Check(mpi.CommFree(ref node), "MPI_Comm_free");
+            return null;
+        }
         nint rail = mpi.CommNull;
         if (localSize < world.Size) world.Check(mpi.CommSplit(world.Handle, localRank, world.Rank, out rail), "MPI_Comm_split");
-        long rounded = Math.Max(Align, (bytes + Align - 1) / Align * Align);
         world.Check(mpi.WinAllocateShared(rounded, node, out _, out nint window), "MPI_Win_allocate_shared");
         var segments = new byte*[localSize];
         for (int r = 0; r < localSize; r++)
@@ -91,6 +100,29 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
         }
         world.Check(mpi.WinLockAll(window), "MPI_Win_lock_all");
         return new SharedMemoryAllreduce(world, node, rail, window, segments, localRank, rounded);
+    }
+
+    /// <summary>Where Open MPI's shared-memory files live by default (its shmem_mmap backing directory).</summary>
+    internal const string SharedMemoryDirectory = "/dev/shm";
+
+    /// <summary>
+    /// Whether a machine's window of <paramref name="windowBytes"/> fits in <paramref name="freeBytes"/> of shared memory,
+    /// with a quarter to spare for MPI's own segments; unknown space (null) is assumed to fit, as MPI would.
+    /// </summary>
+    internal static bool WindowFits(long windowBytes, long? freeBytes) =>
+        freeBytes is not { } free || windowBytes <= free - (free / 4);
+
+    /// <summary>Free bytes of the file system at <paramref name="directory"/>, or null where it cannot be read.</summary>
+    internal static long? FreeBytes(string directory)
+    {
+        try
+        {
+            return Directory.Exists(directory) ? new DriveInfo(directory).AvailableFreeSpace : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The first element and the end of local rank <paramref name="rank"/>'s share of <paramref name="count"/> elements.</summary>
