@@ -188,6 +188,7 @@ public static partial class Scenarios
             s => Digits(s, Tasks.Cnn(6, 1, residual: false, batchNorm: false), m => new SGD(m.Parameters(), 0.05, momentum: 0.9), image: true, transform: x => x * 0.0 + 0.3), Seed: 82),
 
         .. BlindSet(),
+        .. Blind2Set(),
     ];
 
     private static Setup Digits(ulong seed, Module model, Func<Module, Optimizer> optimizer, bool image = false, Func<Tensor, Tensor>? transform = null, bool shuffleLabels = false) =>
