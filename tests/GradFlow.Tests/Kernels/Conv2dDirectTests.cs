@@ -7,7 +7,8 @@ namespace GradFlow.Tests.Kernels;
 public class Conv2dDirectTests
 {
     // n, c, h, w, outC, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups: all with horizontal stride 1,
-    // at most 16 taps per output and output rows of at least 16 (multiples of 16 and not; 1, 3, 4, 5, 9 channels).
+    // at most 16 taps per output and output rows of at least 8 (multiples of 8 and 16 and not; 1, 3, 4, 5, 9 channels;
+    // rows of 8-15 only take the direct path at 8 lanes).
     public static TheoryData<int[]> Configs => new()
     {
         new[] { 3, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 1, 1, 1 },
@@ -19,6 +20,9 @@ public class Conv2dDirectTests
         new[] { 3, 2, 8, 19, 4, 3, 2, 2, 1, 2, 1, 1, 1, 2 },
         new[] { 1, 3, 5, 31, 6, 1, 5, 1, 1, 0, 2, 1, 1, 3 },
         new[] { 2, 1, 13, 47, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1 },
+        new[] { 2, 1, 9, 12, 5, 3, 3, 1, 1, 0, 0, 1, 1, 1 },
+        new[] { 1, 2, 6, 10, 4, 2, 2, 1, 1, 1, 1, 1, 1, 2 },
+        new[] { 3, 1, 10, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1 },
     };
 
     [Theory]
@@ -26,7 +30,8 @@ public class Conv2dDirectTests
     public void MatchesTheReferenceAndTheGemmPath(int[] p)
     {
         var g = Conv2dGeometry.Create("Conv2d", p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]);
-        if (!Conv2dDirect.Applies(g)) return; // no AVX-512 here: the public path is the GEMM one, tested elsewhere
+        // Without AVX2 (or with rows shorter than this machine's vector) both runs below take the GEMM path.
+        Assert.Equal(Conv2dDirect.Width > 0 && g.OW >= Conv2dDirect.Width, Conv2dDirect.Applies(g));
         var t = new ConvCase(p, 5);
         var (y, _, dw, db) = t.Reference();
         float[] x = F(t.X), w = F(t.Wt), b = F(t.Bias), dy = F(t.Dy);
@@ -54,22 +59,37 @@ public class Conv2dDirectTests
 
     [Theory]
     [InlineData(1, 1, 9, 9, 1, 1, 0, 1)]   // rows of 7 outputs
+    [InlineData(1, 1, 12, 12, 3, 1, 0, 1)] // rows of 10: direct at 8 lanes only
     [InlineData(1, 1, 20, 20, 1, 2, 0, 1)] // horizontal stride 2
     [InlineData(1, 2, 20, 20, 3, 1, 0, 1)] // 18 taps
     [InlineData(1, 1, 20, 20, 3, 1, 0, 1)] // first layer shape: direct
     public void TheRuleChoosesByShape(int n, int c, int h, int w, int k, int strideW, int pad, int groups)
     {
         var g = Conv2dGeometry.Create("Conv2d", n, c, h, w, 4, k, k, 1, strideW, pad, pad, 1, 1, groups);
-        bool expected = c * k * k <= Conv2dDirect.MaxColRows && strideW == 1 && g.OW >= 16;
-        Assert.Equal(expected && System.Runtime.Intrinsics.X86.Avx512F.IsSupported, Conv2dDirect.Applies(g));
+        int width = System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? 16
+            : System.Runtime.Intrinsics.X86.Fma.IsSupported && System.Runtime.Intrinsics.X86.Avx2.IsSupported ? 8 : 0;
+        Assert.Equal(width, Conv2dDirect.Width);
+        bool expected = c * k * k <= Conv2dDirect.MaxColRows && strideW == 1 && g.OW >= width;
+        Assert.Equal(expected && width > 0, Conv2dDirect.Applies(g));
+        Assert.Equal(expected && width == 16, Conv2dDirect.AppliesForward(g));
     }
 
-    private static (float[] Y, float[] Dw, float[] Db) Run(Conv2dGeometry g, float[] x, float[] w, float[] b, float[] dy, bool allowDirect)
+    private static unsafe (float[] Y, float[] Dw, float[] Db) Run(Conv2dGeometry g, float[] x, float[] w, float[] b, float[] dy, bool allowDirect)
     {
         var y = Nans(g.OutputLength);
         var dw = Nans(g.WeightLength);
         var db = Nans(g.OutC);
-        Conv2dKernels.ForwardCore<float>(x, w, b, y, g, allowDirect);
+        if (allowDirect && Conv2dDirect.Applies(g))
+        {
+            // The direct forward itself, also at 8 lanes, where the rule sends the layer's forward to the GEMM.
+            fixed (float* px = x, pw = w, pb = b, py = y)
+                Conv2dDirect.Forward(g, px, pw, pb, py);
+        }
+        else
+        {
+            Conv2dKernels.ForwardCore<float>(x, w, b, y, g, allowDirect);
+        }
+
         Conv2dKernels.BackwardWeightCore<float>(x, dy, dw, db, g, allowDirect);
         return (y, dw, db);
     }

@@ -17,7 +17,7 @@ internal static unsafe class Conv2dCore<T> where T : unmanaged, INumber<T>
 {
     public static void Forward(in Conv2dGeometry g, T* input, T* weight, T* bias, T* output, bool allowDirect = true)
     {
-        if (allowDirect && typeof(T) == typeof(float) && Conv2dDirect.Applies(g))
+        if (allowDirect && typeof(T) == typeof(float) && Conv2dDirect.AppliesForward(g))
         {
             Conv2dDirect.Forward(g, (float*)input, (float*)weight, (float*)bias, (float*)output);
             return;
