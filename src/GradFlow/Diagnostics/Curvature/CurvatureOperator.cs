@@ -330,7 +330,7 @@ public sealed class CurvatureOperator : IDisposable
     /// <summary>The product with a flat vector, as a new array.</summary>
     public double[] Apply(ReadOnlySpan<double> v)
     {
-        var result = new double[Dimension];
+        var result = GC.AllocateUninitializedArray<double>(Dimension); // every entry is written
         Apply(v, result);
         return result;
     }

@@ -114,8 +114,7 @@ internal sealed class Lanczos
     {
         var x = new double[_op.Dimension];
         for (int l = 0; l < _basis.Count; l++) Axpy(y[l, k], _basis[l], x);
-        double n = Norm(x);
-        for (int i = 0; i < x.Length; i++) x[i] /= n;
+        Scale(x, 1 / Norm(x));
         return x;
     }
 
