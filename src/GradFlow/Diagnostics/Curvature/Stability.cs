@@ -74,7 +74,7 @@ public static class Stability
             case SGD:
                 {
                     double mu = group["momentum"], d = group["dampening"];
-                    var top = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), wd), tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = mu == 0 ? (2 / lr, "2/lr")
                         : group.Flag("nesterov") ? (2 * (1 + mu) / ((1 + 2 * mu) * lr), "2(1+momentum)/((1+2 momentum) lr), Nesterov")
@@ -92,7 +92,7 @@ public static class Stability
                     // preconditioned direction would not do), and the threshold does not judge it.
                     if (plainSharpness)
                     {
-                        var plain = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), decay), tolerance, maxIterations, seed, plainStart);
+                        var plain = Spectrum.TopEigenvalue(op.Shifted(decay), tolerance, maxIterations, seed, plainStart);
                         (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
                     }
                     if (adam)
@@ -109,7 +109,7 @@ public static class Stability
                 }
             default:
                 {
-                    var top = Spectrum.TopEigenvalue(op.Scaled(Ones(op.Dimension), wd), tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = (null, $"no stability rule for {type}");
                     break;
@@ -117,13 +117,6 @@ public static class Stability
         }
         double? ratio = threshold is { } t ? (preconditioned ?? sharpness) / t : null;
         return new SharpnessProbeResult(step, type, lr, op.Loss, sharpness, preconditioned, threshold, rule, ratio, op.ProductCount - before, converged);
-    }
-
-    private static double[] Ones(int n)
-    {
-        var a = new double[n];
-        Array.Fill(a, 1.0);
-        return a;
     }
 
     private static ParamGroup CommonGroup(CurvatureOperator op, Optimizer optimizer, string name)

@@ -88,6 +88,32 @@ public class HessianVectorProductTests
     }
 
     [Fact]
+    public void ViewsApplyTheirShiftAndScaleAsTheirDefinitionSays()
+    {
+        // S (H + shift I) S v from the plain product, element by element, against the views' vectorised passes; a
+        // shift-only view against a scale of ones, bit for bit (it skips the multiplications by one).
+        var problem = CurvatureCases.All["conv2d"](DType.Float64);
+        var op = CurvatureOperator.Hessian(problem.Loss, problem.Parameters);
+        var v = RandomVector(op.Dimension, 11);
+        var scale = RandomVector(op.Dimension, 12).Select(x => 0.5 + Math.Abs(x)).ToArray();
+        const double shift = 0.3;
+        var sv = v.Select((x, i) => scale[i] * x).ToArray();
+        var hsv = op.Apply(sv);
+        var expected = hsv.Select((x, i) => (x + (shift * sv[i])) * scale[i]).ToArray();
+        Assert.Equal(expected, op.Scaled(scale, shift).Apply(v));
+        var ones = Enumerable.Repeat(1.0, op.Dimension).ToArray();
+        var shifted = op.Shifted(shift).Apply(v);
+        Assert.Equal(op.Scaled(ones, shift).Apply(v), shifted);
+        var hv = op.Apply(v);
+        Assert.Equal(hv.Select((x, i) => x + (shift * v[i])).ToArray(), shifted);
+        Assert.Throws<InvalidOperationException>(() => op.Shifted(shift).Shifted(shift));
+        var bad = (double[])v.Clone();
+        bad[^1] = double.NaN;
+        Assert.Throws<ArgumentException>(() => op.Shifted(shift).Apply(bad));
+        Assert.Throws<ArgumentException>(() => op.Scaled(scale, shift).Apply(bad));
+    }
+
+    [Fact]
     public void GaussNewtonOfMseIsTwiceJTransposeJOverN()
     {
         // For mean squared error over n outputs the loss Hessian is (2/n) I, so G = (2/n) J^T J: checked against
