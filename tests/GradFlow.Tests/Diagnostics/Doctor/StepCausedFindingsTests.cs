@@ -40,6 +40,16 @@ public class StepCausedFindingsTests
         Assert.Equal(expected, findings.Any(f => f.Kind == FindingKind.VanishingGradients));
     }
 
+    [Fact]
+    public void ALaterVanishingIsJudgedFromItsOwnOnset()
+    {
+        // Two large first steps and a moment of vanishing at step 2, then healthy for a window and more, then vanishing under
+        // healthy steps from step 41: that onset's steps were small (2 of 41 large), so the network's own vanishing is named.
+        var findings = Doctor.Diagnose(Enumerable.Range(1, 100).Select(t =>
+            Step(t, Stalled(t), t == 2 || t > 40 ? s_vanished : s_healthy, t <= 2 ? 0.05 : 1e-3)), s_options);
+        Assert.Contains(findings, f => f.Kind == FindingKind.VanishingGradients);
+    }
+
     // ||dL/dh_t|| = factor^(T-1-t) over 20 time steps (the gradient enters at the last step).
     private static RecurrentStepStats[] ThroughTime(double factor) =>
         [new("rnn", 0, 0, false, Enumerable.Range(0, 20).Select(t => Math.Pow(factor, 19 - t)).ToArray())];

@@ -131,7 +131,8 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
         {
             bool now = Vanishing(p);
             if (!_startSeen) (_startSeen, _startHealthy) = (true, !now);
-            if (now && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
+            if (_condition.Share == 0) _onsetShare = double.NaN;
+            else if (now && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
         }
         // As across depth: a layer that carried the gradient through time at its first step and lost it after large steps
         // (a ReLU RNN whose growing rate kills its units) was brought there by the rate.

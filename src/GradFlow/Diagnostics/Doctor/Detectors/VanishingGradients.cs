@@ -16,7 +16,7 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
     internal const double AbsoluteThreshold = 1e-7;
     private readonly Streak _streak = new(window);
     private bool _startSeen, _startHealthy;
-    private double _onsetShare = double.NaN; // RunHistory.LargeUpdateShare when the condition first held
+    private double _onsetShare = double.NaN; // RunHistory.LargeUpdateShare when the condition began (after a window without it)
 
     public override FindingKind Kind => FindingKind.VanishingGradients;
 
@@ -42,7 +42,8 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
             _startHealthy = !hit && ratio >= FlatRatioThreshold;
         }
         _streak.Push(hit);
-        if (hit && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
+        if (_streak.Share == 0) _onsetShare = double.NaN; // absent for a whole window: a later condition has its own onset
+        else if (hit && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
         if (!hit || _streak.Share < persistence || !Unwell(run) || ByTheSteps(_startHealthy, _onsetShare)) return null;
         (_at, _detail, _ratio, _threshold, _share, _flat, _symptoms) = (step, run.Detail, ratio, threshold, _streak.Share, flat, run.SymptomNow);
         return Severity.Warning;
