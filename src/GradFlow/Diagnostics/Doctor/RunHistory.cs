@@ -113,6 +113,12 @@ internal sealed class RunHistory
     public double OutputMovement { get; private set; }
     /// <summary>The largest update/weight ratio over the layers.</summary>
     public Ring MaxUpdateRatio { get; } = new(Capacity);
+    /// <summary>
+    /// The share of the steps so far whose largest update/weight ratio was above 1e-2 (the too-high rate's bound, Karpathy's
+    /// 1e-3 ten times over): above one half, the weights moved by more than 1% a step on most steps of the run.
+    /// </summary>
+    public double LargeUpdateShare => Count > 0 ? (double)_largeUpdateSteps / Count : 0;
+    private long _largeUpdateSteps;
     /// <summary>The global gradient norms of the first window: the run's own healthy baseline.</summary>
     public double[] BaselineNorms { get; }
     public int BaselineCount { get; private set; }
@@ -225,6 +231,7 @@ internal sealed class RunHistory
         OutputUpdateRatio.Push(outRatio);
         if (double.IsFinite(outRatio)) OutputMovement += outRatio;
         MaxUpdateRatio.Push(maxRatio);
+        if (maxRatio > LearningRateTooHigh.RatioThreshold) _largeUpdateSteps++;
         Symptoms = Judge(loss, smoothed);
         // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
         _rising.Push(double.IsFinite(loss) && (Symptoms & Symptoms.Diverging) != 0 && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));

@@ -12,6 +12,8 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
     internal const double DepthRatioThreshold = 70; // AUTOTRAINER ICSE'21
     private const int BaselineSteps = 5;
     private readonly Streak _growth = new(window), _spikes = new(window), _depth = new(window);
+    private long _spikeAt; // the run's step count at the latest spike (0: none yet)
+    private double _spikeFactor;
     private readonly double[] _scratch = new double[Math.Max(window, BaselineSteps) + 1];
 
     public override FindingKind Kind => FindingKind.ExplodingGradients;
@@ -32,7 +34,12 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         bool diverging = (run.Symptoms & Symptoms.Diverging) != 0;
         int spikeCount = (int)Math.Round(_spikes.Share * window);
         bool grown = growth > GrowthThreshold && (diverging || (_growth.Share >= persistence && Unwell(run)));
-        bool spiky = _spikes.Latest && (spikeCount >= 2 && Unwell(run) || diverging);
+        if (spike > SpikeThreshold) (_spikeAt, _spikeFactor) = (run.Count, spike);
+        // One spike is enough once the loss diverges within the window that holds it: the divergence symptom is a median
+        // of 5 losses, so it follows the step that threw the weights by a few steps, often after the norm has fallen back.
+        bool spikeBefore = diverging && !_spikes.Latest && _spikeAt > 0 && run.Count - _spikeAt < window;
+        bool spiky = _spikes.Latest && (spikeCount >= 2 && Unwell(run) || diverging) || spikeBefore;
+        if (spikeBefore) spike = _spikeFactor;
         bool deep = _depth.Share >= persistence && Unwell(run);
         // Acute: the norm went non-finite right after jumping tenfold from the step before (too fast for any window).
         double jump = !double.IsFinite(norm) && run.GradNorm.Count >= 3 && run.GradNorm[2] > 0 ? run.GradNorm[1] / run.GradNorm[2] : double.NaN;
@@ -54,6 +61,7 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
             Kind = Kind, Severity = diverging || blewUp ? Severity.Error : Severity.Warning,
             Title = blewUp ? $"exploding gradients: the norm jumped {jump:G3}x in one step, then became non-finite"
                 : grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at the start"
+                : spikeBefore ? $"a gradient spike {spike:G3}x the recent median {run.Count - _spikeAt} steps before the loss diverged"
                 : spiky ? $"gradient spikes: {norm:G3}, {spike:G3}x the recent median" : $"the gradient grows {depthRatio:G3}x towards the input",
             Layers = deep ? [first!.Layer] : [], FirstStep = step.Step, LastStep = step.Step,
             Confidence = Confidence(Math.Max(Math.Max(_growth.Share, _depth.Share), grown || spiky || blewUp ? 1 : 0), Unwell(run) || diverging || blewUp),

@@ -118,6 +118,8 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
     private double _share;
     private SymptomState _symptoms;
     private RunSetup? _setup;
+    private bool _startSeen, _startHealthy;
+    private double _onsetShare = double.NaN;
 
     public override Finding? Check(RunHistory run, StepRecord step) => Hold(run, step) is null ? null : Build();
 
@@ -125,7 +127,16 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
     {
         bool gate = Unwell(run) && !run.Raised[(int)FindingKind.LearningRateTooLow];
         _condition.Update(run, step, smallest: true, Vanishing, gate);
-        if (!_condition.Holding || !gate) return null;
+        if (step.RecurrentSteps.Count > 0 && _condition.Profile is { } p)
+        {
+            bool now = Vanishing(p);
+            if (!_startSeen) (_startSeen, _startHealthy) = (true, !now);
+            if (_condition.Share == 0) _onsetShare = double.NaN;
+            else if (now && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
+        }
+        // As across depth: a layer that carried the gradient through time at its first step and lost it after large steps
+        // (a ReLU RNN whose growing rate kills its units) was brought there by the rate.
+        if (!_condition.Holding || !gate || VanishingGradients.ByTheSteps(_startHealthy, _onsetShare)) return null;
         (_profile, _at, _share, _symptoms, _setup) = (_condition.Profile!.Value, step.Step, _condition.Share, run.SymptomNow, run.Setup);
         return Severity.Warning;
     }

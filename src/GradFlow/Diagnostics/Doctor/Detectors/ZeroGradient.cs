@@ -33,6 +33,7 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
     private readonly Streak _streak = new(window);
     private StationaryPointReport? _report;
     private bool _probed;
+    private List<string>? _deadCause; // the dead ReLU layers that explained this episode's zero gradient
 
     /// <summary>Classifies the point the weights are at (the doctor's live probe), or null when no probe was given.</summary>
     public Func<StationaryPointReport>? Probe { get; set; }
@@ -54,10 +55,16 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
         double zeroShare = count > 0 ? zeros / count : 0, meanAbs = count > 0 ? abs / count : double.NaN;
         bool hit = count > 0 && (zeroShare >= ZeroShare || meanAbs < TinyMeanAbs);
         _streak.Push(hit);
+        if (_streak.Share < persistence) _deadCause = null; // the episode is over: a later one is judged afresh
         if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
 
         // Dead on the latest measured step is enough here (the DeadRelu rule waits for the monitor's window to call it permanent).
         var dead = (run.Detail?.Activations ?? []).Where(a => a.Op == "Relu" && Math.Max(a.DeadFraction ?? 0, a.DeadWindowFraction ?? 0) >= DeadRelu.DeadThreshold).Select(a => a.Layer).ToList();
+        // A cause found once holds for the episode, as the probe's verdict does: units that died cut the gradient, and a few of
+        // them flickering back on a later sample (momentum or a growing rate still moving weights that get no gradient) while
+        // the gradient stays zero does not make the zero unexplained.
+        if (dead.Count > 0) _deadCause = dead;
+        else if (_deadCause is { } earlier) dead = earlier;
         if (dead.Count == 0 && !_probed && Probe is { } probe)
         {
             _probed = true; // one Lanczos run per run: the probe's cost is paid once, when the condition first holds
