@@ -20,6 +20,7 @@ internal sealed unsafe class GradientBucket
     private readonly GCHandle[] _pins;   // per slot: the in-place gradient's storage while its allreduce runs
     private int _nextPoll;
     private double _sharedSquares; // the averaged gradients' squared norm, taken by the shared-memory reduction at start
+    private readonly bool[] _copied; // per slot: already in the shared segment this step (copied when its gradient was ready)
 
     public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, bool[] inPlace, int count, SharedMemoryAllreduce? shared = null)
     {
@@ -38,6 +39,7 @@ internal sealed unsafe class GradientBucket
             _requests = new nint[inPlace.Count(x => x) + (count > 0 ? 1 : 0)];
         }
         _pins = new GCHandle[parameters.Length];
+        _copied = new bool[parameters.Length];
     }
 
     public int Index { get; }
@@ -76,14 +78,16 @@ internal sealed unsafe class GradientBucket
     /// Starts the bucket's allreduces (non-blocking with <paramref name="overlap"/>, else each completes before the next):
     /// each in-place gradient's as soon as it is measured, then the packed buffer's once every small gradient is copied in.
     /// With <paramref name="ranks"/>, each gradient's squared norm and NaN/Inf count are recorded before it is sent.
+    /// Through the shared window the whole reduction runs now, its first meeting the step header's exchange when
+    /// <paramref name="header"/> is given.
     /// </summary>
-    public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap)
+    public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap, StepAgreement? header = null)
     {
         if (Shared is not null)
         {
             _sharedSquares = DType == DType.Float32
-                ? ReduceShared<float>(Shared, comm.Size, parameters, ranks)
-                : ReduceShared<double>(Shared, comm.Size, parameters, ranks);
+                ? ReduceShared<float>(Shared, comm.Size, parameters, ranks, header)
+                : ReduceShared<double>(Shared, comm.Size, parameters, ranks, header);
             return;
         }
         int r = 0;
@@ -156,48 +160,72 @@ internal sealed unsafe class GradientBucket
     }
 
     /// <summary>
-    /// The whole allreduce through the machine's shared window, done now: every gradient is copied into this rank's segment
-    /// (measured on the way), the ranks reduce a share each, and each gradient is copied back from the shares' owners
-    /// (the averaged norm measured on the way, in the same chunks as <see cref="Complete"/>, so the same bits).
+    /// Copies slot <paramref name="slot"/>'s gradient into this rank's shared segment now, while backward has just written
+    /// it and it is still in cache, rather than when the bucket starts. Only for the bucket that reduces next: the segment
+    /// it writes is free once the previous reduction's meeting is passed.
     /// </summary>
-    private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks) where T : unmanaged, INumber<T>
+    public void CopyIn(int slot, Tensor[] parameters, RankComparison? ranks)
     {
-        T* segment = (T*)shared.Mine;
+        if (Shared is null || _copied[slot]) return;
+        if (DType == DType.Float32) CopyIn<float>(Shared, slot, parameters, ranks);
+        else CopyIn<double>(Shared, slot, parameters, ranks);
+    }
+
+    private void CopyIn<T>(SharedMemoryAllreduce shared, int slot, Tensor[] parameters, RankComparison? ranks) where T : unmanaged, INumber<T>
+    {
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        for (int s = 0; s < Parameters.Length; s++)
-        {
-            int p = Parameters[s];
-            var slot = new Span<T>(segment + Offsets[s], parameters[p].NumEl);
-            var grad = parameters[p].Grad;
-            if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
-            var (squares, nonFinite) = grad is null ? Zero(slot) : CopyMeasured<T>(grad.Span<T>(), slot, ranks is not null);
-            ranks?.Local(p, squares, nonFinite);
-        }
+        int p = Parameters[slot];
+        var target = new Span<T>((T*)shared.Mine + Offsets[slot], parameters[p].NumEl);
+        var grad = parameters[p].Grad;
+        if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
+        var (squares, nonFinite) = grad is null ? Zero(target) : CopyMeasured<T>(grad.Span<T>(), target, ranks is not null);
+        ranks?.Local(p, squares, nonFinite);
+        _copied[slot] = true;
         shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
-        shared.Reduce<T>(Count, worldSize);
+    }
+
+    /// <summary>
+    /// The whole allreduce through the machine's shared window, done now: every gradient not copied yet goes into this
+    /// rank's segment (measured on the way), the ranks meet, and the average is written into the gradients: with two
+    /// ranks on the machine each adds both segments straight into its gradients, else the ranks reduce a share each and
+    /// each gradient is copied back from the shares' owners. The averaged norm is measured on the way, in the same chunks
+    /// as <see cref="Complete"/>, so the same bits.
+    /// </summary>
+    private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks, StepAgreement? header) where T : unmanaged, INumber<T>
+    {
+        for (int s = 0; s < Parameters.Length; s++)
+            if (!_copied[s]) CopyIn<T>(shared, s, parameters, ranks);
+        Array.Clear(_copied);
+        shared.Publish(header);
+        if (!shared.Fused) shared.ReduceShares<T>(Count, worldSize);
         long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         double total = 0;
         for (int s = 0; s < Parameters.Length; s++)
         {
             var parameter = parameters[Parameters[s]];
             var grad = parameter.Grad;
-            if (grad is null || !grad.IsContiguous)
+            // A contiguous gradient is what the segment was filled from: the pair sum reads this rank's values from it.
+            bool holdsMine = grad is not null && grad.IsContiguous;
+            if (!holdsMine)
             {
                 using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
                 parameter.Grad = grad = Tensor.Empty(parameter.ShapeArray, DType);
             }
-            var target = grad.Span<T>();
+            var target = grad!.Span<T>();
             var acc = new StatsAccumulator();
             for (int start = 0; start < target.Length; start += Chunk)
             {
                 var chunk = target.Slice(start, Math.Min(Chunk, target.Length - start));
-                shared.CopyAveraged(Offsets[s] + start, Count, chunk);
+                if (shared.Fused) shared.SumPair(Offsets[s] + start, chunk, holdsMine, worldSize);
+                else shared.CopyAveraged(Offsets[s] + start, Count, chunk);
                 if (ranks is not null) Accumulate<T>(chunk, ref acc);
             }
             grad.BumpVersion();
             total += acc.SumSquares;
         }
-        shared.CopyOutTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+        if (shared.Fused) shared.ReduceTicks += ticks; // the sum and the copy out are one pass
+        else shared.CopyOutTicks += ticks;
         shared.Release();
         return total;
     }
