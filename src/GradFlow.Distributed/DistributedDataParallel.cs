@@ -302,8 +302,6 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             if (_ready[i]) return;
             _started = true;
             MarkReady(i);
-            // Into the shared segment while backward's output is still in cache; a later bucket's segment may still be read.
-            if (_shared is not null && _bucketOf[i] == _nextLaunch) _buckets[_nextLaunch].CopyIn(_slotOf[i], _params, _ranks);
             if (Options.Overlap) LaunchReady();
             else if (AllReady()) LaunchReady();
             if (_nextLaunch == _buckets.Length) Finish();

@@ -12,7 +12,7 @@ namespace GradFlow.Distributed;
 /// <param name="Imbalance">With <see cref="DistributedDataParallelOptions.Profile"/>: a barrier before the first bucket
 /// starts, i.e. waiting for the rank whose backward produced its gradients last; 0 otherwise.</param>
 /// <param name="Launch">Measuring the gradients, copying them into buckets (the small ones, or all into the shared
-/// segment, each as soon as backward produced it), starting the reductions (and, without overlap, running them).</param>
+/// segment), starting the reductions (and, without overlap, running them).</param>
 /// <param name="Wait">Waiting for the reductions still running when backward ended (MPI_Wait: MPI's own copies and
 /// additions), or the shared-memory reduction's meetings (waiting for the other ranks; on one machine the first is the
 /// step header's allgather, which also waits for the rank whose backward ended last).</param>

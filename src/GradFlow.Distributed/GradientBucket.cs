@@ -20,7 +20,6 @@ internal sealed unsafe class GradientBucket
     private readonly GCHandle[] _pins;   // per slot: the in-place gradient's storage while its allreduce runs
     private int _nextPoll;
     private double _sharedSquares; // the averaged gradients' squared norm, taken by the shared-memory reduction at start
-    private readonly bool[] _copied; // per slot: already in the shared segment this step (copied when its gradient was ready)
 
     public GradientBucket(int index, DType dtype, int[] parameters, int[] offsets, bool[] inPlace, int count, SharedMemoryAllreduce? shared = null)
     {
@@ -39,7 +38,6 @@ internal sealed unsafe class GradientBucket
             _requests = new nint[inPlace.Count(x => x) + (count > 0 ? 1 : 0)];
         }
         _pins = new GCHandle[parameters.Length];
-        _copied = new bool[parameters.Length];
     }
 
     public int Index { get; }
@@ -159,43 +157,30 @@ internal sealed unsafe class GradientBucket
         return squares;
     }
 
-    /// <summary>
-    /// Copies slot <paramref name="slot"/>'s gradient into this rank's shared segment now, while backward has just written
-    /// it and it is still in cache, rather than when the bucket starts. Only for the bucket that reduces next: the segment
-    /// it writes is free once the previous reduction's meeting is passed.
-    /// </summary>
-    public void CopyIn(int slot, Tensor[] parameters, RankComparison? ranks)
+    // A gradient (zeros when it has none) into its place in this rank's segment, its norm and NaN/Inf count taken on the way.
+    private static void CopyIn<T>(SharedMemoryAllreduce shared, int offset, Tensor parameter, int p, RankComparison? ranks) where T : unmanaged, INumber<T>
     {
-        if (Shared is null || _copied[slot]) return;
-        if (DType == DType.Float32) CopyIn<float>(Shared, slot, parameters, ranks);
-        else CopyIn<double>(Shared, slot, parameters, ranks);
-    }
-
-    private void CopyIn<T>(SharedMemoryAllreduce shared, int slot, Tensor[] parameters, RankComparison? ranks) where T : unmanaged, INumber<T>
-    {
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        int p = Parameters[slot];
-        var target = new Span<T>((T*)shared.Mine + Offsets[slot], parameters[p].NumEl);
-        var grad = parameters[p].Grad;
+        var target = new Span<T>((T*)shared.Mine + offset, parameter.NumEl);
+        var grad = parameter.Grad;
         if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
         var (squares, nonFinite) = grad is null ? Zero(target) : CopyMeasured<T>(grad.Span<T>(), target, ranks is not null);
         ranks?.Local(p, squares, nonFinite);
-        _copied[slot] = true;
-        shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
     }
 
     /// <summary>
-    /// The whole allreduce through the machine's shared window, done now: every gradient not copied yet goes into this
-    /// rank's segment (measured on the way), the ranks meet, and the average is written into the gradients: with two
-    /// ranks on the machine each adds both segments straight into its gradients, else the ranks reduce a share each and
-    /// each gradient is copied back from the shares' owners. The averaged norm is measured on the way, in the same chunks
+    /// The whole allreduce through the machine's shared window, done now: every gradient goes into this rank's segment
+    /// (measured on the way), the ranks meet, and the average is written into the gradients: with two ranks on the
+    /// machine each adds both segments straight into its gradients, else the ranks reduce a share each and each gradient
+    /// is copied back from the shares' owners. The averaged norm is measured on the way, in the same chunks
     /// as <see cref="Complete"/>, so the same bits.
     /// </summary>
     private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks, StepAgreement? header) where T : unmanaged, INumber<T>
     {
-        for (int s = 0; s < Parameters.Length; s++)
-            if (!_copied[s]) CopyIn<T>(shared, s, parameters, ranks);
-        Array.Clear(_copied);
+        // All at once when the bucket is complete: copying each gradient as backward produced it (still in cache) measured
+        // no faster on the mlp (bench/RESULTS.md, "One meeting per bucket").
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int s = 0; s < Parameters.Length; s++) CopyIn<T>(shared, Offsets[s], parameters[Parameters[s]], Parameters[s], ranks);
+        shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         shared.Publish(header);
         if (!shared.Fused) shared.ReduceShares<T>(Count, worldSize);
         long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
