@@ -13,10 +13,10 @@ namespace GradFlow.Distributed;
 /// produces them); each bucket's allreduce starts as soon as its last gradient is accumulated, while backward goes on,
 /// and buckets start in the same order on every rank, as MPI requires.
 /// <para>
-/// Each synchronised backward checks that every rank is at the same one before any gradient is averaged (<see cref="NoSync"/>
-/// scopes that differ across ranks are an error on every rank, not a hang); at its start it brings the buffers (BatchNorm's running statistics) into
-/// agreement as <see cref="DistributedDataParallelOptions.Buffers"/> says: by default every rank takes rank 0's, as
-/// PyTorch's broadcast_buffers does before each forward. Done after the forward that updated them rather than before the
+/// Each synchronised backward checks that every rank is at the same one before any gradient is averaged
+/// (<see cref="NoSync"/> scopes that differ across ranks are an error on every rank, not a hang); at its start it brings
+/// the buffers (BatchNorm's running statistics) into agreement as <see cref="DistributedDataParallelOptions.Buffers"/>
+/// says: by default every rank takes rank 0's, as PyTorch's broadcast_buffers does before each forward. Done after the forward that updated them rather than before the
 /// next, it also leaves every rank with the same buffers at the end of each step (for evaluation and checkpoints).
 /// </para>
 /// <para>

@@ -176,8 +176,8 @@ internal sealed unsafe class GradientBucket
     /// </summary>
     private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks, StepAgreement? header) where T : unmanaged, INumber<T>
     {
-        // All at once when the bucket is complete: copying each gradient as backward produced it (still in cache) measured
-        // no faster on the mlp (bench/RESULTS.md, "One meeting per bucket").
+        // All at once when the bucket is complete: copying each gradient as backward produced it (still in cache) was not
+        // clearly faster and its copy took longer (bench/RESULTS.md, "One meeting per bucket on the shared window").
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int s = 0; s < Parameters.Length; s++) CopyIn<T>(shared, Offsets[s], parameters[Parameters[s]], Parameters[s], ranks);
         shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
