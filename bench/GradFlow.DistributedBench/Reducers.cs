@@ -5,8 +5,8 @@ using GradFlow.Distributed;
 /// <summary>
 /// The `reducers` mode: one gradient-sized float32 buffer averaged over the ranks by the three routes a step can take,
 /// alternated by blocks in one job: MPI_Allreduce (blocking: Open MPI's coll/tuned), MPI_Iallreduce + MPI_Wait (what
-/// the DDP's MPI path starts during backward: coll/libnbc), and the shared-memory window (copy in, each rank adds its
-/// share, copy every share out, as the DDP does). Medians over the rounds of the time per call and of its ratio to
+/// the DDP's MPI path starts during backward: coll/libnbc), and the shared-memory window (copy in, meet, and as the DDP does:
+/// with two ranks each adds both segments into its buffer, with more each adds its share and copies every share out). Medians over the rounds of the time per call and of its ratio to
 /// the shared window's in the same round.
 /// </summary>
 internal static unsafe class Reducers
@@ -20,8 +20,13 @@ internal static unsafe class Reducers
         void Shm()
         {
             buffer.AsSpan().CopyTo(new Span<float>(shared.Mine, n));
-            shared.Reduce<float>(n, world.Size);
-            shared.CopyAveraged<float>(0, n, buffer);
+            shared.Publish(null);
+            if (shared.Fused) shared.SumPair<float>(0, buffer, destinationIsMine: true, world.Size);
+            else
+            {
+                shared.ReduceShares<float>(n, world.Size);
+                shared.CopyAveraged<float>(0, n, buffer);
+            }
             shared.Release();
         }
         (string Name, Action Call)[] routes =

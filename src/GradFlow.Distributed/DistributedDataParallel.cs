@@ -13,10 +13,10 @@ namespace GradFlow.Distributed;
 /// produces them); each bucket's allreduce starts as soon as its last gradient is accumulated, while backward goes on,
 /// and buckets start in the same order on every rank, as MPI requires.
 /// <para>
-/// Each synchronised backward first checks that every rank is at the same one (<see cref="NoSync"/> scopes that differ
-/// across ranks are an error on every rank, not a hang), then brings the buffers (BatchNorm's running statistics) into
-/// agreement as <see cref="DistributedDataParallelOptions.Buffers"/> says: by default every rank takes rank 0's, as
-/// PyTorch's broadcast_buffers does before each forward. Done after the forward that updated them rather than before the
+/// Each synchronised backward checks that every rank is at the same one before any gradient is averaged
+/// (<see cref="NoSync"/> scopes that differ across ranks are an error on every rank, not a hang); at its start it brings
+/// the buffers (BatchNorm's running statistics) into agreement as <see cref="DistributedDataParallelOptions.Buffers"/>
+/// says: by default every rank takes rank 0's, as PyTorch's broadcast_buffers does before each forward. Done after the forward that updated them rather than before the
 /// next, it also leaves every rank with the same buffers at the end of each step (for evaluation and checkpoints).
 /// </para>
 /// <para>
@@ -62,6 +62,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     private int _completedEarly;
     private int _thread;     // the thread running the armed backward: only it calls MPI (serialized)
     private readonly SharedMemoryAllreduce? _shared;
+    private readonly bool _headerInWindow; // the step header is the shared reduction's first meeting (one machine)
     private long _timedSteps, _tHeader, _tImbalance, _tLaunch, _tWait, _tAverage, _tCompare; // Stopwatch ticks
 
     /// <summary>
@@ -96,6 +97,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
         _ready = new bool[_params.Length];
         _unreached = new bool[_params.Length];
         _agreement = new StepAgreement(Communicator, _buckets);
+        _headerInWindow = _shared is { Hierarchical: false };
         _ownBuffers = Options.Buffers == BufferSync.None ? buffers.Select(b => "model." + b.Name).ToHashSet() : [];
         _bufferSync = new BufferSynchronizer(Communicator, Options.Buffers, Options.Buffers == BufferSync.None ? [] : buffers);
         if (Options.WatchRanks) _ranks = new RankComparison(Communicator, _names, Options.DivergenceFactor);
@@ -211,7 +213,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
     /// True on every rank from the first synchronised backward after any rank called <see cref="RequestStop"/>: check it
     /// after the optimiser step, then save (<see cref="SaveCheckpoint"/>) and leave the loop; every rank does the same.
     /// </summary>
-    public bool StopRequested { get; private set; }
+    public bool StopRequested => _agreement.AnyStop;
 
     /// <summary>
     /// Completes a synchronised backward in which some parameters the backward reached received no gradient (their
@@ -276,7 +278,10 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             return;
         }
         long t0 = Stopwatch.GetTimestamp();
-        StopRequested = _agreement.Check(SyncCount + 1, _localPasses, _stopAsked);
+        // On one machine with the shared window the header travels with the first bucket's meeting, a synchronisation
+        // the step needs anyway (and which also waits for the rank whose backward ends last); elsewhere it is sent now.
+        if (_headerInWindow) _agreement.Prepare(SyncCount + 1, _localPasses, _stopAsked);
+        else _agreement.Check(SyncCount + 1, _localPasses, _stopAsked);
         _localPasses = 0;
         _bufferSync.Synchronize();
         _tHeader += Stopwatch.GetTimestamp() - t0;
@@ -362,7 +367,7 @@ public sealed class DistributedDataParallel : IAutogradObserver, IDisposable
             var bucket = _buckets[_nextLaunch++];
             if (!AllReady()) _overlapped++;
             long t0 = Stopwatch.GetTimestamp();
-            bucket.Start(Communicator, _params, _ranks, Options.Overlap);
+            bucket.Start(Communicator, _params, _ranks, Options.Overlap, _headerInWindow ? _agreement : null);
             _tLaunch += Stopwatch.GetTimestamp() - t0;
         }
     }

@@ -27,7 +27,7 @@ public sealed class DistributedDataParallelOptions
 
     /// <summary>
     /// How the ranks on one machine add their gradients: <see cref="GradientReduction.SharedMemory"/> (the default) through
-    /// an MPI-3 shared-memory window, each rank reducing its share straight from the others' memory, with MPI's allreduce
+    /// an MPI-3 shared-memory window, each rank reading the others' gradients straight from their memory, with MPI's allreduce
     /// only between machines; <see cref="GradientReduction.Mpi"/> by MPI's allreduce throughout. The averaged bits are the
     /// same on two ranks; with more, both add in a fixed order, not necessarily the same one.
     /// </summary>

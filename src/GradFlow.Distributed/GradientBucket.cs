@@ -76,14 +76,16 @@ internal sealed unsafe class GradientBucket
     /// Starts the bucket's allreduces (non-blocking with <paramref name="overlap"/>, else each completes before the next):
     /// each in-place gradient's as soon as it is measured, then the packed buffer's once every small gradient is copied in.
     /// With <paramref name="ranks"/>, each gradient's squared norm and NaN/Inf count are recorded before it is sent.
+    /// Through the shared window the whole reduction runs now, its first meeting the step header's exchange when
+    /// <paramref name="header"/> is given.
     /// </summary>
-    public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap)
+    public void Start(Communicator comm, Tensor[] parameters, RankComparison? ranks, bool overlap, StepAgreement? header = null)
     {
         if (Shared is not null)
         {
             _sharedSquares = DType == DType.Float32
-                ? ReduceShared<float>(Shared, comm.Size, parameters, ranks)
-                : ReduceShared<double>(Shared, comm.Size, parameters, ranks);
+                ? ReduceShared<float>(Shared, comm.Size, parameters, ranks, header)
+                : ReduceShared<double>(Shared, comm.Size, parameters, ranks, header);
             return;
         }
         int r = 0;
@@ -155,49 +157,60 @@ internal sealed unsafe class GradientBucket
         return squares;
     }
 
-    /// <summary>
-    /// The whole allreduce through the machine's shared window, done now: every gradient is copied into this rank's segment
-    /// (measured on the way), the ranks reduce a share each, and each gradient is copied back from the shares' owners
-    /// (the averaged norm measured on the way, in the same chunks as <see cref="Complete"/>, so the same bits).
-    /// </summary>
-    private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks) where T : unmanaged, INumber<T>
+    // A gradient (zeros when it has none) into its place in this rank's segment, its norm and NaN/Inf count taken on the way.
+    private static void CopyIn<T>(SharedMemoryAllreduce shared, int offset, Tensor parameter, int p, RankComparison? ranks) where T : unmanaged, INumber<T>
     {
-        T* segment = (T*)shared.Mine;
+        var target = new Span<T>((T*)shared.Mine + offset, parameter.NumEl);
+        var grad = parameter.Grad;
+        if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
+        var (squares, nonFinite) = grad is null ? Zero(target) : CopyMeasured<T>(grad.Span<T>(), target, ranks is not null);
+        ranks?.Local(p, squares, nonFinite);
+    }
+
+    /// <summary>
+    /// The whole allreduce through the machine's shared window, done now: every gradient goes into this rank's segment
+    /// (measured on the way), the ranks meet, and the average is written into the gradients: with two ranks on the
+    /// machine each adds both segments straight into its gradients, else the ranks reduce a share each and each gradient
+    /// is copied back from the shares' owners. The averaged norm is measured on the way, in the same chunks
+    /// as <see cref="Complete"/>, so the same bits.
+    /// </summary>
+    private double ReduceShared<T>(SharedMemoryAllreduce shared, int worldSize, Tensor[] parameters, RankComparison? ranks, StepAgreement? header) where T : unmanaged, INumber<T>
+    {
+        // All at once when the bucket is complete: copying each gradient as backward produced it (still in cache) was not
+        // clearly faster and its copy took longer (bench/RESULTS.md, "One meeting per bucket on the shared window").
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        for (int s = 0; s < Parameters.Length; s++)
-        {
-            int p = Parameters[s];
-            var slot = new Span<T>(segment + Offsets[s], parameters[p].NumEl);
-            var grad = parameters[p].Grad;
-            if (grad is not null && !grad.IsContiguous) grad = grad.Detach().Contiguous();
-            var (squares, nonFinite) = grad is null ? Zero(slot) : CopyMeasured<T>(grad.Span<T>(), slot, ranks is not null);
-            ranks?.Local(p, squares, nonFinite);
-        }
+        for (int s = 0; s < Parameters.Length; s++) CopyIn<T>(shared, Offsets[s], parameters[Parameters[s]], Parameters[s], ranks);
         shared.CopyInTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
-        shared.Reduce<T>(Count, worldSize);
+        shared.Publish(header);
+        if (!shared.Fused) shared.ReduceShares<T>(Count, worldSize);
         long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         double total = 0;
         for (int s = 0; s < Parameters.Length; s++)
         {
             var parameter = parameters[Parameters[s]];
             var grad = parameter.Grad;
-            if (grad is null || !grad.IsContiguous)
+            // A contiguous gradient is what the segment was filled from: the pair sum reads this rank's values from it.
+            bool holdsMine = grad is not null && grad.IsContiguous;
+            if (!holdsMine)
             {
                 using var _ = TensorArena.Suspend(); // a leaf's gradient outlives the step
                 parameter.Grad = grad = Tensor.Empty(parameter.ShapeArray, DType);
             }
-            var target = grad.Span<T>();
+            var target = grad!.Span<T>();
             var acc = new StatsAccumulator();
             for (int start = 0; start < target.Length; start += Chunk)
             {
                 var chunk = target.Slice(start, Math.Min(Chunk, target.Length - start));
-                shared.CopyAveraged(Offsets[s] + start, Count, chunk);
+                if (shared.Fused) shared.SumPair(Offsets[s] + start, chunk, holdsMine, worldSize);
+                else shared.CopyAveraged(Offsets[s] + start, Count, chunk);
                 if (ranks is not null) Accumulate<T>(chunk, ref acc);
             }
             grad.BumpVersion();
             total += acc.SumSquares;
         }
-        shared.CopyOutTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+        if (shared.Fused) shared.ReduceTicks += ticks; // the sum and the copy out are one pass
+        else shared.CopyOutTicks += ticks;
         shared.Release();
         return total;
     }

@@ -4,8 +4,9 @@ namespace GradFlow.Distributed;
 public enum GradientReduction
 {
     /// <summary>
-    /// Through memory the ranks of a machine share (MPI_Win_allocate_shared): each rank adds its share of every bucket from
-    /// all ranks' segments in rank order; between machines, each share by MPI_Allreduce among the ranks of the same local number.
+    /// Through memory the ranks of a machine share (MPI_Win_allocate_shared): with two ranks on a machine each adds both
+    /// ranks' segments of every bucket into its own gradients, with more each adds its share of the bucket from all ranks'
+    /// segments, always in rank order; between machines, each share by MPI_Allreduce among the ranks of the same local number.
     /// </summary>
     SharedMemory,
 

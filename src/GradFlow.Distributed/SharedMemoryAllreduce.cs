@@ -7,11 +7,16 @@ namespace GradFlow.Distributed;
 /// <summary>
 /// The gradient allreduce of the ranks on one machine through memory they all map (MPI-3: MPI_Comm_split_type with
 /// MPI_COMM_TYPE_SHARED, MPI_Win_allocate_shared), instead of MPI messages. Each rank owns a segment of the window; a
-/// bucket is written into it, and after a barrier each rank reduces its share of the bucket (1/L of the elements on L
-/// local ranks) by loading that share from every rank's segment, adding them in rank order (fixed, so every run and every
-/// rank get the same bits) and dividing by the world size; after a second barrier every rank copies each share from its
-/// owner's segment. No message is built and no data is copied twice: Open MPI's shared-memory transport (vader, with
-/// Linux CMA) copies the peer's half into a temporary and the result back on the receiving rank's core.
+/// bucket is written into it and the ranks meet once (<see cref="Publish"/>). With two ranks on the machine each rank
+/// then adds both segments in rank order straight into its own gradients, divided by the world size
+/// (<see cref="SumPair{T}"/>); with more, each reduces its share (1/L of the elements) from every segment in rank order,
+/// meets the others again, and copies every share from its owner's segment (<see cref="ReduceShares{T}"/>,
+/// <see cref="CopyAveraged{T}"/>). Either way the same additions in the same order: the same bits on every rank and run.
+/// <para>
+/// The window holds two sets of segments used by turns, so a rank that has passed the meeting of one reduction knows
+/// every rank has finished reading the previous one, whose set it may now overwrite: no meeting is needed to release a
+/// set. Where the machine's shared memory holds only one set, a last meeting releases it (<see cref="Release"/>).
+/// </para>
 /// <para>
 /// Across machines (the world larger than one machine's ranks) the reduction is hierarchical: after the machine-local
 /// sum, each rank allreduces its share with the ranks of the same local number on the other machines (MPI_Allreduce on
@@ -24,13 +29,17 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
     /// <summary>Groups the ranks into "machines" of this many consecutive ranks instead of asking MPI which share memory: for tests of the hierarchical path on one machine.</summary>
     public const string RanksPerNodeVariable = "GRADFLOW_SHM_RANKS_PER_NODE";
 
+    /// <summary>At most this many sets of segments (1 or 2) whatever /dev/shm holds: for tests of the one-set path.</summary>
+    public const string SetsVariable = "GRADFLOW_SHM_SETS";
+
     private const int Align = 64; // shares start on cache lines of their own: no two ranks write one line
     private readonly Communicator _world;
     private readonly MpiBinding _mpi;
-    private readonly byte*[] _segments;
+    private readonly byte*[] _segments; // each rank's first set; its second lies SegmentBytes further
     private nint _node, _rail, _window;
+    private long _uses; // reductions begun: reduction u uses set u % Sets
 
-    private SharedMemoryAllreduce(Communicator world, nint node, nint rail, nint window, byte*[] segments, int localRank, long bytes)
+    private SharedMemoryAllreduce(Communicator world, nint node, nint rail, nint window, byte*[] segments, int localRank, long bytes, int sets)
     {
         _world = world;
         _mpi = world.Binding;
@@ -40,9 +49,10 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
         _segments = segments;
         LocalRank = localRank;
         SegmentBytes = bytes;
+        Sets = sets;
     }
 
-    /// <summary>Stopwatch ticks spent copying gradients into the segment, meeting the other ranks (waiting for them), adding the shares, and copying the averages out.</summary>
+    /// <summary>Stopwatch ticks spent copying gradients into the segment, meeting the other ranks (waiting for them), adding, and copying the averages out.</summary>
     public long CopyInTicks, MeetTicks, ReduceTicks, CopyOutTicks;
 
     /// <summary>This rank's number among the ranks of its machine.</summary>
@@ -54,16 +64,30 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
     /// <summary>Bytes of each rank's segment: the largest bucket.</summary>
     public long SegmentBytes { get; }
 
+    /// <summary>Sets of segments used by turns: 2, or 1 where the machine's shared memory holds only one.</summary>
+    public int Sets { get; }
+
     /// <summary>True when the world spans several machines (the shares then also travel between them by MPI).</summary>
     public bool Hierarchical => _rail != _mpi.CommNull;
 
-    /// <summary>This rank's segment, where a bucket is written before <see cref="Reduce{T}"/>.</summary>
-    public void* Mine => _segments[LocalRank];
+    /// <summary>
+    /// Whether a bucket is reduced by <see cref="SumPair{T}"/> (each rank adds every segment into its own gradients) rather
+    /// than by shares. Per element and rank after the copy in, the sum reads L values and writes 1 (L + 1), the shares read
+    /// 1 and write 1/L to add, then read 1 and write 1 to copy out (3 + 1/L) and meet once more: the sum moves less memory
+    /// for L = 2 only (3 against 3.5; 4 against 3.33 for L = 3). Across machines the share must be summed on the machine
+    /// before it travels, so the hierarchical path always uses shares.
+    /// </summary>
+    public bool Fused => LocalSize == 2 && !Hierarchical;
+
+    /// <summary>This rank's segment in the set the next reduction uses, where a bucket is written before <see cref="Publish"/>.</summary>
+    public void* Mine => Segment(LocalRank);
+
+    private byte* Segment(int rank) => _segments[rank] + _uses % Sets * SegmentBytes;
 
     /// <summary>
-    /// Collective over the world: splits it into machines, allocates a segment of <paramref name="bytes"/> per rank and
-    /// maps every segment of the machine. Null, on every rank alike, when the machines hold different numbers of ranks or
-    /// a machine's shared memory cannot hold its segments.
+    /// Collective over the world: splits it into machines, allocates two sets of segments of <paramref name="bytes"/> per
+    /// rank (one where the shared memory holds no more) and maps every segment of the machine. Null, on every rank alike,
+    /// when the machines hold different numbers of ranks or a machine's shared memory cannot hold one set.
     /// </summary>
     public static SharedMemoryAllreduce? TryCreate(Communicator world, long bytes)
     {
@@ -82,16 +106,18 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
         }
         long rounded = Math.Max(Align, (bytes + Align - 1) / Align * Align);
         // Open MPI backs the window with a file in /dev/shm; where that cannot hold the machine's segments (a container's
-        // small --shm-size) the allocation would end the job, so every rank keeps MPI's allreduce instead, all alike.
-        int[] fits = world.AllGather(WindowFits(rounded * localSize, FreeBytes(SharedMemoryDirectory)) ? 1 : 0);
-        if (fits.Any(f => f == 0))
+        // small --shm-size) the allocation would end the job, so every rank takes the fewest sets any machine holds, and
+        // keeps MPI's allreduce, all alike, where one machine holds none.
+        int most = int.TryParse(Environment.GetEnvironmentVariable(SetsVariable), out int cap) && cap is 1 ? 1 : 2;
+        int sets = world.AllGather(SetsThatFit(rounded * localSize, FreeBytes(SharedMemoryDirectory), most)).Min();
+        if (sets == 0)
         {
             world.Check(mpi.CommFree(ref node), "MPI_Comm_free");
             return null;
         }
         nint rail = mpi.CommNull;
         if (localSize < world.Size) world.Check(mpi.CommSplit(world.Handle, localRank, world.Rank, out rail), "MPI_Comm_split");
-        world.Check(mpi.WinAllocateShared(rounded, node, out _, out nint window), "MPI_Win_allocate_shared");
+        world.Check(mpi.WinAllocateShared(rounded * sets, node, out _, out nint window), "MPI_Win_allocate_shared");
         var segments = new byte*[localSize];
         for (int r = 0; r < localSize; r++)
         {
@@ -99,7 +125,18 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
             segments[r] = (byte*)address;
         }
         world.Check(mpi.WinLockAll(window), "MPI_Win_lock_all");
-        return new SharedMemoryAllreduce(world, node, rail, window, segments, localRank, rounded);
+        return new SharedMemoryAllreduce(world, node, rail, window, segments, localRank, rounded, sets);
+    }
+
+    /// <summary>
+    /// How many sets (at most <paramref name="most"/>) of a machine's segments, <paramref name="setBytes"/> each, fit in
+    /// <paramref name="freeBytes"/> of shared memory (<see cref="WindowFits"/>); 0 when not even one does.
+    /// </summary>
+    internal static int SetsThatFit(long setBytes, long? freeBytes, int most = 2)
+    {
+        for (int sets = most; sets > 0; sets--)
+            if (WindowFits(setBytes * sets, freeBytes)) return sets;
+        return 0;
     }
 
     /// <summary>Where Open MPI's shared-memory files live by default (its shmem_mmap backing directory).</summary>
@@ -136,31 +173,41 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
     }
 
     /// <summary>
-    /// Copies the averaged elements from <paramref name="index"/> on (of a bucket of <paramref name="count"/>) into
-    /// <paramref name="destination"/>, each from its share owner's segment, after <see cref="Reduce{T}"/>.
+    /// Collective over the machine: every rank has written its bucket into <see cref="Mine"/>; on return every rank's is
+    /// readable. With <paramref name="header"/> the ranks meet in the step header's allgather over the world (one machine:
+    /// not <see cref="Hierarchical"/>), which throws on every rank alike when the ranks are not at the same step; else at a
+    /// barrier of the machine.
     /// </summary>
-    public void CopyAveraged<T>(int index, int count, Span<T> destination) where T : unmanaged
+    public void Publish(StepAgreement? header)
     {
-        int share = Math.Max(1, Share<T>(0, count).End);
-        int done = 0;
-        while (done < destination.Length)
-        {
-            int at = index + done, owner = at / share;
-            int run = Math.Min(destination.Length - done, (owner + 1) * share - at);
-            new ReadOnlySpan<T>((T*)_segments[owner] + at, run).CopyTo(destination.Slice(done, run));
-            done += run;
-        }
+        if (header is not null && Hierarchical) throw new InvalidOperationException($"{nameof(SharedMemoryAllreduce)}: the step header meets only the ranks of one machine.");
+        Meet(header);
     }
 
     /// <summary>
-    /// Collective over the machine (and the world when hierarchical): every rank has written <paramref name="count"/>
-    /// elements into <see cref="Mine"/>; on return each segment's share holds the sum over all ranks divided by
-    /// <paramref name="worldSize"/>, readable through <see cref="CopyAveraged{T}"/> until <see cref="Release"/>.
+    /// After <see cref="Publish"/> with two ranks on the machine (<see cref="Fused"/>): writes rank 0's plus rank 1's
+    /// elements from <paramref name="index"/> on, divided by <paramref name="worldSize"/>, into <paramref name="destination"/>.
+    /// This rank's elements are read from <paramref name="destination"/> itself when <paramref name="destinationIsMine"/>
+    /// (the gradient the segment was filled from: one read of memory fewer), else from its segment.
     /// </summary>
-    public void Reduce<T>(int count, int worldSize) where T : unmanaged, INumber<T>
+    public void SumPair<T>(int index, Span<T> destination, bool destinationIsMine, int worldSize) where T : unmanaged, INumber<T>
+    {
+        if (!Fused) throw new InvalidOperationException($"{nameof(SharedMemoryAllreduce)}.{nameof(SumPair)}: {LocalSize} ranks on the machine{(Hierarchical ? " of several" : "")} reduce by shares.");
+        var mine = destinationIsMine ? destination : new Span<T>((T*)Mine + index, destination.Length);
+        var peer = new ReadOnlySpan<T>((T*)Segment(1 - LocalRank) + index, destination.Length);
+        // Rank 0's value first on both ranks: a + b and b + a differ only in which NaN's payload survives, but they differ.
+        if (LocalRank == 0) AddDivide<T>(mine, peer, destination, worldSize);
+        else AddDivide<T>(peer, mine, destination, worldSize);
+    }
+
+    /// <summary>
+    /// Collective over the machine (and the world when hierarchical), after <see cref="Publish"/>: on return each segment's
+    /// share of <paramref name="count"/> elements holds the sum over all ranks divided by <paramref name="worldSize"/>,
+    /// readable through <see cref="CopyAveraged{T}"/> until <see cref="Release"/>.
+    /// </summary>
+    public void ReduceShares<T>(int count, int worldSize) where T : unmanaged, INumber<T>
     {
         if ((long)count * sizeof(T) > SegmentBytes) throw new ArgumentOutOfRangeException(nameof(count), $"{nameof(SharedMemoryAllreduce)}: {count} elements exceed the segment of {SegmentBytes} bytes.");
-        Meet();
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         var (start, end) = Share<T>(LocalRank, count);
         T* mine = (T*)Mine;
@@ -174,32 +221,71 @@ internal sealed unsafe class SharedMemoryAllreduce : IDisposable
             int n = Math.Min(Block, end - b);
             var dst = new Span<T>(mine + b, n);
             var sum = LocalRank >= 2 ? scratch[..n] : dst;
-            if (LocalSize > 1) Add(new Span<T>((T*)_segments[0] + b, n), new Span<T>((T*)_segments[1] + b, n), sum);
-            for (int r = 2; r < LocalSize; r++) Add(sum, new Span<T>((T*)_segments[r] + b, n), sum);
+            if (LocalSize > 1) Add(new Span<T>((T*)Segment(0) + b, n), new Span<T>((T*)Segment(1) + b, n), sum);
+            for (int r = 2; r < LocalSize; r++) Add(sum, new Span<T>((T*)Segment(r) + b, n), sum);
             if (LocalRank >= 2) sum.CopyTo(dst);
             if (divide) Divide(dst, worldSize);
         }
         if (!divide && end > start)
         {
-            _world.AllreduceOn(_rail, mine + start, end - start, Communicator.TypeOf<T>(nameof(Reduce)));
+            _world.AllreduceOn(_rail, mine + start, end - start, Communicator.TypeOf<T>(nameof(ReduceShares)));
             for (int b = start; b < end; b += Block) Divide(new Span<T>(mine + b, Math.Min(Block, end - b)), worldSize);
         }
         ReduceTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
-        Meet();
+        Meet(null);
     }
 
-    /// <summary>Collective over the machine: every rank has read the averages, so the segments may be written again.</summary>
-    public void Release() => Meet();
+    /// <summary>
+    /// Copies the averaged elements from <paramref name="index"/> on (of a bucket of <paramref name="count"/>) into
+    /// <paramref name="destination"/>, each from its share owner's segment, after <see cref="ReduceShares{T}"/>.
+    /// </summary>
+    public void CopyAveraged<T>(int index, int count, Span<T> destination) where T : unmanaged
+    {
+        int share = Math.Max(1, Share<T>(0, count).End);
+        int done = 0;
+        while (done < destination.Length)
+        {
+            int at = index + done, owner = at / share;
+            int run = Math.Min(destination.Length - done, (owner + 1) * share - at);
+            new ReadOnlySpan<T>((T*)Segment(owner) + at, run).CopyTo(destination.Slice(done, run));
+            done += run;
+        }
+    }
 
-    // Stores before the barrier are seen by every rank's loads after it: MPI_Win_sync orders this rank's memory accesses
-    // against the window (a full fence in Open MPI's osc/sm), the barrier orders the ranks.
-    private void Meet()
+    /// <summary>
+    /// Ends this rank's reading of the reduction: the next one writes the other set, which every rank finished reading
+    /// before it passed this reduction's first meeting. With one set, collective over the machine: a barrier, after which
+    /// every rank has read the averages and the segments may be written again.
+    /// </summary>
+    public void Release()
+    {
+        if (Sets == 1) Meet(null);
+        _uses++;
+    }
+
+    // Stores before the meeting are seen by every rank's loads after it: MPI_Win_sync orders this rank's memory accesses
+    // against the window (a full fence in Open MPI's osc/sm), the barrier (or the header's allgather, which no rank leaves
+    // before every rank has entered it) orders the ranks.
+    private void Meet(StepAgreement? header)
     {
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         _world.Check(_mpi.WinSync(_window), "MPI_Win_sync");
-        _world.Check(_mpi.Barrier(_node), "MPI_Barrier");
+        if (header is null) _world.Check(_mpi.Barrier(_node), "MPI_Barrier");
+        else header.Exchange();
         _world.Check(_mpi.WinSync(_window), "MPI_Win_sync");
         MeetTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+    }
+
+    // (a + b) / n, a division as the MPI path's average does, so both give the same bits; dst may be a or b.
+    private static void AddDivide<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> dst, int worldSize) where T : unmanaged, INumber<T>
+    {
+        T n = T.CreateChecked(worldSize);
+        var vn = new Vector<T>(n);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+                ((new Vector<T>(a[i..]) + new Vector<T>(b[i..])) / vn).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) dst[i] = (a[i] + b[i]) / n;
     }
 
     private static void Add<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> dst) where T : unmanaged, INumber<T>

@@ -4,13 +4,14 @@ using System.Text;
 namespace GradFlow.Distributed;
 
 /// <summary>
-/// Checks at the start of every synchronised backward that all ranks are at the same one: each rank sends a small header
-/// (which synchronised backward this is, how many backward passes it ran under NoSync since the previous one, a
-/// checksum of the bucket layout, and whether it was asked to stop) in one allgather of four longs, before any bucket's
-/// allreduce starts. Ranks that
-/// disagree on their NoSync scopes meet here at their next synchronised backward with different headers, and every rank
-/// throws the same error naming the ranks and their counters, instead of pairing one rank's gradients with another's
-/// micro-batch or waiting forever.
+/// Checks at every synchronised backward that all ranks are at the same one: each rank sends a small header (which
+/// synchronised backward this is, how many backward passes it ran under NoSync since the previous one, a checksum of the
+/// bucket layout, and whether it was asked to stop) in one allgather of four longs, before any gradient is averaged: at
+/// the start of backward with MPI's allreduce, or, with the shared window on one machine, as the meeting at which each
+/// bucket's segments become readable (the allgather synchronises the ranks as a barrier does, so the step costs no
+/// collective of its own). Ranks that disagree on their NoSync scopes meet here at their next synchronised backward with
+/// different headers, and every rank throws the same error naming the ranks and their counters, instead of pairing one
+/// rank's gradients with another's micro-batch or waiting forever.
 /// <para>
 /// This holds while every rank runs the same number of backward passes: then the first synchronised backward at which
 /// the ranks' counts differ is reached by all of them. A rank that stops calling backward altogether and moves on to
@@ -32,17 +33,32 @@ internal sealed class StepAgreement
         _all = new long[Fields * comm.Size];
     }
 
+    /// <summary>Whether any rank asked to stop, from the latest exchange (the same answer on every rank).</summary>
+    public bool AnyStop { get; private set; }
+
+    /// <summary>Sets this rank's header for the next <see cref="Exchange"/>.</summary>
+    public void Prepare(long sync, long localPasses, bool stop)
+    {
+        _mine[0] = sync;
+        _mine[1] = localPasses;
+        _mine[2] = _layout;
+        _mine[3] = stop ? 1 : 0;
+    }
+
     /// <summary>
     /// Collective: throws <see cref="MpiException"/> on every rank when the ranks' headers differ; else returns whether
     /// any rank asked to stop (the same answer on every rank).
     /// </summary>
     public bool Check(long sync, long localPasses, bool stop)
     {
-        if (_comm.Size == 1) return stop;
-        _mine[0] = sync;
-        _mine[1] = localPasses;
-        _mine[2] = _layout;
-        _mine[3] = stop ? 1 : 0;
+        Prepare(sync, localPasses, stop);
+        return Exchange();
+    }
+
+    /// <summary>Collective: <see cref="Check"/> with the header of the latest <see cref="Prepare"/>.</summary>
+    public bool Exchange()
+    {
+        if (_comm.Size == 1) return AnyStop = _mine[3] != 0;
         _comm.AllGather<long>(_mine, _all);
         bool anyStop = false;
         for (int r = 0; r < _comm.Size; r++)
@@ -51,7 +67,7 @@ internal sealed class StepAgreement
                 if (_all[r * Fields + f] != _all[f]) throw new MpiException(Describe(), allRanks: true);
             anyStop |= _all[r * Fields + Fields - 1] != 0;
         }
-        return anyStop;
+        return AnyStop = anyStop;
     }
 
     private string Describe()

@@ -134,6 +134,66 @@ public sealed class SharedMemoryReductionTests : IDisposable
         AssertSameBits("a.rank1", "b.rank1");
     }
 
+    [Theory]
+    [InlineData(2, null, "sets 2 fused True")]  // each rank adds both segments into its own buffer
+    [InlineData(2, "1", "sets 1 fused True")]   // one set: a barrier releases it after every reduction
+    [InlineData(3, null, "sets 2 fused False")] // shares, each copied out of its owner's segment after a second barrier
+    public void NoRankOverwritesASetBeforeEveryRankHasReadIt(int ranks, string? sets, string expected)
+    {
+        // The last local rank sleeps before reading every other reduction while the others write the next one's values:
+        // had they written the set it still reads, it would find the next reduction's values and average them.
+        var environment = new Dictionary<string, string?> { [SharedMemoryAllreduce.SetsVariable] = sets };
+        var result = MpiJob.Run(ranks, environment, "window", "--steps", "12");
+        Assert.True(result.ExitCode == 0, $"mpirun exited with {result.ExitCode}:\n{result.Output}");
+        for (int r = 0; r < ranks; r++) Assert.Contains($"rank {r}: window {expected} reductions 12 wrong 0", result.Stdout);
+    }
+
+    [Fact]
+    public void OneSetOfSegmentsGivesTheBitsOfTwo()
+    {
+        var oneSet = new Dictionary<string, string?> { [SharedMemoryAllreduce.SetsVariable] = "1" };
+        var result = Train(2, "one", oneSet, "--bucket-bytes", "1");
+        Train(2, "two", null, "--bucket-bytes", "1");
+        Reference("ref", "--halves", "2");
+        Assert.Contains("rank 1: shared memory True", result.Stdout);
+        AssertSameBits("one.rank0", "one.rank1");
+        AssertSameBits("one.rank0", "two.rank0");
+        AssertSameBits("one.rank0", "ref");
+    }
+
+    [Theory]
+    [InlineData("shm", "26214400")] // the header is the one bucket's meeting
+    [InlineData("shm", "1")]        // ... and every one of six buckets' meetings
+    [InlineData("mpi", "1")]        // the header's own allgather at the start of backward
+    public void RanksThatDisagreeOnNoSyncScopesAreAnErrorOnEveryRankWithEitherReduction(string reduction, string bucketBytes)
+    {
+        var result = MpiJob.Run(2, "train", "--accumulate", "2", "--skip-nosync-rank", "1", "--reduction", reduction, "--bucket-bytes", bucketBytes);
+        Assert.NotEqual(0, result.ExitCode);
+        const string what = "rank 0 at synchronised backward 1 after 1 backward pass under NoSync, rank 1 at synchronised backward 1 after 0 backward passes under NoSync";
+        for (int r = 0; r < 2; r++)
+            Assert.Contains($"rank {r} of 2: DistributedDataParallel: the ranks are not at the same synchronised backward", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(what).Length - 1);
+    }
+
+    [Theory]
+    [InlineData("shm", null, 2)]
+    [InlineData("shm", "1", 2)]
+    [InlineData("shm", null, 3)] // shares: the header is the first of two meetings
+    [InlineData("mpi", null, 2)]
+    public void AStopRequestedOnTheLastRankStopsEveryRankAfterTheSameStepWithEitherReduction(string reduction, string? sets, int ranks)
+    {
+        // The last rank alone asks before its third step; its header carries the request to every rank at that step.
+        var environment = new Dictionary<string, string?> { [SharedMemoryAllreduce.SetsVariable] = sets };
+        string last = (ranks - 1).ToString(CultureInfo.InvariantCulture);
+        var result = Train(ranks, "stop", environment, "--reduction", reduction, "--stop-rank", last, "--stop-step", "2", "--bucket-bytes", "1");
+        for (int r = 0; r < ranks; r++)
+        {
+            Assert.Contains($"rank {r}: stopped after step 3", result.Stdout);
+            Assert.Contains($"rank {r}: syncs 3,", result.Stdout);
+            Assert.Contains($"rank {r}: shared memory {Shared(reduction)}", result.Stdout);
+        }
+    }
+
     private static void AssertClose(Dictionary<string, double[]> actual, Dictionary<string, double[]> expected, double relative)
     {
         Assert.Equal(expected.Keys.Order(), actual.Keys.Order());

@@ -7,6 +7,8 @@
 //   die         rank 1 exits in the middle of training, without a word to MPI.
 //   collectives each binding once, every rank printing what it received.
 //   threads     every rank prints the cores it may run on and its kernel threads.
+//   window      the shared-memory reduction alone, --steps reductions of a known float64 bucket in a row, the last local
+//               rank reading late on every other one; every rank counts the elements that differ from the exact average.
 // Options: --out PATH --steps N --batch B --dtype f32|f64 --bucket-bytes X --overlap 0|1 --nan-rank R --nan-step S
 //          --accumulate K (micro-batches per rank per step, all but the last under NoSync) --halves K
 //          --scale-rank R --scale F (rank R multiplies its loss by F) --unused 1 (a layer the forward never calls)
@@ -35,6 +37,7 @@ return mode switch
     "mismatch" => Communicator.Run(world => Mismatch(world, options)),
     "collectives" => Communicator.Run(world => Collectives(world)),
     "die" => Communicator.Run(world => Die(world, options)),
+    "window" => Communicator.Run(world => Window(world, options)),
     "threads" => Communicator.Run(world =>
     {
         Console.WriteLine($"rank {world.Rank}: cpus {Environment.ProcessorCount} threads {GradFlow.Kernels.Parallelism.NumThreads}");
@@ -197,6 +200,42 @@ static int Collectives(Communicator world)
     world.Barrier();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"rank {r}/{world.Size}: sum {sum[0]} {sum[1]} max {max[0]} {max[1]} min {min[0]} async {pending[0]} {pending[^1]} {request.IsCompleted} bcast {broadcast[0]} gather {string.Join(",", gathered)} bytes {string.Join(",", bytes.Select(b => b.Length))}"));
+    return 0;
+}
+
+// Each reduction's values differ from the previous one's, and the last local rank sleeps before reading every other
+// reduction while the others go on and write the next: a set overwritten before every rank has read it shows as wrong
+// averages. Half the reductions (on two ranks) sum into a buffer that holds this rank's values, as the DDP's gradients do.
+static unsafe int Window(Communicator world, Options o)
+{
+    const int count = 1000; // not a multiple of the shares' cache lines
+    using var shared = SharedMemoryAllreduce.TryCreate(world, count * sizeof(double)) ?? throw new InvalidOperationException("no shared window");
+    static double Value(int use, int rank, int i) => (use * 1000.0 + i) * (rank + 1) + 0.25 * rank;
+    var result = new double[count];
+    long wrong = 0;
+    for (int use = 0; use < o.Steps; use++)
+    {
+        var mine = new Span<double>(shared.Mine, count);
+        for (int i = 0; i < count; i++) mine[i] = Value(use, world.Rank, i);
+        shared.Publish(null);
+        if (shared.LocalRank == shared.LocalSize - 1 && use % 2 == 0) Thread.Sleep(30);
+        bool holdsMine = use % 4 < 2;
+        if (holdsMine) mine.CopyTo(result);
+        if (shared.Fused) shared.SumPair<double>(0, result, holdsMine, world.Size);
+        else
+        {
+            shared.ReduceShares<double>(count, world.Size);
+            shared.CopyAveraged<double>(0, count, result);
+        }
+        shared.Release();
+        for (int i = 0; i < count; i++)
+        {
+            double sum = Value(use, 0, i);
+            for (int r = 1; r < world.Size; r++) sum += Value(use, r, i);
+            if (BitConverter.DoubleToInt64Bits(result[i]) != BitConverter.DoubleToInt64Bits(sum / world.Size)) wrong++;
+        }
+    }
+    Console.WriteLine($"rank {world.Rank}: window sets {shared.Sets} fused {shared.Fused} reductions {o.Steps} wrong {wrong}");
     return 0;
 }
 
