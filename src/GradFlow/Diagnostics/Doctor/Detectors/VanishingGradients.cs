@@ -4,7 +4,7 @@ namespace GradFlow.Diagnostics;
 /// The gradient shrinks across depth: the RMS gradient of the first layer's parameters against the last's. AUTOTRAINER
 /// (ICSE'21) calls it vanishing below a first/last norm ratio of 1e-3; per element (RMS) rather than per layer, so a
 /// wide layer and a narrow one compare. DeepDiagnosis' (ICSE'22) absolute mean |g| &lt; 1e-7 catches a first layer
-/// that gets nothing at all. Gated on a loss symptom and held over the window.
+/// that gets nothing at all while the last layer's is above it (tiny in every layer is the loss's scale, not depth). Gated on a loss symptom and held over the window.
 /// </summary>
 internal sealed class VanishingGradients(int window, double persistence) : Detector
 {
@@ -30,7 +30,9 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         // A hundredfold attenuation is already the prime suspect when nothing at all is learned (stalled and flat).
         bool flat = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         double threshold = flat ? FlatRatioThreshold : RatioThreshold;
-        bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold);
+        // The absolute floor names a first layer that gets nothing while the last still gets something: a gradient tiny in
+        // every layer alike (a loss scaled down, a clip far too tight) has not vanished across depth, it was small from the loss.
+        bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold && !(last!.Gradient.MeanAbs < AbsoluteThreshold));
         _streak.Push(hit);
         if (!hit || _streak.Share < persistence || !Unwell(run)) return null;
         (_at, _detail, _ratio, _threshold, _share, _flat, _symptoms) = (step, run.Detail, ratio, threshold, _streak.Share, flat, run.SymptomNow);
