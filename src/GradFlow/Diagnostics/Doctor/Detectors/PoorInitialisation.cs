@@ -29,7 +29,9 @@ internal sealed class PoorInitialisation : Detector
     public override Severity? Hold(RunHistory run, StepRecord step)
     {
         if (ReferenceEquals(step, run.First)) Inspect(step, run.ChanceLoss);
-        if (_evidence is null || !Unwell(run)) return null;
+        // What the first step shows was there before any update; a divergence shows at once that it mattered (as for the other
+        // acute findings, no window to wait for: a run that blows up may end before one).
+        if (_evidence is null || !(Unwell(run) || (run.Symptoms & Symptoms.Diverging) != 0)) return null;
         (_at, _symptoms) = (step.Step, run.SymptomNow);
         return Severity.Warning;
     }
@@ -58,10 +60,10 @@ internal sealed class PoorInitialisation : Detector
         var evidence = new List<Evidence>();
         var layers = new List<string>();
         // A classifier's first loss should be about ln(classes): its outputs start near uniform (Karpathy 2019).
-        if (step.Loss is { } loss && double.IsFinite(chance) && loss > LossOverChance * chance)
+        if (step.Loss is { } first && double.IsFinite(chance) && first > LossOverChance * chance && first <= MeanLossBound(step, chance))
         {
-            evidence.Add(new Evidence("loss at the first step / chance level ln(classes)", loss / chance, LossOverChance, "Karpathy, A Recipe for Training Neural Networks (2019)"));
-            _summary = $"the first loss is {loss / chance:G2}x the chance level";
+            evidence.Add(new Evidence("loss at the first step / chance level ln(classes)", first / chance, LossOverChance, "Karpathy, A Recipe for Training Neural Networks (2019)"));
+            _summary = $"the first loss is {first / chance:G2}x the chance level";
         }
         if (step.Setup is { } setup) WeightScale(step, setup, evidence, layers);
         var acts = step.Activations.Where(a => double.IsFinite(a.Std)).ToList();
@@ -94,9 +96,32 @@ internal sealed class PoorInitialisation : Detector
                 if (_summary.Length == 0) _summary = ratio < 1 ? $"the gradient shrinks {1 / ratio:G2}x across depth" : $"the gradient grows {ratio:G2}x across depth";
             }
         }
+        // Through time (a recurrent layer unrolled): a gradient that already grows back through time at the first step, before
+        // any update, grows by the recurrent Jacobian the initialisation set (Pascanu et al. 2013: above 1 it explodes).
+        if (TimeProfile.Extreme(step, smallest: false) is { Ratio: > ExplodingThroughTime.RatioThreshold } time)
+        {
+            evidence.Add(new Evidence($"||dL/dh|| at {time.Range(true)} / at {time.Range(false)} in {time.Name} at the first step", time.Ratio, ExplodingThroughTime.RatioThreshold,
+                "Pascanu et al. ICML'13; AUTOTRAINER's 70 on the network unrolled through time (DOCTOR.md)"));
+            layers.Add(time.Layer.Layer);
+            if (_summary.Length == 0) _summary = $"the gradient grows {time.Ratio:G2}x back through time in {time.Name} ({time.PerStep:G3} per step)";
+        }
         if (evidence.Count == 0) return;
         _evidence = evidence;
         _layers = layers.Distinct().ToList();
+    }
+
+    // The most a cross entropy averaged over the batch can start at, given the last activations measured: logits z = W h of
+    // std s <= gain x RMS(h), and by Jensen E[logsumexp z] <= ln(classes) + s^2 / 2 (E[z_y] = 0 at the start), with the gain
+    // at the band's top (a larger one is the weight check's finding). A first loss above it is not a mean of these outputs:
+    // the loss is summed over the batch or scaled, and its level says nothing of the initialisation. Infinite without activations.
+    private static double MeanLossBound(StepRecord step, double chance)
+    {
+        for (int at = step.Activations.Count - 1; at >= 0; at--)
+        {
+            var a = step.Activations[at];
+            if (double.IsFinite(a.Mean) && double.IsFinite(a.Std)) return chance + 0.5 * GainHigh * GainHigh * (a.Mean * a.Mean + a.Std * a.Std);
+        }
+        return double.PositiveInfinity;
     }
 
     // Each weight's scale against its fan-in (recurrent layers: against the hidden size, as PyTorch initialises them);

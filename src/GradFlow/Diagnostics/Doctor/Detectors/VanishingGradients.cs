@@ -4,7 +4,8 @@ namespace GradFlow.Diagnostics;
 /// The gradient shrinks across depth: the RMS gradient of the first layer's parameters against the last's. AUTOTRAINER
 /// (ICSE'21) calls it vanishing below a first/last norm ratio of 1e-3; per element (RMS) rather than per layer, so a
 /// wide layer and a narrow one compare. DeepDiagnosis' (ICSE'22) absolute mean |g| &lt; 1e-7 catches a first layer
-/// that gets nothing at all. Gated on a loss symptom and held over the window. Vanishing is a property of the
+/// that gets nothing at all while the last layer's is above it (tiny in every layer is the loss's scale, not depth).
+/// Gated on a loss symptom and held over the window. Vanishing is a property of the
 /// architecture and its initialisation (Glorot &amp; Bengio 2010): a network that passed the gradient at its first step
 /// and lost it only after updates above 1e-2 of the weights on most steps up to then (the too-high rate's bound) was
 /// brought there by its steps, and the rate (or the units it killed) is the finding (<see cref="ByTheSteps"/>).
@@ -35,7 +36,9 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         // A hundredfold attenuation is already the prime suspect when nothing at all is learned (stalled and flat).
         bool flat = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         double threshold = flat ? FlatRatioThreshold : RatioThreshold;
-        bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold);
+        // The absolute floor names a first layer that gets nothing while the last still gets something: a gradient tiny in
+        // every layer alike (a loss scaled down, a clip far too tight) has not vanished across depth, it was small from the loss.
+        bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold && !(last!.Gradient.MeanAbs < AbsoluteThreshold));
         if (!_startSeen && n >= 3)
         {
             _startSeen = true;
