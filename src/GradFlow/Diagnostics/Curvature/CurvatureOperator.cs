@@ -43,8 +43,7 @@ public sealed class CurvatureOperator : IDisposable
     private readonly Tensor? _output, _outputLeaf, _outputGrad, _u; // Gauss-Newton only
     private readonly double[]? _scale; // a symmetric diagonal scaling S (C + shift I) S (preconditioned sharpness)
     private readonly double _shift;
-    private readonly bool _view;      // a scaled or shifted view of another operator
-    private readonly bool _unitScale; // a view whose scale is all ones (or none, Shifted): only the shift is applied
+    private readonly bool _view; // a scaled view of another operator (with a null _scale: Shifted, the shift alone)
     private readonly Counter _counter;
     private readonly GraphMemory _memory;
     private double[]? _scaledInput; // a scaled view's S v, reused by every product
@@ -109,7 +108,6 @@ public sealed class CurvatureOperator : IDisposable
         (_output, _outputLeaf, _outputGrad, _u, _counter, _memory) = (source._output, source._outputLeaf, source._outputGrad, source._u, source._counter, source._memory);
         (Kind, Dimension, Loss, GradientNorm) = (source.Kind, source.Dimension, source.Loss, source.GradientNorm);
         (_scale, _shift, _view) = (scale, shift, true);
-        _unitScale = scale is null || Array.TrueForAll(scale, x => x == 1);
     }
 
     private CurvatureOperator(CurvatureKind kind, (string Name, Tensor Parameter)[] parameters, Func<Tensor> forward, Func<Tensor, Tensor>? loss)
@@ -261,10 +259,10 @@ public sealed class CurvatureOperator : IDisposable
         // v's finiteness is checked by the pass that converts it to the model's dtype (GradOutputs), or by the scaling.
         bool scaledFinite = true;
         ReadOnlySpan<double> input = v;
-        if (_view && !_unitScale)
+        if (_scale is not null)
         {
             var scaled = _scaledInput ??= new double[Dimension];
-            scaledFinite = ScaleChecked(_scale!, v, scaled);
+            scaledFinite = ScaleChecked(_scale, v, scaled);
             input = scaled;
         }
         if (!scaledFinite || (_differentiable.Length == 0 && !PrecisionConversion.AllFinite(input))) ThrowNonFiniteVector();
@@ -283,7 +281,7 @@ public sealed class CurvatureOperator : IDisposable
             }
         }
         _counter.Products++;
-        if (_view) finite = ShiftAndScale(result, input, _shift, _unitScale ? null : _scale);
+        if (_view) finite = ShiftAndScale(result, input, _shift, _scale);
         if (!finite) ThrowNonFiniteProduct(result);
     }
 
@@ -303,7 +301,7 @@ public sealed class CurvatureOperator : IDisposable
         return sum == 0;
     }
 
-    // result = (result + shift v) * scale (scale null: a scale of ones, the probe's plain sharpness), vectorised, the
+    // result = (result + shift v) * scale (scale null: the shift alone, the probe's plain sharpness), vectorised, the
     // same operations per element as one at a time; false if an entry is not finite.
     private static bool ShiftAndScale(Span<double> result, ReadOnlySpan<double> v, double shift, double[]? scale)
     {
