@@ -74,22 +74,12 @@ public class Conv2dDirectTests
         Assert.Equal(expected && width == 16, Conv2dDirect.AppliesForward(g));
     }
 
-    private static unsafe (float[] Y, float[] Dw, float[] Db) Run(Conv2dGeometry g, float[] x, float[] w, float[] b, float[] dy, bool allowDirect)
+    private static (float[] Y, float[] Dw, float[] Db) Run(Conv2dGeometry g, float[] x, float[] w, float[] b, float[] dy, bool allowDirect)
     {
         var y = Nans(g.OutputLength);
         var dw = Nans(g.WeightLength);
         var db = Nans(g.OutC);
-        if (allowDirect && Conv2dDirect.Applies(g))
-        {
-            // The direct forward itself, also at 8 lanes, where the rule sends the layer's forward to the GEMM.
-            fixed (float* px = x, pw = w, pb = b, py = y)
-                Conv2dDirect.Forward(g, px, pw, pb, py);
-        }
-        else
-        {
-            Conv2dKernels.ForwardCore<float>(x, w, b, y, g, allowDirect);
-        }
-
+        Conv2dKernels.ForwardCore<float>(x, w, b, y, g, allowDirect);
         Conv2dKernels.BackwardWeightCore<float>(x, dy, dw, db, g, allowDirect);
         return (y, dw, db);
     }

@@ -9,7 +9,7 @@ namespace GradFlow.Kernels;
 /// <summary>
 /// Direct float convolution (no unfold, no GEMM) for layers whose kernel sees few inputs, vectorised along the
 /// output row, one vector of outputs per step: 16 with AVX-512, else 8 with AVX2 and FMA (the loops are written once
-/// over <see cref="IDirectLanes{TV}"/>; at 8 lanes only backward-weight, see <see cref="AppliesForward"/>).
+/// over <see cref="IDirectLanes{TV}"/>; at 8 lanes only backward-weight is taken, see <see cref="AppliesForward"/>).
 /// Rule (<see cref="Applies"/>): float, one of those, horizontal stride 1, at most
 /// <see cref="MaxColRows"/> taps per output (input channels of a group x KH x KW, e.g. a first layer's 1x3x3 or
 /// 1x4x4), and output rows of at least one vector. There im2col + GEMM does little arithmetic per stored value (conv1
@@ -45,19 +45,12 @@ internal static unsafe class Conv2dDirect
     /// </summary>
     public static bool AppliesForward(in Conv2dGeometry g) => Width == DirectLanes512.Count && Applies(g);
 
+    /// <summary>The forward, where <see cref="AppliesForward"/>: 16 lanes only.</summary>
     public static void Forward(in Conv2dGeometry g, float* input, float* weight, float* bias, float* output)
     {
         using var src = new PaddedInput(g, input);
-        if (Width == DirectLanes512.Count)
-        {
-            var body = new ForwardBody<Vector512<float>, DirectLanes512>(g, src.Layout, weight, bias, output);
-            Parallelism.For(g.N, ref body);
-        }
-        else
-        {
-            var body = new ForwardBody<Vector256<float>, DirectLanes256>(g, src.Layout, weight, bias, output);
-            Parallelism.For(g.N, ref body);
-        }
+        var body = new ForwardBody<Vector512<float>, DirectLanes512>(g, src.Layout, weight, bias, output);
+        Parallelism.For(g.N, ref body);
     }
 
     /// <summary>gradWeight (and gradBias when not null) overwritten; output channels run in parallel.</summary>
