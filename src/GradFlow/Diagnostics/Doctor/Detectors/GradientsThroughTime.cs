@@ -118,8 +118,7 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
     private double _share;
     private SymptomState _symptoms;
     private RunSetup? _setup;
-    private bool _startSeen, _startHealthy;
-    private double _onsetShare = double.NaN;
+    private readonly StepCaused _steps = new();
 
     public override Finding? Check(RunHistory run, StepRecord step) => Hold(run, step) is null ? null : Build();
 
@@ -130,13 +129,12 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
         if (step.RecurrentSteps.Count > 0 && _condition.Profile is { } p)
         {
             bool now = Vanishing(p);
-            if (!_startSeen) (_startSeen, _startHealthy) = (true, !now);
-            if (_condition.Share == 0) _onsetShare = double.NaN;
-            else if (now && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
+            _steps.Start(!now);
+            _steps.Track(now, _condition.Share, run);
         }
         // As across depth: a layer that carried the gradient through time at its first step and lost it after large steps
         // (a ReLU RNN whose growing rate kills its units) was brought there by the rate.
-        if (!_condition.Holding || !gate || VanishingGradients.ByTheSteps(_startHealthy, _onsetShare)) return null;
+        if (!_condition.Holding || !gate || _steps.ByTheSteps) return null;
         (_profile, _at, _share, _symptoms, _setup) = (_condition.Profile!.Value, step.Step, _condition.Share, run.SymptomNow, run.Setup);
         return Severity.Warning;
     }

@@ -8,7 +8,7 @@ namespace GradFlow.Diagnostics;
 /// Gated on a loss symptom and held over the window. Vanishing is a property of the
 /// architecture and its initialisation (Glorot &amp; Bengio 2010): a network that passed the gradient at its first step
 /// and lost it only after updates above 1e-2 of the weights on most steps up to then (the too-high rate's bound) was
-/// brought there by its steps, and the rate (or the units it killed) is the finding (<see cref="ByTheSteps"/>).
+/// brought there by its steps, and the rate (or the units it killed) is the finding (<see cref="StepCaused"/>).
 /// </summary>
 internal sealed class VanishingGradients(int window, double persistence) : Detector
 {
@@ -16,8 +16,7 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
     internal const double FlatRatioThreshold = 1e-2; // when the loss has not moved at all
     internal const double AbsoluteThreshold = 1e-7;
     private readonly Streak _streak = new(window);
-    private bool _startSeen, _startHealthy;
-    private double _onsetShare = double.NaN; // RunHistory.LargeUpdateShare when the condition began (after a window without it)
+    private readonly StepCaused _steps = new();
 
     public override FindingKind Kind => FindingKind.VanishingGradients;
 
@@ -39,25 +38,13 @@ internal sealed class VanishingGradients(int window, double persistence) : Detec
         // The absolute floor names a first layer that gets nothing while the last still gets something: a gradient tiny in
         // every layer alike (a loss scaled down, a clip far too tight) has not vanished across depth, it was small from the loss.
         bool hit = n >= 3 && (ratio < threshold || first!.Gradient.MeanAbs < AbsoluteThreshold && !(last!.Gradient.MeanAbs < AbsoluteThreshold));
-        if (!_startSeen && n >= 3)
-        {
-            _startSeen = true;
-            _startHealthy = !hit && ratio >= FlatRatioThreshold;
-        }
+        if (n >= 3) _steps.Start(!hit && ratio >= FlatRatioThreshold);
         _streak.Push(hit);
-        if (_streak.Share == 0) _onsetShare = double.NaN; // absent for a whole window: a later condition has its own onset
-        else if (hit && double.IsNaN(_onsetShare)) _onsetShare = run.LargeUpdateShare;
-        if (!hit || _streak.Share < persistence || !Unwell(run) || ByTheSteps(_startHealthy, _onsetShare)) return null;
+        _steps.Track(hit, _streak.Share, run);
+        if (!hit || _streak.Share < persistence || !Unwell(run) || _steps.ByTheSteps) return null;
         (_at, _detail, _ratio, _threshold, _share, _flat, _symptoms) = (step, run.Detail, ratio, threshold, _streak.Share, flat, run.SymptomNow);
         return Severity.Warning;
     }
-
-    /// <summary>
-    /// The gradient passed at the first step and vanished only after the weights had moved by more than 1e-2 of their size
-    /// (<see cref="LearningRateTooHigh.RatioThreshold"/>) on most steps up to the onset: the steps made it, not the
-    /// architecture (a blow-up that inflates LayerNorm's input scale, saturates attention or kills ReLUs on the way).
-    /// </summary>
-    internal static bool ByTheSteps(bool healthyAtStart, double onsetLargeUpdateShare) => healthyAtStart && onsetLargeUpdateShare > 0.5;
 
     public override Finding Build()
     {
