@@ -23,6 +23,7 @@ public sealed class SharpnessProbe
     private readonly Module _model;
     private readonly Optimizer _optimizer;
     private double[]? _previous, _previousPlain;
+    private VectorPool? _pool;
 
     /// <summary>
     /// The probe's default Lanczos tolerance: a residual of at most 1% of lambda_max (of the top Ritz value itself, not of
@@ -38,6 +39,12 @@ public sealed class SharpnessProbe
     /// <summary>The probe's default cap on Lanczos steps (products) per run.</summary>
     public const int DefaultMaxIterations = 30;
 
+    /// <summary>
+    /// Lanczos vectors the probe keeps between runs by default, besides the previous eigenvector: enough for a warm probe
+    /// of two products to touch no fresh memory (docs/CURVATURE.md, "What a probe costs").
+    /// </summary>
+    public const int DefaultKeptVectors = 4;
+
     /// <summary>Creates a probe.</summary>
     /// <param name="loss">The loss on a fixed batch (the same batch every time, so probes compare).</param>
     /// <param name="model">The module whose trainable parameters are probed.</param>
@@ -46,8 +53,13 @@ public sealed class SharpnessProbe
     /// <param name="tolerance">Lanczos's tolerance: the top Ritz pair's residual relative to the top Ritz value.</param>
     /// <param name="maxIterations">Lanczos steps at most per run (memory: one parameter-sized vector of doubles a step).</param>
     /// <param name="plainSharpness">For Adam and RMSprop, also measure the plain sharpness (a second Lanczos run, about twice the products).</param>
+    /// <param name="keptVectors">
+    /// Lanczos vectors (one parameter-sized array of doubles each) kept from one probe to the next, so a probe writes into
+    /// memory already touched instead of fresh pages, whose first touch costs a page fault per 4 KB; 0 frees them after
+    /// each probe. The probe also keeps the previous eigenvector, its warm start.
+    /// </param>
     public SharpnessProbe(Func<Tensor> loss, Module model, Optimizer optimizer, int every = 100, double tolerance = DefaultTolerance, int maxIterations = DefaultMaxIterations,
-        bool plainSharpness = false)
+        bool plainSharpness = false, int keptVectors = DefaultKeptVectors)
     {
         const string Name = nameof(SharpnessProbe);
         Guard.NotNull(loss, Name, nameof(loss));
@@ -56,7 +68,9 @@ public sealed class SharpnessProbe
         if (every < 1) Guard.ThrowArg(Name, nameof(every), $"must be at least 1, got {every}.");
         if (!(tolerance >= 0) || !double.IsFinite(tolerance)) Guard.ThrowArg(Name, nameof(tolerance), $"must be non-negative and finite, got {tolerance}.");
         if (maxIterations < 1) Guard.ThrowArg(Name, nameof(maxIterations), $"must be at least 1, got {maxIterations}.");
-        (_loss, _model, _optimizer, Every, Tolerance, MaxIterations, PlainSharpness) = (loss, model, optimizer, every, tolerance, maxIterations, plainSharpness);
+        if (keptVectors < 0) Guard.ThrowArg(Name, nameof(keptVectors), $"must be non-negative, got {keptVectors}.");
+        (_loss, _model, _optimizer, Every, Tolerance, MaxIterations, PlainSharpness, KeptVectors) =
+            (loss, model, optimizer, every, tolerance, maxIterations, plainSharpness, keptVectors);
     }
 
     /// <summary>The probing period in steps.</summary>
@@ -70,6 +84,9 @@ public sealed class SharpnessProbe
 
     /// <summary>Whether an adaptive optimiser's probe also measures the plain sharpness (a second Lanczos run).</summary>
     public bool PlainSharpness { get; }
+
+    /// <summary>Lanczos vectors kept from one probe to the next (besides the previous eigenvector).</summary>
+    public int KeptVectors { get; }
 
     /// <summary>The latest result, or null before the first probe.</summary>
     public SharpnessProbeResult? Last { get; private set; }
@@ -89,7 +106,11 @@ public sealed class SharpnessProbe
             using var op = CurvatureOperator.Hessian(_loss, _model);
             var start = _previous is { } p && p.Length == op.Dimension ? p : null;
             var plainStart = _previousPlain is { } q && q.Length == op.Dimension ? q : null;
-            var result = Stability.Measure(op, _optimizer, step, Tolerance, MaxIterations, start, plainStart, seed: 0, PlainSharpness, out var vector, out var plainVector);
+            if (_pool is null || _pool.Length != op.Dimension) _pool = new VectorPool(op.Dimension, KeptVectors);
+            var result = Stability.Measure(op, _optimizer, step, Tolerance, MaxIterations, start, plainStart, seed: 0, PlainSharpness, out var vector, out var plainVector, _pool);
+            // The previous eigenvectors were copied into the runs' first basis vectors; their arrays go back to the pool.
+            if (_previous is { } old) _pool.Return(old);
+            if (_previousPlain is { } oldPlain) _pool.Return(oldPlain);
             (_previous, _previousPlain) = (vector, plainVector);
             return Last = result;
         }

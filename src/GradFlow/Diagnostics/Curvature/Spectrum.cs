@@ -42,7 +42,7 @@ public static class Spectrum
         CheckCommon(op, tolerance, maxIterations, nameof(Extremes));
         long before = op.ProductCount;
         var (lz, values, y, converged) = Run(op, Start(op, seed, start, nameof(Extremes)), tolerance, maxIterations,
-            m => m == 1 ? [0] : [0, m - 1]);
+            m => m == 1 ? [0] : [0, m - 1], pool: null);
         int top = values.Length - 1;
         return new SpectrumExtremes(values[top], values[0], lz.RitzVector(y, top), lz.RitzVector(y, 0), lz.Residual(y, top), lz.Residual(y, 0),
             lz.Steps, op.ProductCount - before, converged);
@@ -57,7 +57,7 @@ public static class Spectrum
     {
         CheckCommon(op, tolerance, maxIterations, nameof(PowerIteration));
         long before = op.ProductCount;
-        var v = Start(op, seed, start, nameof(PowerIteration));
+        var v = (double[])Start(op, seed, start, nameof(PowerIteration)).Clone(); // iterated in place; the caller's start stays as it was
         Normalise(v);
         double lambda = 0, residual = double.PositiveInfinity;
         bool converged = false;
@@ -142,7 +142,7 @@ public static class Spectrum
         int most = 0;
         for (int p = 0; p < probes; p++)
         {
-            var lz = new Lanczos(op, Rademacher(op.Dimension, gen));
+            var lz = new Lanczos(op, Rademacher(op.Dimension, gen).AsSpan());
             while (!lz.Exhausted && lz.Steps < steps) lz.Step();
             var (values, y) = lz.Ritz();
             nodes[p] = values;
@@ -156,28 +156,46 @@ public static class Spectrum
     // The sharpness probe's rule: the top pair's residual at most tolerance times the top Ritz value itself (when
     // positive), so "within 1% of lambda_max" holds even where the negative end of the spectrum is the larger in
     // magnitude; TopEigenvalues measures against the largest |Ritz value|.
-    internal static EigenPairs TopEigenvalue(CurvatureOperator op, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start) =>
-        Ends(op, 1, tolerance, maxIterations, seed, start, top: true, nameof(TopEigenvalues), relativeToTop: true);
+    // With a pool (the probe's), Lanczos's vectors are rented from it and given back, and the eigenvector is a rented one
+    // the caller owns (and may return).
+    internal static EigenPairs TopEigenvalue(CurvatureOperator op, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start,
+        VectorPool? pool = null) =>
+        Ends(op, 1, tolerance, maxIterations, seed, start, top: true, nameof(TopEigenvalues), relativeToTop: true, pool);
 
     private static EigenPairs Ends(CurvatureOperator op, int k, double tolerance, int maxIterations, ulong seed, IReadOnlyList<double>? start, bool top, string name,
-        bool relativeToTop = false)
+        bool relativeToTop = false, VectorPool? pool = null)
     {
         CheckCommon(op, tolerance, maxIterations, name);
         if (k < 1 || k > op.Dimension) Guard.ThrowArg(name, nameof(k), $"must be 1 to the dimension ({op.Dimension}), got {k}.");
         if (k > maxIterations) Guard.ThrowArg(name, nameof(k), $"{k} eigenpairs need at least as many iterations; maxIterations is {maxIterations}.");
         long before = op.ProductCount;
         var (lz, values, y, converged) = Run(op, Start(op, seed, start, name), tolerance, maxIterations,
-            m => m < k ? [] : [.. Enumerable.Range(0, k).Select(i => top ? m - 1 - i : i)], relativeToTop);
+            m => m < k ? [] : [.. Enumerable.Range(0, k).Select(i => top ? m - 1 - i : i)], pool, relativeToTop);
         int count = Math.Min(k, values.Length);
         var idx = Enumerable.Range(0, count).Select(i => top ? values.Length - 1 - i : i).ToArray();
-        return new EigenPairs([.. idx.Select(i => values[i])], [.. idx.Select(i => lz.RitzVector(y, i))], [.. idx.Select(i => lz.Residual(y, i))],
+        var result = new EigenPairs([.. idx.Select(i => values[i])], [.. idx.Select(i => lz.RitzVector(y, i, pool?.Rent()))], [.. idx.Select(i => lz.Residual(y, i))],
             lz.Steps, op.ProductCount - before, converged && count == k);
+        lz.Release();
+        return result;
     }
 
-    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, double[] start, double tolerance, int maxIterations, Func<int, int[]> wanted,
-        bool relativeToTop = false)
+    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, ReadOnlySpan<double> start, double tolerance, int maxIterations, Func<int, int[]> wanted,
+        VectorPool? pool, bool relativeToTop = false)
     {
-        var lz = new Lanczos(op, start);
+        var lz = new Lanczos(op, start, pool);
+        try
+        {
+            return Steps(lz, tolerance, maxIterations, wanted, relativeToTop);
+        }
+        catch
+        {
+            lz.Release();
+            throw;
+        }
+    }
+
+    private static (Lanczos, double[], double[,], bool) Steps(Lanczos lz, double tolerance, int maxIterations, Func<int, int[]> wanted, bool relativeToTop)
+    {
         while (true)
         {
             lz.Step();
@@ -196,14 +214,14 @@ public static class Spectrum
         if (maxIterations < 1) Guard.ThrowArg(name, nameof(maxIterations), $"must be at least 1, got {maxIterations}.");
     }
 
+    // The start vector as it is (Lanczos copies it, normalised, into its first basis vector): an array is read in place.
     private static double[] Start(CurvatureOperator op, ulong seed, IReadOnlyList<double>? start, string name)
     {
         if (start is not null)
         {
             if (start.Count != op.Dimension) Guard.ThrowArg(name, nameof(start), $"has {start.Count} entries for {op.Dimension} parameters.");
-            var s = start.ToArray();
-            double n = Lanczos.Norm(s);
-            if (!(n > 0) || !double.IsFinite(n)) Guard.ThrowArg(name, nameof(start), "is zero or not finite.");
+            var s = start as double[] ?? start.ToArray();
+            if (!(Lanczos.Norm(s) is > 0 and < double.PositiveInfinity)) Guard.ThrowArg(name, nameof(start), "is zero or not finite.");
             return s;
         }
         var gen = new Generator(seed);

@@ -50,9 +50,11 @@ public static class Stability
         Measure(op, optimizer, step, tolerance, maxIterations, start, null, seed, plainSharpness, out _, out _);
 
     // plainStart warm-starts the plain sharpness of an adaptive optimiser (a second Lanczos run, when plainSharpness);
-    // plainVector is its eigenvector, null when the plain sharpness is the measured one or was not measured.
+    // plainVector is its eigenvector, null when the plain sharpness is the measured one or was not measured. With a pool
+    // (the probe's), Lanczos's vectors are rented from it and the eigenvectors are rented ones the caller owns.
     internal static SharpnessProbeResult Measure(CurvatureOperator op, Optimizer optimizer, long step, double tolerance, int maxIterations,
-        IReadOnlyList<double>? start, IReadOnlyList<double>? plainStart, ulong seed, bool plainSharpness, out double[] vector, out double[]? plainVector)
+        IReadOnlyList<double>? start, IReadOnlyList<double>? plainStart, ulong seed, bool plainSharpness, out double[] vector, out double[]? plainVector,
+        VectorPool? pool = null)
     {
         plainVector = null;
         const string Name = nameof(Stability) + "." + nameof(Measure);
@@ -74,7 +76,7 @@ public static class Stability
             case SGD:
                 {
                     double mu = group["momentum"], d = group["dampening"];
-                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start, pool);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = mu == 0 ? (2 / lr, "2/lr")
                         : group.Flag("nesterov") ? (2 * (1 + mu) / ((1 + 2 * mu) * lr), "2(1+momentum)/((1+2 momentum) lr), Nesterov")
@@ -86,13 +88,13 @@ public static class Stability
                     bool adam = optimizer is Adam;
                     double decay = optimizer is AdamW ? 0 : wd;
                     var scale = InversePreconditionerRoot(op, optimizer, group, adam, Name);
-                    var top = Spectrum.TopEigenvalue(op.Scaled(scale, decay), tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Scaled(scale, decay), tolerance, maxIterations, seed, start, pool);
                     (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     // The plain sharpness only on request: its own Lanczos run (the Rayleigh quotient of H along the
                     // preconditioned direction would not do), and the threshold does not judge it.
                     if (plainSharpness)
                     {
-                        var plain = Spectrum.TopEigenvalue(op.Shifted(decay), tolerance, maxIterations, seed, plainStart);
+                        var plain = Spectrum.TopEigenvalue(op.Shifted(decay), tolerance, maxIterations, seed, plainStart, pool);
                         (sharpness, converged, plainVector) = (plain.Values[0], converged && plain.Converged, plain.Vectors[0]);
                     }
                     if (adam)
@@ -109,7 +111,7 @@ public static class Stability
                 }
             default:
                 {
-                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start);
+                    var top = Spectrum.TopEigenvalue(op.Shifted(wd), tolerance, maxIterations, seed, start, pool);
                     (sharpness, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
                     (threshold, rule) = (null, $"no stability rule for {type}");
                     break;

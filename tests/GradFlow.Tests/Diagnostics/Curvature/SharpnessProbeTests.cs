@@ -118,6 +118,87 @@ public class SharpnessProbeTests
         Assert.Equal(first.PreconditionedSharpness!.Value, again.PreconditionedSharpness!.Value, 1e-4 * first.PreconditionedSharpness.Value);
     }
 
+    [Fact]
+    public void KeptVectorsChangeNoResultAndAWarmProbeTouchesNoFreshVector()
+    {
+        // Two probes of the same run, one keeping its Lanczos vectors between probes and one freeing them: the kept
+        // vectors are reused uninitialised (every entry is written before it is read), so the results are the same bits.
+        var (netA, lossA, _) = SmallNet();
+        var (netB, lossB, _) = SmallNet();
+        var sgdA = new SGD(netA.Parameters(), lr: 0.1, momentum: 0.9);
+        var sgdB = new SGD(netB.Parameters(), lr: 0.1, momentum: 0.9);
+        var keeping = new SharpnessProbe(lossA, netA, sgdA, every: 5, tolerance: 1e-6, keptVectors: 40);
+        var freeing = new SharpnessProbe(lossB, netB, sgdB, every: 5, tolerance: 1e-6, keptVectors: 0);
+        Assert.Equal(40, keeping.KeptVectors);
+        for (int probe = 1; probe <= 4; probe++)
+        {
+            Steps(sgdA, lossA, 5);
+            Steps(sgdB, lossB, 5);
+            var a = keeping.Run(5 * probe);
+            var b = freeing.Run(5 * probe);
+            Assert.Equal(b.HvpCount, a.HvpCount);
+            Assert.Equal(BitConverter.DoubleToInt64Bits(b.Sharpness!.Value), BitConverter.DoubleToInt64Bits(a.Sharpness!.Value));
+        }
+    }
+
+    [Fact]
+    public void LanczosRentsFromItsPoolAndGivesEveryVectorBack()
+    {
+        var (net, loss, _) = SmallNet();
+        using var op = CurvatureOperator.Hessian(loss, net);
+        var pool = new VectorPool(op.Dimension, capacity: 3);
+        // Garbage in the kept vectors must not reach a result: fill them with NaN.
+        var kept = new[] { pool.Rent(), pool.Rent(), pool.Rent() };
+        foreach (var v in kept)
+        {
+            Array.Fill(v, double.NaN);
+            pool.Return(v);
+        }
+        Assert.Equal(3, pool.Count);
+        var start = Enumerable.Range(0, op.Dimension).Select(i => Math.Sin(i + 1.0)).ToArray();
+        var startCopy = (double[])start.Clone();
+        var pooled = Spectrum.TopEigenvalue(op, 1e-8, 30, 0, start, pool);
+        var plain = Spectrum.TopEigenvalue(op, 1e-8, 30, 0, start);
+        Assert.Equal(startCopy, start); // the start is read, not written
+        Assert.Equal(plain.HvpCount, pooled.HvpCount);
+        Assert.Equal(plain.Values, pooled.Values);
+        Assert.Equal(plain.Vectors[0], pooled.Vectors[0]);
+        // The run needed more vectors than the pool kept (k basis vectors, the next one and the eigenvector) and gave
+        // back as many as the pool takes.
+        Assert.True(pooled.HvpCount + 2 > 3, $"the run spent only {pooled.HvpCount} products");
+        Assert.Equal(3, pool.Count);
+        // With room for all of them, a second run (the first's eigenvector given back, as the probe does) rents only
+        // arrays the pool held: no fresh memory.
+        var roomy = new VectorPool(op.Dimension, capacity: 64);
+        var first = Spectrum.TopEigenvalue(op, 1e-8, 30, 0, start, roomy);
+        roomy.Return(first.Vectors[0]);
+        var held = new HashSet<double[]>(ReferenceEqualityComparer.Instance);
+        while (roomy.Count > 0) held.Add(roomy.Rent());
+        foreach (var v in held) roomy.Return(v);
+        var second = Spectrum.TopEigenvalue(op, 1e-8, 30, 0, start, roomy);
+        Assert.Equal(first.HvpCount, second.HvpCount);
+        Assert.True(held.Contains(second.Vectors[0]), "the second run's eigenvector is a fresh array");
+        Assert.Equal(held.Count - 1, roomy.Count);
+        Assert.Equal(plain.Vectors[0], second.Vectors[0]);
+        // A vector of another length, or one past the capacity, is not kept.
+        pool.Return(new double[op.Dimension + 1]);
+        pool.Return(new double[op.Dimension]);
+        Assert.Equal(3, pool.Count);
+    }
+
+    [Fact]
+    public void PowerIterationLeavesItsStartVectorAsItWas()
+    {
+        var (net, loss, _) = SmallNet();
+        using var op = CurvatureOperator.Hessian(loss, net);
+        var start = Enumerable.Range(0, op.Dimension).Select(i => Math.Cos(i + 1.0)).ToArray();
+        var copy = (double[])start.Clone();
+        var first = Spectrum.PowerIteration(op, 1e-6, 50, start: start);
+        Assert.Equal(copy, start);
+        var second = Spectrum.PowerIteration(op, 1e-6, 50, start: start);
+        Assert.Equal(first.Values, second.Values);
+    }
+
     private static (Sequential Net, Func<Tensor> Loss, Tensor[] Parameters) SmallNet()
     {
         var net = new Sequential(new Linear(3, 8, dtype: DType.Float64, generator: new Generator(1)), new Tanh(),
@@ -265,6 +346,7 @@ public class SharpnessProbeTests
             (() => new SharpnessProbe(loss, model, opt, tolerance: double.NaN), "tolerance"),
             (() => new SharpnessProbe(loss, model, opt, tolerance: double.PositiveInfinity), "tolerance"),
             (() => new SharpnessProbe(loss, model, opt, maxIterations: 0), "maxIterations"),
+            (() => new SharpnessProbe(loss, model, opt, keptVectors: -1), "keptVectors"),
         })
         {
             var e = Assert.Throws<ArgumentException>(make);
