@@ -1,10 +1,10 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --probe-cost ROUNDS | --probe-rules [mlp|cnn]... | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | --conv-direct ROUNDS | [--rounds N] --ab A B
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --probe-cost ROUNDS | --probe-rules [mlp|cnn]... | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | --conv-direct ROUNDS | [--rounds N] [--block N] --ab A B
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
-int reps = 9, warmup = 3, rounds = 100;
+int reps = 9, warmup = 3, rounds = 100, block = 0;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -27,8 +27,9 @@ for (int i = 0; i < args.Length; i++)
         case "--probe-cost": ProbeCost.Run(int.Parse(args[++i])); return 0; // the sharpness probe's time against 100 training steps, measured
         case "--conv-direct": ConvDirectProbe.Run(int.Parse(args[++i])); return 0; // the direct first-layer kernel against im2col + GEMM, A/B
         case "--ab": // two sides alternated in one process (AbRunner): "case", "DIR:case" (another build) or ".:case" (a second copy of this one)
-            return AbRunner.Run(args[++i], args[++i], rounds, Parallelism.NumThreads);
+            return AbRunner.Run(args[++i], args[++i], rounds, Parallelism.NumThreads, block);
         case "--rounds": rounds = int.Parse(args[++i]); break;
+        case "--block": block = int.Parse(args[++i]); break; // --ab: per turn one untimed step and this many timed ones
         case "--conv-packs": ConvPackProbe.Packs(int.Parse(args[++i])); return 0; // conv2's GEMMs with each pack, A/B
         case "--conv-ab": ConvPackProbe.Model(int.Parse(args[++i])); return 0; // the packs on the cnn (or mlp) step and kept HVP, A/B
         case "--curvature-counts": CurvatureCounts.Run(); return 0; // HVP counts for lambda_max (docs/CURVATURE.md), no timing
