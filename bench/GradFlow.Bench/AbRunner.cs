@@ -77,6 +77,7 @@ internal static class AbRunner
             ?? throw new ArgumentException($"no case named {name}");
         benchCase.Setup();
         for (int i = 0; i < 3; i++) benchCase.Step();
+        BenchRunner.WarmUntilJitQuiet(benchCase.Step);
         return () =>
         {
             double t0 = ThreadCpu.NowMs();

@@ -24,6 +24,10 @@ internal static class ProbeCost
             for (int i = 0; i < Every; i++) c.Step();
             var probe = new SharpnessProbe(c.BatchLoss, c.BuiltModel, c.BuiltOptimizer, Every);
             probe.Run(Every); // the cold probe: its start vector is random, later ones are warm
+            // Steady state, as a long run pays it: untimed probes at the same weights (a product each) until the JIT is
+            // quiet. The double-backward kernels run only in products, so a run's first probes execute them unoptimised
+            // (a method is recompiled after 30 calls) while the background compiler takes the other core.
+            BenchRunner.WarmUntilJitQuiet(() => probe.Run(Every));
             var shares = new List<double>();
             for (int r = 1; r <= rounds; r++)
             {
