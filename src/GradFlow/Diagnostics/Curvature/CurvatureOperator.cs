@@ -236,6 +236,20 @@ public sealed class CurvatureOperator : IDisposable
         return new CurvatureOperator(this, s, shift);
     }
 
+    /// <summary>
+    /// <see cref="Scaled"/> on an array the caller made for it and leaves alone while the view lives (no copy), with
+    /// <paramref name="scratch"/> (or, when null, an array of the view's own) for S v.
+    /// </summary>
+    internal CurvatureOperator ScaledView(double[] scale, double shift, double[]? scratch)
+    {
+        if (_view) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
+        if (scale.Length != Dimension || scratch is not null && scratch.Length != Dimension)
+            Guard.ThrowArg(Op, nameof(scale), $"has {scale.Length} entries for {Dimension} parameters.");
+        if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
+        if (!PrecisionConversion.AllFinite(scale)) Guard.ThrowArg(Op, nameof(scale), "has a non-finite entry.");
+        return new CurvatureOperator(this, scale, shift) { _scaledInput = scratch };
+    }
+
     /// <summary>A view with products (C + shift I) v: <see cref="Scaled"/> with a scale of ones, without the array.</summary>
     internal CurvatureOperator Shifted(double shift)
     {

@@ -41,9 +41,10 @@ public sealed class SharpnessProbe
 
     /// <summary>
     /// Lanczos vectors the probe keeps between runs by default, besides the previous eigenvector: enough for a warm probe
-    /// of two products to touch no fresh memory (docs/CURVATURE.md, "What a probe costs").
+    /// of four products (two, with Adam's or RMSprop's scale and its scratch vector) to touch no fresh memory
+    /// (docs/CURVATURE.md, "What a probe costs").
     /// </summary>
-    public const int DefaultKeptVectors = 4;
+    public const int DefaultKeptVectors = 6;
 
     /// <summary>Creates a probe.</summary>
     /// <param name="loss">The loss on a fixed batch (the same batch every time, so probes compare).</param>

@@ -87,9 +87,23 @@ public static class Stability
                 {
                     bool adam = optimizer is Adam;
                     double decay = optimizer is AdamW ? 0 : wd;
-                    var scale = InversePreconditionerRoot(op, optimizer, group, adam, Name);
-                    var top = Spectrum.TopEigenvalue(op.Scaled(scale, decay), tolerance, maxIterations, seed, start, pool);
-                    (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
+                    // The scale and the view's scratch vector are the pool's too (a probe's: no fresh pages per probe).
+                    var scale = pool?.Rent() ?? GC.AllocateUninitializedArray<double>(op.Dimension);
+                    var scratch = pool?.Rent();
+                    try
+                    {
+                        InversePreconditionerRoot(op, optimizer, group, adam, Name, scale);
+                        var top = Spectrum.TopEigenvalue(op.ScaledView(scale, decay, scratch), tolerance, maxIterations, seed, start, pool);
+                        (preconditioned, converged, vector) = (top.Values[0], top.Converged, top.Vectors[0]);
+                    }
+                    finally
+                    {
+                        if (pool is not null)
+                        {
+                            pool.Return(scale);
+                            pool.Return(scratch!);
+                        }
+                    }
                     // The plain sharpness only on request: its own Lanczos run (the Rayleigh quotient of H along the
                     // preconditioned direction would not do), and the threshold does not judge it.
                     if (plainSharpness)
@@ -137,10 +151,10 @@ public static class Stability
         return first!;
     }
 
-    // S = P^(-1/2), elementwise, from the optimiser's state for each parameter.
-    private static double[] InversePreconditionerRoot(CurvatureOperator op, Optimizer optimizer, ParamGroup group, bool adam, string name)
+    // S = P^(-1/2), elementwise, from the optimiser's state for each parameter, written into s (every entry); each
+    // parameter's state is widened into its block of s and turned into the scale there, without arrays of its own.
+    private static void InversePreconditionerRoot(CurvatureOperator op, Optimizer optimizer, ParamGroup group, bool adam, string name, double[] s)
     {
-        var s = new double[op.Dimension];
         int at = 0;
         double eps = group["eps"];
         for (int i = 0; i < op.Parameters.Count; i++)
@@ -149,30 +163,26 @@ public static class Stability
             var state = optimizer.GetState(p);
             if (state is null || state.Step == 0)
                 Guard.ThrowInvalid(name, $"{optimizer.GetType().Name} has no state for parameter '{op.ParameterNames[i]}' yet; its preconditioner exists after the first step.");
-            double[] root;
-            double factor = 1;
+            var block = s.AsSpan(at, (int)p.NumEl);
             if (adam)
             {
                 long t = state.Step;
                 double b1 = group["beta1"], b2 = group["beta2"];
-                var v = (group.Flag("amsgrad") ? state.Buffer("max_exp_avg_sq") : state.Buffer("exp_avg_sq")).ToDoubleArray();
-                double c2 = 1 - Math.Pow(b2, t);
-                root = Array.ConvertAll(v, x => Math.Sqrt(x / c2));
-                factor = 1 - Math.Pow(b1, t);
+                (group.Flag("amsgrad") ? state.Buffer("max_exp_avg_sq") : state.Buffer("exp_avg_sq")).CopyToDoubles(block);
+                double c2 = 1 - Math.Pow(b2, t), factor = 1 - Math.Pow(b1, t);
+                for (int k = 0; k < block.Length; k++) block[k] = 1 / Math.Sqrt(factor * (Math.Sqrt(block[k] / c2) + eps));
             }
             else
             {
-                var v = state.Buffer("square_avg").ToDoubleArray();
+                state.Buffer("square_avg").CopyToDoubles(block);
                 if (group.Flag("centered"))
                 {
                     var a = state.Buffer("grad_avg").ToDoubleArray();
-                    for (int k = 0; k < v.Length; k++) v[k] -= a[k] * a[k];
+                    for (int k = 0; k < block.Length; k++) block[k] -= a[k] * a[k];
                 }
-                root = Array.ConvertAll(v, x => Math.Sqrt(Math.Max(x, 0)));
+                for (int k = 0; k < block.Length; k++) block[k] = 1 / Math.Sqrt(1 * (Math.Sqrt(Math.Max(block[k], 0)) + eps));
             }
-            for (int k = 0; k < root.Length; k++) s[at + k] = 1 / Math.Sqrt(factor * (root[k] + eps));
-            at += root.Length;
+            at += block.Length;
         }
-        return s;
     }
 }
