@@ -186,7 +186,7 @@ internal static class BenchRunner
     /// compilation recompiles the hot methods (call counting, then tier 1 with PGO) on a background thread for seconds
     /// after the first steps; a Hessian-vector product's methods were still being compiled after the fixed one-second
     /// warm-up, so its first timed steps ran partly unoptimised code while that thread took the other core and memory
-    /// bandwidth (a training step's process CPU was 38-41 ms per 22 ms of wall time in the timed part, 20.5 with tiering off).
+    /// bandwidth (a training step's process CPU was 38-41 ms per 22-23 ms of wall time in the timed part, 20.5 with tiering off).
     /// </summary>
     internal static int WarmUntilJitQuiet(Action step)
     {

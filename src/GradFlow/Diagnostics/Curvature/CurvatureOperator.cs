@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using GradFlow.Kernels;
 using GradFlow.NN;
@@ -229,11 +230,7 @@ public sealed class CurvatureOperator : IDisposable
         if (_view) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
         if (scale.Count != Dimension)
             Guard.ThrowArg(Op, nameof(scale), $"has {scale.Count} entries for {Dimension} parameters.");
-        if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
-        var s = scale.ToArray();
-        foreach (var x in s)
-            if (!double.IsFinite(x)) Guard.ThrowArg(Op, nameof(scale), "has a non-finite entry.");
-        return new CurvatureOperator(this, s, shift);
+        return ScaledView(scale.ToArray(), shift, null);
     }
 
     /// <summary>
@@ -243,8 +240,9 @@ public sealed class CurvatureOperator : IDisposable
     internal CurvatureOperator ScaledView(double[] scale, double shift, double[]? scratch)
     {
         if (_view) Guard.ThrowInvalid(Op, "this operator is already a scaled view; scale the original.");
-        if (scale.Length != Dimension || scratch is not null && scratch.Length != Dimension)
+        if (scale.Length != Dimension)
             Guard.ThrowArg(Op, nameof(scale), $"has {scale.Length} entries for {Dimension} parameters.");
+        Debug.Assert(scratch is null || scratch.Length == Dimension);
         if (!double.IsFinite(shift)) Guard.ThrowArg(Op, nameof(shift), $"must be finite, got {shift}.");
         if (!PrecisionConversion.AllFinite(scale)) Guard.ThrowArg(Op, nameof(scale), "has a non-finite entry.");
         return new CurvatureOperator(this, scale, shift) { _scaledInput = scratch };

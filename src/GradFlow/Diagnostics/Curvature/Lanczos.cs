@@ -18,11 +18,15 @@ internal sealed class Lanczos
     private readonly List<double> _alpha = [], _beta = [];
     private double[]? _next;
 
-    public Lanczos(CurvatureOperator op, ReadOnlySpan<double> start, VectorPool? pool = null)
+    /// <param name="op">The operator.</param>
+    /// <param name="start">The start vector (copied, normalised, into the first basis vector).</param>
+    /// <param name="pool">Where the vectors are rented from, or null to allocate them.</param>
+    /// <param name="startNorm">The start vector's norm when the caller has it already (its check took it), else null.</param>
+    public Lanczos(CurvatureOperator op, ReadOnlySpan<double> start, VectorPool? pool = null, double? startNorm = null)
     {
         _op = op;
         _pool = pool;
-        double norm = Norm(start);
+        double norm = startNorm ?? Norm(start);
         if (!(norm > 0) || !double.IsFinite(norm)) throw new ArgumentException($"{nameof(Spectrum)}: the start vector is zero or not finite.", nameof(start));
         var q = Rent();
         ScaleInto(start, 1 / norm, q);

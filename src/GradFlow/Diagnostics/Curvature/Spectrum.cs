@@ -57,8 +57,9 @@ public static class Spectrum
     {
         CheckCommon(op, tolerance, maxIterations, nameof(PowerIteration));
         long before = op.ProductCount;
-        var v = (double[])Start(op, seed, start, nameof(PowerIteration)).Clone(); // iterated in place; the caller's start stays as it was
-        Normalise(v);
+        var (s0, n0) = Start(op, seed, start, nameof(PowerIteration));
+        var v = (double[])s0.Clone(); // iterated in place; the caller's start stays as it was
+        for (int i = 0; i < v.Length; i++) v[i] /= n0;
         double lambda = 0, residual = double.PositiveInfinity;
         bool converged = false;
         int it = 0;
@@ -179,10 +180,10 @@ public static class Spectrum
         return result;
     }
 
-    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, ReadOnlySpan<double> start, double tolerance, int maxIterations, Func<int, int[]> wanted,
-        VectorPool? pool, bool relativeToTop = false)
+    private static (Lanczos, double[], double[,], bool) Run(CurvatureOperator op, (double[] Vector, double Norm) start, double tolerance, int maxIterations,
+        Func<int, int[]> wanted, VectorPool? pool, bool relativeToTop = false)
     {
-        var lz = new Lanczos(op, start, pool);
+        var lz = new Lanczos(op, start.Vector, pool, start.Norm);
         try
         {
             return Steps(lz, tolerance, maxIterations, wanted, relativeToTop);
@@ -214,26 +215,22 @@ public static class Spectrum
         if (maxIterations < 1) Guard.ThrowArg(name, nameof(maxIterations), $"must be at least 1, got {maxIterations}.");
     }
 
-    // The start vector as it is (Lanczos copies it, normalised, into its first basis vector): an array is read in place.
-    private static double[] Start(CurvatureOperator op, ulong seed, IReadOnlyList<double>? start, string name)
+    // The start vector as it is, with its norm (Lanczos copies it, normalised, into its first basis vector): an array is
+    // read in place, and its norm, taken for the check, is not taken again.
+    private static (double[] Vector, double Norm) Start(CurvatureOperator op, ulong seed, IReadOnlyList<double>? start, string name)
     {
         if (start is not null)
         {
             if (start.Count != op.Dimension) Guard.ThrowArg(name, nameof(start), $"has {start.Count} entries for {op.Dimension} parameters.");
             var s = start as double[] ?? start.ToArray();
-            if (!(Lanczos.Norm(s) is > 0 and < double.PositiveInfinity)) Guard.ThrowArg(name, nameof(start), "is zero or not finite.");
-            return s;
+            double n = Lanczos.Norm(s);
+            if (!(n > 0) || !double.IsFinite(n)) Guard.ThrowArg(name, nameof(start), "is zero or not finite.");
+            return (s, n);
         }
         var gen = new Generator(seed);
         var v = new double[op.Dimension];
         for (int i = 0; i < v.Length; i++) v[i] = gen.NextNormal();
-        return v;
-    }
-
-    private static void Normalise(double[] v)
-    {
-        double n = Lanczos.Norm(v);
-        for (int i = 0; i < v.Length; i++) v[i] /= n;
+        return (v, Lanczos.Norm(v));
     }
 
     internal static double[] Rademacher(int n, Generator gen)

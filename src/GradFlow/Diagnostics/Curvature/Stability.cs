@@ -180,7 +180,7 @@ public static class Stability
                     var a = state.Buffer("grad_avg").ToDoubleArray();
                     for (int k = 0; k < block.Length; k++) block[k] -= a[k] * a[k];
                 }
-                for (int k = 0; k < block.Length; k++) block[k] = 1 / Math.Sqrt(1 * (Math.Sqrt(Math.Max(block[k], 0)) + eps));
+                for (int k = 0; k < block.Length; k++) block[k] = 1 / Math.Sqrt(Math.Sqrt(Math.Max(block[k], 0)) + eps);
             }
             at += block.Length;
         }
