@@ -345,17 +345,30 @@ public sealed class CurvatureOperator : IDisposable
         return result;
     }
 
-    /// <summary>The product with a vector given per parameter (tensors of the parameters' shapes), per parameter.</summary>
-    public Tensor[] Apply(IReadOnlyList<Tensor> v) => ToTensors(Apply(Flatten(v)));
+    /// <summary>
+    /// The product with a vector given per parameter (tensors of the parameters' shapes, any floating dtype), per parameter
+    /// in the parameter's own dtype, as <c>torch.autograd.functional.hvp</c> returns it: a float32 model's product is
+    /// computed in float32, so float64 results would only carry digits it never had. For the float64 result use the flat
+    /// <see cref="Apply(ReadOnlySpan{double})"/>.
+    /// </summary>
+    public Tensor[] Apply(IReadOnlyList<Tensor> v) => Reshape(Apply(Flatten(v)), inParameterDType: true);
 
-    /// <summary>A flat vector as one float64 tensor per parameter, shaped like it.</summary>
-    public Tensor[] ToTensors(ReadOnlySpan<double> flat)
+    /// <summary>
+    /// A flat vector as one float64 tensor per parameter, shaped like it (an eigenvector, a direction: they are computed in
+    /// float64 whatever the model's dtype).
+    /// </summary>
+    public Tensor[] ToTensors(ReadOnlySpan<double> flat) => Reshape(flat, inParameterDType: false);
+
+    private Tensor[] Reshape(ReadOnlySpan<double> flat, bool inParameterDType)
     {
         if (flat.Length != Dimension)
             Guard.ThrowArg(Op, nameof(flat), $"has {flat.Length} entries for {Dimension} parameters.");
         var result = new Tensor[_params.Length];
         for (int p = 0; p < _params.Length; p++)
-            result[p] = Tensor.FromArray(flat.Slice(_offsets[p], _params[p].NumEl).ToArray(), _params[p].Shape);
+        {
+            var dtype = inParameterDType ? _params[p].DType : DType.Float64;
+            result[p] = Tensor.FromDoubles(flat.Slice(_offsets[p], _params[p].NumEl), (int[])_params[p].ShapeArray.Clone(), dtype, out _);
+        }
         return result;
     }
 

@@ -88,6 +88,20 @@ public class HessianVectorProductTests
     }
 
     [Fact]
+    public void PerParameterProductHasTheParametersDType()
+    {
+        // A float32 model's product per parameter is float32 (as torch's hvp), equal to the flat float64 product rounded;
+        // ToTensors (eigenvectors, directions) stays float64.
+        var problem = CurvatureCases.All["conv2d"](DType.Float32);
+        var op = CurvatureOperator.Hessian(problem.Loss, problem.Parameters);
+        var v = RandomVector(op.Dimension, 9);
+        var blocks = op.Apply(op.ToTensors(v));
+        Assert.All(blocks, b => Assert.Equal(DType.Float32, b.DType));
+        Assert.All(op.ToTensors(v), b => Assert.Equal(DType.Float64, b.DType));
+        Assert.Equal(op.Apply(v).Select(x => (double)(float)x), op.Flatten(blocks));
+    }
+
+    [Fact]
     public void ViewsApplyTheirShiftAndScaleAsTheirDefinitionSays()
     {
         // S (H + shift I) S v from the plain product, element by element, against the views' vectorised passes; a
