@@ -1,7 +1,7 @@
 using GradFlow.Bench;
 using GradFlow.Kernels;
 
-// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --probe-cost ROUNDS | --probe-rules [mlp|cnn]... | --hvp-profile | --conv-gemm | --conv-packs ROUNDS | --conv-ab ROUNDS | --conv-direct ROUNDS | [--rounds N] [--block N] --ab A B
+// Usage: GradFlow.Bench [--case NAME]... [--reps N] [--warmup N] [--seconds S] [--threads N] [--split] [--monitor] | --list | --curvature-counts | --probe-cost ROUNDS | --probe-rules [mlp|cnn]... | --hvp-profile | --conv-gemm | --pool-backward ROUNDS | --conv-packs ROUNDS | --conv-ab ROUNDS | --conv-direct ROUNDS | [--rounds N] [--block N] --ab A B
 // Prints one JSON line per case; thread count defaults to GRADFLOW_NUM_THREADS / processor count.
 var names = new List<string>();
 int reps = 9, warmup = 3, rounds = 100, block = 0;
@@ -24,6 +24,7 @@ for (int i = 0; i < args.Length; i++)
             HvpProfile.Run(new GradFlow.Bench.Cases.CnnCase(), 10);
             return 0;
         case "--conv-gemm": ConvGemmProbe.Run(); return 0;
+        case "--pool-backward": PoolBackwardProbe.Run(int.Parse(args[++i])); return 0; // the 2x2 max-pool backward, vector against scalar
         case "--probe-cost": ProbeCost.Run(int.Parse(args[++i])); return 0; // the sharpness probe's time against 100 training steps, measured
         case "--conv-direct": ConvDirectProbe.Run(int.Parse(args[++i])); return 0; // the direct first-layer kernel against im2col + GEMM, A/B
         case "--ab": // two sides alternated in one process (AbRunner): "case", "DIR:case" (another build) or ".:case" (a second copy of this one)

@@ -60,6 +60,41 @@ public class MaxPool2x2Tests
     }
 
     [Theory]
+    [InlineData(2, 3, 16, 16)]
+    [InlineData(1, 2, 9, 17)]
+    [InlineData(2, 2, 26, 26)]
+    [InlineData(1, 1, 5, 33)]
+    [InlineData(1, 3, 4, 40)]
+    [InlineData(2, 2, 11, 11)]
+    [InlineData(1, 2, 8, 9)]
+    [InlineData(1, 1, 6, 15)]
+    public void VectorBackwardMatchesTheScalarBitForBit(int n, int c, int h, int w)
+    {
+        // Gradients with NaN, -0, infinities and subnormals move as their bits; every input is written (the NaN fill).
+        var g = Pool2dGeometry.Create("MaxPool2d backward", n, c, h, w, 2, 2, 2, 2, 0, 0);
+        Assert.True(!System.Runtime.Intrinsics.X86.Sse2.IsSupported || Pool2dVector.BackwardApplies(g));
+        var r = new Random(h * 31 + w);
+        var gy = new float[n * c * g.OH * g.OW];
+        var idx = new int[gy.Length];
+        float[] special = [float.NaN, -0f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -1e-40f];
+        for (int p = 0, o = 0; p < n * c; p++)
+            for (int oy = 0; oy < g.OH; oy++)
+                for (int ox = 0; ox < g.OW; ox++, o++)
+                {
+                    gy[o] = r.Next(4) == 0 ? special[r.Next(special.Length)] : (float)r.NextDouble() - 0.5f;
+                    idx[o] = (2 * oy * w) + (2 * ox) + r.Next(4) switch { 0 => 0, 1 => 1, 2 => w, _ => w + 1 };
+                }
+
+        var scalar = new float[n * c * h * w];
+        var vector = new float[scalar.Length];
+        Array.Fill(scalar, float.NaN);
+        Array.Fill(vector, float.NaN);
+        Assert.True(Pool2dCore<float>.MaxBackward2x2Scalar(g, gy, idx, scalar));
+        Pool2dKernels.MaxPool2dBackward(gy, idx, n, c, h, w, 2, 2, 2, 2, 0, 0, vector);
+        Assert.Equal(scalar.Select(BitConverter.SingleToInt32Bits), vector.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Theory]
     [InlineData(5, 17)]
     [InlineData(4, 9)]
     public void BackwardScattersIndicesOutsideTheirWindow(int h, int w)

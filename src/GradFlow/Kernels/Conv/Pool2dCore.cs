@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace GradFlow.Kernels;
 
@@ -68,6 +69,17 @@ internal static class Pool2dCore<T> where T : unmanaged, IFloatingPointIeee754<T
     /// window (indices not made by the forward), for the general scatter to start over.
     /// </summary>
     private static bool MaxBackward2x2(in Pool2dGeometry g, ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> indices, Span<T> gradInput)
+    {
+        if (typeof(T) == typeof(float) && Pool2dVector.BackwardApplies(g))
+        {
+            return Pool2dVector.MaxBackward2x2(g, MemoryMarshal.Cast<T, float>(gradOutput), indices, MemoryMarshal.Cast<T, float>(gradInput));
+        }
+
+        return MaxBackward2x2Scalar(g, gradOutput, indices, gradInput);
+    }
+
+    /// <summary>The 2x2 write-once backward one window at a time (the reference the vector path matches bit for bit).</summary>
+    internal static bool MaxBackward2x2Scalar(in Pool2dGeometry g, ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> indices, Span<T> gradInput)
     {
         int w = g.W, plane = g.H * w;
         for (int p = 0, o = 0; p < g.Planes; p++)

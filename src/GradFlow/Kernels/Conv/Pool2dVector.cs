@@ -227,6 +227,127 @@ internal static unsafe class Pool2dVector
         }
     }
 
+    /// <summary>
+    /// Whether <see cref="MaxBackward2x2"/> takes a 2x2 / stride-2 layer: rows of at least 8 outputs with AVX2 (8 windows
+    /// a step), or of at least 4 with SSE2 (4 windows a step).
+    /// </summary>
+    public static bool BackwardApplies(in Pool2dGeometry g) => (Avx2.IsSupported && g.OW >= 8) || (Sse2.IsSupported && g.OW >= 4);
+
+    /// <summary>
+    /// The 2x2 / stride-2 backward, 8 (or 4) windows a step: each window writes its four inputs once, the output gradient
+    /// where its index points and zeros elsewhere (an AND with the compare masks, so a NaN or -0 gradient moves as its
+    /// bits, as the scalar path's select does); the two columns of a row are interleaved by unpacks (and, at 256 bits, a
+    /// 128-bit permute). A row's last step starts at OW - 8 (or 4) and rewrites a few windows with the same values. The
+    /// inputs no window covers (an odd last row or column) are cleared. False at the first step with an index outside
+    /// its window (indices not made by the forward): the caller then clears the input gradient and scatters, as after
+    /// the scalar path.
+    /// </summary>
+    public static bool MaxBackward2x2(in Pool2dGeometry g, ReadOnlySpan<float> gradOutput, ReadOnlySpan<int> indices, Span<float> gradInput)
+    {
+        bool wide = Avx2.IsSupported && g.OW >= 8;
+        int w = g.W, plane = g.H * w, ow = g.OW;
+        fixed (float* dyBase = gradOutput, dxBase = gradInput)
+        fixed (int* iBase = indices)
+        {
+            float* dy = dyBase;
+            int* idx = iBase;
+            for (int p = 0; p < g.Planes; p++)
+            {
+                float* dx = dxBase + ((long)p * plane);
+                for (int oy = 0; oy < g.OH; oy++, dy += ow, idx += ow)
+                {
+                    int r0 = 2 * oy * w;
+                    if (!(wide ? BackwardRow256(dy, idx, dx + r0, r0, w, ow) : BackwardRow128(dy, idx, dx + r0, r0, w, ow)))
+                    {
+                        return false;
+                    }
+
+                    if ((w & 1) != 0)
+                    {
+                        dx[r0 + w - 1] = 0;
+                        dx[r0 + (2 * w) - 1] = 0;
+                    }
+                }
+
+                if ((g.H & 1) != 0)
+                {
+                    new Span<float>(dx + ((g.H - 1) * w), w).Clear();
+                }
+            }
+        }
+
+        return true;
+    }
+
+    // One row pair (top at dx, its plane offset r0) of a 256-bit backward: 8 windows a step.
+    private static bool BackwardRow256(float* dy, int* idx, float* dx, int r0, int w, int ow)
+    {
+        var offsets = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        Vector256<int> below = Vector256.Create(w), belowRight = Vector256.Create(w + 1);
+        for (int ox = 0; ; ox += 8)
+        {
+            ox = Math.Min(ox, ow - 8);
+            Vector256<float> v = Avx.LoadVector256(dy + ox);
+            Vector256<int> d = Avx.LoadVector256(idx + ox) - (offsets + Vector256.Create(r0 + (2 * ox)));
+            Vector256<int> m00 = Vector256.Equals(d, Vector256<int>.Zero), m01 = Vector256.Equals(d, Vector256<int>.One);
+            Vector256<int> m10 = Vector256.Equals(d, below), m11 = Vector256.Equals(d, belowRight);
+            if (!Vector256.EqualsAll(m00 | m01 | m10 | m11, Vector256<int>.AllBitsSet))
+            {
+                return false;
+            }
+
+            Interleave(v & m00.AsSingle(), v & m01.AsSingle(), dx + (2 * ox));
+            Interleave(v & m10.AsSingle(), v & m11.AsSingle(), dx + w + (2 * ox));
+            if (ox == ow - 8)
+            {
+                return true;
+            }
+        }
+    }
+
+    // The same at 128 bits: 4 windows a step.
+    private static bool BackwardRow128(float* dy, int* idx, float* dx, int r0, int w, int ow)
+    {
+        var offsets = Vector128.Create(0, 2, 4, 6);
+        Vector128<int> below = Vector128.Create(w), belowRight = Vector128.Create(w + 1);
+        for (int ox = 0; ; ox += 4)
+        {
+            ox = Math.Min(ox, ow - 4);
+            Vector128<float> v = Sse.LoadVector128(dy + ox);
+            Vector128<int> d = Sse2.LoadVector128(idx + ox) - (offsets + Vector128.Create(r0 + (2 * ox)));
+            Vector128<int> m00 = Vector128.Equals(d, Vector128<int>.Zero), m01 = Vector128.Equals(d, Vector128<int>.One);
+            Vector128<int> m10 = Vector128.Equals(d, below), m11 = Vector128.Equals(d, belowRight);
+            if (!Vector128.EqualsAll(m00 | m01 | m10 | m11, Vector128<int>.AllBitsSet))
+            {
+                return false;
+            }
+
+            Interleave(v & m00.AsSingle(), v & m01.AsSingle(), dx + (2 * ox));
+            Interleave(v & m10.AsSingle(), v & m11.AsSingle(), dx + w + (2 * ox));
+            if (ox == ow - 4)
+            {
+                return true;
+            }
+        }
+    }
+
+    // [e0 o0 e1 o1 ... e7 o7] into 16 floats at row: unpack pairs within 128-bit lanes, then put the lanes in order.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave(Vector256<float> even, Vector256<float> odd, float* row)
+    {
+        Vector256<float> lo = Avx.UnpackLow(even, odd), hi = Avx.UnpackHigh(even, odd); // e0 o0 e1 o1 | e4 o4 e5 o5, e2 o2 e3 o3 | e6 o6 e7 o7
+        Avx.Store(row, Avx.Permute2x128(lo, hi, 0x20));
+        Avx.Store(row + 8, Avx.Permute2x128(lo, hi, 0x31));
+    }
+
+    // [e0 o0 e1 o1 e2 o2 e3 o3] into 8 floats at row.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave(Vector128<float> even, Vector128<float> odd, float* row)
+    {
+        Sse.Store(row, Sse.UnpackLow(even, odd));
+        Sse.Store(row + 4, Sse.UnpackHigh(even, odd));
+    }
+
     // One link of the chain: lanes where v > max or v is NaN take v and its offset.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Take(Vector256<float> v, Vector256<int> at, ref Vector256<float> max, ref Vector256<int> best)
