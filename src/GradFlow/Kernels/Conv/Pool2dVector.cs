@@ -13,7 +13,8 @@ namespace GradFlow.Kernels;
 /// that choice is associative, so ((x00, x01), (x10, x11)) picks what the scalar chain x00, x01, x10, x11 picks.
 /// A row's last step starts at OW - 8 and recomputes a few outputs instead of a scalar tail.
 /// Without AVX-512, <see cref="MaxForward2x2Avx2"/> and <see cref="MaxForward2x2Sse"/> do the same with 256-bit
-/// (8 outputs) or 128-bit (4 outputs) in-lane shuffles and the scalar chain's order of steps.
+/// (8 outputs) or 128-bit (4 outputs) in-lane shuffles and the scalar chain's order of steps. The backward
+/// (<see cref="MaxBackward2x2"/>) writes 8 or 4 windows' inputs a step with AVX2 or SSE2.
 /// </summary>
 internal static unsafe class Pool2dVector
 {
