@@ -65,11 +65,11 @@ internal static unsafe class Im2Col
     public const int NarrowSlack = 16;
 
     /// <summary>
-    /// Rule for <see cref="FoldNarrow"/>: float with AVX-512, no padding, stride 1, image rows of at most 16 (conv2 of
-    /// the cnn bench: 13), where every window of a row fits one vector.
+    /// Rule for <see cref="FoldNarrow"/>: float with AVX-512 (one 16-float vector a row) or 256-bit vectors (two), no
+    /// padding, stride 1, image rows of at most 16 (conv2 of the cnn bench: 13), where every window of a row fits them.
     /// </summary>
     public static bool FoldsNarrowRows(in Conv2dGeometry g) =>
-        Avx512F.IsSupported && g.PadH == 0 && g.PadW == 0 && g.StrideH == 1 && g.StrideW == 1 && g.W <= 16;
+        (Avx512F.IsSupported || Vector256.IsHardwareAccelerated) && g.PadH == 0 && g.PadW == 0 && g.StrideH == 1 && g.StrideW == 1 && g.W <= 16;
 
     /// <summary>
     /// image[ch] = fold(col), each image row written once: the row gathers, in one register, every (ki, kj) row of
@@ -80,6 +80,12 @@ internal static unsafe class Im2Col
     /// </summary>
     public static void FoldNarrow(in Conv2dGeometry g, float* col, float* image, float* end)
     {
+        if (!Avx512F.IsSupported)
+        {
+            FoldNarrow256(g, col, image, end);
+            return;
+        }
+
         int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW, cols = g.ColCols;
         Vector512<float>* masks = stackalloc Vector512<float>[kw];
         float* scratch = stackalloc float[16];
@@ -119,6 +125,62 @@ internal static unsafe class Im2Col
                 else
                 {
                     acc.Store(scratch);
+                    new ReadOnlySpan<float>(scratch, w).CopyTo(new Span<float>(dst, w));
+                }
+            }
+        }
+    }
+
+    // FoldNarrow at 256 bits: a row's 16 floats in two registers (lanes 0-7 and 8-15), the same contributions added in the
+    // same order, so the same bits as the 512-bit path and as FoldAdd's clear-then-add.
+    private static void FoldNarrow256(in Conv2dGeometry g, float* col, float* image, float* end)
+    {
+        int w = g.W, ow = g.OW, oh = g.OH, kh = g.KH, kw = g.KW, dilH = g.DilH, dilW = g.DilW, cols = g.ColCols;
+        Vector256<float>* masks = stackalloc Vector256<float>[2 * kw];
+        float* scratch = stackalloc float[16];
+        for (int kj = 0; kj < kw; kj++)
+        {
+            var lo = Vector256.Create(kj * dilW);
+            var hi = Vector256.Create((kj * dilW) + ow);
+            var lane = Vector256<int>.Indices;
+            var upper = lane + Vector256.Create(8);
+            masks[2 * kj] = (Vector256.GreaterThanOrEqual(lane, lo) & Vector256.LessThan(lane, hi)).AsSingle();
+            masks[(2 * kj) + 1] = (Vector256.GreaterThanOrEqual(upper, lo) & Vector256.LessThan(upper, hi)).AsSingle();
+        }
+
+        for (int ch = 0; ch < g.InPerGroup; ch++)
+        {
+            float* plane = image + (ch * g.H * w);
+            for (int iy = 0; iy < g.H; iy++)
+            {
+                Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
+                for (int ki = 0; ki < kh; ki++)
+                {
+                    int oy = iy - (ki * dilH);
+                    if ((uint)oy >= (uint)oh)
+                    {
+                        continue;
+                    }
+
+                    float* row = col + (((ch * kh) + ki) * kw * cols) + (oy * ow);
+                    for (int kj = 0; kj < kw; kj++, row += cols)
+                    {
+                        float* at = row - (kj * dilW);
+                        acc0 += Vector256.Load(at) & masks[2 * kj];
+                        acc1 += Vector256.Load(at + 8) & masks[(2 * kj) + 1];
+                    }
+                }
+
+                float* dst = plane + (iy * w);
+                if (dst + 16 <= end)
+                {
+                    acc0.Store(dst);
+                    acc1.Store(dst + 8);
+                }
+                else
+                {
+                    acc0.Store(scratch);
+                    acc1.Store(scratch + 8);
                     new ReadOnlySpan<float>(scratch, w).CopyTo(new Span<float>(dst, w));
                 }
             }
