@@ -87,8 +87,8 @@ public sealed class ResumedRunTests : IDisposable
         return restored;
     }
 
-    // Weights 0.7 / sqrt(1/64) = 5.6 times PyTorch's default scale (gain 5.6, the band's top is 5): the first loss is about
-    // 500 times chance, and SGD at lr 2e-3 with momentum trains out of it (loss ~0.3 by step 400) with weights that stay large.
+    // Weights N(0, 0.7): RMS x sqrt(fan-in) = 5.6 (PyTorch's default 0.58, the band's top 5), the first loss about 500 times
+    // chance; SGD at lr 2e-3 with momentum trains out of it (loss ~0.3 by step 400) with weights that stay large.
     private const double PoorStd = 0.7, PoorLr = 2e-3;
     private const int PoorSteps = 400;
 
@@ -112,7 +112,7 @@ public sealed class ResumedRunTests : IDisposable
         Assert.Equal(PoorSteps + 1, resumed[0].Step);
         Assert.False(doctor.StartsAtInitialisation);
         Assert.Equal(PoorSteps + 1, doctor.FirstStep);
-        // Its first record still shows weights 5.8 times the default scale; trained weights, silent: no initialisation judged
+        // Its first record still shows weights at gain 5.8; trained weights, silent: no initialisation judged
         // and, measured against chance, a loss that only creeps down is no stall.
         Assert.Empty(doctor.Findings);
         Assert.Empty(Doctor.Diagnose(resumed, s_options));
