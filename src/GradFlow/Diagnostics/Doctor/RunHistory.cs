@@ -10,7 +10,7 @@ public enum Symptoms
     Diverging = 1,
     /// <summary>After a window, the loss has not fallen 10% below its start or chance, the lower (after a resume: chance).</summary>
     Stalled = 2,
-    /// <summary>The loss fell less than 2% over the last window while still above a quarter of its start.</summary>
+    /// <summary>The loss fell less than 2% over the last window while still above a quarter of the level Stalled is judged against.</summary>
     Slow = 4,
 }
 
@@ -298,7 +298,7 @@ internal sealed class RunHistory
     {
         if (Current.Loss is null) return Symptoms.None;
         if (!double.IsFinite(loss)) return Symptoms.Diverging;
-        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss.
+        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss (after a resume, or chance if higher).
         if (Count < SmoothOver) return double.IsFinite(_firstLosses[0]) && _firstLossCount > 0 && loss > 10 * RiseFrom(_firstLosses[0]) ? Symptoms.Diverging : Symptoms.None;
         if (!double.IsFinite(InitialLoss) || !double.IsFinite(smoothed)) return Symptoms.None;
         var s = Symptoms.None;
