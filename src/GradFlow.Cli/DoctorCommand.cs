@@ -25,12 +25,18 @@ internal static class DoctorCommand
         command.SetAction(r =>
         {
             string path = ReportCommand.Resolve(r.GetValue(s_run)!);
-            var findings = Reporting.RunLog.Diagnose(path);
+            using var doctor = new Doctor();
+            using (var reader = Reporting.RunLog.Open(path))
+                foreach (var step in reader.ReadRecords()) doctor.Observe(step);
+            var findings = doctor.Findings;
             if (r.GetValue(s_json)) console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(findings, s_jsonOptions));
-            else if (findings.Count == 0) console.WriteLine($"{path}: no finding; nothing in the gradients, activations or loss crossed a threshold.");
             else
             {
-                console.WriteLine($"{path}: {findings.Count} finding{(findings.Count == 1 ? "" : "s")}");
+                console.WriteLine(findings.Count == 0 ? $"{path}: no finding; nothing in the gradients, activations or loss crossed a threshold."
+                    : $"{path}: {findings.Count} finding{(findings.Count == 1 ? "" : "s")}");
+                // A resumed run's log starts after step 1: its first record shows trained weights, not the initialisation.
+                if (doctor is { StartsAtInitialisation: false, FirstStep: { } first })
+                    console.WriteLine($"The log starts at step {first}, after training began (a resumed run): the initialisation was not judged.");
                 foreach (var f in findings) console.WriteLine(f.ToString());
             }
             return findings.Any(f => f.Severity == Severity.Error) ? 1 : 0;

@@ -131,8 +131,10 @@ internal sealed class Trainer
         if (doctor is not null)
         {
             var findings = doctor.Findings;
-            _console.WriteLine(findings.Count == 0 ? $"doctor: no problem found in {monitor!.StepCount} steps" : $"doctor: {findings.Count} finding(s)");
+            _console.WriteLine(findings.Count == 0 ? $"doctor: no problem found in {monitor!.StepCount - startStep} steps" : $"doctor: {findings.Count} finding(s)");
             foreach (var f in findings) _console.WriteLine(f.ToString());
+            if (doctor is { StartsAtInitialisation: false, FirstStep: { } first })
+                _console.WriteLine($"doctor: this run resumed at step {startStep} (first record: step {first}); the initialisation was not judged, only what it watched since");
         }
         if (_o.LogDir is not null && monitor is not null) _console.WriteLine($"run log: {Path.Combine(_o.LogDir, "runlog.jsonl")}");
         if (_o.TensorBoardDir is not null && monitor is not null) _console.WriteLine($"TensorBoard: tensorboard --logdir {_o.TensorBoardDir}");

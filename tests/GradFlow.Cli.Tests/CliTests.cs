@@ -125,6 +125,20 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, Run("demo", "--epochs", "2", "--lr", "5", "--log-dir", broken).Code);
         var (code, output, error) = Run("doctor", healthy);
         Assert.True(code == 0, output + error);
+        Assert.DoesNotContain("not judged", output, StringComparison.Ordinal);
+        // The same log from step 11 on, as a run resumed at step 10 would have written it: no claim about its initialisation.
+        var resumed = Path.Combine(_dir, "resumed.jsonl");
+        File.WriteAllLines(resumed, File.ReadLines(ReportCommand.Resolve(healthy)).Where(line =>
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            return json.RootElement.GetProperty("type").GetString() != "step" || json.RootElement.GetProperty("step").GetInt64() > 10;
+        }));
+        (code, output, error) = Run("doctor", resumed);
+        Assert.True(code == 0, output + error);
+        Assert.Contains("The log starts at step 11, after training began (a resumed run): the initialisation was not judged.", output, StringComparison.Ordinal);
+        Assert.Equal(0, Run("report", resumed, "-o", Path.Combine(_dir, "resumed.html")).Code);
+        Assert.Contains("The records start at step 11, after training began (a resumed run): the initialisation was not judged.",
+            File.ReadAllText(Path.Combine(_dir, "resumed.html")), StringComparison.Ordinal);
         (code, output, _) = Run("doctor", broken);
         Assert.Equal(1, code);
         Assert.Contains("[error]", output, StringComparison.Ordinal);

@@ -50,6 +50,7 @@ public sealed class TrainTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Contains("epoch 3/3  step 69  loss", output, StringComparison.Ordinal);
         Assert.Contains("doctor:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("not judged", output, StringComparison.Ordinal);
         // Every second epoch, and the last.
         Assert.Equal(["step-00000046.safetensors", "step-00000069.safetensors"], Directory.GetFiles(P("ck")).Select(Path.GetFileName).Order());
         Assert.Equal(Enumerable.Range(1, 69).Select(i => (long)i), LoggedSteps(P("log")));
@@ -67,6 +68,7 @@ public sealed class TrainTests : IDisposable
         var (code, output, error) = Run(["train", "--resume", P("part"), "--checkpoint-dir", P("part"), "--log-dir", P("log")]);
         Assert.True(code == 0, error);
         Assert.Contains("resumed at step 23", output, StringComparison.Ordinal);
+        Assert.Contains("doctor: this run resumed at step 23 (first record: step 24); the initialisation was not judged", output, StringComparison.Ordinal);
         AssertSameBits(Path.Combine(P("full"), Trainer.CheckpointName(69)), Path.Combine(P("part"), Trainer.CheckpointName(69)));
         Assert.Equal(Enumerable.Range(24, 46).Select(i => (long)i), LoggedSteps(P("log"))); // the monitor's steps continue
     }

@@ -71,9 +71,10 @@ internal sealed class AutoFix(Module model, Optimizer optimizer, AutoFixOptions 
             return Act(step, $"rolled back to the state of step {snap.Step}, {lrText}{ClipText()}",
                 $"{why}; the weights were restored from the last healthy in-memory copy");
         }
-        // Healthy: finite, not diverging, and the loss not above where it started (a run can be dying before it diverges).
+        // Healthy: finite, not diverging, and the loss not above where it started (a run can be dying before it diverges; after
+        // a resume, the divergence symptom's start, RunHistory.StartLoss, as one batch's loss may exceed a trained network's).
         bool healthy = !nonFinite && (run.Symptoms & Symptoms.Diverging) == 0 && !exploding && !lrTooHigh
-                       && step.Loss is { } loss && !(loss > run.InitialLoss);
+                       && step.Loss is { } loss && !(loss > run.StartLoss);
         if (healthy && step.Step % options.SnapshotEvery == 0) Snapshot(step.Step);
         return null;
     }
@@ -123,7 +124,7 @@ internal sealed class AutoFix(Module model, Optimizer optimizer, AutoFixOptions 
         ClipNorm = own ? healthy : DefaultClipNorm;
         _clipSource = own ? "the median norm before the explosion" : double.IsFinite(healthy)
             ? $"the common max_norm; the median norm before the explosion, {RunHistory.Round1(healthy)}, is above it"
-            : "the common max_norm; the norms exploded from the first steps";
+            : "the common max_norm; the norms exploded from the first recorded steps";
     }
 
     /// <summary>

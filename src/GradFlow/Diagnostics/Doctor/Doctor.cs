@@ -110,6 +110,17 @@ public sealed class Doctor : IDisposable
     public Symptoms Symptoms => _run.Symptoms;
 
     /// <summary>
+    /// Whether the records seen start at the start of training (the first is step 1), so that the initialisation is judged;
+    /// false for a resumed run's (a monitor attached with <see cref="MonitorOptions.StartStep"/>), whose first record shows
+    /// trained weights: no finding then claims anything of the initialisation (docs/DOCTOR.md, "Resumed runs"). Null before
+    /// the first record.
+    /// </summary>
+    public bool? StartsAtInitialisation => _run.First is null ? null : _run.StartsAtInitialisation;
+
+    /// <summary>The step number of the first record seen, or null before it.</summary>
+    public long? FirstStep => _run.First?.Step;
+
+    /// <summary>
     /// Diagnoses a finished run from its step records (in step order), with curvature samples if a probe measured
     /// any. The findings are those the online doctor would have raised, minus the live-only probes (the graph and
     /// input checks and the op that made a NaN).

@@ -17,7 +17,7 @@ public enum FindingKind
     LearningRateTooHigh,
     /// <summary>The updates are so small against the weights that the loss barely moves.</summary>
     LearningRateTooLow,
-    /// <summary>At the first step the signal already dies out or blows up across depth.</summary>
+    /// <summary>At the first step the signal already dies out or blows up across depth (judged only when the records start at step 1, not after a resume).</summary>
     PoorInitialisation,
     /// <summary>The loss stays at its starting (chance) level while the gradients look healthy: labels, data or model.</summary>
     NotLearning,

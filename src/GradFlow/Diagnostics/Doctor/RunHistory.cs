@@ -6,11 +6,11 @@ public enum Symptoms
 {
     /// <summary>Training looks fine, or it is too early to say.</summary>
     None = 0,
-    /// <summary>The loss is non-finite or has risen well above where it started.</summary>
+    /// <summary>The loss is non-finite or has risen well above where it started (after a resume: where the records start, or chance if higher).</summary>
     Diverging = 1,
-    /// <summary>After a window, the loss has not fallen 10% below its start.</summary>
+    /// <summary>After a window, the loss has not fallen 10% below its start or chance, the lower (after a resume: chance).</summary>
     Stalled = 2,
-    /// <summary>The loss fell less than 2% over the last window while still above a quarter of its start.</summary>
+    /// <summary>The loss fell less than 2% over the last window while still above a quarter of the level Stalled is judged against.</summary>
     Slow = 4,
 }
 
@@ -99,6 +99,23 @@ internal sealed class RunHistory
     public int Window { get; }
     public long Count { get; private set; }
     public StepRecord? First { get; private set; }
+
+    /// <summary>
+    /// True when the records start at the start of training, so the first shows the network as it was initialised (after
+    /// one update): its step number is 1. The monitor numbers the steps it closes from MonitorOptions.StartStep + 1 and
+    /// records a step when the steps before it are a multiple of MonitorOptions.Every, so a run's step 1 is recorded
+    /// whatever Every is, and a monitor attached to a run resumed at step N (StartStep = N) records step N + 1 or a later
+    /// one first. A run log keeps the step numbers, so a log read back gives the same answer (and a log that a resumed run
+    /// appended to still starts at 1). Records numbered from 0 by hand count as a start too. A run resumed without
+    /// StartStep cannot be told from a fresh one.
+    /// </summary>
+    public bool StartsAtInitialisation => First is { } first && IsStartOfTraining(first.Step);
+
+    /// <summary>The rule of <see cref="StartsAtInitialisation"/>, for the step number of a run's first record.</summary>
+    public static bool IsStartOfTraining(long firstStep) => firstStep <= 1;
+
+    /// <summary>"the first step", or "the first recorded step (step N)" when the records start after training began: for a finding's text.</summary>
+    public string FirstStepName => StartsAtInitialisation ? "the first step" : $"the first recorded step (step {First!.Step})";
     public StepRecord Current { get; private set; } = null!;
     public Ring Loss { get; } = new(Capacity);
     public Ring Smoothed { get; } = new(Capacity);
@@ -107,8 +124,8 @@ internal sealed class RunHistory
     /// <summary>The update/weight ratio of the layer nearest the loss (its gradient has not passed through the others).</summary>
     public Ring OutputUpdateRatio { get; } = new(Capacity);
     /// <summary>
-    /// The sum of <see cref="OutputUpdateRatio"/> since the first step: by the triangle inequality, a bound on how far the
-    /// layer nearest the loss has moved from its start, relative to its size.
+    /// The sum of <see cref="OutputUpdateRatio"/> since the first record: by the triangle inequality, a bound on how far the
+    /// layer nearest the loss has moved since, relative to its size.
     /// </summary>
     public double OutputMovement { get; private set; }
     /// <summary>The largest update/weight ratio over the layers.</summary>
@@ -260,19 +277,34 @@ internal sealed class RunHistory
         return updateSq > 0 ? Math.Min(1, decay / Math.Sqrt(updateSq)) : double.NaN;
     }
 
-    /// <summary>The level the loss must fall below to count as learning: its start, or chance when that is lower (a poor start far above chance is not progress).</summary>
-    public double ReferenceLoss => double.IsFinite(ChanceLoss) ? Math.Min(InitialLoss, ChanceLoss) : InitialLoss;
+    /// <summary>
+    /// The level the loss must fall below to count as learning: its start, or chance when that is lower (a poor start far
+    /// above chance is not progress). A resumed history starts at a trained network's loss, which a converged run need not
+    /// fall below: chance alone is its reference, or without a chance level where its records start.
+    /// </summary>
+    public double ReferenceLoss => !double.IsFinite(ChanceLoss) ? InitialLoss : StartsAtInitialisation ? Math.Min(InitialLoss, ChanceLoss) : ChanceLoss;
+
+    /// <summary>
+    /// The loss a rise is judged from (the divergence symptom): where the records start. A resumed history starts at a
+    /// trained network's loss, low enough for mini-batch noise to take half as high again; the start of training a fresh
+    /// run's rise is judged from is then estimated by chance, where a standard initialisation starts (PoorInitialisation's
+    /// first-loss check), and the higher of the two is used.
+    /// </summary>
+    public double StartLoss => RiseFrom(InitialLoss);
+
+    private double RiseFrom(double loss) => StartsAtInitialisation || !double.IsFinite(ChanceLoss) ? loss : Math.Max(loss, ChanceLoss);
 
     private Symptoms Judge(double loss, double smoothed)
     {
         if (Current.Loss is null) return Symptoms.None;
         if (!double.IsFinite(loss)) return Symptoms.Diverging;
-        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss.
-        if (Count < SmoothOver) return double.IsFinite(_firstLosses[0]) && _firstLossCount > 0 && loss > 10 * _firstLosses[0] ? Symptoms.Diverging : Symptoms.None;
+        // Before a smoothed loss exists, only an acute blow-up counts: ten times the first loss (after a resume, or chance if higher).
+        if (Count < SmoothOver) return double.IsFinite(_firstLosses[0]) && _firstLossCount > 0 && loss > 10 * RiseFrom(_firstLosses[0]) ? Symptoms.Diverging : Symptoms.None;
         if (!double.IsFinite(InitialLoss) || !double.IsFinite(smoothed)) return Symptoms.None;
         var s = Symptoms.None;
+        double start = StartLoss;
         // Risen 50% above its start, or four times its best after having been low: no optimiser noise does that.
-        if (smoothed > 1.5 * InitialLoss || (smoothed > 0.5 * InitialLoss && smoothed > 4 * MinSmoothed)) s |= Symptoms.Diverging;
+        if (smoothed > 1.5 * start || (smoothed > 0.5 * start && smoothed > 4 * MinSmoothed)) s |= Symptoms.Diverging;
         if (WarmedUp && smoothed > 0.9 * ReferenceLoss) s |= Symptoms.Stalled;
         if (Count >= 2 * Window && Smoothed[Window] is var before && double.IsFinite(before)
             && before - smoothed < 0.02 * before && smoothed > 0.25 * ReferenceLoss) s |= Symptoms.Slow;
@@ -347,7 +379,10 @@ internal sealed class RunHistory
     public Evidence SymptomEvidence() => SymptomNow.ToEvidence();
 
     /// <summary>The figures behind <see cref="SymptomEvidence"/>, kept by a detector that writes its finding later.</summary>
-    public SymptomState SymptomNow => new(Symptoms, LatestSmoothed, InitialLoss, ReferenceLoss);
+    public SymptomState SymptomNow => new(Symptoms, LatestSmoothed, StartLoss, ReferenceLoss, First?.Step ?? 1, double.IsFinite(ChanceLoss));
+
+    /// <summary>What <see cref="StartLoss"/> is, for a finding's text.</summary>
+    public string StartLossName => SymptomState.StartName(First?.Step ?? 1, double.IsFinite(ChanceLoss));
 
     /// <summary>A value rounded to one significant digit, as a person would type it ("3e-3").</summary>
     public static string Round1(double value)
@@ -360,14 +395,25 @@ internal sealed class RunHistory
     }
 }
 
-/// <summary>The loss symptoms of one step and the losses they were judged on.</summary>
-internal readonly record struct SymptomState(Symptoms Symptoms, double Smoothed, double InitialLoss, double ReferenceLoss)
+/// <summary>The loss symptoms of one step and the losses they were judged on (<see cref="RunHistory.StartLoss"/>, <see cref="RunHistory.ReferenceLoss"/>).</summary>
+internal readonly record struct SymptomState(Symptoms Symptoms, double Smoothed, double StartLoss, double ReferenceLoss, long FirstStep, bool Chance)
 {
     public Evidence ToEvidence()
     {
         string what = Symptoms == Symptoms.None ? "no loss symptom" : $"loss symptom {Symptoms}";
         bool diverging = (Symptoms & Symptoms.Diverging) != 0;
-        return new Evidence($"{what}: smoothed loss / {(diverging ? "starting loss" : "reference loss (start or chance, the lower)")}",
-            Smoothed / (diverging ? InitialLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
+        return new Evidence($"{what}: smoothed loss / {(diverging ? StartName(FirstStep, Chance) : ReferenceName(FirstStep, Chance))}",
+            Smoothed / (diverging ? StartLoss : ReferenceLoss), diverging ? 1.5 : 0.9, "symptom gate (AUTOTRAINER ICSE'21: gradient rules only when training is unwell)");
     }
+
+    /// <summary>What <see cref="RunHistory.StartLoss"/> is, for records whose first is step <paramref name="firstStep"/>.</summary>
+    public static string StartName(long firstStep, bool chance) =>
+        RunHistory.IsStartOfTraining(firstStep) ? "starting loss"
+        : chance ? $"the higher of chance, ln(classes), and the loss at step {firstStep}, where the records start"
+        : $"loss at step {firstStep}, where the records start";
+
+    private static string ReferenceName(long firstStep, bool chance) =>
+        RunHistory.IsStartOfTraining(firstStep) ? "reference loss (start or chance, the lower)"
+        : chance ? $"chance level ln(classes) (the records start at step {firstStep}, after training began)"
+        : $"loss at step {firstStep}, where the records start";
 }

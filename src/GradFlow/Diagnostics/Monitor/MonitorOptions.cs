@@ -59,7 +59,8 @@ public sealed record MonitorOptions
 
     /// <summary>
     /// Steps taken before this monitor was attached: a run resumed from a checkpoint at step N passes N, so its first
-    /// step is recorded as N + 1 and <see cref="Every"/> keeps the uninterrupted run's rhythm.
+    /// step is recorded as N + 1 and <see cref="Every"/> keeps the uninterrupted run's rhythm. The doctor reads records
+    /// that start after step 1 as a resumed run's and makes no claim about its initialisation (<see cref="Doctor.StartsAtInitialisation"/>).
     /// </summary>
     public long StartStep { get; init; }
 

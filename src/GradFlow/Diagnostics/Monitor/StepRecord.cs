@@ -57,7 +57,7 @@ public sealed record ActivationStats(string Layer, string Op, int Depth, int Uni
 /// <summary>Everything the monitor measured in one training step.</summary>
 public sealed partial record StepRecord
 {
-    /// <summary>The step number (1 for the first recorded step).</summary>
+    /// <summary>The step number: 1 for the first step of training; a resumed run's continue from <see cref="MonitorOptions.StartStep"/> + 1.</summary>
     public required long Step { get; init; }
     /// <summary>The loss, if given.</summary>
     public double? Loss { get; init; }

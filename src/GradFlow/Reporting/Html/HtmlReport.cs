@@ -149,6 +149,9 @@ public static class HtmlReport
     {
         if (v.Run.Findings is not { } findings) return;
         sb.Append("<h3>The doctor's findings</h3>");
+        // A resumed run's records start after step 1: their first shows trained weights, not the initialisation.
+        if (!RunHistory.IsStartOfTraining(v.Run.Steps[0].Step))
+            sb.Append(CultureInfo.InvariantCulture, $"<p class=\"none\">The records start at step {v.Run.Steps[0].Step}, after training began (a resumed run): the initialisation was not judged.</p>");
         if (findings.Count == 0)
         {
             sb.Append("<p class=\"none\">No finding: nothing in this run's gradients, activations or loss crossed a threshold.</p>");

@@ -1,7 +1,7 @@
 namespace GradFlow.Diagnostics;
 
 /// <summary>
-/// The gradient grows: run-relative growth (the median of the latest norms against the run's own first steps),
+/// The gradient grows: run-relative growth (the median of the latest norms against the run's own first recorded steps),
 /// spikes (a norm ten times the median of the window before it), or a gradient that grows towards the input
 /// (AUTOTRAINER's first/last ratio &gt; 70). Growth needs the loss to rise or stall; spikes need two in a window.
 /// </summary>
@@ -49,7 +49,7 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         double clip = RunHistory.Quantile(run.BaselineNorms.Take(run.BaselineCount), 0.9);
         var evidence = new List<Evidence>();
         if (double.IsFinite(growth))
-            evidence.Add(new Evidence("median of the latest 3 gradient norms / median of the first 5", growth, GrowthThreshold, "run-relative growth (DOCTOR.md)"));
+            evidence.Add(new Evidence("median of the latest 3 gradient norms / median of the first 5 recorded", growth, GrowthThreshold, "run-relative growth (DOCTOR.md)"));
         if (double.IsFinite(spike))
             evidence.Add(new Evidence($"gradient norm / median of the previous {window}", spike, SpikeThreshold, "run-relative spike (DOCTOR.md)"));
         if (double.IsFinite(depthRatio))
@@ -60,7 +60,7 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
         {
             Kind = Kind, Severity = diverging || blewUp ? Severity.Error : Severity.Warning,
             Title = blewUp ? $"exploding gradients: the norm jumped {jump:G3}x in one step, then became non-finite"
-                : grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at the start"
+                : grown ? $"exploding gradients: the gradient norm is {growth:G3}x its value at {(run.StartsAtInitialisation ? "the start" : $"step {run.First!.Step}, where the records start")}"
                 : spikeBefore ? $"a gradient spike {spike:G3}x the recent median {run.Count - _spikeAt} steps before the loss diverged"
                 : spiky ? $"gradient spikes: {norm:G3}, {spike:G3}x the recent median" : $"the gradient grows {depthRatio:G3}x towards the input",
             Layers = deep ? [first!.Layer] : [], FirstStep = step.Step, LastStep = step.Step,
@@ -70,7 +70,7 @@ internal sealed class ExplodingGradients(int window, double persistence) : Detec
                               : "Backpropagation multiplies the gradient by each layer's weights on the way back. ") + "When those factors are above one the gradient grows geometrically, the update jumps far " +
                           "past any minimum and the loss rises or becomes NaN.",
             Fixes = Fixes([
-                ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} steps' norms",
+                ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} recorded steps' norms",
                     "it keeps the direction of each step and caps its length at what was normal in this run"),
                 ($"lower the learning rate to {lr}", "a smaller step cannot amplify a large gradient as much"),
                 .. ArchitectureFixes(run)]),

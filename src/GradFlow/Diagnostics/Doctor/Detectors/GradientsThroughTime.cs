@@ -132,7 +132,7 @@ internal sealed class VanishingThroughTime(double persistence) : Detector
             _steps.Start(!now);
             _steps.Track(now, _condition.Share, run);
         }
-        // As across depth: a layer that carried the gradient through time at its first step and lost it after large steps
+        // As across depth: a layer that carried the gradient through time at its first recorded step and lost it after large steps
         // (a ReLU RNN whose growing rate kills its units) was brought there by the rate.
         if (!_condition.Holding || !gate || _steps.ByTheSteps) return null;
         (_profile, _at, _share, _symptoms, _setup) = (_condition.Profile!.Value, step.Step, _condition.Share, run.SymptomNow, run.Setup);
@@ -224,7 +224,7 @@ internal static class RecurrentFixes
         if (exploding)
         {
             double clip = RunHistory.Quantile(run!.BaselineNorms.Take(run.BaselineCount), 0.9);
-            yield return ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} steps' norms",
+            yield return ($"clip the gradient norm at max norm {RunHistory.Round1(clip)}, the 90th percentile of the first {run.BaselineCount} recorded steps' norms",
                 "it caps the step the largest per-time-step products can drive, keeping its direction");
         }
         if (type == "RNN")

@@ -5,8 +5,9 @@ namespace GradFlow.Diagnostics;
 /// are large against the weights: the update/weight ratio above 1e-2, ten times Karpathy's healthy 1e-3 (DeepDiagnosis
 /// ICSE'22 flags lr |dW|/|W| above 1e-1). With curvature measured, lambda_max * lr &gt; 2 (gradient descent on a
 /// quadratic diverges beyond it, Cohen et al. 2021) is enough on its own, with a symptom. A rate can also kill a network
-/// without the loss rising: ReLUs alive at the first step, dead after updates above DeepDiagnosis' 1e-1, and the loss
-/// flat since (a network born dead is poor initialisation's case, not this one).
+/// without the loss rising: ReLUs alive at the first recorded step, dead after updates above DeepDiagnosis' 1e-1, and the
+/// loss flat since (a network born dead is poor initialisation's case, not this one; one dead when a resumed run's records
+/// start, DeadRelu's).
 /// </summary>
 internal sealed class LearningRateTooHigh(int window, double persistence) : Detector
 {
@@ -17,7 +18,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
     private readonly Streak _streak = new(window), _flat = new(window);
     private double _blowUpRatio; // the largest update/weight ratio seen while the finite loss was diverging (0: never)
     private double _blowUpLoss;  // the highest finite loss of that episode
-    private double _preDeathPeak; // the largest update/weight ratio before dead ReLUs were found (NaN: none alive at the first step)
+    private double _preDeathPeak; // the largest update/weight ratio before dead ReLUs were found (NaN: none alive at the first recorded step)
 
     public override FindingKind Kind => FindingKind.LearningRateTooHigh;
 
@@ -59,7 +60,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         var evidence = new List<Evidence>
         {
             !judged && !stranded
-                ? new("largest update/weight ratio before the ReLUs died (they were alive at the first step)", ratio, OscillationRatio, "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|")
+                ? new($"largest update/weight ratio before the ReLUs died (they were alive at {run.FirstStepName})", ratio, OscillationRatio, "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|")
                 : new(diverging ? "largest update/weight ratio of the window" : !judged ? "largest update/weight ratio while the loss diverged" : "largest update/weight ratio (median of the latest 5 steps)",
                     ratio, diverging || !judged ? RatioThreshold : OscillationRatio,
                     diverging || !judged ? "Karpathy's 1e-3 rule, ten times over" : "DeepDiagnosis ICSE'22 upper bound on lr|dW|/|W|"),
@@ -68,7 +69,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
             run.SymptomEvidence(),
         };
         if (!judged && stranded)
-            evidence.Add(new Evidence("highest loss of the blow-up / starting loss", _blowUpLoss / run.InitialLoss, 1.5, "the divergence symptom (DOCTOR.md)"));
+            evidence.Add(new Evidence($"highest loss of the blow-up / {run.StartLossName}", _blowUpLoss / run.StartLoss, 1.5, "the divergence symptom (DOCTOR.md)"));
         if (double.IsFinite(sharpness)) evidence.Add(new Evidence("lambda_max * lr", sharpness, 2, "stability of gradient descent on a quadratic (Cohen et al. 2021)"));
         string suggestion = run.LearningRate is not { } lr ? "a tenth of the current learning rate"
             : double.IsFinite(sharpness) && sharpness > 2 ? RunHistory.Round1(1.0 / run.Curvature!.LambdaMax)
@@ -79,7 +80,8 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
             Title = diverging ? "the learning rate is too high: the loss diverges"
                 : judged ? "the learning rate is too high: the loss oscillates without progress"
                 : stranded ? "the learning rate is too high: the loss blew up and has been flat since"
-                : "the learning rate is too high: its first large steps killed the ReLUs and the loss has been flat since",
+                : run.StartsAtInitialisation ? "the learning rate is too high: its first large steps killed the ReLUs and the loss has been flat since"
+                : $"the learning rate is too high: large steps since step {run.First!.Step} killed the ReLUs and the loss has been flat since",
             FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(diverging ? 1 : judged ? _streak.Share : _flat.Share, true),
             Evidence = evidence,
             Explanation = $"Each step changes the weights by about {ratio:P1} of their size (about 0.1% is typical). Steps that large overshoot " +
@@ -91,7 +93,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         };
     }
 
-    // Most units of every ReLU layer passed something at the first step (the monitor's per-step dead share).
+    // Most units of every ReLU layer passed something at the first recorded step (the monitor's per-step dead share).
     private static bool ReluAlive(StepRecord step)
     {
         bool any = false;
@@ -144,7 +146,8 @@ internal sealed class LearningRateTooLow(int window, double persistence) : Detec
             Evidence =
             [
                 new Evidence("update/weight ratio of the layer nearest the loss (median over the window)", median, RatioThreshold, "DeepDiagnosis ICSE'22 lower bound; Karpathy's healthy 1e-3"),
-                new Evidence($"sum of that ratio over all {run.Count} steps (bound on how far the layer moved)", run.OutputMovement, MovementThreshold, "derivation: ten steps at the healthy 1e-3 (DOCTOR.md)"),
+                new Evidence($"sum of that ratio over the {run.Count} recorded steps{(run.StartsAtInitialisation ? "" : $" from step {run.First!.Step}")} (bound on how far the layer moved)", run.OutputMovement, MovementThreshold,
+                    "derivation: ten steps at the healthy 1e-3 (DOCTOR.md)"),
                 new Evidence("peak learning rate so far / current one", run.RateCut, RateCutThreshold, "two orders of magnitude, as DeepDiagnosis' 1e-5 lies below the healthy 1e-3 (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],

@@ -4,6 +4,8 @@ namespace GradFlow.Diagnostics;
 /// The loss stays within 10% of where it started (or of chance), and stops falling, for two windows while no gradient problem explains it (nothing
 /// vanishing, exploding, dead, saturated, and the learning rate not flagged): the fault is then in the labels, the
 /// data or the model's wiring. When the number of classes is known, the evidence says how close the loss is to chance, ln(classes).
+/// Its claim is that nothing was learned: records that start after training began (a resumed run) start at a loss that
+/// may be the fruit of learning, so they are judged against chance alone, and not at all without a chance level.
 /// </summary>
 internal sealed class NotLearning(int window, double persistence) : Detector
 {
@@ -23,6 +25,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
         bool stalled = (run.Symptoms & Symptoms.Stalled) != 0 && (run.Symptoms & Symptoms.Slow) != 0;
         _streak.Push(stalled);
         if (!stalled || _streak.Share < persistence || run.Count < 2 * window) return null;
+        if (!run.StartsAtInitialisation && !double.IsFinite(run.ChanceLoss)) return null;
         foreach (var k in s_causes) if (run.Raised[(int)k]) return null;
         // "The weights move" is this finding's premise: a schedule that cut the rate 100x explains the stall (LearningRateTooLow).
         if (run.RateCut >= LearningRateTooLow.RateCutThreshold) return null;
@@ -32,7 +35,9 @@ internal sealed class NotLearning(int window, double persistence) : Detector
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning,
-            Title = $"not learning: the loss is still {run.LatestSmoothed:G3} after {run.Count} steps ({run.LatestSmoothed / run.InitialLoss:P0} of where it started)",
+            Title = run.StartsAtInitialisation
+                ? $"not learning: the loss is still {run.LatestSmoothed:G3} after {run.Count} steps ({run.LatestSmoothed / run.InitialLoss:P0} of where it started)"
+                : $"not learning: the loss is still {run.LatestSmoothed:G3}, {run.LatestSmoothed / run.ChanceLoss:P0} of chance, over {run.Count} recorded steps from step {run.First!.Step}",
             FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
             Evidence = evidence,
             Explanation = "The gradients flow normally and the weights move, yet the loss stays at its starting (chance) level. The network " +
@@ -86,7 +91,10 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
             Evidence =
             [
                 new Evidence($"R^2 of a straight-line fit of the gradient norm over the last {window} steps", r2, MinRSquared, "derivation: a sum of similar gradients grows linearly (DOCTOR.md)"),
-                new Evidence("line's value at step 0 / latest norm", intercept / latest, 0.5, "a sum started at step 0"),
+                run.StartsAtInitialisation
+                    ? new Evidence("line's value at step 0 / latest norm", intercept / latest, 0.5, "a sum started at step 0")
+                    : new Evidence($"line's value just before step {run.First!.Step}, where the records start / latest norm", intercept / latest, 0.5,
+                        "a sum started when the run resumed (a restored model's gradients are empty)"),
                 new Evidence($"share of the last {window} steps on which the norm rose", _rises.Share, 0.8, "derivation: a fresh gradient's norm rises about half the time (DOCTOR.md)"),
                 run.SymptomEvidence(),
             ],
@@ -113,7 +121,7 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
             [
                 new Evidence("parameters whose gradient was added to one an optimiser step had already used", step.GradientsCarriedOver, 1, "observed in the engine's accumulation (DOCTOR.md)"),
                 new Evidence("consecutive steps it happened on", _carriedRun, CarriedSteps, "persistence: a loop's pattern, not one odd step (DOCTOR.md)"),
-                new Evidence("gradient norm now / at the first step", run.First is { GlobalGradNorm: > 0 } first ? run.GradNorm[0] / first.GlobalGradNorm : double.NaN, double.NaN, "a sum grows with the steps it holds"),
+                new Evidence($"gradient norm now / at {run.FirstStepName}", run.First is { GlobalGradNorm: > 0 } first ? run.GradNorm[0] / first.GlobalGradNorm : double.NaN, double.NaN, "a sum grows with the steps it holds"),
                 run.SymptomEvidence(),
             ],
             Explanation = "Gradients add up into each parameter's .Grad until they are cleared. ZeroGrad was not called between two optimiser " +
@@ -178,7 +186,7 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
         _dominant.Push(share > DominantShare);
         if (norms.Count <= window || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
         double drop = 1 - norms[0] / norms[window];
-        // Falling now, or already collapsed: the weights at less than half their size at the start (a fast decay finishes within the first window).
+        // Falling now, or already collapsed: the weights at less than half their size where the records start (a fast decay finishes within the first window).
         double start = run.FirstWeightNorm;
         bool collapsed = norms[0] < Collapsed * start;
         // With the optimiser's settings recorded, the update itself says so: its decay part outweighs its gradient part.
@@ -205,7 +213,7 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
             Evidence =
             [
                 new Evidence($"fall of the weights' total norm over the last {window} steps", drop, MinDrop, "derivation (DOCTOR.md)"),
-                new Evidence("weights' total norm / at the first step", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
+                new Evidence($"weights' total norm / at {run.FirstStepName}", norms[0] / start, Collapsed, "derivation (DOCTOR.md)"),
                 new Evidence("share of the window's steps on which it fell", _falling.Share, persistence, "persistence (DOCTOR.md)"),
                 new Evidence("weight decay's part of the update: wd|W| / (wd|W| + |g|) (AdamW: lr wd|W| / |update|)", share, DominantShare, "derivation: the decay is the larger part (DOCTOR.md)"),
                 new Evidence("share of the window's updates pointing at the origin (fall of |W| / |update| above 1/sqrt(2)), at its highest", _pulledShare, persistence, "derivation: the pull to zero is the larger part (DOCTOR.md)"),

@@ -1,10 +1,13 @@
 namespace GradFlow.Diagnostics;
 
 /// <summary>
-/// Judged on the first recorded step, before training has changed anything: the activations' scale across depth
+/// Judged on the first step of training, before training has changed anything: the activations' scale across depth
 /// (the output std of the deepest activation against the first; a good initialisation keeps it within a factor of
 /// 100, Glorot and Bengio 2010, He et al. 2015), sigmoid/tanh layers already more than half saturated, or the backward
 /// flow already shrinking or growing 1e4 times across depth. Raised when a loss symptom later shows it mattered.
+/// Only when the records start there (<see cref="RunHistory.StartsAtInitialisation"/>): a resumed run's first record
+/// shows trained weights, whose scale may rightly leave the initialisers' band, and its divergence is the rate's or the
+/// gradient's, judged by their rules.
 /// </summary>
 internal sealed class PoorInitialisation : Detector
 {
@@ -28,7 +31,7 @@ internal sealed class PoorInitialisation : Detector
 
     public override Severity? Hold(RunHistory run, StepRecord step)
     {
-        if (ReferenceEquals(step, run.First)) Inspect(step, run.ChanceLoss);
+        if (ReferenceEquals(step, run.First) && run.StartsAtInitialisation) Inspect(step, run.ChanceLoss);
         // What the first step shows was there before any update; a divergence shows at once that it mattered (as for the other
         // acute findings, no window to wait for: a run that blows up may end before one).
         if (_evidence is null || !(Unwell(run) || (run.Symptoms & Symptoms.Diverging) != 0)) return null;

@@ -6,7 +6,9 @@ namespace GradFlow.Diagnostics;
 /// does not fix the verdict for the run) when the weights had moved by more than 1e-2 of their size
 /// (<see cref="LearningRateTooHigh.RatioThreshold"/>) on most steps so far. Vanishing is a property of the architecture and
 /// its initialisation (Glorot &amp; Bengio 2010); a blow-up that inflates LayerNorm's input scale, saturates attention or
-/// kills ReLUs on the way is the rate's finding.
+/// kills ReLUs on the way is the rate's finding. After a resume the first measured step is the first recorded one: the
+/// verdict is then about the steps since, which is all it needs (a gradient that passed then and was lost after large
+/// steps was lost to them, whatever came before).
 /// </summary>
 internal sealed class StepCaused
 {

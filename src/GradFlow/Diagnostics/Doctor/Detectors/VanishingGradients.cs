@@ -6,7 +6,7 @@ namespace GradFlow.Diagnostics;
 /// wide layer and a narrow one compare. DeepDiagnosis' (ICSE'22) absolute mean |g| &lt; 1e-7 catches a first layer
 /// that gets nothing at all while the last layer's is above it (tiny in every layer is the loss's scale, not depth).
 /// Gated on a loss symptom and held over the window. Vanishing is a property of the
-/// architecture and its initialisation (Glorot &amp; Bengio 2010): a network that passed the gradient at its first step
+/// architecture and its initialisation (Glorot &amp; Bengio 2010): a network that passed the gradient at its first recorded step
 /// and lost it only after updates above 1e-2 of the weights on most steps up to then (the too-high rate's bound) was
 /// brought there by its steps, and the rate (or the units it killed) is the finding (<see cref="StepCaused"/>).
 /// </summary>
