@@ -189,6 +189,7 @@ public static partial class Scenarios
 
         .. BlindSet(),
         .. Blind2Set(),
+        .. DropoutSet(),
     ];
 
     private static Setup Digits(ulong seed, Module model, Func<Module, Optimizer> optimizer, bool image = false, Func<Tensor, Tensor>? transform = null, bool shuffleLabels = false) =>
