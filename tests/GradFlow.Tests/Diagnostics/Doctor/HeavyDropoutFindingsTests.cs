@@ -56,6 +56,15 @@ public class HeavyDropoutFindingsTests
         Assert.Contains("keep_prob", finding.Explanation, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void DropoutAtOneIsSaidToPassNothing()
+    {
+        var finding = Assert.Single(Run(t => Step(t, 1.0)));
+        Assert.Equal(FindingKind.NotLearning, finding.Kind);
+        Assert.Contains("passes nothing", finding.Explanation, StringComparison.Ordinal);
+        Assert.Equal(double.PositiveInfinity, finding.Evidence.Single(e => e.Quantity.Contains("p/(1-p)", StringComparison.Ordinal)).Value);
+    }
+
     public static TheoryData<string, FindingKind, Func<long, StepRecord>> NotExplained => new()
     {
         { "a moderate rate (Srivastava et al.'s 0.5 for hidden units)", FindingKind.DeadRelu, t => Step(t, 0.5) },

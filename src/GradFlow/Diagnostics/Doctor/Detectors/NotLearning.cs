@@ -77,10 +77,11 @@ internal sealed class NotLearning(int window, double persistence) : Detector
             Layers = [.. heavy.Select(d => d.Name), .. dead.Select(a => a.Layer)],
             FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
             Evidence = evidence,
-            Explanation = $"Dropout at p zeroes that share of the units on every training pass and scales the rest by 1/(1-p): at p {top.P:G3} " +
-                          $"about {1 - top.P:P0} of the units survive each pass, each multiplied by {1 / (1 - top.P):G3}, so the next layer sees mostly noise " +
+            Explanation = "Dropout at p zeroes that share of the units on every training pass and scales the rest by 1/(1-p): " +
+                          (top.P >= 1 ? "at p 1 every unit is dropped and the layer passes nothing on, so nothing can be learnt through it" :
+                          $"at p {top.P:G3} about {1 - top.P:P0} of the units survive each pass, each multiplied by {1 / (1 - top.P):G3}, so the next layer sees mostly noise " +
                           $"and every step trains a different small sub-network. The noise acts like an L2 penalty of weight p/(1-p) = {top.P / (1 - top.P):G3} " +
-                          "(Wager et al. 2013; 1 at p = 0.5), and the loss stays at its start" +
+                          "(Wager et al. 2013; 1 at p = 0.5), and the loss stays at its start") +
                           (where.Count == 0 ? "." : consequence ? $"; units that were alive at the start died on the way ({string.Join("; ", where)}), a consequence, not the cause."
                               : $"; units are dead ({string.Join("; ", where)}).") + keep,
             Fixes = Fixes(
