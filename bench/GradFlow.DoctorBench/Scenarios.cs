@@ -190,6 +190,7 @@ public static partial class Scenarios
         .. BlindSet(),
         .. Blind2Set(),
         .. Blind3Set(),
+        .. DropoutSet(),
     ];
 
     private static Setup Digits(ulong seed, Module model, Func<Module, Optimizer> optimizer, bool image = false, Func<Tensor, Tensor>? transform = null, bool shuffleLabels = false) =>

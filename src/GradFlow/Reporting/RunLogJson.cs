@@ -74,6 +74,15 @@ internal static partial class RunLogJson
             w.WriteNumber("fanOut", p.FanOut);
             if (p.LayerType is { } t) w.WriteString("layerType", t);
         });
+        if (s.Dropouts is { } dropouts)
+            WriteArray(w, "dropouts", dropouts, (w, d) =>
+            {
+                w.WriteString("name", d.Name);
+                w.WriteString("layerType", d.LayerType);
+                Number(w, "p", d.P);
+                w.WriteBoolean("training", d.Training);
+                if (d.After is { } after) w.WriteString("after", after);
+            });
         if (s.Optimizer is not { } o) return;
         w.WriteStartObject("optimizer");
         w.WriteString("name", o.Name);
@@ -304,7 +313,14 @@ internal static partial class RunLogJson
             optimizer = new OptimizerSettings(String(o, "name"), Double(o, "learningRate"), Double(o, "weightDecay"), OptionalDouble(o, "momentum"),
                 OptionalDouble(o, "beta1"), OptionalDouble(o, "beta2"), decoupled.GetBoolean());
         }
-        return new RunSetup(parameters, optimizer);
+        // Absent in logs written before the field: the dropouts are then unknown (null), not "none".
+        IReadOnlyList<DropoutLayer>? dropouts = Optional(s, "dropouts") is null ? null : Array(s, "dropouts", d =>
+        {
+            var training = Required(d, "training");
+            if (training.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Expected("training", "true or false", training);
+            return new DropoutLayer(String(d, "name"), String(d, "layerType"), Double(d, "p"), training.GetBoolean(), Optional(d, "after") is null ? null : String(d, "after"));
+        });
+        return new RunSetup(parameters, optimizer, dropouts);
     }
 
     private static SharpnessProbeResult ReadCurvature(long step, JsonElement c)

@@ -46,10 +46,13 @@ internal static class RunLogTestData
                 // Adam's default probe measures the preconditioned sharpness only: "sharpness" is then absent (schema 2).
                 _ => new SharpnessProbeResult(step, "Adam", 1e-3, double.NaN, step % 4 == 2 ? null : 2.5, 3.8e4, 3.8e4, "(2+2 beta1)/((1-beta1) lr) on lambda_max(P^-1 H)", 1, 30, false),
             },
-            Setup = (step % 2) switch
+            Setup = (step % 4) switch
             {
                 1 => new RunSetup([new ParameterShape("enc.weight", [64, 1, 3, 3], 9, 576, "Conv2d"), new ParameterShape("enc.bias", [64], 0, 0)],
-                    new OptimizerSettings("AdamW", 1e-3, 0.01, null, 0.9, 0.999, true)),
+                    new OptimizerSettings("AdamW", 1e-3, 0.01, null, 0.9, 0.999, true),
+                    [new DropoutLayer("enc.2", "Dropout", 0.95, true, "enc.1"), new DropoutLayer("attn", "MultiheadAttention", 0.1, false)]),
+                // No dropout module (empty) and unknown dropouts (null, as a log from before the field) are told apart.
+                3 => new RunSetup([new ParameterShape("enc.weight", [64, 1, 3, 3], 9, 576, "Conv2d")], null, step % 8 == 3 ? [] : null),
                 _ => null,
             },
         };
@@ -90,6 +93,8 @@ internal static class RunLogTestData
         if (expected.Setup is { } s)
         {
             Assert.Equal(s.Optimizer, actual.Setup!.Optimizer);
+            Assert.Equal(s.Dropouts is null, actual.Setup.Dropouts is null);
+            if (s.Dropouts is { } dropouts) Assert.Equal(dropouts, actual.Setup.Dropouts!);
             Assert.Equal(s.Parameters.Count, actual.Setup.Parameters.Count);
             for (int i = 0; i < s.Parameters.Count; i++)
             {

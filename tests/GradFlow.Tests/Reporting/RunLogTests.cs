@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using GradFlow.Diagnostics;
 using GradFlow.Reporting;
 
@@ -226,6 +227,40 @@ public sealed class RunLogTests : IDisposable
         var read = reader.ReadRecords().ToList();
         Assert.Equal(expected.Count, read.Count);
         Assert.Equal(expected.Select(r => r.Curvature), read.Select(r => r.Curvature));
+    }
+
+    [Fact]
+    public void ALogWrittenBeforeTheDropoutsFieldReadsWithThemUnknown()
+    {
+        // Logs from before RunSetup.Dropouts have no "dropouts" in their setup: they read, with the dropouts null (unknown), not empty.
+        string path = WriteLog(8);
+        string text = File.ReadAllText(path);
+        Assert.Contains("\"dropouts\":[{", text, StringComparison.Ordinal);
+        Assert.Contains("\"dropouts\":[]", text, StringComparison.Ordinal);
+        File.WriteAllLines(path, File.ReadAllLines(path).Select(l => Regex.Replace(l, ",?\"dropouts\":\\[[^\\]]*\\]", "")));
+        Assert.DoesNotContain("dropouts", File.ReadAllText(path), StringComparison.Ordinal);
+        using var reader = RunLog.Open(path);
+        var setups = reader.ReadRecords().Where(r => r.Setup is not null).Select(r => r.Setup!).ToList();
+        Assert.Equal(4, setups.Count);
+        Assert.All(setups, s => Assert.Null(s.Dropouts));
+        Assert.Equal(new OptimizerSettings("AdamW", 1e-3, 0.01, null, 0.9, 0.999, true), setups[0].Optimizer);
+        Assert.Equal(2, setups[0].Parameters.Count);
+    }
+
+    [Theory]
+    [InlineData("\"training\":true", "\"training\":1", "training")]
+    [InlineData("\"p\":0.95", "\"p\":\"high\"", "p")]
+    [InlineData(",\"layerType\":\"Dropout\"", "", "layerType")]
+    public void ABadDropoutEntryIsCorruptionNamingTheField(string find, string replace, string field)
+    {
+        string path = WriteLog(3);
+        string[] lines = File.ReadAllLines(path);
+        int first = Array.FindIndex(lines, l => l.Contains(find, StringComparison.Ordinal));
+        lines[first] = lines[first].Replace(find, replace, StringComparison.Ordinal);
+        File.WriteAllLines(path, lines);
+        using var reader = RunLog.Open(path);
+        var error = Assert.Throws<InvalidDataException>(() => reader.ReadRecords().ToList());
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -136,6 +136,8 @@ internal sealed class RunHistory
     /// </summary>
     public double LargeUpdateShare => Count > 0 ? (double)_largeUpdateSteps / Count : 0;
     private long _largeUpdateSteps;
+    /// <summary>The largest update/weight ratio of any layer on any step so far.</summary>
+    public double PeakUpdateRatio { get; private set; }
     /// <summary>The global gradient norms of the first window: the run's own healthy baseline.</summary>
     public double[] BaselineNorms { get; }
     public int BaselineCount { get; private set; }
@@ -249,6 +251,7 @@ internal sealed class RunHistory
         if (double.IsFinite(outRatio)) OutputMovement += outRatio;
         MaxUpdateRatio.Push(maxRatio);
         if (maxRatio > LearningRateTooHigh.RatioThreshold) _largeUpdateSteps++;
+        if (maxRatio > PeakUpdateRatio) PeakUpdateRatio = maxRatio;
         Symptoms = Judge(loss, smoothed);
         // Rising: high and still going up. A loss high above its start but already falling back is recovering, not diverging.
         _rising.Push(double.IsFinite(loss) && (Symptoms & Symptoms.Diverging) != 0 && (Smoothed.Count < 2 || !(smoothed <= Smoothed[1])));

@@ -51,6 +51,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
     private Optimizer? _optimizer;
     private RunSetup? _setup;
     private Dictionary<string, string>? _layerTypes; // module path -> module type, when attached to a model
+    private Module? _model; // when attached to a model: its dropout modules are read into each setup record
     private DistributedGradientStats? _ranks;
     private double _lossSum;
     private int _lossCount;
@@ -101,6 +102,7 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         var monitor = new GradientMonitor(model.NamedParameters().Select(p => KeyValuePair.Create(p.Name, p.Parameter)), options)
         {
             _layerTypes = model.NamedModules().GroupBy(m => m.Name).ToDictionary(g => g.Key, g => g.First().Module.GetType().Name),
+            _model = model,
         };
         if (optimizer is not null) monitor.AttachOptimizer(optimizer);
         return monitor;
@@ -214,7 +216,8 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (_setup is not null && (_optimizer is null ? _setup.Optimizer is null : _setup.Optimizer is { } o && o.Matches(_optimizer, ignoreLearningRate: true)))
             return null;
         var shapes = _setup?.Parameters ?? _context.Params.Select(p => ParameterShape.Of(p.Name, p.Param, _layerTypes?.GetValueOrDefault(p.Layer))).ToArray();
-        _setup = new RunSetup(shapes, _optimizer is null ? null : OptimizerSettings.Of(_optimizer));
+        // The dropouts are read afresh with the setup: their training mode is the one in force now.
+        _setup = new RunSetup(shapes, _optimizer is null ? null : OptimizerSettings.Of(_optimizer), _model is null ? null : DropoutLayer.Of(_model));
         return _setup;
     }
 

@@ -58,10 +58,49 @@ public sealed record OptimizerSettings(string Name, double LearningRate, double 
 }
 
 /// <summary>
-/// What a run trains: the parameters' shapes and fans, and the optimiser's hyper-parameters. The monitor records it with
+/// What a run trains: the parameters' shapes and fans, the optimiser's hyper-parameters and the model's dropout rates. The monitor records it with
 /// its first step (<see cref="StepRecord.Setup"/>) and again on a step where the optimiser's hyper-parameters other than
 /// the learning rate changed (the rate in force is each step's <see cref="StepRecord.LearningRate"/>); the doctor judges the weights' scale against their fan-in and splits updates into gradient and decay.
 /// </summary>
 /// <param name="Parameters">The watched parameters, in the monitor's order.</param>
 /// <param name="Optimizer">The attached optimiser's settings, or null without one.</param>
-public sealed record RunSetup(IReadOnlyList<ParameterShape> Parameters, OptimizerSettings? Optimizer);
+/// <param name="Dropouts">The model's dropout-type modules in module order (empty: none), or null when unknown (the monitor
+/// was given parameters, not a model; a record or run log written before the field). Dropout has no parameter, so this
+/// is the only place a run's dropout rates are seen.</param>
+public sealed record RunSetup(IReadOnlyList<ParameterShape> Parameters, OptimizerSettings? Optimizer, IReadOnlyList<DropoutLayer>? Dropouts = null);
+
+/// <summary>A module that zeroes activations at random in training: a <c>Dropout</c>, or a layer with a dropout rate of its own.</summary>
+/// <param name="Name">The module's dotted name ("classifier.2", "encoder.layers.0.dropout1").</param>
+/// <param name="LayerType">Its type: "Dropout"; "MultiheadAttention" (dropout on the attention weights); "RNN", "LSTM", "GRU"
+/// (dropout between stacked layers).</param>
+/// <param name="P">The probability of zeroing an element (torch.nn.Dropout's p; Keras' and TF1's keep_prob is 1 - p).</param>
+/// <param name="Training">Whether the module was in training mode, so dropping, when the setup was recorded.</param>
+/// <param name="After">The module just before it in the model's module order (for a <c>Sequential</c>, the layer whose output
+/// it drops), or null when it is the first or holds its dropout inside (attention, recurrent layers).</param>
+public sealed record DropoutLayer(string Name, string LayerType, double P, bool Training, string? After = null)
+{
+    /// <summary>
+    /// The dropout-type modules of a model, in module order: every <see cref="NN.Dropout"/> (whatever its rate) and every
+    /// attention or recurrent layer whose own dropout rate is above 0 (a recurrent one only with two or more layers, the
+    /// only place it drops).
+    /// </summary>
+    public static IReadOnlyList<DropoutLayer> Of(NN.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var found = new List<DropoutLayer>();
+        string? previous = null; // the last leaf module met (one with no children)
+        foreach (var (name, module) in model.NamedModules())
+        {
+            var layer = module switch
+            {
+                NN.Dropout d => new DropoutLayer(name, nameof(NN.Dropout), d.P, d.Training, previous),
+                NN.MultiheadAttention a when a.DropoutP > 0 => new DropoutLayer(name, a.GetType().Name, a.DropoutP, a.Training),
+                NN.RNNBase r when r.Dropout > 0 && r.NumLayers > 1 => new DropoutLayer(name, r.GetType().Name, r.Dropout, r.Training),
+                _ => null,
+            };
+            if (layer is not null) found.Add(layer);
+            if (!module.Children().Any()) previous = name;
+        }
+        return found;
+    }
+}

@@ -56,6 +56,60 @@ public class RunSetupTests
         Assert.Equal(0.9, s.Optimizer.Beta1);
         Assert.Null(s.Optimizer.Momentum);
         Assert.Null(s.Parameters[0].LayerType);
+        Assert.Null(s.Dropouts); // no model: its dropouts are unknown, not absent
         Assert.Throws<ArgumentNullException>(() => ParameterShape.Of("x", null!));
+    }
+
+    // One step of a model under an attached monitor and optimiser; the first record's setup.
+    private static RunSetup FirstSetup(Module model, Tensor x, Func<Tensor, Tensor> loss)
+    {
+        var optimizer = new SGD(model.Parameters(), 0.01);
+        using var monitor = GradientMonitor.Attach(model, optimizer);
+        RunSetup? setup = null;
+        monitor.StepRecorded += r => setup ??= r.Setup;
+        optimizer.ZeroGrad();
+        loss(model.Call(x)).Backward();
+        optimizer.Step();
+        return setup!;
+    }
+
+    [Fact]
+    public void NestedDropoutsAreRecordedByNameWithTheirRateModeAndTheLayerTheyFollow()
+    {
+        Generator.Default.ManualSeed(3);
+        var head = new Sequential(new Linear(16, 8), new ReLU(), new Dropout(0.95), new Linear(8, 3));
+        var model = new Sequential(new Dropout(0.2), new Linear(6, 16), new Sequential(new ReLU(), new Dropout(0.5)), head);
+        var x = Tensor.Randn([4, 6], generator: new Generator(1));
+        var setup = FirstSetup(model, x, o => o.Sum());
+        Assert.Equal(
+            [
+                new DropoutLayer("0", "Dropout", 0.2, true),              // the first module: it follows nothing
+                new DropoutLayer("2.1", "Dropout", 0.5, true, "2.0"),     // nested: by dotted name, after the ReLU beside it
+                new DropoutLayer("3.2", "Dropout", 0.95, true, "3.1"),
+            ],
+            setup.Dropouts!);
+
+        head.Eval(); // a module not dropping is recorded as such
+        var again = FirstSetup(model, x, o => o.Sum());
+        Assert.Equal([true, true, false], again.Dropouts!.Select(d => d.Training));
+    }
+
+    [Fact]
+    public void AttentionAndStackedRecurrentDropoutAreRecordedAndAModelWithoutDropoutHasNone()
+    {
+        Generator.Default.ManualSeed(4);
+        var encoder = new TransformerEncoderLayer(8, 2, dimFeedforward: 16, dropout: 0.3);
+        var setup = FirstSetup(encoder, Tensor.Randn([5, 2, 8], generator: new Generator(1)), o => o.Sum());
+        Assert.Equal(["dropout", "dropout1", "dropout2", "self_attn"], setup.Dropouts!.Select(d => d.Name).Order(StringComparer.Ordinal));
+        Assert.Equal("MultiheadAttention", setup.Dropouts!.Single(d => d.Name == "self_attn").LayerType);
+        Assert.All(setup.Dropouts!, d => Assert.Equal(0.3, d.P));
+        Assert.Null(setup.Dropouts!.Single(d => d.Name == "self_attn").After); // its dropout is inside it
+
+        // A recurrent layer drops between its stacked layers only: with one layer its rate is not recorded.
+        var lstm = FirstSetup(new LSTM(2, 4, numLayers: 2, dropout: 0.6), Tensor.Randn([3, 2, 2], generator: new Generator(2)), o => o.Sum());
+        Assert.Equal([new DropoutLayer("", "LSTM", 0.6, true)], lstm.Dropouts!);
+        var plain = FirstSetup(new Sequential(new Linear(2, 2), new ReLU(), new Linear(2, 1)), Tensor.Randn([3, 2], generator: new Generator(3)), o => o.Sum());
+        Assert.Empty(plain.Dropouts!);
+        Assert.Throws<ArgumentNullException>(() => DropoutLayer.Of(null!));
     }
 }

@@ -3,7 +3,8 @@ namespace GradFlow.Diagnostics;
 /// <summary>
 /// Most of a ReLU layer's units output zero for every sample of every step in the monitor's sliding window, so no
 /// gradient reaches their weights. The share is AUTOTRAINER's and DeepDiagnosis' 70%; the window (the monitor's
-/// DeadWindowFraction) makes it about the same units staying dead, not one unlucky batch. Gated on a loss symptom.
+/// DeadWindowFraction) makes it about the same units staying dead, not one unlucky batch. Gated on a loss symptom; stands
+/// aside when heavy dropout explains the dead units (<see cref="HeavyDropout"/>).
 /// </summary>
 internal sealed class DeadRelu(int window, double persistence) : Detector
 {
@@ -45,6 +46,8 @@ internal sealed class DeadRelu(int window, double persistence) : Detector
         if (!_holding || !Unwell(run) || run.Raised[(int)FindingKind.NotLearning] || run.Detail is not { } detail) return null;
         var dead = detail.Activations.Where(a => a.Op == "Relu" && (a.DeadWindowFraction ?? a.DeadFraction ?? 0) >= DeadThreshold).ToList();
         if (dead.Count == 0) return null;
+        // Units that died under heavy dropout, alive at the start and not killed by the steps, are its consequence: NotLearning names it.
+        if (HeavyDropout.Explains(run, dead.Select(a => a.Layer).ToList())) return null;
         var worst = dead.MaxBy(a => a.DeadWindowFraction ?? a.DeadFraction ?? 0)!;
         double ratio = run.MedianOf(run.MaxUpdateRatio, window);
         var fixes = new List<(string, string)>();

@@ -6,6 +6,8 @@ namespace GradFlow.Diagnostics;
 /// data or the model's wiring. When the number of classes is known, the evidence says how close the loss is to chance, ln(classes).
 /// Its claim is that nothing was learned: records that start after training began (a resumed run) start at a loss that
 /// may be the fruit of learning, so they are judged against chance alone, and not at all without a chance level.
+/// With heavy dropout in the recorded setup (<see cref="HeavyDropout"/>) the finding names the dropout as the likely cause,
+/// with its rate, the dead units it leaves behind and the lower rate to use.
 /// </summary>
 internal sealed class NotLearning(int window, double persistence) : Detector
 {
@@ -32,6 +34,7 @@ internal sealed class NotLearning(int window, double persistence) : Detector
         var evidence = new List<Evidence> { run.SymptomEvidence() };
         if (double.IsFinite(run.ChanceLoss))
             evidence.Add(new Evidence("smoothed loss / chance level ln(classes)", run.LatestSmoothed / run.ChanceLoss, 1, "a classifier that guesses uniformly"));
+        if (HeavyDropout.Present(run)) return FromDropout(run, step, evidence);
         return new Finding
         {
             Kind = Kind, Severity = Severity.Warning,
@@ -47,6 +50,50 @@ internal sealed class NotLearning(int window, double persistence) : Detector
                 ("train on one small batch until it is memorised (loss near 0)", "if even that fails, the model or loss is wired wrong; if it works, the data is"),
                 ("check that inputs and labels are shuffled together and that labels match what the inputs show", "random labels leave nothing to learn"),
                 ("check that the inputs vary (print their mean and std per feature)", "a constant input carries no information")),
+        };
+    }
+
+    // Heavy dropout in the recorded setup: the model's own noise is the likely reason it learns nothing (HeavyDropout).
+    private Finding FromDropout(RunHistory run, StepRecord step, List<Evidence> evidence)
+    {
+        var heavy = HeavyDropout.Of(run);
+        var top = heavy.MaxBy(d => d.P)!;
+        evidence.Insert(0, new Evidence($"dropout rate p of {Label(top.Name)} ({top.LayerType}, training mode)", top.P, HeavyDropout.Rate,
+            "Srivastava et al. JMLR 2014: keep 0.5-0.8 of hidden units (drop at most 0.5), 0.8 of inputs"));
+        evidence.Insert(1, new Evidence("its L2-like penalty weight p/(1-p)", top.P < 1 ? top.P / (1 - top.P) : double.PositiveInfinity, 1,
+            "Wager, Wang & Liang NeurIPS 2013; 1 at p = 0.5"));
+        var dead = (run.Detail?.Activations ?? []).Where(a => a.Op == OpNames.Relu && Math.Max(a.DeadFraction ?? 0, a.DeadWindowFraction ?? 0) >= DeadRelu.DeadThreshold).ToList();
+        var where = new List<string>();
+        foreach (var a in dead)
+        {
+            double share = Math.Max(a.DeadFraction ?? 0, a.DeadWindowFraction ?? 0);
+            var next = heavy.FirstOrDefault(d => d.After == a.Layer);
+            evidence.Add(new Evidence($"dead units in {Label(a.Layer)}{(next is null ? "" : $", whose output {Label(next.Name)} drops at p {next.P:G3}")}",
+                share, DeadRelu.DeadThreshold, "AUTOTRAINER ICSE'21 / DeepDiagnosis ICSE'22 (70%)"));
+            where.Add(next is null ? $"{Label(a.Layer)} ({share:P0} dead)" : $"{Label(a.Layer)} ({share:P0} dead, dropped by {Label(next.Name)})");
+        }
+        bool consequence = dead.Count > 0 && HeavyDropout.Explains(run, dead.Select(a => a.Layer).ToList());
+        string rates = string.Join(", ", heavy.Select(d => $"{Label(d.Name)} at p {d.P:G3}"));
+        string keep = heavy.Any(d => d.P >= 0.8) ? $" If {top.P:G3} was meant as the share to keep (TF1's keep_prob), p here is the share to drop, as in torch.nn.Dropout." : "";
+        return new Finding
+        {
+            Kind = Kind, Severity = Severity.Warning,
+            Title = $"not learning: the loss is still {run.LatestSmoothed:G3} after {run.Count} steps, under heavy dropout ({rates})",
+            Layers = [.. heavy.Select(d => d.Name), .. dead.Select(a => a.Layer)],
+            FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(_streak.Share, true),
+            Evidence = evidence,
+            Explanation = "Dropout at p zeroes that share of the units on every training pass and scales the rest by 1/(1-p): " +
+                          (top.P >= 1 ? "at p 1 every unit is dropped and the layer passes nothing on, so nothing can be learnt through it" :
+                          $"at p {top.P:G3} about {1 - top.P:P0} of the units survive each pass, each multiplied by {1 / (1 - top.P):G3}, so the next layer sees mostly noise " +
+                          $"and every step trains a different small sub-network. The noise acts like an L2 penalty of weight p/(1-p) = {top.P / (1 - top.P):G3} " +
+                          "(Wager et al. 2013; 1 at p = 0.5), and the loss stays at its start") +
+                          (where.Count == 0 ? "." : consequence ? $"; units that were alive at the start died on the way ({string.Join("; ", where)}), a consequence, not the cause."
+                              : $"; units are dead ({string.Join("; ", where)}).") + keep,
+            Fixes = Fixes(
+                ($"lower the dropout rate of {Names(heavy.Select(d => d.Name).ToList())} to 0.1-0.5 (Srivastava et al. 2014 used 0.5 for hidden units and 0.2 for inputs)",
+                    "most units then pass the signal on every step and the network can fit the data"),
+                ("train once with dropout off (p = 0) to check the model learns at all, then add it back while watching the validation loss",
+                    "dropout is a regulariser: it only helps a model that already learns")),
         };
     }
 }

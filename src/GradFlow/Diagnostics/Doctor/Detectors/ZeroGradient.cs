@@ -22,7 +22,8 @@ public enum ZeroGradientCause
 /// mean |g| below DeepDiagnosis' (ICSE'22) 1e-7, on most of a window, with the loss stalled or slow. Only the curvature
 /// tells why (a gradient is zero at a minimum, a saddle and on a plateau alike): with a live probe
 /// (<see cref="Doctor.AddStationaryProbe"/>) the doctor runs <see cref="StationaryPoint.Classify"/> once, when the
-/// condition first holds; offline a curvature sample with lambda_min serves. Dead ReLU layers explain it without curvature.
+/// condition first holds; offline a curvature sample with lambda_min serves. Dead ReLU layers explain it without curvature;
+/// a gradient that went to zero under heavy dropout (<see cref="HeavyDropout"/>) is left to NotLearning, which names the dropout.
 /// </summary>
 internal sealed class ZeroGradient(int window, double persistence) : Detector
 {
@@ -34,6 +35,7 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
     private StationaryPointReport? _report;
     private bool _probed;
     private List<string>? _deadCause; // the dead ReLU layers that explained this episode's zero gradient
+    private bool _zeroAtFirst; // the gradient was already zero at the first step (a symmetric or dead start)
 
     /// <summary>Classifies the point the weights are at (the doctor's live probe), or null when no probe was given.</summary>
     public Func<StationaryPointReport>? Probe { get; set; }
@@ -55,6 +57,7 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
         double zeroShare = count > 0 ? zeros / count : 0, meanAbs = count > 0 ? abs / count : double.NaN;
         bool hit = count > 0 && (zeroShare >= ZeroShare || meanAbs < TinyMeanAbs);
         _streak.Push(hit);
+        if (run.Count == 1) _zeroAtFirst = hit;
         if (_streak.Share < persistence) _deadCause = null; // the episode is over: a later one is judged afresh
         if (!hit || _streak.Share < persistence || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) return null;
 
@@ -65,6 +68,9 @@ internal sealed class ZeroGradient(int window, double persistence) : Detector
         // the gradient stays zero does not make the zero unexplained.
         if (dead.Count > 0) _deadCause = dead;
         else if (_deadCause is { } earlier) dead = earlier;
+        // A gradient that was not zero at the start and went to zero under heavy dropout (units killed on the way included)
+        // is the dropout's consequence: NotLearning names it (HeavyDropout).
+        if (!_zeroAtFirst && HeavyDropout.Explains(run, dead)) return null;
         if (dead.Count == 0 && !_probed && Probe is { } probe)
         {
             _probed = true; // one Lanczos run per run: the probe's cost is paid once, when the condition first holds
