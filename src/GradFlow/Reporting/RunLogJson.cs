@@ -73,6 +73,7 @@ internal static partial class RunLogJson
             w.WriteNumber("fanIn", p.FanIn);
             w.WriteNumber("fanOut", p.FanOut);
             if (p.LayerType is { } t) w.WriteString("layerType", t);
+            if (p.WeightDecay is { } wd) w.WriteNumber("weightDecay", wd);
         });
         if (s.Dropouts is { } dropouts)
             WriteArray(w, "dropouts", dropouts, (w, d) =>
@@ -302,7 +303,9 @@ internal static partial class RunLogJson
             var shape = Required(p, "shape");
             if (shape.ValueKind != JsonValueKind.Array) throw Expected("shape", "an array", shape);
             var dims = shape.EnumerateArray().Select(d => IntValue(d, "shape")).ToArray();
-            return new ParameterShape(String(p, "name"), dims, Int(p, "fanIn"), Int(p, "fanOut"), Optional(p, "layerType") is { } t ? String(p, "layerType") : null);
+            return new ParameterShape(String(p, "name"), dims, Int(p, "fanIn"), Int(p, "fanOut"), Optional(p, "layerType") is { } t ? String(p, "layerType") : null,
+                OptionalDouble(p, "weightDecay") is { } wd && !(wd >= 0 && double.IsFinite(wd)) ? throw Expected("weightDecay", "a finite number >= 0", p.GetProperty("weightDecay"))
+                    : OptionalDouble(p, "weightDecay"));
         });
         OptimizerSettings? optimizer = null;
         if (Optional(s, "optimizer") is { } o)

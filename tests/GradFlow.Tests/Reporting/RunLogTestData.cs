@@ -48,7 +48,7 @@ internal static class RunLogTestData
             },
             Setup = (step % 4) switch
             {
-                1 => new RunSetup([new ParameterShape("enc.weight", [64, 1, 3, 3], 9, 576, "Conv2d"), new ParameterShape("enc.bias", [64], 0, 0)],
+                1 => new RunSetup([new ParameterShape("enc.weight", [64, 1, 3, 3], 9, 576, "Conv2d", 0.01), new ParameterShape("enc.bias", [64], 0, 0, WeightDecay: 0)],
                     new OptimizerSettings("AdamW", 1e-3, 0.01, null, 0.9, 0.999, true),
                     [new DropoutLayer("enc.2", "Dropout", 0.95, true, "enc.1"), new DropoutLayer("attn", "MultiheadAttention", 0.1, false)]),
                 // No dropout module (empty) and unknown dropouts (null, as a log from before the field) are told apart.

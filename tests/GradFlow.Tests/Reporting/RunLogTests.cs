@@ -248,10 +248,12 @@ public sealed class RunLogTests : IDisposable
     }
 
     [Theory]
+    [InlineData("\"weightDecay\":0.01", "\"weightDecay\":-1", "weightDecay")]
+    [InlineData("\"weightDecay\":0.01", "\"weightDecay\":\"Infinity\"", "weightDecay")]
     [InlineData("\"training\":true", "\"training\":1", "training")]
     [InlineData("\"p\":0.95", "\"p\":\"high\"", "p")]
     [InlineData(",\"layerType\":\"Dropout\"", "", "layerType")]
-    public void ABadDropoutEntryIsCorruptionNamingTheField(string find, string replace, string field)
+    public void ABadSetupEntryIsCorruptionNamingTheField(string find, string replace, string field)
     {
         string path = WriteLog(3);
         string[] lines = File.ReadAllLines(path);

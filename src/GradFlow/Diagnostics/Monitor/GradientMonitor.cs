@@ -216,6 +216,15 @@ public sealed class GradientMonitor : IAutogradObserver, IOptimizerObserver, IDi
         if (_setup is not null && (_optimizer is null ? _setup.Optimizer is null : _setup.Optimizer is { } o && o.Matches(_optimizer, ignoreLearningRate: true)))
             return null;
         var shapes = _setup?.Parameters ?? _context.Params.Select(p => ParameterShape.Of(p.Name, p.Param, _layerTypes?.GetValueOrDefault(p.Layer))).ToArray();
+        // Each parameter's own group's decay, read afresh with the setup (a change only in a group after the first is not
+        // watched for: OptimizerSettings.Matches reads the first group).
+        if (_optimizer is not null)
+        {
+            var decays = OptimizerSettings.WeightDecays(_optimizer);
+            double? DecayOf(int i) => decays.TryGetValue(_context.Params[i].Param, out double wd) ? wd : null;
+            if (shapes.Where((s, i) => s.WeightDecay != DecayOf(i)).Any())
+                shapes = shapes.Select((s, i) => s with { WeightDecay = DecayOf(i) }).ToArray();
+        }
         // The dropouts are read afresh with the setup: their training mode is the one in force now.
         _setup = new RunSetup(shapes, _optimizer is null ? null : OptimizerSettings.Of(_optimizer), _model is null ? null : DropoutLayer.Of(_model));
         return _setup;

@@ -8,7 +8,11 @@ namespace GradFlow.Diagnostics;
 /// <param name="FanIn">Inputs per output unit: size(1) times the receptive field (a kernel's taps); 0 for a vector (bias, norm scale).</param>
 /// <param name="FanOut">size(0) times the receptive field; 0 for a vector.</param>
 /// <param name="LayerType">The type of the module that owns it ("Linear", "Conv2d", "Embedding", "LSTM"), when the monitor was attached to a model; else null.</param>
-public sealed record ParameterShape(string Name, IReadOnlyList<int> Shape, int FanIn, int FanOut, string? LayerType = null)
+/// <param name="WeightDecay">
+/// The weight decay of the optimiser's parameter group that holds it ("weight_decay", 0 when the group has none), when an
+/// optimiser is attached; else null. Groups may differ (no decay on biases and norms, or a decay typed wrong on one group).
+/// </param>
+public sealed record ParameterShape(string Name, IReadOnlyList<int> Shape, int FanIn, int FanOut, string? LayerType = null, double? WeightDecay = null)
 {
     /// <summary>Elements in the parameter.</summary>
     public long Count => Shape.Aggregate(1L, (n, d) => n * d);
@@ -44,6 +48,18 @@ public sealed record OptimizerSettings(string Name, double LearningRate, double 
         double? Get(string key) => g.TryGetValue(key, out double v) ? v : null;
         return new OptimizerSettings(optimizer.GetType().Name, Get("lr") ?? double.NaN, Get("weight_decay") ?? 0, Get("momentum"), Get("beta1"), Get("beta2"),
             optimizer is AdamW);
+    }
+
+    /// <summary>Each parameter's group's "weight_decay" (0 when absent), by reference; parameters in no group are left out.</summary>
+    internal static Dictionary<Tensor, double> WeightDecays(Optimizer optimizer)
+    {
+        var decays = new Dictionary<Tensor, double>(ReferenceEqualityComparer.Instance);
+        foreach (var group in optimizer.ParamGroups)
+        {
+            double wd = group.Options.TryGetValue("weight_decay", out double v) ? v : 0;
+            foreach (var p in group.Params) decays.TryAdd(p, wd);
+        }
+        return decays;
     }
 
     /// <summary>True when the group's values still match these (no allocation: read on every recorded step).</summary>

@@ -5,7 +5,8 @@ namespace GradFlow.Tests.Diagnostics;
 /// <summary>
 /// The rule changed after the blind3 set's first measurement: ReLUs alive at the first step that died after updates above
 /// a tenth of the weights were killed by the rate whenever the run is unwell (DeadRelu's own gate), not only once the loss
-/// has gone flat: a one-cycle schedule's peak kills most units and the run limps on, slow, well above a healthy loss.
+/// has gone flat: a one-cycle schedule's peak kills most units and the run limps on, slow, well above a healthy loss. And
+/// a weight decay set on one parameter group only is judged on that group's weights (the setup records each parameter's).
 /// </summary>
 public class Blind3FindingsTests
 {
@@ -50,5 +51,35 @@ public class Blind3FindingsTests
         var findings = Doctor.Diagnose(Run(1e-3), s_options);
         Assert.Contains(findings, f => f.Kind == FindingKind.DeadRelu);
         Assert.DoesNotContain(findings, f => f.Kind == FindingKind.LearningRateTooHigh);
+    }
+
+    // A big layer (norm 100, decay `bigDecay`) and a norm layer whose weights shrink from 10 to 0.5 over 40 steps (decay
+    // `normDecay`) while the loss sits at chance: the whole model's norm falls by 5%.
+    private static IEnumerable<StepRecord> GroupRun(double bigDecay, double normDecay) => Enumerable.Range(1, 80).Select(t =>
+    {
+        double normWeight = Math.Max(0.5, 10 * Math.Pow(0.93, t - 1));
+        ParameterStats[] parameters =
+        [
+            new("0.weight", "0", Grad(0.01), 100, 1e-3), new("1.weight", "1", Grad(0.001), normWeight, 0.07 * normWeight),
+        ];
+        return new StepRecord
+        {
+            Step = t, Loss = 2.3 + (0.01 * Math.Sin(t)), LearningRate = 0.05, GlobalGradNorm = 0.1,
+            Parameters = parameters,
+            Layers = [.. parameters.Select((p, i) => new LayerGradientStats(p.Layer, i, p.Gradient!, p.ParamNorm, p.UpdateNorm))],
+            Flow = [], Activations = [], RecurrentSteps = [],
+            Setup = t == 1 ? new RunSetup([new ParameterShape("0.weight", [64, 64], 64, 64, "Linear", bigDecay), new ParameterShape("1.weight", [64], 0, 0, "LayerNorm", normDecay)],
+                new OptimizerSettings("SGD", 0.05, bigDecay, 0.9, null, null, false)) : null,
+        };
+    });
+
+    [Fact]
+    public void ADecayOnOneGroupIsJudgedOnThatGroupsWeights()
+    {
+        var f = Assert.Single(Doctor.Diagnose(GroupRun(0, 2), s_options), f => f.Kind == FindingKind.RegularisationDominates);
+        Assert.Contains("1.weight", f.Title, StringComparison.Ordinal);
+        Assert.Contains(f.Evidence, e => e.Quantity.StartsWith("norm of the group's weights (weight decay 2)", StringComparison.Ordinal) && e.Value < 0.5);
+        // The same shrinking norm layer without a decay of its own (the other group's 1e-4 does not shrink its weights): not the decay's.
+        Assert.DoesNotContain(Doctor.Diagnose(GroupRun(1e-4, 0), s_options), f => f.Kind == FindingKind.RegularisationDominates);
     }
 }

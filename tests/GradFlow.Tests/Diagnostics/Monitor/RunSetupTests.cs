@@ -60,6 +60,30 @@ public class RunSetupTests
         Assert.Throws<ArgumentNullException>(() => ParameterShape.Of("x", null!));
     }
 
+    [Fact]
+    public void EachParameterRecordsItsOwnGroupsWeightDecay()
+    {
+        // Two groups (no decay on the norm, 1e-2 on the rest) and a parameter in no group: each shape carries its group's
+        // decay, and null outside every group.
+        Generator.Default.ManualSeed(3);
+        var model = new Sequential(new Linear(4, 6), new LayerNorm(6), new Linear(6, 2));
+        var norm = model.Modules().OfType<LayerNorm>().Single().Parameters().ToList();
+        var head = ((Linear)model.Modules().OfType<Linear>().Last()).Parameters().ToList();
+        var rest = model.Parameters().Where(p => !norm.Concat(head).Any(q => ReferenceEquals(p, q))).ToList();
+        var optimizer = new SGD([new ParamGroup(rest, new Dictionary<string, double> { ["weight_decay"] = 1e-2 }), new ParamGroup(norm)], 0.1);
+        using var monitor = GradientMonitor.Attach(model, optimizer);
+        RunSetup? setup = null;
+        monitor.StepRecorded += r => setup ??= r.Setup;
+        optimizer.ZeroGrad();
+        Functional.CrossEntropy(model.Call(Tensor.Randn([3, 4], generator: new Generator(1))), Tensor.FromArray(new long[] { 0, 1, 1 })).Backward();
+        optimizer.Step();
+        var decay = setup!.Parameters.ToDictionary(p => p.Name, p => p.WeightDecay);
+        Assert.Equal(1e-2, decay["0.weight"]);
+        Assert.Equal(1e-2, decay["0.bias"]);
+        Assert.Equal(0.0, decay["1.weight"]);
+        Assert.Null(decay["2.weight"]); // in no group (the run log's round trip of the field: RunLogTests)
+    }
+
     // One step of a model under an attached monitor and optimiser; the first record's setup.
     private static RunSetup FirstSetup(Module model, Tensor x, Func<Tensor, Tensor> loss)
     {

@@ -203,7 +203,9 @@ internal sealed class GradientAccumulation(int window, double persistence) : Det
 /// <summary>
 /// Weight decay outweighs the loss: the weights' total norm falls on at least 80% of the window's steps and by more
 /// than 10% over it, while the loss is stalled or slow. The shrink per step (1 - lr * wd under SGD) gives the decay
-/// that would explain it, for the fix.
+/// that would explain it, for the fix. When the optimiser's parameter groups set different decays (recorded per parameter
+/// in the setup), each decayed group is judged by the same rule on its own weights: a decay typed wrong on one group (the
+/// norms', say) collapses that group while the whole model's norm, dominated by the others, hardly moves.
 /// </summary>
 internal sealed class RegularisationDominates(int window, double persistence) : Detector
 {
@@ -214,11 +216,25 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
     private readonly Streak _falling = new(window), _dominant = new(window), _inward = new(window);
     private bool _pulled; // a window on which the updates pointed at the origin, while the weights fell by MinDrop
     private double _pulledShare;
+    private RunSetup? _groupedSetup;
+    private DecayGroup[] _groups = [];
 
     public override FindingKind Kind => FindingKind.RegularisationDominates;
 
+    // The parameters one decay applies to (the setup's per-parameter decay, grouped by value), with their norm's history.
+    private sealed class DecayGroup(double decay, string[] names, int window)
+    {
+        public readonly double Decay = decay;
+        public readonly string[] Names = names;
+        public readonly int[] At = new int[names.Length]; // each name's index in the step's parameters (checked each step)
+        public double Start = double.NaN, Previous = double.NaN;
+        public readonly Queue<double> Norms = new();
+        public readonly Streak Falling = new(window), Dominant = new(window);
+    }
+
     public override Finding? Check(RunHistory run, StepRecord step)
     {
+        if (GroupFinding(run, step) is { } grouped) return grouped;
         var norms = run.WeightNorm;
         _falling.Push(norms.Count >= 2 && norms[0] < norms[1]);
         _inward.Push(run.Inward[0] > InwardCosine);
@@ -280,5 +296,86 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
                 ($"lower the weight decay to {suggestion} (1e-4 to 5e-4 is usual for SGD; AdamW 1e-2)", "the penalty then only trims weights the loss does not need"),
                 ("with Adam, use AdamW (decoupled weight decay)", "Adam's L2 penalty is rescaled per parameter and can dominate small gradients")),
         };
+    }
+
+    // Each decayed group judged as the whole model is (falling by MinDrop over the window on most steps, collapsed below
+    // Collapsed of its start, or its decay the larger part of its update on most steps), when the groups' decays differ.
+    private Finding? GroupFinding(RunHistory run, StepRecord step)
+    {
+        if (run.Setup is not { } setup) return null;
+        if (!ReferenceEquals(setup, _groupedSetup))
+        {
+            _groupedSetup = setup;
+            var decays = setup.Parameters.Where(p => p.WeightDecay is not null).ToArray();
+            _groups = decays.Select(p => p.WeightDecay!.Value).Distinct().Count() < 2 ? []
+                : [.. decays.Where(p => p.WeightDecay > 0).GroupBy(p => p.WeightDecay!.Value).Select(g => new DecayGroup(g.Key, [.. g.Select(p => p.Name)], window))];
+        }
+        if (_groups.Length == 0) return null;
+        Finding? finding = null;
+        foreach (var g in _groups)
+        {
+            double weightSq = 0, gradSq = 0, updateSq = 0;
+            bool updates = true;
+            for (int k = 0; k < g.Names.Length; k++)
+            {
+                if ((uint)g.At[k] >= (uint)step.Parameters.Count || step.Parameters[g.At[k]].Name != g.Names[k])
+                {
+                    g.At[k] = IndexOf(step.Parameters, g.Names[k]);
+                    if (g.At[k] < 0) return null;
+                }
+                var p = step.Parameters[g.At[k]];
+                weightSq += p.ParamNorm * p.ParamNorm;
+                if (p.Gradient is { } grad) gradSq += grad.L2Norm * grad.L2Norm;
+                if (p.UpdateNorm is { } u) updateSq += u * u; else updates = false;
+            }
+            double norm = Math.Sqrt(weightSq);
+            if (double.IsNaN(g.Start)) g.Start = norm;
+            double before = g.Norms.Count > window ? g.Norms.Dequeue() : double.NaN;
+            g.Falling.Push(norm < g.Previous);
+            g.Norms.Enqueue(norm);
+            g.Previous = norm;
+            // The decay's part of the group's update, as RunHistory's DecayShare for the whole model.
+            double share = run.Setup?.Optimizer is { DecoupledWeightDecay: true }
+                ? updates && updateSq > 0 ? Math.Min(1, (run.LearningRate ?? 0) * g.Decay * norm / Math.Sqrt(updateSq)) : double.NaN
+                : g.Decay * norm / ((g.Decay * norm) + Math.Sqrt(gradSq));
+            g.Dominant.Push(share > DominantShare);
+            if (finding is not null || run.Count <= window || !(g.Start > 0) || !Unwell(run, Symptoms.Stalled | Symptoms.Slow)) continue;
+            double drop = double.IsFinite(before) && before > 0 ? 1 - norm / before : 0;
+            bool collapsed = norm < Collapsed * g.Start;
+            bool dominant = g.Dominant.Share >= persistence;
+            if (!(drop > MinDrop && g.Falling.Share >= persistence) && !collapsed && !dominant) continue;
+            string which = g.Names.Length <= 3 ? string.Join(", ", g.Names) : $"{string.Join(", ", g.Names.Take(3))} and {g.Names.Length - 3} more";
+            string suggestion = share is > 0 and < 1 ? RunHistory.Round1(g.Decay * (1 - share) / share / 10) : RunHistory.Round1(g.Decay / 100);
+            finding = new Finding
+            {
+                Kind = Kind, Severity = Severity.Warning,
+                Title = $"regularisation dominates in one parameter group: weight decay {RunHistory.Round1(g.Decay)} has shrunk {which} to {norm / g.Start:P0} of their start",
+                Layers = [.. g.Names.Select(GradientMonitor.LayerOf).Distinct()],
+                FirstStep = step.Step, LastStep = step.Step, Confidence = Confidence(Math.Max(g.Falling.Share, g.Dominant.Share), true),
+                Evidence =
+                [
+                    new Evidence($"norm of the group's weights (weight decay {RunHistory.Round1(g.Decay)}) / at the first step", norm / g.Start, Collapsed, "derivation (DOCTOR.md)"),
+                    new Evidence($"fall of the group's norm over the last {window} steps", drop, MinDrop, "derivation (DOCTOR.md)"),
+                    new Evidence("weight decay's part of the group's update: wd|W| / (wd|W| + |g|) (AdamW: lr wd|W| / |update|)", share, DominantShare, "derivation: the decay is the larger part (DOCTOR.md)"),
+                    new Evidence("share of the window's steps on which it was the larger part", g.Dominant.Share, persistence, "persistence (DOCTOR.md)"),
+                    run.SymptomEvidence(),
+                ],
+                Explanation = $"The optimiser's parameter groups set different weight decays, and the one on {which} ({RunHistory.Round1(g.Decay)}) pulls " +
+                              "those weights towards zero harder than the loss's gradient holds them: they have shrunk far below where they started while the " +
+                              "loss stalls, though the model's other weights, and so its total norm, hardly moved.",
+                Fixes = Fixes(
+                    ($"lower that group's weight_decay to {suggestion}, or to 0 (norm layers' scales and biases usually get none)", "the decay then only trims what the loss does not need"),
+                    ("check the group's options where the optimiser is built: a decay meant for another group, or one mistyped by powers of ten",
+                        "one group's decay is rarely meant to hold its weights far below where the others' leaves theirs")),
+            };
+        }
+        return finding;
+    }
+
+    private static int IndexOf(IReadOnlyList<ParameterStats> parameters, string name)
+    {
+        for (int i = 0; i < parameters.Count; i++)
+            if (parameters[i].Name == name) return i;
+        return -1;
     }
 }
