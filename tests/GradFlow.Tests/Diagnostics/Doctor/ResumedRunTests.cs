@@ -151,9 +151,11 @@ public sealed class ResumedRunTests : IDisposable
     [Fact]
     public void AResumedRunThatDivergesIsTheRatesFindingNotTheInitialisations()
     {
-        // Resumed from the poorly started run with ten times its rate: the loss blows up from its trained level.
+        // Resumed from the poorly started run with a hundred times its rate: the loss blows up from its trained level. (At ten
+        // times, the scalar path's run (DOTNET_EnableHWIntrinsic=0) only swung about chance with updates under 1% of the
+        // weights and settled at 1.3: a borderline run the rate rule does not call a divergence, not this test's subject.)
         var (_, t) = PoorStart();
-        var (resumed, doctor) = Train(SaveAndRestore(t, PoorSteps, PoorStd, lr: 10 * PoorLr), PoorSteps, 100);
+        var (resumed, doctor) = Train(SaveAndRestore(t, PoorSteps, PoorStd, lr: 100 * PoorLr), PoorSteps, 100);
         Assert.Contains(resumed, r => r.Loss > Math.Log(Classes));
         var loss = Assert.Single(doctor.Findings, f => f.Kind is FindingKind.LearningRateTooHigh);
         Assert.Equal(Severity.Error, loss.Severity);
