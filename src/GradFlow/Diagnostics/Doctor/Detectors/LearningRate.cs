@@ -36,7 +36,7 @@ internal sealed class LearningRateTooHigh(int window, double persistence) : Dete
         if (!dead && run.MaxUpdateRatio[0] is var before && double.IsFinite(before)) _preDeathPeak = Math.Max(_preDeathPeak, before);
         // Killed: large updates, then dead units while training is unwell (the updates of a dead layer are no longer large:
         // judge the ones before). The gate is DeadRelu's own symptom gate: the finding names the cause of the one DeadRelu raised.
-        bool killed = dead && _preDeathPeak > OscillationRatio && ((flat && _flat.Share >= persistence) || Unwell(run));
+        bool killed = dead && _preDeathPeak > OscillationRatio && Unwell(run);
         // Blown up, then flat: large updates threw the loss up and the run never learned after it (a run that recovers
         // and learns is left alone, however large its first steps were: the symptom gate).
         bool stranded = _blowUpRatio > RatioThreshold && flat && _flat.Share >= persistence;

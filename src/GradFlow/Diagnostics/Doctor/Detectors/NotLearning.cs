@@ -315,19 +315,21 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
         foreach (var g in _groups)
         {
             double weightSq = 0, gradSq = 0, updateSq = 0;
-            bool updates = true;
-            for (int k = 0; k < g.Names.Length; k++)
+            bool updates = true, measured = true;
+            for (int k = 0; k < g.Names.Length && measured; k++)
             {
                 if ((uint)g.At[k] >= (uint)step.Parameters.Count || step.Parameters[g.At[k]].Name != g.Names[k])
                 {
                     g.At[k] = IndexOf(step.Parameters, g.Names[k]);
-                    if (g.At[k] < 0) return null;
+                    measured = g.At[k] >= 0;
+                    if (!measured) break;
                 }
                 var p = step.Parameters[g.At[k]];
                 weightSq += p.ParamNorm * p.ParamNorm;
                 if (p.Gradient is { } grad) gradSq += grad.L2Norm * grad.L2Norm;
                 if (p.UpdateNorm is { } u) updateSq += u * u; else updates = false;
             }
+            if (!measured) continue; // a parameter this step does not report: the group is not judged on it
             double norm = Math.Sqrt(weightSq);
             if (double.IsNaN(g.Start)) g.Start = norm;
             double before = g.Norms.Count > window ? g.Norms.Dequeue() : double.NaN;
@@ -335,7 +337,7 @@ internal sealed class RegularisationDominates(int window, double persistence) : 
             g.Norms.Enqueue(norm);
             g.Previous = norm;
             // The decay's part of the group's update, as RunHistory's DecayShare for the whole model.
-            double share = run.Setup?.Optimizer is { DecoupledWeightDecay: true }
+            double share = setup.Optimizer is { DecoupledWeightDecay: true }
                 ? updates && updateSq > 0 ? Math.Min(1, (run.LearningRate ?? 0) * g.Decay * norm / Math.Sqrt(updateSq)) : double.NaN
                 : g.Decay * norm / ((g.Decay * norm) + Math.Sqrt(gradSq));
             g.Dominant.Push(share > DominantShare);
